@@ -1,0 +1,249 @@
+"""Batched E/I recurrent networks with a hand-written backward through time.
+
+Conventions used everywhere in biornn:
+
+* ``S`` seeds are trained at once: every parameter carries a leading seed axis, so ``W_hh`` is ``(S, N, N)``.
+  The loss is the sum of per-seed losses and Adam is element-wise, so this is exactly ``S`` independent runs.
+* ``W[post, pre]``: row ``i`` receives from column ``j``; Dale's law constrains **columns** (presynaptic signs).
+* Step ``t`` (spec Fig 2, section 4): ``a_t = tanh(W_ih x_t + b_ih + W_hh r_{t-1} + b_hh)``, ``r_0 = 0``;
+  the state passed on is ``r_t = relu(a_t)`` (state rectification) or ``r_t = a_t``; readouts read ``a_t``.
+
+Speed: on a CPU the cost of an RNN is the per-step autograd graph, not the arithmetic. :func:`rnn_core` runs the
+loop without autograd and computes the backward pass by hand; the recurrent weight gradient is a single matmul over
+all steps after the loop. The input projection is one matmul for the whole sequence.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from biornn.config import derive_seed
+from biornn.errors import BiornnError
+
+
+class _RNNCore(torch.autograd.Function):
+    """``A = core(U, W)``: the recurrent loop with a hand-written backward (see :func:`rnn_core`)."""
+
+    @staticmethod
+    def forward(ctx, U, W, rectify: bool):  # noqa: D102
+        A = _core_forward(U, W, rectify)
+        ctx.save_for_backward(A, W)
+        ctx.rectify = rectify
+        return A
+
+    @staticmethod
+    def backward(ctx, gA):  # noqa: D102
+        A, W = ctx.saved_tensors
+        S, T, B, N = A.shape
+        dZ = torch.empty_like(A)
+        dr = None
+        for t in range(T - 1, -1, -1):
+            a = A[:, t]
+            if dr is None:
+                torch.mul(gA[:, t], 1 - a * a, out=dZ[:, t])
+            else:
+                if ctx.rectify:
+                    dr.mul_(a > 0)
+                torch.mul(gA[:, t] + dr, 1 - a * a, out=dZ[:, t])
+            if t > 0:
+                dr = torch.bmm(dZ[:, t], W)
+        gW = None
+        if ctx.needs_input_grad[1]:
+            if T > 1:
+                R = A[:, :-1].clamp_min(0) if ctx.rectify else A[:, :-1]
+                # one matmul over all steps and samples: gW[s] = sum_{t,b} dZ[s, t+1, b]^T R[s, t, b]
+                gW = torch.bmm(dZ[:, 1:].reshape(S, (T - 1) * B, N).transpose(1, 2), R.reshape(S, (T - 1) * B, N))
+            else:
+                gW = torch.zeros_like(W)
+        return dZ, gW, None
+
+
+def _core_forward(U: torch.Tensor, W: torch.Tensor, rectify: bool) -> torch.Tensor:
+    T = U.shape[1]
+    A = torch.empty_like(U)
+    Wt = W.transpose(1, 2)
+    torch.tanh(U[:, 0], out=A[:, 0])
+    for t in range(1, T):
+        r = A[:, t - 1].clamp_min(0) if rectify else A[:, t - 1]
+        torch.baddbmm(U[:, t], r, Wt, out=A[:, t])
+        A[:, t].tanh_()
+    return A
+
+
+def rnn_core(U: torch.Tensor, W: torch.Tensor, rectify: bool) -> torch.Tensor:
+    """Run the recurrent loop.
+
+    Args:
+        U: ``(S, T, B, N)`` input drive per step (input projection plus both biases), contiguous.
+        W: ``(S, N, N)`` recurrent matrix ``W[post, pre]``.
+        rectify: pass ``relu(a_t)`` to the next step instead of ``a_t``.
+
+    Returns:
+        ``(S, T, B, N)`` activations ``a_t = tanh(U_t + W r_{t-1})`` (unrectified), differentiable in ``U`` and ``W``.
+        The layout keeps each step's ``(B, N)`` slab contiguous and lets the weight gradient be one matmul.
+    """
+    U = U.contiguous()
+    if torch.is_grad_enabled() and (U.requires_grad or W.requires_grad):
+        return _RNNCore.apply(U, W, rectify)
+    return _core_forward(U, W, rectify)
+
+
+def rnn_core_autograd(U: torch.Tensor, W: torch.Tensor, rectify: bool) -> torch.Tensor:
+    """Reference implementation of :func:`rnn_core` built from plain autograd ops (for tests and benchmarks)."""
+    outs, r = [], torch.zeros_like(U[:, 0])
+    for t in range(U.shape[1]):
+        a = torch.tanh(U[:, t] + torch.bmm(r, W.transpose(1, 2)))
+        outs.append(a)
+        r = torch.relu(a) if rectify else a
+    return torch.stack(outs, dim=1)
+
+
+def make_signs(n_hidden: int = 128, frac_exc: float = 0.8) -> torch.Tensor:
+    """``(N,)`` presynaptic signs: ``+1`` for the first ``int(frac_exc * N)`` units (E), ``-1`` for the rest (I)."""
+    if n_hidden < 2:
+        raise BiornnError(f"hidden size {n_hidden} is too small; use at least 2 units")
+    if not 0.0 <= frac_exc <= 1.0:
+        raise BiornnError(f"excitatory fraction {frac_exc} is outside [0, 1]")
+    n_exc = int(frac_exc * n_hidden)
+    signs = torch.ones(n_hidden)
+    signs[n_exc:] = -1.0
+    return signs
+
+
+def check_signs(signs, n: int) -> torch.Tensor:
+    """Validate a presynaptic sign vector: length ``n``, every entry +1 or -1."""
+    signs = torch.as_tensor(signs, dtype=torch.float32)
+    if signs.ndim != 1 or signs.shape[0] != n:
+        raise BiornnError(f"sign vector has shape {tuple(signs.shape)} but the recurrent matrix has {n} columns; "
+                          f"pass one +1/-1 per presynaptic unit ({n} values)")
+    bad = ~((signs == 1) | (signs == -1))
+    if bool(bad.any()):
+        raise BiornnError(f"sign vector holds {signs[bad][0].item()} at index {int(bad.nonzero()[0])}; "
+                          "use +1 (excitatory) or -1 (inhibitory)")
+    return signs
+
+
+def signed_uniform_init(signs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Reference initialisation: E columns ``U(0, 1/sqrt N)``, I columns ``U(-1/sqrt N, 0]`` (drawn in float64)."""
+    n = signs.shape[0]
+    mag = torch.rand((n, n), generator=generator, dtype=torch.float64) / math.sqrt(n)
+    return (mag * signs.double()).float()
+
+
+class EIRNN(nn.Module):
+    """A stack of ``S`` independent E/I RNNs (one per seed) with linear readouts.
+
+    Args:
+        seeds: one network per seed; each is initialised from its own generator.
+        n_in: input size.
+        n_out: readout size.
+        n_hidden: N (paper: 128).
+        signs: ``(N,)`` presynaptic signs; default 80 % excitatory.
+        rectify_state: pass ``relu(a_t)`` to the next step (Dale's as published) instead of ``a_t``.
+        parametrization: ``"direct"`` (``W_hh`` is the parameter) or ``"song"`` (``W_hh = relu(V) * signs`` with
+            ``V`` the parameter, Song et al. 2016; ``"song_abs"`` uses ``|V|``).
+        readout_mask: ``(n_out, N)`` 0/1 array of which hidden units feed which readout (wave E/I readouts).
+        output_tanh: pass the readout through ``tanh`` (flip-flop).
+        last_step_only: read out only the last step (sequential digits).
+        readout_from_state: read out ``r_t`` instead of the unrectified ``a_t`` (spec Q5 option).
+        input_mask: optional ``(N, n_in)`` 0/1 mask applied to the input weights (wave E/I input routing, Q3).
+        init_key: extra key for the initialisation stream (``""`` for paired runs).
+    """
+
+    def __init__(self, seeds, n_in: int, n_out: int, n_hidden: int = 128, signs=None,
+                 rectify_state: bool = False, parametrization: str = "direct", readout_mask=None,
+                 output_tanh: bool = False, last_step_only: bool = False, readout_from_state: bool = False,
+                 input_mask=None, init_key: str = ""):
+        super().__init__()
+        seeds = list(seeds)
+        if not seeds:
+            raise BiornnError("no seeds given; pass at least one seed")
+        if parametrization not in ("direct", "song", "song_abs"):
+            raise BiornnError(f"unknown parametrization {parametrization!r}; use direct, song or song_abs")
+        signs = make_signs(n_hidden) if signs is None else check_signs(signs, n_hidden)
+        self.seeds = seeds
+        self.n_hidden, self.n_in, self.n_out = n_hidden, n_in, n_out
+        self.rectify_state = rectify_state
+        self.parametrization = parametrization
+        self.output_tanh, self.last_step_only = output_tanh, last_step_only
+        self.readout_from_state = readout_from_state
+        self.register_buffer("signs", signs)
+        k = 1.0 / math.sqrt(n_hidden)
+        mask = torch.ones(n_out, n_hidden) if readout_mask is None else torch.as_tensor(readout_mask).float()
+        if tuple(mask.shape) != (n_out, n_hidden):
+            raise BiornnError(f"readout mask has shape {tuple(mask.shape)}, expected ({n_out}, {n_hidden})")
+        self.register_buffer("readout_mask", mask)
+        self.register_buffer("input_mask", None if input_mask is None else torch.as_tensor(input_mask).float())
+        w_ih, b_ih, b_hh, w_hh, w_out, b_out = [], [], [], [], [], []
+        fan_in = mask.sum(1).clamp_min(1)
+        for seed in seeds:
+            g = torch.Generator().manual_seed(derive_seed(seed, "init", init_key))
+            w_hh.append(signed_uniform_init(signs, g))
+            w_ih.append((torch.rand((n_hidden, n_in), generator=g) * 2 - 1) * k)
+            b_ih.append((torch.rand(n_hidden, generator=g) * 2 - 1) * k)
+            b_hh.append((torch.rand(n_hidden, generator=g) * 2 - 1) * k)
+            bound = (1.0 / fan_in.sqrt())
+            w_out.append((torch.rand((n_out, n_hidden), generator=g) * 2 - 1) * bound[:, None] * mask)
+            b_out.append((torch.rand(n_out, generator=g) * 2 - 1) * bound)
+        self.w_ih = nn.Parameter(torch.stack(w_ih))
+        self.b_ih = nn.Parameter(torch.stack(b_ih))
+        self.b_hh = nn.Parameter(torch.stack(b_hh))
+        W0 = torch.stack(w_hh)
+        if parametrization == "direct":
+            self.w_hh = nn.Parameter(W0)
+        else:
+            self.v_hh = nn.Parameter(W0.abs())  # W_eff = relu(V) * signs equals W0 at step 0
+        self.w_out = nn.Parameter(torch.stack(w_out))
+        self.b_out = nn.Parameter(torch.stack(b_out))
+
+    @property
+    def n_seeds(self) -> int:
+        return len(self.seeds)
+
+    @property
+    def recurrent_param(self) -> nn.Parameter:
+        """The trained recurrent parameter (``W_hh`` or Song's ``V``)."""
+        return self.w_hh if self.parametrization == "direct" else self.v_hh
+
+    def effective_w_hh(self) -> torch.Tensor:
+        """``(S, N, N)`` recurrent matrix used in the forward pass (for Song's parametrisation ``relu(V) * signs``)."""
+        if self.parametrization == "direct":
+            return self.w_hh
+        v = self.v_hh.clamp_min(0) if self.parametrization == "song" else self.v_hh.abs()
+        return v * self.signs
+
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """Run the recurrence on ``x`` ``(S or 1, B, T, n_in)``; return ``(S, T, B, N)`` activations ``a_t``."""
+        if x.ndim != 4 or x.shape[-1] != self.n_in:
+            raise BiornnError(f"input has shape {tuple(x.shape)}; expected (seeds, batch, steps, {self.n_in})")
+        w_ih = self.w_ih if self.input_mask is None else self.w_ih * self.input_mask
+        # the whole sequence's input projection in one matmul: (S', T, B, I) @ (S, 1, I, N) -> (S, T, B, N)
+        U = torch.matmul(x.transpose(1, 2), w_ih.transpose(1, 2)[:, None])
+        U = U + (self.b_ih + self.b_hh)[:, None, None, :]
+        return rnn_core(U, self.effective_w_hh(), self.rectify_state)
+
+    def readout(self, A: torch.Tensor) -> torch.Tensor:
+        """Map ``(S, ..., N)`` activations to ``(S, ..., n_out)`` outputs."""
+        if self.readout_from_state and self.rectify_state:
+            A = A.clamp_min(0)
+        w = (self.w_out * self.readout_mask).transpose(1, 2)
+        shape = A.shape
+        y = torch.bmm(A.reshape(shape[0], -1, shape[-1]), w).reshape(*shape[:-1], -1)
+        y = y + self.b_out.reshape(shape[0], *([1] * (len(shape) - 2)), -1)
+        return torch.tanh(y) if self.output_tanh else y
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Outputs ``(S, B, T, n_out)``, or ``(S, B, n_out)`` with ``last_step_only``."""
+        A = self.hidden(x)
+        if self.last_step_only:
+            return self.readout(A[:, -1])
+        return self.readout(A).transpose(1, 2)
+
+
+def to_numpy(t: torch.Tensor) -> np.ndarray:
+    """Detach, move to the CPU and convert to numpy."""
+    return t.detach().cpu().numpy()

@@ -1,0 +1,441 @@
+"""Training Figure 2's E/I RNNs: all seeds of one (task, method) in one batched pass.
+
+The loop follows the reference (spec Fig 2, section 6): per mini-batch zero grads, forward, loss, backward, Adam
+step, the method's post-step on ``W_hh``; after the train batches one full pass over the test set. Losses are stored
+as means (per-element MSE, per-sample cross-entropy; spec Q8/Q9); :func:`to_reference_sum` converts them to the
+reference's sum-over-batches convention for comparison with its printed numbers.
+
+Sizes come from :data:`TASK_SIZES`: ``paper`` holds the paper's values, ``quick`` small ones for tests and CI.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from biornn.config import derive_seed, get_device, get_mode
+from biornn.constraints import apply_post_step, get_method
+from biornn.errors import BiornnError
+from biornn.models import EIRNN, to_numpy
+from biornn.tasks import TASKS, TaskData, make_task
+
+#: Per-task sizes. ``paper`` = the reference's values (spec Fig 2, section 2); ``quick`` = a few seconds on a CPU.
+TASK_SIZES = {
+    "flipflop": {
+        "paper": dict(epochs=100, n_train=6000, n_test=1000, batch_size=200, steps=50),
+        "quick": dict(epochs=20, n_train=1000, n_test=200, batch_size=100, steps=50),
+    },
+    "wave": {
+        "paper": dict(epochs=25, n_train=1000, n_test=1000, batch_size=100, steps=500),
+        "quick": dict(epochs=12, n_train=200, n_test=100, batch_size=50, steps=100),
+    },
+    "digits": {  # sklearn 8x8 stand-in: all 1437/360 images; paper batch, optimiser and epochs (spec 10)
+        "paper": dict(epochs=50, n_train=None, n_test=None, batch_size=200, steps=8),
+        "quick": dict(epochs=15, n_train=None, n_test=None, batch_size=100, steps=8),
+    },
+    "mnist": {
+        "paper": dict(epochs=50, n_train=None, n_test=None, batch_size=200, steps=28),
+        "quick": dict(epochs=2, n_train=2000, n_test=1000, batch_size=200, steps=28),
+    },
+}
+
+#: Reference chance levels: per-element MSE of predicting 0 (flip-flop, wave) and 10 % accuracy (digits).
+CHANCE = {"flipflop": 0.649, "wave": 0.703, "digits": 10.0, "mnist": 10.0}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a Figure 2 training run (the results cache is keyed by all of it).
+
+    Attributes:
+        task: ``flipflop``, ``wave``, ``digits`` or ``mnist``.
+        method: ``conventional``, ``dales``, ``rectified`` or ``rectified-published``.
+        epochs: passes over the training set (>= 1).
+        seeds: one independent network per seed, trained together.
+        hidden: N (paper 128).
+        lr: Adam learning rate (paper 1e-3).
+        batch_size, n_train, n_test, steps: data sizes (``None`` = the whole dataset).
+        rectify_state: pass ``relu(a_t)`` on; ``None`` = the method's published default (spec Q4).
+        readout_from_state: read out ``r_t`` instead of ``a_t`` (spec Q5).
+        paired: share data and initial weights across methods for a seed (default, Q15); ``False`` draws them per
+            method, as the unseeded reference effectively did.
+        wave_harmonics, wave_heldout, wave_input_routing: wave-task options (spec Q2, Q16, Q3); all off as published.
+    """
+
+    task: str
+    method: str
+    epochs: int
+    seeds: tuple[int, ...]
+    hidden: int = 128
+    lr: float = 1e-3
+    batch_size: int = 200
+    n_train: int | None = None
+    n_test: int | None = None
+    steps: int | None = None
+    rectify_state: bool | None = None
+    readout_from_state: bool = False
+    paired: bool = True
+    wave_harmonics: bool = False
+    wave_heldout: bool = False
+    wave_input_routing: bool = False
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise BiornnError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
+        get_method(self.method)
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise BiornnError(f"epochs must be a whole number >= 1, got {self.epochs!r}; e.g. --epochs 10")
+        if not self.seeds:
+            raise BiornnError("no seeds given; pass at least one, e.g. --seeds 0,1,2")
+        if self.hidden < 2:
+            raise BiornnError(f"hidden size {self.hidden} is too small; use e.g. --hidden 128")
+        if self.batch_size < 1:
+            raise BiornnError(f"batch size {self.batch_size} must be >= 1")
+        if not self.lr > 0:
+            raise BiornnError(f"learning rate {self.lr} must be > 0")
+
+    @property
+    def state_rectified(self) -> bool:
+        m = get_method(self.method)
+        return m.rectify_state if self.rectify_state is None else bool(self.rectify_state)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["seeds"] = list(self.seeds)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        d = dict(d)
+        d["seeds"] = tuple(d["seeds"])
+        return cls(**d)
+
+
+def fig2_config(task: str, method: str, mode: str | None = None, seeds=None, **overrides) -> TrainConfig:
+    """The Figure 2 configuration of ``(task, method)`` in ``mode`` (paper: 5 seeds and the paper's sizes)."""
+    mode = get_mode(mode)
+    if task not in TASK_SIZES:
+        raise BiornnError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    sizes = dict(TASK_SIZES[task][mode])
+    if seeds is None:
+        seeds = tuple(range(5)) if mode == "paper" else (0, 1, 2)
+    sizes.update(overrides)
+    return TrainConfig(task=task, method=method, seeds=tuple(seeds), **sizes)
+
+
+def build_data(config: TrainConfig) -> TaskData:
+    """Generate (or load) the data of ``config``'s task for its seeds."""
+    draw_key = "" if config.paired else config.method
+    opts: dict = {}
+    if config.task in ("flipflop", "wave"):
+        opts.update(n_train=config.n_train, n_test=config.n_test)
+        if config.steps is not None:
+            opts["steps"] = config.steps
+        opts = {k: v for k, v in opts.items() if v is not None}
+        if config.task == "wave":
+            opts.update(harmonics=config.wave_harmonics, heldout=config.wave_heldout,
+                        input_routing=config.wave_input_routing)
+    else:
+        opts.update(n_train=config.n_train, n_test=config.n_test)
+    return make_task(config.task, config.seeds, n_hidden=config.hidden, draw_key=draw_key, **opts)
+
+
+def build_model(config: TrainConfig, data: TaskData) -> EIRNN:
+    """The batched network for ``config`` (one per seed), initialised from each seed's own generator."""
+    method = get_method(config.method)
+    input_mask = None
+    if config.task == "wave" and config.wave_input_routing:
+        input_mask = data.readout_mask.T.copy()  # exc input -> E units, inh input -> I units
+    return EIRNN(config.seeds, data.n_in, data.n_out, n_hidden=config.hidden,
+                 rectify_state=config.state_rectified, parametrization=method.parametrization,
+                 readout_mask=data.readout_mask, output_tanh=data.output_tanh,
+                 last_step_only=data.kind == "classification", readout_from_state=config.readout_from_state,
+                 input_mask=input_mask, init_key="" if config.paired else config.method)
+
+
+def per_seed_loss(out: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
+    """``(S,)`` loss per seed: per-element MSE (regression) or mean cross-entropy (classification)."""
+    if kind == "classification":
+        S, B = y.shape
+        return F.cross_entropy(out.reshape(S * B, -1), y.reshape(-1), reduction="none").reshape(S, B).mean(1)
+    return ((out - y) ** 2).flatten(1).mean(1)
+
+
+def _gather(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Rows ``idx`` ``(S, B)`` of ``x`` ``(S or 1, n, ...)`` -> ``(S, B, ...)``."""
+    if x.shape[0] == 1:
+        return x[0][idx]
+    return x[torch.arange(idx.shape[0], device=idx.device)[:, None], idx]
+
+
+@torch.no_grad()
+def evaluate(model: EIRNN, x: torch.Tensor, y: torch.Tensor, kind: str, max_elems: int = 2 ** 24):
+    """Full-set loss (and accuracy in %) per seed, in chunks that bound memory.
+
+    Returns:
+        ``(loss, accuracy)``: ``(S,)`` float64 arrays; ``accuracy`` is ``None`` for regression.
+    """
+    n = x.shape[1]
+    S = model.n_seeds
+    chunk = max(1, int(max_elems // (S * x.shape[2] * model.n_hidden)))
+    total = torch.zeros(S, dtype=torch.float64, device=x.device)
+    correct = torch.zeros(S, dtype=torch.float64, device=x.device)
+    for lo in range(0, n, chunk):
+        xb, yb = x[:, lo:lo + chunk], y[:, lo:lo + chunk]
+        out = model(xb)
+        yb = yb.expand(S, *yb.shape[1:]) if yb.shape[0] == 1 else yb
+        total += per_seed_loss(out, yb, kind).double() * xb.shape[1]
+        if kind == "classification":
+            correct += (out.argmax(-1) == yb).double().sum(1)
+    loss = to_numpy(total / n)
+    return loss, (to_numpy(100.0 * correct / n) if kind == "classification" else None)
+
+
+@dataclass
+class TrainResult:
+    """What one batched training run produced.
+
+    Attributes:
+        config: the :class:`TrainConfig`.
+        device: where it ran (``"cpu"``, ``"cuda"``).
+        runs: one dict per seed: ``seed``, ``train_loss``, ``test_loss``, ``test_accuracy`` (classification),
+            ``train_loss_last_batch`` (classification, the reference's plotted quantity), ``epoch_seconds``.
+        weights: ``W_init`` and ``W_final`` ``(S, N, N)`` (effective ``W_hh``), ``signs`` ``(N,)`` and every final
+            parameter (``w_ih``, ``b_ih``, ``b_hh``, ``w_out``, ``b_out``) stacked over seeds.
+        data_label: the dataset label (e.g. the digits stand-in).
+        info: task info (wave signals and frequencies).
+        wall_seconds: total wall time.
+    """
+
+    config: TrainConfig
+    device: str
+    runs: list
+    weights: dict
+    data_label: str
+    info: dict = field(default_factory=dict)
+    wall_seconds: float = 0.0
+
+    def curve(self, key: str) -> np.ndarray:
+        """``(S, epochs)`` array of one per-epoch metric."""
+        return np.array([r[key] for r in self.runs], dtype=float)
+
+    def metrics(self) -> dict:
+        """The ``metrics.json`` content (command-line contract)."""
+        return {"config": self.config.to_dict(), "device": self.device, "data_label": self.data_label,
+                "runs": self.runs}
+
+
+def _progress(iterable, total: int, desc: str, enabled: bool):
+    if not enabled or os.environ.get("BIORNN_PROGRESS", "1") == "0":
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, file=sys.stderr, leave=False, mininterval=1.0)
+
+
+def load_weights(model: EIRNN, weights: dict) -> None:
+    """Copy stored parameters (a ``weights.npz`` dict: ``W_final``, ``w_ih``, ...) into ``model``, in place."""
+    S, N = model.n_seeds, model.n_hidden
+    W = np.asarray(weights["W_final"] if "W_final" in weights else weights["W"])
+    if W.shape != (S, N, N):
+        raise BiornnError(f"stored recurrent weights have shape {W.shape} but the model expects ({S}, {N}, {N}); "
+                          "use the seeds and hidden size the weights were trained with")
+    with torch.no_grad():
+        target = model.recurrent_param
+        Wt = torch.as_tensor(W, dtype=target.dtype, device=target.device)
+        target.copy_(Wt if model.parametrization == "direct" else Wt.abs())
+        for name in ("w_ih", "b_ih", "b_hh", "w_out", "b_out"):
+            if name in weights:
+                param = getattr(model, name)
+                value = torch.as_tensor(np.asarray(weights[name]), dtype=param.dtype, device=param.device)
+                if value.shape != param.shape:
+                    raise BiornnError(f"stored {name} has shape {tuple(value.shape)}, the model expects "
+                                      f"{tuple(param.shape)}")
+                param.copy_(value)
+
+
+def train(config: TrainConfig, device: str | None = None, on_step=None, progress: bool = True,
+          data: TaskData | None = None, init_weights: dict | None = None, mask=None) -> TrainResult:
+    """Train all seeds of ``config`` in one batched pass.
+
+    Args:
+        config: the run's configuration.
+        device: ``"cpu"``, ``"cuda"`` or ``None`` (CUDA when present).
+        on_step: optional ``callback(model, step)`` called after every optimiser step and post-step (tests use
+            it to check the sign constraint after every step).
+        progress: show a progress bar over epochs.
+        data: pre-built task data (default: :func:`build_data`).
+        init_weights: start from stored parameters (e.g. a trained dense run) instead of a fresh initialisation.
+        mask: ``(S, N, N)`` 0/1 connectivity mask for masked retraining (Fig 3): the recurrent gradient is zeroed
+            outside the mask before every step, so Adam's moments of pruned entries stay exactly 0, and the mask
+            is re-applied after the method's post-step, so pruned synapses never come back.
+
+    Returns:
+        A :class:`TrainResult`.
+    """
+    dev = get_device(device)
+    t_start = time.perf_counter()
+    data = build_data(config) if data is None else data
+    method = get_method(config.method)
+    model = build_model(config, data).to(dev)
+    if init_weights is not None:
+        load_weights(model, init_weights)
+    keep = None
+    if mask is not None:
+        keep = torch.as_tensor(np.asarray(mask), dtype=torch.float32, device=dev)
+        if tuple(keep.shape) != tuple(model.recurrent_param.shape):
+            raise BiornnError(f"mask has shape {tuple(keep.shape)} but the recurrent matrix is "
+                              f"{tuple(model.recurrent_param.shape)}; pass one (N, N) mask per seed")
+        with torch.no_grad():
+            model.recurrent_param.mul_(keep)
+    signs = model.signs
+    W_init = to_numpy(model.effective_w_hh())
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.999), eps=1e-8)
+    as_t = torch.from_numpy
+    x_tr, y_tr = as_t(data.x_train).to(dev), as_t(data.y_train).to(dev)
+    x_te, y_te = as_t(data.x_test).to(dev), as_t(data.y_test).to(dev)
+    S, n = model.n_seeds, x_tr.shape[1]
+    B = min(config.batch_size, n)
+    shuffles = [torch.Generator().manual_seed(derive_seed(s, "shuffle", "" if config.paired else config.method))
+                for s in config.seeds]
+    hist = {k: [[] for _ in range(S)] for k in ("train_loss", "test_loss", "test_accuracy",
+                                                  "train_loss_last_batch", "epoch_seconds")}
+    step = 0
+    for _epoch in _progress(range(config.epochs), config.epochs, f"{config.task}/{config.method}", progress):
+        t0 = time.perf_counter()
+        perm = torch.stack([torch.randperm(n, generator=g) for g in shuffles]).to(dev)
+        run_loss = torch.zeros(S, dtype=torch.float64, device=dev)
+        for lo in range(0, n, B):
+            idx = perm[:, lo:lo + B]
+            xb, yb = _gather(x_tr, idx), _gather(y_tr, idx)
+            opt.zero_grad(set_to_none=True)
+            losses = per_seed_loss(model(xb), yb, data.kind)
+            losses.sum().backward()
+            if keep is not None:
+                model.recurrent_param.grad.mul_(keep)
+            opt.step()
+            apply_post_step(method, model.recurrent_param.data, signs)
+            if keep is not None:
+                model.recurrent_param.data.mul_(keep)
+            run_loss += losses.detach().double() * idx.shape[1]
+            step += 1
+            if on_step is not None:
+                on_step(model, step)
+        test_loss, test_acc = evaluate(model, x_te, y_te, data.kind)
+        train_loss = to_numpy(run_loss / n)
+        last = to_numpy(losses.detach())
+        dt = time.perf_counter() - t0
+        for s in range(S):
+            hist["train_loss"][s].append(float(train_loss[s]))
+            hist["test_loss"][s].append(float(test_loss[s]))
+            hist["epoch_seconds"][s].append(dt)
+            if test_acc is not None:
+                hist["test_accuracy"][s].append(float(test_acc[s]))
+                hist["train_loss_last_batch"][s].append(float(last[s]))
+    runs = []
+    for s, seed in enumerate(config.seeds):
+        run = {"seed": int(seed)}
+        for key, values in hist.items():
+            if values[s]:
+                run[key] = values[s]
+        runs.append(run)
+    weights = {"W_init": W_init, "W_final": to_numpy(model.effective_w_hh()), "signs": to_numpy(signs)}
+    for name in ("w_ih", "b_ih", "b_hh", "w_out", "b_out"):
+        weights[name] = to_numpy(getattr(model, name))
+    info = {k: v for k, v in data.info.items() if k in ("signals", "params")}
+    return TrainResult(config, dev.type, runs, weights, data.label, info, time.perf_counter() - t_start)
+
+
+def to_reference_sum(mean_loss, task: str, split: str = "test", batch_size: int | None = None,
+                     n: int | None = None) -> np.ndarray:
+    """Convert per-element mean losses to the reference's sum over batches (spec Fig 2, section 6).
+
+    The reference sums batch-mean losses over the 5 flip-flop test batches (30 train), 10 wave batches.
+    """
+    counts = {("flipflop", "test"): 5, ("flipflop", "train"): 30, ("wave", "test"): 10, ("wave", "train"): 10}
+    if batch_size is not None and n is not None:
+        k = -(-n // batch_size)
+    elif (task, split) in counts:
+        k = counts[(task, split)]
+    else:
+        raise BiornnError(f"no reference sum convention for {task}/{split}; the reference stores last-batch "
+                          "cross-entropy for sequential MNIST")
+    return np.asarray(mean_loss) * k
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------------------------
+def register_cli(sub) -> None:
+    """Add ``train``, ``reproduce-fig2`` and ``fetch-mnist`` to the command line."""
+    from biornn.constraints import METHODS
+
+    p = sub.add_parser("train", help="train E/I RNNs on a Figure 2 task (all seeds batched)",
+                       description="Train all seeds of one (task, method) in one batched pass; write DIR/metrics.json "
+                                   "and DIR/weights.npz.")
+    p.add_argument("--task", required=True, choices=TASKS)
+    p.add_argument("--method", required=True, choices=tuple(METHODS))
+    p.add_argument("--epochs", required=True, type=int)
+    p.add_argument("--seeds", required=True, help="e.g. 0,1,2 or 0-4")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (CUDA when present)")
+    p.add_argument("--mode", choices=("quick", "paper"), default=None,
+                   help="data sizes (default $BIORNN_MODE or quick)")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("reproduce-fig2", help="train (or read from the cache) every Figure 2 run of a mode")
+    p.add_argument("--mode", choices=("quick", "paper"), default=None)
+    p.add_argument("--tasks", default="flipflop,wave,digits")
+    p.add_argument("--retrain", action="store_true", help="train again even if cached")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=_cmd_reproduce)
+
+    p = sub.add_parser("fetch-mnist", help="download the four MNIST IDX files into data/mnist (needs a network)")
+    p.add_argument("--dir", default=None)
+    p.set_defaults(func=_cmd_fetch_mnist)
+
+
+def _cmd_train(args) -> int:
+    from pathlib import Path
+
+    from biornn.config import parse_seeds
+    from biornn.results import save_train_result
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise BiornnError(f"--out {out} is a file; pass a folder path")
+    config = fig2_config(args.task, args.method, args.mode, seeds=parse_seeds(args.seeds), epochs=args.epochs,
+                         hidden=args.hidden)
+    result = train(config, device=args.device)
+    save_train_result(result, out)
+    final = result.curve("test_loss")[:, -1]
+    print(f"{args.task}/{args.method}: {len(config.seeds)} seeds, {config.epochs} epochs on {result.device} in "
+          f"{result.wall_seconds:.1f} s; final test loss {final.mean():.4g} (mean over seeds) -> {out}")
+    return 0
+
+
+def _cmd_reproduce(args) -> int:
+    from biornn.constraints import METHODS
+    from biornn.results import cached_train
+
+    for task in args.tasks.split(","):
+        for method in METHODS:
+            run = cached_train(fig2_config(task, method, args.mode), retrain=args.retrain or None,
+                               device=args.device)
+            print(f"{task}/{method}: final test loss {run.curve('test_loss')[:, -1].mean():.4g} -> {run.directory}")
+    return 0
+
+
+def _cmd_fetch_mnist(args) -> int:
+    from biornn.tasks import fetch_mnist
+
+    print(f"MNIST IDX files in {fetch_mnist(args.dir)}")
+    return 0
