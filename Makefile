@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: venv
-	$(PY) -m ruff check biornn tests benchmarks
+	$(PY) -m ruff check biornn tests benchmarks notebooks/src
 
 unit: venv
 	BIORNN_MODE=quick $(PY) -m pytest tests

@@ -22,7 +22,7 @@ import torch
 from biornn.errors import BiornnError
 
 
-def _signs_for(W: torch.Tensor, signs: torch.Tensor) -> torch.Tensor:
+def _signs_for(W: torch.Tensor, signs) -> torch.Tensor:
     signs = torch.as_tensor(signs, device=W.device, dtype=W.dtype)
     if signs.ndim != 1 or signs.shape[0] != W.shape[-1]:
         raise BiornnError(f"sign vector has shape {tuple(signs.shape)} but W has {W.shape[-1]} columns; "
@@ -56,8 +56,12 @@ def rectify_published_(W: torch.Tensor, signs: torch.Tensor) -> torch.Tensor:
     return W.clamp_(min=0).mul_(s)
 
 
-def sign_violations(W: torch.Tensor, signs: torch.Tensor) -> int:
-    """Number of entries of ``W`` whose sign disagrees with their column's sign (zeros never violate)."""
+def sign_violations(W, signs) -> int:
+    """Number of entries of ``W`` (tensor or array, ``(..., N, N)``) whose sign disagrees with their column's sign.
+
+    Zeros never violate.
+    """
+    W = torch.as_tensor(W)
     s = _signs_for(W, signs)
     return int(((W * s) < 0).sum().item())
 

@@ -73,6 +73,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -203,11 +206,12 @@ class StoredRun:
 
 
 def cached_train(config, retrain: bool | None = None, root: str | os.PathLike | None = None, device=None,
-                 progress: bool = True):
+                 progress: bool = True, experiment: str = "fig2"):
     """Return the stored run of ``config`` if the cache has it, else train, store and return it.
 
     Args:
         config: a :class:`biornn.train.TrainConfig`.
+        experiment: cache sub-folder (``fig2``, ``fig3``, ...).
         retrain: train even if cached (default ``$BIORNN_RETRAIN``).
         root: cache root (default ``data/results``).
         device: training device (default CUDA when present).
@@ -215,7 +219,7 @@ def cached_train(config, retrain: bool | None = None, root: str | os.PathLike | 
     """
     from biornn.train import train
 
-    directory = run_dir("fig2", f"{config.task}-{config.method}", config.to_dict(), root)
+    directory = run_dir(experiment, f"{config.task}-{config.method}", config.to_dict(), root)
     if directory.exists() and not want_retrain(retrain):
         stored = StoredRun(directory)
         if stored.metrics["config"] != config.to_dict():
@@ -224,3 +228,65 @@ def cached_train(config, retrain: bool | None = None, root: str | os.PathLike | 
     result = train(config, device=device, progress=progress)
     save_train_result(result, directory)
     return StoredRun(directory)
+
+
+def fig2_runs(tasks=("flipflop", "wave", "digits"), methods=None, mode: str | None = None,
+              retrain: bool | None = None, device=None, **overrides) -> dict:
+    """Every Figure 2 run of ``mode``: ``{(task, method): run}``.
+
+    Paper mode reads the committed cache (training only what is missing, or everything with ``retrain``); quick
+    mode trains small models on the spot (seconds). Runs offer ``curve(key)``, ``weights``, ``runs``, ``info``.
+    """
+    from biornn.config import get_mode
+    from biornn.constraints import METHODS
+    from biornn.train import fig2_config, train
+
+    mode = get_mode(mode)
+    methods = tuple(METHODS) if methods is None else tuple(methods)
+    out = {}
+    for task in tasks:
+        for method in methods:
+            config = fig2_config(task, method, mode, **overrides)
+            if mode == "paper":
+                out[(task, method)] = cached_train(config, retrain=retrain, device=device)
+            else:
+                out[(task, method)] = train(config, device=device)
+    return out
+
+
+def reference(figure: str) -> dict:
+    """The reference implementation's published numbers for ``figure`` (``data/reference/<figure>.json``)."""
+    path = ROOT / "data" / "reference" / f"{figure}.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BiornnError(f"no reference numbers for {figure!r} ({path} missing)") from None
+
+
+def fig2_table(runs: dict, ref: dict | None = None):
+    """Final-epoch numbers per (task, method), ours beside the reference's (pandas DataFrame).
+
+    Ours: mean, SEM (ddof 1) and n over seeds of the last epoch's per-element test MSE (flip-flop, wave) or test
+    accuracy (digits/MNIST). Reference: the same statistics of its 5 stored runs, converted to per-element means.
+    The reference's MNIST numbers are shown beside the digits stand-in for orientation only: different data.
+    """
+    import pandas as pd
+
+    ref = reference("fig2") if ref is None else ref
+    rows = []
+    for (task, method), run in runs.items():
+        key = "test_accuracy" if task in ("digits", "mnist") else "test_loss"
+        final = run.curve(key)[:, -1]
+        n = len(final)
+        row = {"task": task, "dataset": run.data_label, "method": method,
+               "metric": "test accuracy (%)" if key == "test_accuracy" else "test MSE / element",
+               "epochs": run.curve(key).shape[1], "n": n, "mean": final.mean(),
+               "sem": final.std(ddof=1) / np.sqrt(n) if n > 1 else float("nan")}
+        ref_task = "mnist" if task in ("digits", "mnist") else task
+        ref_runs = ref.get(ref_task, {}).get("runs", {}).get(method)
+        if ref_runs is not None:
+            r = np.asarray(ref_runs, dtype=float)
+            row.update(ref_mean=r.mean(), ref_sem=r.std(ddof=1) / np.sqrt(len(r)), ref_n=len(r),
+                       ref_data="MNIST 28x28" if ref_task == "mnist" else "same task")
+        rows.append(row)
+    return pd.DataFrame(rows)

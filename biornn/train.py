@@ -36,7 +36,10 @@ TASK_SIZES = {
         "paper": dict(epochs=25, n_train=1000, n_test=1000, batch_size=100, steps=500),
         "quick": dict(epochs=12, n_train=200, n_test=100, batch_size=50, steps=100),
     },
-    "digits": {  # sklearn 8x8 stand-in: all 1437/360 images; paper batch, optimiser and epochs (spec 10)
+    # sklearn 8x8 stand-in: all 1437/360 images, the paper's batch, optimiser and 50 epochs (spec section 10).
+    # Note: 50 epochs of 1437 images are only 400 Adam steps against MNIST's 15,000; the Fig 2 notebook shows a
+    # step-matched run (epochs=1875) beside it when that run is cached.
+    "digits": {
         "paper": dict(epochs=50, n_train=None, n_test=None, batch_size=200, steps=8),
         "quick": dict(epochs=15, n_train=None, n_test=None, batch_size=100, steps=8),
     },
@@ -396,6 +399,8 @@ def register_cli(sub) -> None:
     p.add_argument("--tasks", default="flipflop,wave,digits")
     p.add_argument("--retrain", action="store_true", help="train again even if cached")
     p.add_argument("--device", default="auto")
+    p.add_argument("--digits-epochs", type=int, default=None,
+                   help="override the digits stand-in's epochs (1875 matches MNIST's 15,000 Adam steps)")
     p.set_defaults(func=_cmd_reproduce)
 
     p = sub.add_parser("fetch-mnist", help="download the four MNIST IDX files into data/mnist (needs a network)")
@@ -427,8 +432,9 @@ def _cmd_reproduce(args) -> int:
     from biornn.results import cached_train
 
     for task in args.tasks.split(","):
+        extra = {"epochs": args.digits_epochs} if task == "digits" and args.digits_epochs else {}
         for method in METHODS:
-            run = cached_train(fig2_config(task, method, args.mode), retrain=args.retrain or None,
+            run = cached_train(fig2_config(task, method, args.mode, **extra), retrain=args.retrain or None,
                                device=args.device)
             print(f"{task}/{method}: final test loss {run.curve('test_loss')[:, -1].mean():.4g} -> {run.directory}")
     return 0

@@ -1,0 +1,624 @@
+"""Training-speed benchmark: biornn's batched E/I RNN against the reference's naive per-step loop.
+
+Run ``make bench`` (or ``.venv/bin/python benchmarks/run.py --help``). Every number of one workload is measured in
+ONE process, interleaved batch by batch, so background load hits all variants alike and the ratios are fair.
+
+What is timed, per workload (Dale's backprop: state rectification + projection of ``W_hh`` after every step):
+
+* **biornn**: :class:`biornn.models.EIRNN` with all ``S`` seeds batched (default 5), the training step of
+  :func:`biornn.train.train`: zero grads, forward, :func:`biornn.train.per_seed_loss`, backward through the
+  hand-written BPTT of :func:`biornn.models.rnn_core`, one Adam step, in-place :func:`biornn.constraints.dale_project_`.
+* **naive**: the reference's way (spec Fig 2, sections 2, 4, 5 and quirk Q19). One seed at a time, its own Adam; per
+  time step one ``nn.RNN`` call on a single step with the hidden state carried, the state rectified by multiplying
+  with the mask ``[h > 0]``, the readout applied every step (also for MNIST, where only the last step is used);
+  after every optimiser step a NumPy round trip of the recurrent matrix (``.detach().cpu().numpy()``, strict-sign
+  mask multiply in NumPy, copy back into the parameter). The reference trains its 5 runs one after another, so one
+  seed is timed and its seconds per epoch are the naive seconds per seed-epoch (5 seeds = 5 x that). The baseline is
+  kept conservative (favourable to the naive loop): no ``DataLoader`` (batches are indexed from a tensor, as for
+  biornn), no test pass, and the projection is copied back in place (the reference's re-assignment also forced a
+  cuDNN weight re-compaction on GPUs).
+* **autograd ablation**: the same batched biornn model and step, but with :func:`biornn.models.rnn_core_autograd`
+  (plain autograd per step) in place of the hand-written backward, so the table shows what the hand-written BPTT
+  buys on its own (ratio ``autograd / biornn``).
+
+Extrapolation: a full epoch would take minutes, so each variant runs ``--warmup`` untimed batches and then
+``--steps`` timed batches; seconds per seed-epoch = median seconds per batch x batches per epoch (/ ``S`` for the
+batched variants). Only the training batches are timed (no per-epoch test pass, no data generation).
+
+FLOPs (per seed-epoch, counted honestly from the arithmetic the model needs; elementwise ops are not counted):
+
+* forward, per sequence: recurrent matmuls ``2 N^2`` for each of the ``T - 1`` steps that have a previous state
+  (``r_0 = 0``), input projection ``2 N I`` per step, readout ``2 N O`` per read-out step (``O`` = outputs; the
+  wave's E and I readouts together read the N units once, so ``2 N``); MNIST reads out the last step only;
+* backward: 2x forward for the recurrent and readout matmuls (gradient of the state and of the weights), 1x for
+  the input projection (weight gradient only; the data need no gradient);
+* total = ``n_train x [3 (T-1) 2N^2 + 2 T 2NI + 3 T_out 2N O_eff]``.
+
+Limit fraction = (FLOPs per seed-epoch / matmul throughput) / biornn's seconds per seed-epoch, with the throughput
+measured on the spot as the best of a few timed blocks of ``bmm((S, B, N), (S, N, N))``, the shape of one
+recurrent step (the step that bounds a sequential recurrence), before and after the timing rounds. 1.0 would mean
+biornn runs at pure matmul speed. Ceiling = naive seconds / FLOP-bound seconds: the largest naive/biornn ratio that
+any implementation could reach on this device (on a CPU the naive loop is itself within a few x of the FLOP bound,
+so large ratios are a GPU story, where the naive loop is bound by kernel launches instead).
+
+Results: a printed table, and ``benchmarks/results/<device>.json`` (``cpu-2threads``, or the sanitized CUDA device
+name) mapping each workload to ``{"biornn_s", "naive_s", "ratio", "limit_fraction", ...}`` plus a ``"meta"`` entry.
+
+Before timing, every workload checks that the naive loop and biornn compute the same loss (and ``W_hh`` gradient)
+on the same initial weights and batch, so the comparison is apples to apples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import math
+import os
+import platform
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import biornn.models as biornn_models
+from biornn.constraints import apply_post_step, get_method
+from biornn.models import EIRNN, make_signs, rnn_core_autograd
+from biornn.tasks import flipflop_batch, wave_signals, wave_windows
+from biornn.train import per_seed_loss
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+#: Loss agreement required between the naive loop and biornn (relative to ``max(1, |loss|)``).
+LOSS_TOL = 1e-5
+#: ``W_hh`` gradient agreement required (relative Frobenius error).
+GRAD_TOL = 1e-3
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One benchmark workload: the shapes of one task's training epoch.
+
+    Attributes:
+        name: key in :data:`WORKLOADS` and in the results JSON.
+        label: human-readable name.
+        steps: T, time steps per sequence.
+        n_in: I, input size.
+        batch: B, sequences per optimiser step.
+        n_train: training sequences per epoch.
+        n_out: readout size.
+        kind: ``"regression"`` (MSE every step) or ``"classification"`` (cross-entropy on the last step).
+        data: ``"flipflop"``, ``"wave"`` (the real generators) or ``"images"`` (uniform random pixels, MNIST's shape).
+        hidden: N.
+        output_tanh: tanh on the readout (flip-flop).
+        split_readout: wave's E readout (E units -> 1) and I readout (I units -> 1).
+    """
+
+    name: str
+    label: str
+    steps: int
+    n_in: int
+    batch: int
+    n_train: int
+    n_out: int
+    kind: str
+    data: str
+    hidden: int = 128
+    output_tanh: bool = False
+    split_readout: bool = False
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return math.ceil(self.n_train / self.batch)
+
+    @property
+    def last_step_only(self) -> bool:
+        return self.kind == "classification"
+
+    @property
+    def n_exc(self) -> int:
+        return int(0.8 * self.hidden)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Workload registry. Add new workloads here; the rest of the script needs no change for plain E/I RNNs.
+# ----------------------------------------------------------------------------------------------------------------
+WORKLOADS: dict[str, Workload] = {
+    "flipflop": Workload("flipflop", "flip-flop", steps=50, n_in=1, batch=200, n_train=6000, n_out=1,
+                         kind="regression", data="flipflop", output_tanh=True),
+    "wave": Workload("wave", "wave", steps=500, n_in=2, batch=100, n_train=1000, n_out=2,
+                     kind="regression", data="wave", split_readout=True),
+    "mnist_shapes": Workload("mnist_shapes", "seq-MNIST shapes", steps=28, n_in=28, batch=200, n_train=60000,
+                             n_out=10, kind="classification", data="images"),
+    # ---- CELL-TYPE MODEL (spec fig4-5-celltype-rnn.md): add its stages here once biornn has the model. ----------
+    # Shapes: N = 1440, I = 18, O = 18, T = 15 (full window) or 7 (half window), B = 200, 2000 samples/epoch,
+    # MSE every step, no biases. Two rows are wanted:
+    #   "celltype_dense":  Workload("celltype_dense", "cell-type dense", steps=15, n_in=18, batch=200,
+    #                               n_train=2000, n_out=18, kind="regression", data=..., hidden=1440)
+    #   "celltype_pruned": the same shapes plus a fixed (N, N) connectivity mask (masked gradient + masked
+    #                      post-step, as train(mask=...)); needs a `mask_density` field here and the FLOP count
+    #                      of the dense matmul (biornn does not exploit sparsity).
+    # Its naive baseline also needs the reference's cell (no biases, custom per-step loop; spec Q9 there).
+}
+
+
+def smoke_workload(w: Workload) -> Workload:
+    """A tiny version of ``w`` for ``--smoke`` (a few milliseconds per step)."""
+    return replace(w, steps=min(w.steps, 6), batch=8, n_train=32, hidden=16)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# FLOPs
+# ----------------------------------------------------------------------------------------------------------------
+def flops_per_sequence(w: Workload) -> dict[str, float]:
+    """Forward and forward+backward matmul FLOPs of one training sequence (see the module docstring)."""
+    N, T, I = w.hidden, w.steps, w.n_in
+    rec = 2.0 * N * N * (T - 1)
+    inp = 2.0 * N * I * T
+    t_out = 1 if w.last_step_only else T
+    o_eff = 1 if w.split_readout else w.n_out  # wave: E and I readouts read disjoint units, N in all
+    out = 2.0 * N * o_eff * t_out
+    return {"forward": rec + inp + out, "total": 3 * rec + 2 * inp + 3 * out}
+
+
+def flops_per_seed_epoch(w: Workload) -> float:
+    """Forward+backward matmul FLOPs of one seed's training epoch."""
+    return flops_per_sequence(w)["total"] * w.batches_per_epoch * w.batch
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------------------------------
+def make_pool(w: Workload, n_seeds: int, n_pool: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n_pool`` training sequences per seed: ``x`` ``(S, n, T, I)``, ``y`` ``(S, n, T, O)`` or ``(S, n)`` labels."""
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for _ in range(n_seeds):
+        if w.data == "flipflop":
+            x, y = flipflop_batch(rng, n_pool, w.steps)
+        elif w.data == "wave":
+            signals, _ = wave_signals(rng)
+            x, y = wave_windows(rng, signals, n_pool, w.steps, 0, signals.shape[1] - w.steps - 1)
+        elif w.data == "images":
+            x = rng.random((n_pool, w.steps, w.n_in), dtype=np.float32)
+            y = rng.integers(0, w.n_out, size=n_pool)
+        else:
+            raise ValueError(f"unknown data kind {w.data!r}")
+        xs.append(x)
+        ys.append(y)
+    return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
+
+
+class BatchStream:
+    """Shuffled mini-batches ``(S, B, ...)`` from a pool, one permutation per seed (as :func:`biornn.train.train`)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch: int, seed: int = 0):
+        self.x, self.y, self.batch = x, y, batch
+        self.gen = torch.Generator().manual_seed(seed)
+        self.rows = torch.arange(x.shape[0], device=x.device)[:, None]
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        S, n = self.x.shape[:2]
+        idx = torch.stack([torch.randperm(n, generator=self.gen)[:self.batch] for _ in range(S)]).to(self.x.device)
+        return self.x[self.rows, idx], self.y[self.rows, idx]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# biornn (and its autograd ablation)
+# ----------------------------------------------------------------------------------------------------------------
+def build_biornn(w: Workload, n_seeds: int, device: torch.device) -> EIRNN:
+    """The batched Dale's model of ``w``: state rectification on, readouts as the task needs."""
+    mask = None
+    if w.split_readout:
+        mask = np.zeros((2, w.hidden), dtype=np.float32)
+        mask[0, :w.n_exc] = 1.0
+        mask[1, w.n_exc:] = 1.0
+    return EIRNN(range(n_seeds), w.n_in, w.n_out, n_hidden=w.hidden, rectify_state=True, readout_mask=mask,
+                 output_tanh=w.output_tanh, last_step_only=w.last_step_only).to(device)
+
+
+@contextlib.contextmanager
+def autograd_core() -> Iterator[None]:
+    """Make :class:`EIRNN` use :func:`rnn_core_autograd` (plain autograd per step) instead of the hand-written BPTT."""
+    saved = biornn_models.rnn_core
+    biornn_models.rnn_core = rnn_core_autograd
+    try:
+        yield
+    finally:
+        biornn_models.rnn_core = saved
+
+
+class BiornnTrainer:
+    """One batched Dale's training step, exactly as the inner loop of :func:`biornn.train.train`."""
+
+    def __init__(self, w: Workload, n_seeds: int, device: torch.device, use_autograd_core: bool = False):
+        self.w = w
+        self.model = build_biornn(w, n_seeds, device)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+        self.method = get_method("dales")
+        self.use_autograd_core = use_autograd_core
+        self.run_loss = torch.zeros(n_seeds, dtype=torch.float64, device=device)
+
+    def losses(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        """``(S,)`` per-seed losses of one batch (graph kept for backward)."""
+        ctx = autograd_core() if self.use_autograd_core else contextlib.nullcontext()
+        with ctx:
+            return per_seed_loss(self.model(xb), yb, self.w.kind)
+
+    def step(self, xb: torch.Tensor, yb: torch.Tensor) -> None:
+        """Zero grads, forward, loss, backward, Adam, in-place projection, loss bookkeeping."""
+        self.opt.zero_grad(set_to_none=True)
+        losses = self.losses(xb, yb)
+        losses.sum().backward()
+        self.opt.step()
+        apply_post_step(self.method, self.model.recurrent_param.data, self.model.signs)
+        self.run_loss += losses.detach().double() * xb.shape[1]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The naive reference loop
+# ----------------------------------------------------------------------------------------------------------------
+class NaiveRNN(nn.Module):
+    """The reference's model: ``nn.RNN`` called one step at a time, Dale's state rectification, per-step readout."""
+
+    def __init__(self, w: Workload):
+        super().__init__()
+        self.w = w
+        self.rnn = nn.RNN(w.n_in, w.hidden, nonlinearity="tanh", batch_first=True)
+        if w.split_readout:
+            self.out_e = nn.Linear(w.n_exc, 1)
+            self.out_i = nn.Linear(w.hidden - w.n_exc, 1)
+        else:
+            self.out = nn.Linear(w.hidden, w.n_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """``x`` ``(B, T, I)`` -> per-step outputs (``(B, T, O)``, or wave's ``(yE, yI)`` each ``(B, T)``), or
+        the last step's logits ``(B, O)`` for classification."""
+        B, T, _ = x.shape
+        h = torch.zeros(1, B, self.w.hidden, device=x.device)
+        outs_e, outs_i, outs = [], [], []
+        for t in range(T):
+            a, h = self.rnn(x[:, t:t + 1, :], h)
+            h = h * (h > 0)  # Dale's: r_t = relu(h_t), as the reference's mask multiplication
+            a = a[:, 0]  # readouts read the unrectified h_t
+            if self.w.split_readout:
+                outs_e.append(self.out_e(a[:, :self.w.n_exc])[:, 0])
+                outs_i.append(self.out_i(a[:, self.w.n_exc:])[:, 0])
+            else:
+                y = self.out(a)
+                outs.append(torch.tanh(y) if self.w.output_tanh else y)
+        if self.w.split_readout:
+            return torch.stack(outs_e, 1), torch.stack(outs_i, 1)
+        if self.w.last_step_only:
+            return outs[-1]
+        return torch.stack(outs, 1)
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The reference's loss: MSE (wave: E and I rows stacked to ``(2B, T)``) or last-step cross-entropy."""
+        out = self(x)
+        if self.w.split_readout:
+            return F.mse_loss(torch.cat(out, 0), torch.cat([y[..., 0], y[..., 1]], 0))
+        if self.w.last_step_only:
+            return F.cross_entropy(out, y)
+        return F.mse_loss(out, y)
+
+
+def copy_seed_weights(naive: NaiveRNN, model: EIRNN, s: int) -> None:
+    """Load seed ``s`` of the batched model into the naive model (same initial weights)."""
+    w = naive.w
+    with torch.no_grad():
+        naive.rnn.weight_ih_l0.copy_(model.w_ih[s])
+        naive.rnn.weight_hh_l0.copy_(model.effective_w_hh()[s])
+        naive.rnn.bias_ih_l0.copy_(model.b_ih[s])
+        naive.rnn.bias_hh_l0.copy_(model.b_hh[s])
+        if w.split_readout:
+            naive.out_e.weight.copy_(model.w_out[s, 0:1, :w.n_exc])
+            naive.out_e.bias.copy_(model.b_out[s, 0:1])
+            naive.out_i.weight.copy_(model.w_out[s, 1:2, w.n_exc:])
+            naive.out_i.bias.copy_(model.b_out[s, 1:2])
+        else:
+            naive.out.weight.copy_(model.w_out[s])
+            naive.out.bias.copy_(model.b_out[s])
+
+
+class NaiveTrainer:
+    """One seed's training step the reference's way, with the NumPy round trip of ``W_hh`` after every step."""
+
+    def __init__(self, w: Workload, device: torch.device):
+        self.model = NaiveRNN(w).to(device)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+        self.signs = make_signs(w.hidden).numpy()
+        self.running = 0.0
+
+    def project_numpy(self) -> None:
+        """The reference's projection: to NumPy, multiply by the strict-sign mask, copy back into the parameter."""
+        p = self.model.rnn.weight_hh_l0
+        W = p.detach().cpu().numpy()
+        keep = np.where(self.signs > 0, W > 0, W < 0)  # E columns > 0, I columns < 0
+        W = W * keep
+        with torch.no_grad():
+            p.copy_(torch.from_numpy(W).to(p.device))
+
+    def step(self, xb: torch.Tensor, yb: torch.Tensor) -> None:
+        """Zero grads, forward, loss, backward, Adam, NumPy projection, ``loss.item()`` into the epoch sum."""
+        self.opt.zero_grad(set_to_none=True)
+        loss = self.model.loss(xb, yb)
+        loss.backward()
+        self.opt.step()
+        self.project_numpy()
+        self.running += loss.item()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Checks and timing
+# ----------------------------------------------------------------------------------------------------------------
+def check_equivalence(w: Workload, device: torch.device, n_seeds: int = 2, seed: int = 0) -> dict[str, float]:
+    """Same initial weights, same batch: the naive loop and biornn must give the same loss and ``W_hh`` gradient.
+
+    Checks every seed of a small batched model against a naive model loaded with that seed's weights.
+
+    Returns:
+        ``{"loss_diff": max |loss_naive - loss_biornn|, "grad_rel": max relative gradient error}``.
+
+    Raises:
+        AssertionError: when the two disagree beyond :data:`LOSS_TOL` / :data:`GRAD_TOL`.
+    """
+    x, y = make_pool(w, n_seeds, min(w.batch, 64), seed=seed + 1)
+    x, y = x.to(device), y.to(device)
+    trainer = BiornnTrainer(w, n_seeds, device)
+    losses = trainer.losses(x, y)
+    losses.sum().backward()
+    g_batched = trainer.model.w_hh.grad
+    loss_diff = grad_rel = 0.0
+    for s in range(n_seeds):
+        naive = NaiveTrainer(w, device)
+        copy_seed_weights(naive.model, trainer.model, s)
+        loss = naive.model.loss(x[s], y[s])
+        loss.backward()
+        ref = float(losses[s].detach())
+        diff = abs(float(loss.detach()) - ref)
+        g = naive.model.rnn.weight_hh_l0.grad
+        rel = float((g - g_batched[s]).norm() / g_batched[s].norm().clamp_min(1e-30))
+        if diff > LOSS_TOL * max(1.0, abs(ref)) or not rel <= GRAD_TOL:
+            raise AssertionError(f"{w.name}: naive and biornn disagree on seed {s}: loss {float(loss.detach()):.8g} vs "
+                                 f"{ref:.8g} (diff {diff:.2e}), W_hh gradient relative error {rel:.2e}")
+        loss_diff, grad_rel = max(loss_diff, diff), max(grad_rel, rel)
+    return {"loss_diff": loss_diff, "grad_rel": grad_rel}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_gflops(w: Workload, n_seeds: int, device: torch.device, blocks: int = 5,
+                  min_block_s: float = 0.05) -> float:
+    """Best-of-``blocks`` throughput (GFLOP/s) of ``bmm((S, B, N), (S, N, N))``, one recurrent step's shape."""
+    a = torch.randn(n_seeds, w.batch, w.hidden, device=device)
+    b = torch.randn(n_seeds, w.hidden, w.hidden, device=device)
+    c = torch.empty(n_seeds, w.batch, w.hidden, device=device)
+    flop = 2.0 * n_seeds * w.batch * w.hidden ** 2
+    for _ in range(3):
+        torch.bmm(a, b, out=c)
+    _sync(device)
+    reps, best = 1, 0.0
+    while True:  # size a block to last about min_block_s
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            torch.bmm(a, b, out=c)
+        _sync(device)
+        dt = time.perf_counter() - t0
+        if dt >= min_block_s:
+            best = max(best, flop * reps / dt)
+            break
+        reps *= 4 if dt < min_block_s / 8 else 2
+    for _ in range(blocks - 1):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            torch.bmm(a, b, out=c)
+        _sync(device)
+        best = max(best, flop * reps / (time.perf_counter() - t0))
+    return best / 1e9
+
+
+def time_interleaved(steppers: dict[str, Callable[[], None]], warmup: int, steps: int,
+                     device: torch.device) -> dict[str, list[float]]:
+    """Run the steppers in turn, ``warmup + steps`` rounds; return each one's timed seconds per step."""
+    times: dict[str, list[float]] = {k: [] for k in steppers}
+    for r in range(warmup + steps):
+        for name, fn in steppers.items():
+            _sync(device)
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            if r >= warmup:
+                times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def bench_workload(w: Workload, n_seeds: int, device: torch.device, warmup: int, steps: int,
+                   autograd: bool = True, quick_matmul: bool = False) -> dict:
+    """Measure one workload; returns its JSON entry (seconds per seed-epoch and the rest)."""
+    check = check_equivalence(w, device)
+    n_pool = max(4 * w.batch, 256)
+    x, y = make_pool(w, n_seeds, n_pool)
+    x, y = x.to(device), y.to(device)
+    batched = BatchStream(x, y, w.batch, seed=1)
+    naive = NaiveTrainer(w, device)
+    bt = BiornnTrainer(w, n_seeds, device)
+    copy_seed_weights(naive.model, bt.model, 0)
+    steppers: dict[str, Callable[[], None]] = {"biornn": lambda: bt.step(*batched.next())}
+    if autograd:
+        at = BiornnTrainer(w, n_seeds, device, use_autograd_core=True)
+        steppers["autograd"] = lambda: at.step(*batched.next())
+
+    def naive_step() -> None:
+        xb, yb = batched.next()
+        naive.step(xb[0], yb[0])  # one seed; the reference trains seeds one after another
+
+    steppers["naive"] = naive_step
+    mm_opts = {"blocks": 2, "min_block_s": 0.002} if quick_matmul else {}
+    gflops = matmul_gflops(w, n_seeds, device, **mm_opts)
+    times = time_interleaved(steppers, warmup, steps, device)
+    gflops = max(gflops, matmul_gflops(w, n_seeds, device, **mm_opts))  # before and after: the better of the two
+    per_batch = {k: statistics.median(v) for k, v in times.items()}
+    bpe = w.batches_per_epoch
+    biornn_s = per_batch["biornn"] * bpe / n_seeds
+    naive_s = per_batch["naive"] * bpe
+    flops = flops_per_seed_epoch(w)
+    limit_s = flops / (gflops * 1e9)
+    mins = {k: min(v) for k, v in times.items()}
+    entry = {
+        "biornn_s": biornn_s,
+        "naive_s": naive_s,
+        "ratio": naive_s / biornn_s,
+        "limit_fraction": limit_s / biornn_s,
+        "limit_s": limit_s,
+        "ceiling_ratio": naive_s / limit_s,
+        "ratio_of_min_batches": mins["naive"] * n_seeds / mins["biornn"],
+        "flops_per_seed_epoch": flops,
+        "matmul_gflops": gflops,
+        "batches_per_epoch": bpe,
+        "shapes": {"T": w.steps, "I": w.n_in, "B": w.batch, "N": w.hidden, "O": w.n_out, "n_train": w.n_train},
+        "seconds_per_batch": {k: {"median": per_batch[k], "min": min(v), "max": max(v)} for k, v in times.items()},
+        "check": check,
+    }
+    if autograd:
+        entry["autograd_s"] = per_batch["autograd"] * bpe / n_seeds
+        entry["autograd_over_biornn"] = entry["autograd_s"] / biornn_s
+    return entry
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Output
+# ----------------------------------------------------------------------------------------------------------------
+def device_label(device: torch.device, threads: int) -> str:
+    """``cpu-<n>threads`` or the sanitized CUDA device name (``nvidia-h100-80gb-hbm3``)."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = f"cpu-{threads}threads"
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def format_table(results: dict[str, dict]) -> str:
+    """The printed table (seconds per seed-epoch; ratio = naive / biornn)."""
+    head = (f"{'workload':<14}{'biornn s':>10}{'naive s':>10}{'ratio':>8}{'ceiling':>9}{'autograd s':>12}"
+            f"{'ag/biornn':>10}{'limit':>8}{'GFLOP':>9}{'GFLOP/s':>9}")
+    lines = [head, "-" * len(head)]
+    for name, r in results.items():
+        ag = r.get("autograd_s", float("nan"))
+        ag_ratio = r.get("autograd_over_biornn", float("nan"))
+        lines.append(f"{name:<14}{r['biornn_s']:>10.3f}{r['naive_s']:>10.2f}{r['ratio']:>7.1f}x"
+                     f"{r['ceiling_ratio']:>8.1f}x{ag:>12.3f}{ag_ratio:>9.2f}x{r['limit_fraction']:>8.1%}"
+                     f"{r['flops_per_seed_epoch'] / 1e9:>9.1f}{r['matmul_gflops']:>9.1f}")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Time biornn's batched training against the reference's naive "
+                                            "per-step loop (seconds per seed-epoch, extrapolated from a few "
+                                            "batches).")
+    p.add_argument("--workloads", default=",".join(WORKLOADS), help=f"comma list of {', '.join(WORKLOADS)}")
+    p.add_argument("--seeds", type=int, default=5, help="seeds batched by biornn (default 5)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads on the CPU (default 2)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed batches per variant (default 2)")
+    p.add_argument("--steps", type=int, default=5, help="timed batches per variant (default 5)")
+    p.add_argument("--no-autograd", action="store_true", help="skip the autograd-ablation row")
+    p.add_argument("--smoke", action="store_true", help="tiny sizes, 1 timed step: a few seconds (for tests)")
+    p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/<device>.json)")
+    args = p.parse_args(argv)
+    names = [n for n in args.workloads.split(",") if n]
+    unknown = [n for n in names if n not in WORKLOADS]
+    if unknown or not names:
+        p.error(f"unknown workload(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(WORKLOADS)}")
+    args.names = names
+    if args.seeds < 1 or args.steps < 1 or args.warmup < 0 or args.threads < 1:
+        p.error("--seeds, --steps and --threads must be >= 1, --warmup >= 0")
+    if args.smoke:
+        args.warmup, args.steps = 1, 1
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("--device cuda requested but CUDA is not available; use --device cpu", file=sys.stderr)
+        return 2
+    device = torch.device(args.device)
+    torch.set_num_threads(args.threads)
+    label = device_label(device, args.threads)
+    out = Path(args.out) if args.out else RESULTS_DIR / f"{label}.json"
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    load_txt = f"; load average at start {load[0]:.2f}" if load else ""
+    print(f"biornn benchmark on {label} (torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{args.seeds} seeds batched{load_txt})", flush=True)
+    print(f"Timing {args.warmup} warm-up + {args.steps} timed batches per variant, interleaved; seconds per "
+          "seed-epoch = median s/batch x batches/epoch (/ seeds for batched runs). Naive = one seed timed, "
+          "seeds run one after another as in the reference.", flush=True)
+    results: dict[str, dict] = {}
+    t_all = time.perf_counter()
+    for name in args.names:
+        w = smoke_workload(WORKLOADS[name]) if args.smoke else WORKLOADS[name]
+        t0 = time.perf_counter()
+        results[name] = bench_workload(w, args.seeds, device, args.warmup, args.steps, autograd=not args.no_autograd,
+                                       quick_matmul=args.smoke)
+        c = results[name]["check"]
+        print(f"  {name}: done in {time.perf_counter() - t0:.1f} s (naive vs biornn on the same weights and batch: "
+              f"|d loss| {c['loss_diff']:.1e}, W_hh grad rel. error {c['grad_rel']:.1e})", flush=True)
+    print()
+    print("Seconds per seed-epoch (extrapolated); ratio = naive / biornn; ceiling = naive / FLOP-bound time (the best")
+    print("ratio any implementation could reach here); ag/biornn = autograd ablation / biornn; limit = fraction of the")
+    print("FLOP-bound limit (FLOPs / measured bmm GFLOP/s / biornn s); GFLOP per seed-epoch (forward + backward).")
+    print(format_table(results))
+    meta = {
+        "device": label,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "threads": torch.get_num_threads() if device.type == "cpu" else None,
+        "seeds": args.seeds,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "warmup_batches": args.warmup,
+        "timed_batches": args.steps,
+        "smoke": args.smoke,
+        "matmul_gflops": {n: r["matmul_gflops"] for n, r in results.items()},
+        "load_average_at_start": list(load) if load else None,
+        "wall_seconds": time.perf_counter() - t_all,
+        "note": "seconds per seed-epoch, extrapolated from the timed batches (median) x batches per epoch; "
+                "training batches only; naive = one seed (runs one after another), biornn = all seeds batched / "
+                "seeds",
+    }
+    write_json_atomic(out, {**results, "meta": meta})
+    print(f"\nwrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

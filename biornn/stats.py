@@ -1,0 +1,304 @@
+"""Statistics used by the figures. Every function says which test it runs, on what n, and with what correction.
+
+Figure 2: :func:`kl_divergence` and :func:`pairwise_kl` (histogram KL of weight distributions; spec Fig 2, section 7,
+quirk Q11: ``aligned=True`` uses common bin edges, ``aligned=False`` reproduces the reference's per-matrix bins).
+
+Figure 3 (spec Fig 3, section 9): seed-level summaries :func:`mean_ci`, :func:`holm`, :func:`paired_test` and
+:func:`pruning_comparison` (the recommended protocol), and :func:`reference_aggregation` (the published bar chart's
+statistics, reproduced with their flaws for side-by-side reporting).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from biornn.errors import BiornnError
+
+
+def kl_divergence(p_values, q_values, bins: int = 100, eps: float = 1e-7, aligned: bool = True) -> float:
+    """KL(p || q) between the histograms of two samples of weights, in nats.
+
+    Each sample is histogrammed into ``bins`` bins (density), ``eps`` is added to every bin, and each histogram is
+    normalised to sum 1; then ``sum_k p_k ln(p_k / q_k)``.
+
+    Args:
+        p_values, q_values: arrays of any shape (flattened).
+        bins: number of bins (reference: 100).
+        eps: floor added to every bin (reference: 1e-7).
+        aligned: ``True`` (default, the fix): both histograms share bin edges spanning the pooled range.
+            ``False`` (as published, Q11): each histogram spans its own min-max range, so bin k of p and bin k of
+            q cover different weight intervals.
+    """
+    p = np.asarray(p_values, dtype=np.float64).ravel()
+    q = np.asarray(q_values, dtype=np.float64).ravel()
+    if p.size == 0 or q.size == 0:
+        raise BiornnError("KL divergence needs two non-empty samples")
+    if not (np.isfinite(p).all() and np.isfinite(q).all()):
+        raise BiornnError("KL divergence got NaN or inf weights; check the weights file")
+    if aligned:
+        lo, hi = min(p.min(), q.min()), max(p.max(), q.max())
+        edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
+        hp, hq = np.histogram(p, edges, density=True)[0], np.histogram(q, edges, density=True)[0]
+    else:
+        hp, hq = np.histogram(p, bins, density=True)[0], np.histogram(q, bins, density=True)[0]
+    hp, hq = hp + eps, hq + eps
+    hp, hq = hp / hp.sum(), hq / hq.sum()
+    return float(np.sum(hp * np.log(hp / hq)))
+
+
+def pairwise_kl(reference_runs, other_runs, **kwargs) -> np.ndarray:
+    """KL(reference run i || other run j) for every pair: ``(n_ref, n_other)`` array (reference: 5 x 5 = 25 pairs)."""
+    ref, oth = list(reference_runs), list(other_runs)
+    return np.array([[kl_divergence(a, b, **kwargs) for b in oth] for a in ref])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Figure 3: seed-level summaries and tests (spec Fig 3, section 9)
+# ----------------------------------------------------------------------------------------------------------------
+PAIRED_TESTS = ("t_log", "t", "signflip", "wilcoxon")
+
+
+def _finite(values, name: str) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64)
+    if not np.isfinite(arr).all():
+        raise BiornnError(f"{name} contain NaN or inf; drop the failed runs or fix the errors table")
+    return arr
+
+
+def mean_ci(values, axis: int = 0, level: float = 0.95):
+    """Mean and two-sided t confidence interval over seeds.
+
+    Test: Student t interval ``mean ± t_{(1+level)/2, n-1} * SD / sqrt(n)`` with ``SD`` the sample standard
+    deviation (ddof 1), n = number of seeds along ``axis``; no multiple-comparison correction.
+
+    Args:
+        values: array with seeds along ``axis`` (e.g. ``(seeds, levels)``).
+        axis: the seed axis.
+        level: confidence level in (0, 1).
+
+    Returns:
+        ``(mean, lower, upper)``: arrays of ``values``' shape without ``axis`` (floats for 1-D input); the bounds are
+        NaN when n < 2.
+    """
+    from scipy import stats
+
+    arr = _finite(values, "values")
+    if not 0.0 < float(level) < 1.0:
+        raise BiornnError(f"confidence level {level} is outside (0, 1); use e.g. 0.95")
+    n = arr.shape[axis]
+    if n == 0:
+        raise BiornnError("mean_ci needs at least one value per column")
+    mean = arr.mean(axis=axis)
+    if n < 2:
+        half = np.full_like(mean, np.nan)
+    else:
+        half = stats.t.ppf(0.5 + level / 2, n - 1) * arr.std(axis=axis, ddof=1) / np.sqrt(n)
+    lower, upper = mean - half, mean + half
+    if np.ndim(mean) == 0:
+        return float(mean), float(lower), float(upper)
+    return mean, lower, upper
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values (step-down; controls the family-wise error rate over all m inputs).
+
+    ``p_adj_(i) = max_{j <= i} min(1, (m - j + 1) p_(j))`` for the ascending p-values, returned in input order.
+
+    Args:
+        pvalues: ``(m,)`` p-values in [0, 1].
+
+    Returns:
+        ``(m,)`` adjusted p-values.
+    """
+    p = _finite(pvalues, "p-values").ravel()
+    if ((p < 0) | (p > 1)).any():
+        raise BiornnError("p-values must lie in [0, 1]")
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    adj = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    out = np.empty(m)
+    out[order] = adj
+    return out
+
+
+def _signflip_pvalue(d: np.ndarray, n_random: int = 2 ** 16, seed: int = 0) -> float:
+    n = d.size
+    observed = abs(d.mean())
+    if n <= 16:
+        bits = (np.arange(2 ** n)[:, None] >> np.arange(n)[None, :]) & 1
+        means = np.abs((1 - 2 * bits) @ d) / n
+        return float(np.mean(means >= observed - 1e-12 * max(1.0, observed)))
+    rng = np.random.default_rng(seed)
+    signs = rng.choice((-1.0, 1.0), size=(n_random, n))
+    hits = np.sum(np.abs(signs @ d) / n >= observed - 1e-12 * max(1.0, observed))
+    return float((1 + hits) / (1 + n_random))
+
+
+def paired_test(a, b, test: str = "t_log") -> dict:
+    """Two-sided paired test of ``a`` against ``b`` across seeds (one value per seed in each).
+
+    Tests (n = number of seeds, no correction):
+
+    * ``"t_log"``: paired t-test on ``log a - log b`` (n - 1 df); needs positive values.
+    * ``"t"``: paired t-test on ``a - b`` (n - 1 df).
+    * ``"signflip"``: exact permutation test of the mean of ``d = a - b`` under random sign flips; for n <= 16 all
+      ``2^n`` sign patterns are enumerated (smallest p ``2 / 2^n``, 0.0625 at n = 5); for larger n, ``2^16`` random
+      patterns from a fixed seed with the ``(1 + hits) / (1 + draws)`` estimate.
+    * ``"wilcoxon"``: Wilcoxon signed-rank test on ``d`` (scipy, exact for small n without ties or zeros).
+
+    Args:
+        a, b: ``(n,)`` paired values (e.g. per-seed errors of random and top-prob pruning).
+        test: one of :data:`PAIRED_TESTS`.
+
+    Returns:
+        Dict with ``test``, ``n``, ``statistic`` (t, mean difference or W), ``pvalue`` and ``mean_diff``
+        (mean of ``a - b``, or of ``log a - log b`` for ``t_log``).
+    """
+    from scipy import stats
+
+    if test not in PAIRED_TESTS:
+        raise BiornnError(f"unknown paired test {test!r}; use one of {', '.join(PAIRED_TESTS)}")
+    a = _finite(a, "paired values").ravel()
+    b = _finite(b, "paired values").ravel()
+    if a.shape != b.shape:
+        raise BiornnError(f"paired test needs one value per seed in each group, got {a.size} and {b.size}")
+    if a.size < 2:
+        raise BiornnError(f"paired test needs at least 2 seeds, got {a.size}")
+    if test == "t_log":
+        if (a <= 0).any() or (b <= 0).any():
+            raise BiornnError("t_log needs positive errors; use test='t' or 'signflip' for values <= 0")
+        d = np.log(a) - np.log(b)
+    else:
+        d = a - b
+    if test in ("t", "t_log"):
+        res = stats.ttest_1samp(d, 0.0)
+        stat, p = float(res.statistic), float(res.pvalue)
+    elif test == "signflip":
+        stat, p = float(d.mean()), _signflip_pvalue(d)
+    else:
+        if np.all(d == 0):
+            stat, p = 0.0, 1.0
+        else:
+            res = stats.wilcoxon(d, alternative="two-sided")
+            stat, p = float(res.statistic), float(res.pvalue)
+    return {"test": test, "n": int(a.size), "statistic": stat, "pvalue": p, "mean_diff": float(d.mean())}
+
+
+def significance_label(p: float) -> str:
+    """``'***'`` (p < 0.001), ``'**'`` (< 0.01), ``'*'`` (< 0.05) or ``'ns'``."""
+    return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else "ns"
+
+
+def _errors_table(values, name: str) -> np.ndarray:
+    arr = _finite(values, name)
+    if arr.ndim == 3:  # (seeds, levels, draws): average the mask draws within a seed first
+        arr = arr.mean(axis=2)
+    if arr.ndim != 2 or arr.shape[0] < 2:
+        raise BiornnError(f"{name} have shape {arr.shape}; pass a (seeds, levels) or (seeds, levels, draws) table "
+                          "with at least 2 seeds")
+    return arr
+
+
+def reference_aggregation(errors_random, errors_topprob) -> dict:
+    """The reference's bar-chart statistics for one task, reproduced as published (spec 8.4 and 9.1; flawed).
+
+    * Bar: per run the mean over all levels, then the **maximum over runs** (a worst-run statistic).
+    * Error bar: ``1.96 * SEM`` (SD with ddof 1 / sqrt(n)) of all runs x levels pooled as ``n = 75`` i.i.d. values.
+    * Test: per level an *unpaired* two-sided Mann-Whitney U (n = 5 vs 5, normal approximation with continuity
+      correction: ``scipy.stats.mannwhitneyu(..., method="asymptotic", use_continuity=True)``); the label comes from
+      the **minimum of the per-level p-values, uncorrected**. The first version used their mean instead.
+
+    Args:
+        errors_random, errors_topprob: ``(runs, levels)`` errors of the pruned networks.
+
+    Returns:
+        Dict: ``bar_random``, ``bar_topprob``, ``err_random``, ``err_topprob``, ``run_means_random``,
+        ``run_means_topprob``, ``pooled_mean_random``/``_topprob``, ``pooled_sd_random``/``_topprob``,
+        ``pvalues`` (per level), ``wins`` (runs with top-prob < random, per level), ``min_p``, ``mean_p``,
+        ``label`` (from ``min_p``) and ``label_mean`` (from ``mean_p``).
+    """
+    from scipy import stats
+
+    R = _errors_table(errors_random, "random-pruning errors")
+    T = _errors_table(errors_topprob, "top-prob errors")
+    if R.shape != T.shape:
+        raise BiornnError(f"error tables differ in shape: random {R.shape}, top-prob {T.shape}")
+    out: dict = {}
+    for name, X in (("random", R), ("topprob", T)):
+        run_means = X.mean(axis=1)
+        pooled = X.ravel()
+        out[f"run_means_{name}"] = run_means.tolist()
+        out[f"bar_{name}"] = float(run_means.max())
+        out[f"err_{name}"] = float(1.96 * pooled.std(ddof=1) / np.sqrt(pooled.size))
+        out[f"pooled_mean_{name}"] = float(pooled.mean())
+        out[f"pooled_sd_{name}"] = float(pooled.std(ddof=1))
+    pvalues = [float(stats.mannwhitneyu(R[:, j], T[:, j], alternative="two-sided", method="asymptotic",
+                                        use_continuity=True).pvalue) for j in range(R.shape[1])]
+    out["pvalues"] = pvalues
+    out["wins"] = (T < R).sum(axis=0).astype(int).tolist()
+    out["min_p"] = float(min(pvalues))
+    out["mean_p"] = float(np.mean(pvalues))
+    out["label"] = significance_label(out["min_p"])
+    out["label_mean"] = significance_label(out["mean_p"])
+    return out
+
+
+def pruning_comparison(errors_random, errors_topprob, levels, test: str = "t_log", level: float = 0.95,
+                       interior=None) -> dict:
+    """The recommended seed-level comparison of random vs top-prob pruning (spec 9.2).
+
+    Unit of replication: the seed (one trained network); mask draws within a seed are averaged first.
+
+    * Per level: mean ± ``level`` t-interval over seeds (n - 1 df) for each method (:func:`mean_ci`).
+    * Secondary: a paired ``test`` (:func:`paired_test`, random vs top-prob across seeds) at each interior level, with
+      Holm correction over the interior levels.
+    * Primary endpoint: per seed the mean error over the interior levels; paired ``test`` across seeds (two-sided,
+      no correction: one pre-specified test), the mean paired difference random - top-prob with its t-interval, and
+      the p-values of all four paired tests for reference.
+
+    Args:
+        errors_random, errors_topprob: ``(seeds, levels)`` or ``(seeds, levels, draws)`` errors, paired by seed.
+        levels: ``(levels,)`` connection probabilities ``p``.
+        test: the paired test of the primary and secondary analyses (``t_log`` by default).
+        level: confidence level.
+        interior: indices of the compared levels (default: every level with ``0 < p < 1``; the end levels are
+            identical for both methods by construction).
+
+    Returns:
+        A dict of plain lists and floats: ``levels``, ``n_seeds``, ``test``, ``interior``, ``random`` and ``topprob``
+        (each ``{"mean", "ci_low", "ci_high"}`` per level), ``per_level`` (``{"index", "level", "mean_diff", "p",
+        "p_holm"}`` over the interior levels; ``mean_diff`` = mean of random - top-prob) and ``primary``
+        (``{"random", "topprob", "diff", "diff_ci", "pvalue", "pvalues"}``).
+    """
+    R = _errors_table(errors_random, "random-pruning errors")
+    T = _errors_table(errors_topprob, "top-prob errors")
+    if R.shape != T.shape:
+        raise BiornnError(f"error tables differ in shape: random {R.shape}, top-prob {T.shape}; pair them by seed")
+    lv = _finite(levels, "levels").ravel()
+    if lv.size != R.shape[1]:
+        raise BiornnError(f"{lv.size} levels given for tables with {R.shape[1]} columns; pass one p per column")
+    if test not in PAIRED_TESTS:
+        raise BiornnError(f"unknown paired test {test!r}; use one of {', '.join(PAIRED_TESTS)}")
+    idx = np.flatnonzero((lv > 0) & (lv < 1)) if interior is None else np.asarray(interior, dtype=int).ravel()
+    if idx.size == 0:
+        raise BiornnError("no interior levels to compare; pass levels strictly between 0 and 1")
+    out: dict = {"levels": lv.tolist(), "n_seeds": int(R.shape[0]), "test": test, "interior": idx.tolist()}
+    for name, X in (("random", R), ("topprob", T)):
+        mean, lo, hi = mean_ci(X, axis=0, level=level)
+        out[name] = {"mean": mean.tolist(), "ci_low": lo.tolist(), "ci_high": hi.tolist()}
+    raw = [paired_test(R[:, j], T[:, j], test)["pvalue"] for j in idx]
+    out["per_level"] = {"index": idx.tolist(), "level": lv[idx].tolist(),
+                        "mean_diff": (R[:, idx] - T[:, idx]).mean(axis=0).tolist(), "p": raw,
+                        "p_holm": holm(raw).tolist()}
+    r_seed, t_seed = R[:, idx].mean(axis=1), T[:, idx].mean(axis=1)
+    diff, lo, hi = mean_ci(r_seed - t_seed, level=level)
+    pvalues = {}
+    for name in PAIRED_TESTS:
+        if name == "t_log" and name != test and ((r_seed <= 0).any() or (t_seed <= 0).any()):
+            pvalues[name] = float("nan")  # log errors undefined; only reported when not the chosen test
+        else:
+            pvalues[name] = paired_test(r_seed, t_seed, name)["pvalue"]
+    out["primary"] = {"random": float(r_seed.mean()), "topprob": float(t_seed.mean()), "diff": diff,
+                      "diff_ci": [lo, hi], "pvalue": pvalues[test], "pvalues": pvalues,
+                      "per_seed_random": r_seed.tolist(), "per_seed_topprob": t_seed.tolist()}
+    return out

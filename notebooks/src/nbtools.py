@@ -1,0 +1,66 @@
+"""Build notebooks from plain Python lists of cells (used by the scripts in this folder).
+
+``md(text)`` / ``code(text, tags=...)``; ``write(path, cells)`` writes an output-free notebook. A code cell whose
+first line is ``# NBVAL_CHECK_OUTPUT`` is compared by nbval; its reference output is filled in by
+``python notebooks/src/fill_outputs.py NOTEBOOK`` (:func:`fill`) and the cell is tagged ``keep_output``.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[2]
+
+KERNEL = {"display_name": "Python 3", "language": "python", "name": "python3"}
+
+
+def md(text: str):
+    return nbformat.v4.new_markdown_cell(text.strip("\n"))
+
+
+def code(text: str, tags=()):
+    cell = nbformat.v4.new_code_cell(text.strip("\n"))
+    tags = list(tags)
+    if text.lstrip().startswith("# NBVAL_CHECK_OUTPUT"):
+        tags.append("keep_output")
+    if tags:
+        cell.metadata["tags"] = tags
+    return cell
+
+
+def write(path, cells):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = cells
+    nb.metadata["kernelspec"] = KERNEL
+    nb.metadata["language_info"] = {"name": "python"}
+    nbformat.write(nb, ROOT / path)
+
+
+def fill(path) -> None:
+    """Execute ``path`` (quick mode) and keep only the outputs of ``keep_output`` cells."""
+    from nbconvert.preprocessors import ExecutePreprocessor
+
+    nb = nbformat.read(path, as_version=4)
+    env = {"BIORNN_MODE": "quick", "BIORNN_PROGRESS": "0", "BIORNN_FIGURES": tempfile.mkdtemp()}
+    os.environ.update(env)
+    os.environ.pop("BIORNN_ALLEN_CACHE", None)
+    ExecutePreprocessor(timeout=-1, kernel_name="python3").preprocess(nb, {"metadata": {"path": str(path.parent)}})
+    count = 0
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+        if cell.cell_type != "code":
+            continue
+        if "keep_output" in cell.metadata.get("tags", []):
+            count += 1
+            cell.outputs = [o for o in cell.outputs if o.get("name") != "stderr"]
+            for out in cell.outputs:
+                if "execution_count" in out:
+                    out["execution_count"] = count
+            cell.execution_count = count
+        else:
+            cell.outputs = []
+            cell.execution_count = None
+    nbformat.write(nb, path)
+    print("filled", path)

@@ -1,0 +1,170 @@
+"""Figure 3 experiment: pruning sweeps of trained networks, masked retraining, the cache and the reference arrays.
+
+Tiny networks (N = 32, short sequences) keep this file to a few seconds on one thread.
+"""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from biornn import pruning as pr
+from biornn.constraints import sign_violations
+from biornn.errors import BiornnError
+from biornn.results import reference
+from biornn.train import build_data, build_model, evaluate, fig2_config, load_weights, train
+
+SIZES = dict(seeds=(0, 1), hidden=32, n_train=200, n_test=40, batch_size=20, steps=20, epochs=2)
+LEVELS = [0.0, 0.3, 1.0]
+
+
+@pytest.fixture(scope="module")
+def run():
+    return train(fig2_config("flipflop", "dales", "quick", **SIZES), progress=False)
+
+
+@pytest.fixture(scope="module")
+def sweep(run):
+    return pr.sweep_errors(run, LEVELS, draws=2, progress=False)
+
+
+def _error_with(run, W):
+    data = build_data(run.config)
+    model = build_model(run.config, data)
+    load_weights(model, run.weights)
+    with torch.no_grad():
+        model.w_hh.copy_(torch.as_tensor(W))
+    return evaluate(model, torch.from_numpy(data.x_test), torch.from_numpy(data.y_test), data.kind)
+
+
+def test_sweep_shapes_and_bookkeeping(sweep):
+    assert sweep.levels.tolist() == LEVELS and sweep.methods == ("random", "topprob")
+    for m in sweep.methods:
+        for table in (sweep.loss, sweep.nominal_density, sweep.functional_density):
+            assert table[m].shape == (2, 3, 2)
+        assert sweep.budget[m].shape == (2, 3)
+        assert sweep.errors(m).shape == (2, 3)
+        np.testing.assert_array_equal(sweep.nominal_density[m], sweep.functional_density[m])  # Dale zeros never kept
+        assert np.all(np.isfinite(sweep.loss[m]))
+    assert sweep.accuracy == {} and sweep.dense_accuracy is None
+    # achieved density near the budget B / N^2 (binomial error of ~1000 Bernoulli draws)
+    np.testing.assert_allclose(sweep.nominal_density["topprob"][:, 1].mean(1), sweep.budget["topprob"][:, 1] / 32 ** 2,
+                               atol=0.05)
+
+
+def test_end_levels_are_dense_and_empty_networks(run, sweep):
+    dense, _ = _error_with(run, run.weights["W_final"])
+    empty, _ = _error_with(run, np.zeros_like(run.weights["W_final"]))
+    np.testing.assert_array_equal(sweep.dense_loss, dense)
+    np.testing.assert_allclose(dense, run.curve("test_loss")[:, -1], rtol=1e-6)
+    for m in sweep.methods:
+        np.testing.assert_array_equal(sweep.loss[m][:, 2], np.repeat(dense[:, None], 2, 1))  # p = 1: the dense net
+        np.testing.assert_array_equal(sweep.loss[m][:, 0], np.repeat(empty[:, None], 2, 1))  # p = 0: no recurrence
+        assert np.all(sweep.nominal_density[m][:, 0] == 0)
+    np.testing.assert_array_equal(sweep.loss["random"][:, [0, 2]], sweep.loss["topprob"][:, [0, 2]])
+    assert not np.array_equal(sweep.loss["random"][:, 1], sweep.loss["topprob"][:, 1])
+
+
+def test_sweep_draws_differ_and_are_reproducible(run, sweep):
+    assert not np.array_equal(sweep.loss["random"][:, 1, 0], sweep.loss["random"][:, 1, 1])
+    again = pr.sweep_errors(run, [0.3], methods=("random",), draws=1, first_draw=1, progress=False)
+    np.testing.assert_array_equal(again.loss["random"][:, 0, 0], sweep.loss["random"][:, 1, 1])
+
+
+def test_retrain_keeps_mask_and_signs(run, sweep):
+    res = pr.retrain_pruned(run, "topprob", density=0.3, epochs=2, progress=False)
+    assert res.test_loss.shape == (2, 3) and res.train_loss.shape == (2, 2)
+    assert res.outside_mask == 0 and res.sign_violations == 0
+    assert np.all(res.W_final[~res.mask] == 0)
+    assert sign_violations(torch.from_numpy(res.W_final), torch.from_numpy(run.weights["signs"])) == 0
+    # the retraining mask is the sweep's mask at the same level and draw 0
+    np.testing.assert_allclose(res.test_loss[:, 0], sweep.loss["topprob"][:, 1, 0], rtol=1e-12)
+    np.testing.assert_allclose(res.dense_loss, sweep.dense_loss)
+    assert np.abs(res.nominal_density - 0.3).max() < 0.06
+
+
+def test_cache_round_trip(run, tmp_path):
+    a = pr.cached_sweep(run, [0.0, 0.5], draws=1, root=tmp_path, progress=False)
+    dirs = list((tmp_path / "fig3").iterdir())
+    assert len(dirs) == 1 and dirs[0].name.startswith("flipflop-sweep-")
+    b = pr.cached_sweep(run, [0.0, 0.5], draws=1, root=tmp_path, progress=False)  # read back
+    np.testing.assert_array_equal(a.loss["topprob"], b.loss["topprob"])
+    meta = json.loads((dirs[0] / "metrics.json").read_text())
+    assert meta["config"]["dense"] == run.config.to_dict() and "code_version" in meta["provenance"]
+    r = pr.cached_retrain(run, "random", density=0.5, epochs=1, root=tmp_path, progress=False)
+    r2 = pr.cached_retrain(run, "random", density=0.5, epochs=1, root=tmp_path, progress=False)
+    np.testing.assert_array_equal(r.test_loss, r2.test_loss)
+    assert r2.W_final is None and r2.mask.dtype == bool and r2.outside_mask == 0
+
+
+def test_classification_sweep_reports_accuracy():
+    cfg = fig2_config("digits", "dales", "quick", seeds=(0, 1), hidden=32, n_train=200, n_test=60, epochs=1)
+    res = pr.sweep_errors(train(cfg, progress=False), [0.0, 0.5, 1.0], draws=1, progress=False)
+    assert res.accuracy["topprob"].shape == (2, 3, 1) and res.dense_accuracy.shape == (2,)
+    np.testing.assert_array_equal(res.accuracy["topprob"][:, 2, 0], res.dense_accuracy)
+
+
+def test_sweep_rejects_bad_input(run):
+    with pytest.raises(BiornnError, match="outside"):
+        pr.sweep_errors(run, [0.5, 1.5], draws=1, progress=False)
+    with pytest.raises(BiornnError, match="pruning method"):
+        pr.sweep_errors(run, [0.5], methods=("magnitude",), draws=1, progress=False)
+
+
+def test_sweep_constants():
+    assert pr.SWEEP.size == 15 and pr.SWEEP[0] == 0 and pr.SWEEP[-1] == 1
+    assert pr.RETRAIN_DENSITY == pytest.approx(0.0862, abs=1e-4)
+    cfg = pr.fig3_config("flipflop", "paper")
+    assert cfg.seeds == tuple(range(10)) and cfg.method == "dales" and pr.default_draws("paper") == 10
+
+
+def test_mst_overlap_curves_small():
+    c = pr.mst_overlap_curves(sizes=(6,), sparsities=[0.0, 0.5, 1.0], matrices=2, draws=2)
+    assert c["empirical"]["topprob"].shape == (1, 2, 2, 3) and c["bound"].shape == (1, 2, 3)
+    np.testing.assert_allclose(c["expected"]["topprob"][..., 0], 1.0)
+    np.testing.assert_allclose(c["expected"]["random"][..., 2], 0.0)
+    assert np.all(c["expected"]["topprob"][..., 1] >= c["expected"]["random"][..., 1])
+
+
+def test_reference_json_matches_the_typed_in_arrays():
+    path = Path(__file__).with_name("test_stats.py")
+    spec = importlib.util.spec_from_file_location("_ref_tables", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    ref = reference("fig3")
+    np.testing.assert_allclose(ref["levels"], pr.SWEEP)
+    for task, (R, T) in mod.TASKS.items():
+        np.testing.assert_array_equal(ref["tasks"][task]["random"], R)
+        np.testing.assert_array_equal(ref["tasks"][task]["topprob"], T)
+
+
+def test_tables_on_reference_arrays():
+    ref = reference("fig3")
+    tasks = {v["label"]: (np.array(v["random"]), np.array(v["topprob"])) for v in ref["tasks"].values()}
+    df = pr.side_by_side(tasks, ref["levels"])
+    bars = ref["bars_as_published"]
+    for row, key in zip(df.itertuples(), ("flipflop", "wave", "smnist")):
+        assert row.pub_bar_random == pytest.approx(bars[key][0], rel=5e-4)
+        assert row.pub_min_p == pytest.approx(bars[key][4], abs=5e-7)
+    assert df["holm_levels"].tolist() == [5, 1, 5]  # spec 9.3
+    lt = pr.level_table(*tasks["Flip-flop"], ref["levels"])
+    assert lt.shape[0] == 15 and np.isnan(lt["holm_t_log"][0]) and np.isnan(lt["holm_signflip"][14])
+    assert lt["wins"].tolist()[7] == 5
+
+
+def test_cli_registers_reproduce_fig3():
+    from biornn.cli import build_parser
+
+    args = build_parser().parse_args(["reproduce-fig3", "--mode", "quick", "--tasks", "wave", "--draws", "1"])
+    assert args.func is pr._cmd_reproduce_fig3 and args.draws == 1
+
+
+def test_informative_levels_skip_identical_columns():
+    R = np.array([[1.0, 2.0, 3.0, 4.0], [1.0, 2.5, 3.0, 4.0]])
+    T = np.array([[1.0, 1.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0]])
+    assert pr.informative_levels(R, T, [0.0, 0.5, 0.9, 1.0]).tolist() == [1]
+    lt = pr.level_table(np.c_[R, R + 1], np.c_[T, T + 0.5], [0.0, 0.5, 0.9, 1.0, 0.2, 0.4, 0.6, 0.8])
+    assert np.isnan(lt["holm_t_log"][2]) and np.isfinite(lt["holm_t_log"][1])

@@ -1,0 +1,72 @@
+"""The batched E/I RNN: hand-written backward through time equals autograd; init matches the reference."""
+
+import numpy as np
+import pytest
+import torch
+
+from biornn.errors import BiornnError
+from biornn.models import EIRNN, check_signs, make_signs, rnn_core, rnn_core_autograd
+
+
+@pytest.mark.parametrize("rectify", [False, True])
+def test_handwritten_bptt_matches_autograd(rectify):
+    g = torch.Generator().manual_seed(0)
+    U = torch.randn((2, 9, 3, 6), generator=g, dtype=torch.float64, requires_grad=True)
+    W = (0.5 * torch.randn((2, 6, 6), generator=g, dtype=torch.float64)).requires_grad_()
+    A1, A2 = rnn_core(U, W, rectify), rnn_core_autograd(U, W, rectify)
+    assert torch.allclose(A1, A2, atol=1e-12)
+    gA = torch.randn(A1.shape, generator=g, dtype=torch.float64)
+    g1 = torch.autograd.grad((A1 * gA).sum(), (U, W))
+    g2 = torch.autograd.grad((A2 * gA).sum(), (U, W))
+    for a, b in zip(g1, g2):
+        assert torch.allclose(a, b, atol=1e-10)
+
+
+def test_gradcheck_core():
+    g = torch.Generator().manual_seed(1)
+    U = torch.randn((1, 4, 2, 3), generator=g, dtype=torch.float64, requires_grad=True)
+    W = (0.5 * torch.randn((1, 3, 3), generator=g, dtype=torch.float64)).requires_grad_()
+    assert torch.autograd.gradcheck(lambda u, w: rnn_core(u, w, True), (U, W))
+
+
+def test_reference_initialisation_statistics():
+    """Mean row sum and the outlier eigenvalue are about (102 - 26) * 0.0442 = 3.36 (spec section 12)."""
+    model = EIRNN(range(4), n_in=1, n_out=1)
+    W = model.w_hh.detach().double()
+    assert W.shape == (4, 128, 128)
+    s = model.signs
+    assert (W[..., s > 0] >= 0).all() and (W[..., s < 0] <= 0).all()
+    assert abs(W.sum(-1).mean().item() - 3.36) < 0.1
+    lead = torch.linalg.eigvals(W).abs().max(-1).values
+    assert torch.allclose(lead, torch.full_like(lead, 3.36), atol=0.15)
+    assert W.abs().max() <= 1 / np.sqrt(128)
+
+
+def test_seeds_are_independent_of_batch_composition():
+    a = EIRNN([3, 7], n_in=2, n_out=1)
+    b = EIRNN([7], n_in=2, n_out=1)
+    assert torch.equal(a.w_hh[1], b.w_hh[0])
+
+
+def test_song_parametrisation_starts_at_the_same_matrix():
+    direct = EIRNN([0], n_in=1, n_out=1)
+    song = EIRNN([0], n_in=1, n_out=1, parametrization="song")
+    assert torch.equal(direct.effective_w_hh(), song.effective_w_hh())
+
+
+def test_forward_shapes():
+    m = EIRNN([0, 1], n_in=3, n_out=2, n_hidden=16)
+    x = torch.randn(2, 5, 7, 3)
+    assert m(x).shape == (2, 5, 7, 2)
+    m.last_step_only = True
+    assert m(x).shape == (2, 5, 2)
+    assert m(x[:1]).shape == (2, 5, 2)  # shared data broadcasts over seeds
+
+
+def test_sign_vector_checks():
+    with pytest.raises(BiornnError, match="128 columns"):
+        check_signs(torch.ones(100), 128)
+    with pytest.raises(BiornnError, match="use \\+1"):
+        check_signs(torch.tensor([1.0, 0.5]), 2)
+    with pytest.raises(BiornnError, match="sign vector"):
+        EIRNN([0], n_in=1, n_out=1, n_hidden=8, signs=make_signs(9))

@@ -1,0 +1,127 @@
+"""Task data: flip-flop hold rule, wave signals, digits stand-in and the MNIST IDX parser."""
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+
+from biornn.errors import BiornnError
+from biornn.tasks import (
+    MNIST_FILES,
+    find_mnist,
+    flipflop_target,
+    load_mnist,
+    make_digits,
+    make_flipflop,
+    make_task,
+    make_wave,
+    read_idx,
+)
+
+
+def test_flipflop_hold_rule_and_pulse_rate():
+    d = make_flipflop([0, 1], n_train=2000, n_test=10)
+    x, y = d.x_train[..., 0], d.y_train[..., 0]
+    assert x.shape == (2, 2000, 50) and set(np.unique(x)) <= {-1.0, 0.0, 1.0}
+    # the target switches at the pulse step itself and holds until the next pulse
+    for s in range(2):
+        for i in range(50):
+            held = 0.0
+            for t in range(50):
+                if x[s, i, t] != 0:
+                    held = x[s, i, t]
+                assert y[s, i, t] == held
+    rate = (x != 0).mean()
+    n = x.size
+    assert abs(rate - 0.05) < 4 * np.sqrt(0.05 * 0.95 / n)
+
+
+def test_flipflop_zero_prediction_loss():
+    d = make_flipflop([0], n_train=20000, n_test=10)
+    assert abs((d.y_train ** 2).mean() - 0.649) < 0.01
+
+
+def test_flipflop_target_vectorised_matches_loop():
+    u = np.array([[0, 0, 1, 0, -1, 0, 0, 1]])
+    assert flipflop_target(u).tolist() == [[0, 0, 1, 1, -1, -1, -1, 1]]
+
+
+def test_wave_one_step_ahead_and_amplitudes():
+    d = make_wave([0, 1], n_train=50, n_test=20)
+    assert d.x_train.shape == (2, 50, 500, 2)
+    assert np.allclose(d.x_train[:, :, 1:], d.y_train[:, :, :-1])
+    sig = d.info["signals"]
+    assert sig.shape == (2, 2, 2500)
+    assert np.abs(sig[:, 0]).max() <= 1.5 + 1e-6 and np.abs(sig[:, 0]).max() > 1.4
+    assert np.abs(sig[:, 1]).max() <= 0.75 + 1e-6 and np.abs(sig[:, 1]).max() > 0.7
+    zero = (d.y_train ** 2).mean()
+    assert abs(zero - 0.703) < 0.08
+    assert d.readout_mask.sum(1).tolist() == [102, 26]
+
+
+def test_wave_heldout_windows_come_from_later_stretch():
+    d = make_wave([0], n_train=10, n_test=10, heldout=True)
+    assert d.x_test.shape == (1, 10, 500, 2)
+    assert d.info["heldout"]
+
+
+def test_same_seed_same_data_and_paired_methods():
+    a, b = make_flipflop([5], n_train=30, n_test=5), make_flipflop([5], n_train=30, n_test=5)
+    assert np.array_equal(a.x_train, b.x_train)
+    c = make_flipflop([5], n_train=30, n_test=5, draw_key="dales")
+    assert not np.array_equal(a.x_train, c.x_train)
+
+
+def test_digits_stand_in_is_labelled_and_split():
+    d = make_digits([0], prefer_mnist=False)
+    assert d.x_train.shape == (1, 1437, 8, 8) and d.x_test.shape == (1, 360, 8, 8)
+    assert "8x8" in d.label and "stand-in" in d.label
+    assert 0 <= d.x_train.min() and d.x_train.max() <= 1
+    assert np.bincount(d.y_test[0]).min() >= 34  # stratified
+
+
+def _write_idx(path, array, magic, gz):
+    header = struct.pack(">ii", magic, array.shape[0])
+    if magic == 2051:
+        header += struct.pack(">ii", *array.shape[1:])
+    data = header + array.astype(np.uint8).tobytes()
+    opener = gzip.open if gz else open
+    with opener(path, "wb") as fh:
+        fh.write(data)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_parser_on_tiny_files(tmp_path, gz):
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, (7, 28, 28))
+    labels = rng.integers(0, 10, 7)
+    suffix = ".gz" if gz else ""
+    for key, stem in MNIST_FILES.items():
+        arr, magic = (imgs, 2051) if "images" in key else (labels, 2049)
+        _write_idx(tmp_path / (stem + suffix), arr, magic, gz)
+    assert find_mnist(tmp_path) is not None
+    assert np.array_equal(read_idx(tmp_path / (MNIST_FILES["train_images"] + suffix)), imgs)
+    xtr, ytr, xte, yte = load_mnist(tmp_path)
+    assert xtr.shape == (7, 28, 28) and np.allclose(xtr, imgs / 255.0) and np.array_equal(ytr, labels)
+    d = make_digits([0], prefer_mnist=True, mnist_dir=tmp_path)
+    assert d.name == "mnist" and d.x_train.shape == (1, 7, 28, 28)
+
+
+def test_idx_parser_rejects_bad_files(tmp_path):
+    bad = tmp_path / "bad"
+    bad.write_bytes(struct.pack(">ii", 1234, 1) + b"\x00")
+    with pytest.raises(BiornnError, match="magic number 1234"):
+        read_idx(bad)
+    short = tmp_path / "short"
+    short.write_bytes(struct.pack(">iiii", 2051, 2, 28, 28) + b"\x00" * 10)
+    with pytest.raises(BiornnError, match="header says"):
+        read_idx(short)
+
+
+def test_unknown_task_and_missing_mnist(tmp_path, monkeypatch):
+    with pytest.raises(BiornnError, match="unknown task"):
+        make_task("sudoku", [0])
+    monkeypatch.setattr("biornn.tasks.MNIST_DIR", tmp_path)
+    with pytest.raises(BiornnError, match="fetch-mnist"):
+        make_task("mnist", [0])
