@@ -245,5 +245,127 @@ class EIRNN(nn.Module):
 
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:
-    """Detach, move to the CPU and convert to numpy."""
-    return t.detach().cpu().numpy()
+    """Detach, move to the CPU and convert to a numpy array that owns its memory.
+
+    A copy: on the CPU ``tensor.numpy()`` shares storage, so a snapshot of a parameter would follow later in-place
+    updates.
+    """
+    return t.detach().cpu().numpy().copy()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The cell-type constrained two-area RNN (paper Figs 4-5; spec fig4-5-celltype-rnn.md, section 3)
+# ----------------------------------------------------------------------------------------------------------------
+#: Input mappings of :class:`CelltypeRNN`: ``dense`` (every unit sees all 18 channels, as the reference effectively
+#: ran, spec Q1) and ``population`` (channel ``p`` reaches only population ``p``'s units, the reference's intent).
+INPUT_MAPPINGS = ("dense", "population")
+
+
+class CelltypeRNN(nn.Module):
+    """A stack of ``S`` cell-type constrained RNNs (one per seed): 18 populations, signs per presynaptic population.
+
+    Step ``t`` (one imaging frame; no leak, no biases in the recurrent core, ``r_0 = 0``)::
+
+        a_t = tanh(W_in x_t + W_rec r_{t-1}),    r_t = relu(a_t)
+        y_t[p] = w_p . a_t[I_p] + b_p            (p = 0..17, I_p = the units of population p)
+
+    The readout sees the **unrectified** ``a_t`` (``readout_from_state=True`` reads ``r_t`` instead, spec Q2) and
+    each output reads only its own population's units. Readouts ``(w_p, b_p)`` keep PyTorch's default ``Linear``
+    initialisation ``U(+-1/sqrt(n_p))`` and are **frozen** (buffers, never trained), which ties every unit to its
+    population so that block averages of ``W_rec`` read as population-level connectivity.
+
+    Initialisation per seed (one generator, :func:`biornn.config.derive_seed` ``(seed, "init", "celltype", key)``):
+    ``W_rec`` dense with Pyr columns ``U(0, 1/sqrt N)`` and SST/VIP columns ``U(-1/sqrt N, 0]``
+    (:func:`signed_uniform_init`), then ``W_in`` ``U(+-1/sqrt N)`` (zero outside the input mask for the
+    ``population`` mapping), then the readout weights and biases.
+
+    Args:
+        seeds: one network per seed.
+        sizes: units per population by cell type, ``{"Pyr": 192, "SST": 32, "VIP": 16}`` by default (N = 1440);
+            quick mode uses e.g. ``{"Pyr": 12, "SST": 2, "VIP": 1}`` (N = 90).
+        input_mapping: ``"dense"`` or ``"population"`` (see :data:`INPUT_MAPPINGS`).
+        readout_from_state: read out ``r_t`` instead of ``a_t``.
+        init_key: extra key for the initialisation stream.
+
+    Attributes:
+        w_in: ``(S, N, 18)`` input weights (trained; unsigned).
+        w_rec: ``(S, N, N)`` recurrent weights ``W[post, pre]`` (trained; column signs = :attr:`signs`).
+        w_out: ``(S, N)`` frozen readout weight of every unit (for its own population's output).
+        b_out: ``(S, 18)`` frozen readout biases.
+        signs: ``(N,)`` +1 for Pyr units, -1 for SST and VIP units.
+        population: ``(N,)`` population index (0..17, order of :data:`biornn.connectivity.POPULATION_LABELS`).
+        input_mask: ``(N, 18)`` 0/1 routing of the input channels (all ones for ``dense``).
+    """
+
+    def __init__(self, seeds, sizes: dict[str, int] | None = None, input_mapping: str = "dense",
+                 readout_from_state: bool = False, init_key: str = ""):
+        super().__init__()
+        from biornn.connectivity import POPULATION_LABELS, population_index, populations, unit_signs
+
+        seeds = list(seeds)
+        if not seeds:
+            raise BiornnError("no seeds given; pass at least one seed")
+        if input_mapping not in INPUT_MAPPINGS:
+            raise BiornnError(f"unknown input mapping {input_mapping!r}; use one of {', '.join(INPUT_MAPPINGS)}")
+        table = populations(sizes)
+        self.sizes = {t: int(table.loc[table["type"] == t, "size"].iloc[0]) for t in ("Pyr", "SST", "VIP")}
+        self.seeds = seeds
+        self.labels = POPULATION_LABELS
+        self.n_pop = len(POPULATION_LABELS)
+        self.n_in = self.n_out = self.n_pop
+        self.input_mapping = input_mapping
+        self.readout_from_state = readout_from_state
+        pop = torch.as_tensor(population_index(self.sizes), dtype=torch.long)
+        n = int(pop.shape[0])
+        self.n_hidden = n
+        signs = torch.as_tensor(unit_signs(self.sizes), dtype=torch.float32)
+        self.register_buffer("signs", signs)
+        self.register_buffer("population", pop)
+        onehot = torch.nn.functional.one_hot(pop, self.n_pop).float()  # (N, 18)
+        self.register_buffer("readout_onehot", onehot)
+        mask = onehot.clone() if input_mapping == "population" else torch.ones(n, self.n_pop)
+        self.register_buffer("input_mask", mask)
+        k = 1.0 / math.sqrt(n)
+        fan = torch.as_tensor(table["size"].to_numpy(dtype=np.float64))
+        bound_unit = (1.0 / fan.sqrt())[pop].float()  # (N,) U(+-1/sqrt(n_p)) bound of each unit's readout weight
+        bound_pop = (1.0 / fan.sqrt()).float()
+        w_rec, w_in, w_out, b_out = [], [], [], []
+        for seed in seeds:
+            g = torch.Generator().manual_seed(derive_seed(seed, "init", "celltype", init_key))
+            w_rec.append(signed_uniform_init(signs, g))
+            w_in.append((torch.rand((n, self.n_pop), generator=g) * 2 - 1) * k * mask)
+            w_out.append((torch.rand(n, generator=g) * 2 - 1) * bound_unit)
+            b_out.append((torch.rand(self.n_pop, generator=g) * 2 - 1) * bound_pop)
+        self.w_in = nn.Parameter(torch.stack(w_in))
+        self.w_rec = nn.Parameter(torch.stack(w_rec))
+        self.register_buffer("w_out", torch.stack(w_out))
+        self.register_buffer("b_out", torch.stack(b_out))
+
+    @property
+    def n_seeds(self) -> int:
+        return len(self.seeds)
+
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """Run the recurrence on ``x`` ``(S or 1, B, T, 18)``; return ``(S, T, B, N)`` activations ``a_t``."""
+        if x.ndim != 4 or x.shape[-1] != self.n_in:
+            raise BiornnError(f"input has shape {tuple(x.shape)}; expected (seeds, batch, steps, {self.n_in})")
+        w_in = self.w_in if self.input_mapping == "dense" else self.w_in * self.input_mask
+        # the whole sequence's input projection in one matmul, no biases: U = x W_in^T, (S, T, B, N)
+        U = torch.matmul(x.transpose(1, 2), w_in.transpose(1, 2)[:, None])
+        return rnn_core(U, self.w_rec, rectify=True)
+
+    def readout_matrix(self) -> torch.Tensor:
+        """``(S, N, 18)`` block-diagonal readout: unit ``i`` feeds only its own population's output."""
+        return self.w_out[:, :, None] * self.readout_onehot
+
+    def readout(self, A: torch.Tensor) -> torch.Tensor:
+        """Map ``(S, ..., N)`` activations to ``(S, ..., 18)`` population outputs."""
+        if self.readout_from_state:
+            A = A.clamp_min(0)
+        shape = A.shape
+        y = torch.bmm(A.reshape(shape[0], -1, shape[-1]), self.readout_matrix()).reshape(*shape[:-1], -1)
+        return y + self.b_out.reshape(shape[0], *([1] * (len(shape) - 2)), -1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Predictions ``(S, B, T, 18)`` of the next frame of every population."""
+        return self.readout(self.hidden(x)).transpose(1, 2)

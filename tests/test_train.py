@@ -94,3 +94,12 @@ def test_reference_sum_conversion():
     assert to_reference_sum(0.1, "wave") == pytest.approx(1.0)
     with pytest.raises(BiornnError):
         to_reference_sum(0.1, "digits")
+
+
+def test_initial_weights_are_a_snapshot_not_a_view():
+    """W_init must be the matrix before training, for every parametrisation (it once aliased the parameter)."""
+    for method in ("dales", "conventional", "rectified"):
+        res = train(_small("flipflop", method), progress=False)
+        W0 = res.weights["W_init"].astype(float)
+        assert not np.array_equal(W0, res.weights["W_final"])
+        assert abs(W0.sum(-1).mean() - 3.36) < 0.15  # the reference's unbalanced init (spec section 12)

@@ -1,0 +1,33 @@
+"""The one figure helper: PNG and PDF, atomic, and quick-mode figures marked as such."""
+
+import matplotlib.pyplot as plt
+
+from biornn.plotting import METHOD_STYLE, save_figure
+
+
+def test_save_figure_writes_png_and_pdf(tmp_path, monkeypatch):
+    monkeypatch.setenv("BIORNN_FIGURES", str(tmp_path))
+    monkeypatch.setenv("BIORNN_MODE", "quick")
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1], **{k: v for k, v in METHOD_STYLE["dales"].items() if k != "label"})
+    paths = save_figure(fig, "demo")
+    assert [p.name for p in paths] == ["demo.png", "demo.pdf"]
+    assert paths[0].read_bytes()[:4] == b"\x89PNG" and paths[1].read_bytes()[:4] == b"%PDF"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.pdf", "demo.png"]  # no temporaries left
+    assert any("quick mode" in t.get_text() for t in fig.texts)
+    plt.close(fig)
+
+
+def test_paper_mode_figures_are_unmarked(tmp_path, monkeypatch):
+    monkeypatch.setenv("BIORNN_FIGURES", str(tmp_path))
+    monkeypatch.setenv("BIORNN_MODE", "paper")
+    fig, _ = plt.subplots()
+    save_figure(fig, "demo")
+    assert not fig.texts
+    plt.close(fig)
+
+
+def test_paper_colours():
+    assert METHOD_STYLE["conventional"]["color"] == "k"
+    assert METHOD_STYLE["dales"]["color"] == "cornflowerblue" and METHOD_STYLE["dales"]["marker"] == "^"
+    assert METHOD_STYLE["rectified-published"]["color"] == "salmon"
