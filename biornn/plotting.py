@@ -60,10 +60,19 @@ def use_style() -> None:
 def save_figure(fig, name: str, formats=("png", "pdf")) -> list[Path]:
     """Save ``fig`` as ``figures/<name>.png`` and ``.pdf``; return the written paths.
 
+    In quick mode a small grey note in the corner says so, so a quick figure never passes for a paper one.
+
     Files are written to a temporary name and renamed, so an interrupted save never leaves half a file.
     """
+    from biornn.config import get_mode
+
     out = figures_dir()
     out.mkdir(parents=True, exist_ok=True)
+    if get_mode() == "quick" and not getattr(fig, "_biornn_marked", False):
+        # never let a quick-mode figure pass for a paper-mode one
+        fig.text(0.995, 0.005, "biornn quick mode: small models, not the paper's sizes", ha="right", va="bottom",
+                 fontsize=6, color="0.5")
+        fig._biornn_marked = True
     paths = []
     for fmt in formats:
         path = out / f"{name}.{fmt}"
@@ -83,7 +92,9 @@ def band_plot(ax, x, curves, style: dict, band: str = "std", clip_zero: bool = F
         x: ``(points,)`` x values.
         curves: ``(runs, points)`` values.
         style: a :data:`METHOD_STYLE` entry (colour, marker, label).
-        band: ``"std"`` (population std, ddof 0, as the reference), ``"sem"`` or ``"ci95"`` (t interval).
+        band: ``"std"`` (population std, ddof 0, as the reference), ``"sem"``, ``"ci95"`` (t interval) or
+            ``"runs"`` (every run as a thin line: the honest choice on a log axis, where a mean - std band is
+            often negative).
         clip_zero: clip the band's lower edge at 0 (the reference does for losses).
         label: legend label (default the style's).
         markevery: marker spacing.
@@ -93,6 +104,12 @@ def band_plot(ax, x, curves, style: dict, band: str = "std", clip_zero: bool = F
     curves = np.asarray(curves, dtype=float)
     mean = curves.mean(0)
     n = curves.shape[0]
+    if band == "runs":
+        for run in curves:
+            ax.plot(x, run, color=style["color"], lw=0.6, alpha=0.35)
+        ax.plot(x, mean, color=style["color"], marker=style.get("marker"), markevery=markevery, ms=4,
+                label=label or style["label"])
+        return ax
     if band == "std":
         half = curves.std(0)
     elif band == "sem":
@@ -127,7 +144,10 @@ def kde_on_grid(values, grid) -> np.ndarray:
 
 
 def plot_fig2_curves(runs: dict, rules, task: str, key: str, ylabel: str, log: bool = False, clip: bool = True):
-    """One Figure 2 learning-curve panel: ``key`` per epoch for every rule (mean, band = std over seeds).
+    """One Figure 2 learning-curve panel: ``key`` per epoch for every rule.
+
+    Bold line = mean over seeds; on a linear axis the band is the std over seeds (as the paper), on a log axis each
+    seed is drawn as a thin line instead.
 
     Args:
         runs: ``{(task, rule): run}`` as returned by :func:`biornn.results.fig2_runs`.
@@ -142,7 +162,7 @@ def plot_fig2_curves(runs: dict, rules, task: str, key: str, ylabel: str, log: b
     for rule in rules:
         curves = runs[(task, rule)].curve(key)
         band_plot(ax, np.arange(1, curves.shape[1] + 1), curves, METHOD_STYLE[rule], clip_zero=clip,
-                  markevery=max(1, curves.shape[1] // 10))
+                  band="runs" if log else "std", markevery=max(1, curves.shape[1] // 10))
     ax.set(xlabel="Epoch", ylabel=ylabel, title=runs[(task, rules[0])].data_label)
     if log:
         ax.set_yscale("log")
@@ -284,7 +304,7 @@ def plot_mst_overlap(curves: dict, reference: dict | None = None):
         ax.plot(reference["sparsities"], reference["empirical_topprob"], "d", mfc="none", color="g", ms=5,
                 label="Top-prob empirical, reference figure")
     ax.set(xlabel="Sparsity", ylabel="Fraction overlap", title="Overlap with MST")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
     return fig
 
 
@@ -386,3 +406,535 @@ def plot_paired_log_ratio(panels: dict, holm_p: dict | None = None, alpha: float
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Figure 5: connectivity differences between conditions
+# ----------------------------------------------------------------------------------------------------------------
+#: Node positions of the two-area diagram (spec section 6): V1 at x = 0, LM at x = 1.5; L2/3 y = 1, L4 0, L5 -1.
+NETWORK_POSITIONS = {f"{a}_{l}": (x, y) for a, x in (("V1", 0.0), ("LM", 1.5))
+                     for l, y in (("L2/3", 1.0), ("L4", 0.0), ("L5", -1.0))}
+FIG5_PATHWAY_COLORS = {"intra": "0.6", "FF": "orange", "FB": "green"}
+
+
+def _block_label(label: str) -> str:
+    return label.replace("_", " ")
+
+
+def plot_difference_map(ax, delta, labels, title: str = "", significant=None, absent=None, lim: float | None = None,
+                        scale: float = 1.0, colorbar: bool = True, fontsize: int = 7, cbar_label: str = ""):
+    """Heat map of a ``(G, G)`` difference matrix ``[post, pre]``: ``bwr`` centred at 0, limits ``±max |Δ|``.
+
+    Args:
+        ax: matplotlib axes.
+        delta: ``(G, G)`` differences (rows post, columns pre).
+        labels: ``(G,)`` block labels (``V1_L2/3`` or ``V1_L2/3_Pyr``), drawn with spaces.
+        title: axes title.
+        significant: optional ``(G, G)`` bool; those blocks get a black dot.
+        absent: optional ``(G, G)`` bool; blocks without any connection, drawn light grey.
+        lim: colour half-range (default ``max |Δ|`` over the present blocks).
+        scale: multiply ``delta`` by this before drawing (e.g. 1e4 for units of 1e-4).
+        colorbar: add a colour bar.
+        fontsize: tick-label size.
+        cbar_label: colour-bar label.
+
+    Returns:
+        The image.
+    """
+    import matplotlib as mpl
+
+    d = np.asarray(delta, dtype=float) * scale
+    G = d.shape[0]
+    show = np.ma.masked_array(d, mask=np.zeros_like(d, dtype=bool) if absent is None else np.asarray(absent))
+    if lim is None:
+        finite = np.abs(show.compressed()) if show.count() else np.zeros(1)
+        lim = float(np.nanmax(finite)) if finite.size and np.isfinite(finite).any() else 1.0
+    lim = lim if lim > 0 else 1.0
+    cmap = mpl.colormaps["bwr"].copy()
+    cmap.set_bad("0.88")
+    im = ax.imshow(show, cmap=cmap, vmin=-lim, vmax=lim, interpolation="nearest")
+    names = [_block_label(x) for x in labels]
+    ax.set_xticks(range(G), names, rotation=70, fontsize=fontsize, ha="right", rotation_mode="anchor")
+    ax.set_yticks(range(G), names, fontsize=fontsize)
+    step = 3 if G in (6, 18) else None
+    if step:
+        for k in range(step, G, step):
+            ax.axhline(k - 0.5, color="0.75", lw=0.4)
+            ax.axvline(k - 0.5, color="0.75", lw=0.4)
+        ax.axhline(G / 2 - 0.5, color="k", lw=0.8)
+        ax.axvline(G / 2 - 0.5, color="k", lw=0.8)
+    if significant is not None:
+        rows, cols = np.nonzero(np.asarray(significant))
+        ax.plot(cols, rows, "o", color="k", ms=3 if G > 6 else 5)
+    ax.set_xlabel("pre (source)", fontsize=fontsize + 1)
+    ax.set_ylabel("post (target)", fontsize=fontsize + 1)
+    ax.set_title(title, fontsize=fontsize + 2)
+    if colorbar:
+        cb = ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+        cb.ax.tick_params(labelsize=fontsize)
+        if cbar_label:
+            cb.set_label(cbar_label, fontsize=fontsize)
+    return im
+
+
+def plot_difference_grid(panels: dict, labels, scale: float = 1e4, ncols: int = 3, panel_size: float = 3.6,
+                         cbar_label: str = "Δ (x 1e-4)", fontsize: int = 6):
+    """One difference map per panel (own symmetric colour range each, as the reference), in a grid.
+
+    Args:
+        panels: ``{title: (delta, significant, absent)}`` with ``(G, G)`` arrays (``significant``/``absent`` may be
+            None).
+        labels: ``(G,)`` block labels.
+        scale: multiply differences by this.
+        ncols: panels per row.
+        panel_size: inches per panel.
+        cbar_label: colour-bar label.
+        fontsize: tick-label size.
+
+    Returns:
+        The figure.
+    """
+    n = len(panels)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size * ncols * 1.15, panel_size * nrows), squeeze=False)
+    for ax, (title, (delta, sig, absent)) in zip(axes.flat, panels.items()):
+        plot_difference_map(ax, delta, labels, title, significant=sig, absent=absent, scale=scale,
+                            fontsize=fontsize, cbar_label=cbar_label)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def plot_network_diagram(ax, delta, density, labels, title: str = "", lim: float | None = None,
+                         max_width: float = 4.0, edge_colors: dict | None = None, colorbar: bool = True,
+                         scale: float = 1.0, significant=None):
+    """The two-area network diagram of spec section 6: 6 layer nodes, one arrow pre -> post per connected block.
+
+    Edge colour = ``bwr`` of the difference (limits ``±max |Δ|``) unless ``edge_colors`` fixes it; width =
+    ``max_width * ρ / max ρ`` with ρ the block density; curved arcs (``arc3``, rad 0.3); self-loops are circles
+    (radius 0.2) outside the node (left for V1, right for LM).
+
+    Args:
+        ax: matplotlib axes.
+        delta: ``(6, 6)`` differences ``[post, pre]`` (ignored where ``edge_colors`` gives a colour).
+        density: ``(6, 6)`` block densities; blocks with density 0 get no edge.
+        labels: ``(6,)`` layer labels such as ``V1_L2/3`` (positions from :data:`NETWORK_POSITIONS`).
+        title: axes title.
+        lim: colour half-range (default ``max |Δ|`` over the drawn edges).
+        max_width: width of the densest edge (points).
+        edge_colors: optional ``{(post, pre): colour}`` (the schematic uses it).
+        colorbar: add a colour bar for Δ.
+        scale: multiply ``delta`` by this (colour-bar units).
+        significant: optional ``(6, 6)`` bool; significant edges get a black outline (others a light grey one, so
+            that edges with Δ near 0, drawn white, stay visible).
+
+    Returns:
+        The axes.
+    """
+    import matplotlib as mpl
+    from matplotlib.patches import Arc, FancyArrowPatch
+
+    d = np.asarray(delta, dtype=float) * scale
+    rho = np.asarray(density, dtype=float)
+    edges = rho > 0
+    if lim is None:
+        lim = float(np.abs(d[edges]).max()) if edges.any() else 1.0
+    lim = lim if lim > 0 else 1.0
+    norm = mpl.colors.Normalize(-lim, lim)
+    cmap = mpl.colormaps["bwr"]
+    widths = max_width * rho / rho.max() if edges.any() else rho
+    pos = [NETWORK_POSITIONS[lab] for lab in labels]
+    for i, j in zip(*np.nonzero(edges)):
+        color = edge_colors.get((i, j)) if edge_colors else None
+        color = cmap(norm(d[i, j])) if color is None else color
+        lw = max(float(widths[i, j]), 0.3)
+        outline = significant is not None and bool(np.asarray(significant)[i, j])
+        if i == j:
+            x, y = pos[i]
+            side = -1 if x < 0.75 else 1
+            cx = x + side * 0.42
+            ax.add_patch(Arc((cx, y), 0.4, 0.4, color="k" if outline else "0.8", lw=lw + 1.2, zorder=1))
+            ax.add_patch(Arc((cx, y), 0.4, 0.4, color=color, lw=lw, zorder=1))
+            tip = (cx + side * 0.02, y - 0.2)
+            ax.annotate("", xy=(cx - side * 0.06, y - 0.19), xytext=tip, zorder=1,
+                        arrowprops=dict(arrowstyle="-|>", color=color, lw=0.5, mutation_scale=9))
+            continue
+        kwargs = dict(connectionstyle="arc3,rad=0.3", arrowstyle="-|>", mutation_scale=12, shrinkA=22,
+                      shrinkB=22, zorder=1)
+        ax.add_patch(FancyArrowPatch(pos[j], pos[i], color="k" if outline else "0.8", lw=lw + 1.2, **kwargs))
+        ax.add_patch(FancyArrowPatch(pos[j], pos[i], color=color, lw=lw, **kwargs))
+    xs, ys = zip(*pos)
+    ax.scatter(xs, ys, s=1500, color="0.85", edgecolors="k", zorder=2)
+    for (x, y), lab in zip(pos, labels):
+        ax.text(x, y, lab.split("_")[1], ha="center", va="center", fontweight="bold", fontsize=9, zorder=3)
+    for area, x in (("V1", 0.0), ("LM", 1.5)):
+        ax.text(x, -1.75, area, ha="center", va="center", fontweight="bold", fontsize=11)
+    ax.set_xlim(-0.95, 2.45)
+    ax.set_ylim(-2.0, 1.5)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(title, fontsize=8)
+    if colorbar and not edge_colors:
+        sm = mpl.cm.ScalarMappable(norm=norm, cmap=cmap)
+        cb = ax.figure.colorbar(sm, ax=ax, fraction=0.04, pad=0.01)
+        cb.ax.tick_params(labelsize=7)
+    return ax
+
+
+def plot_network_grid(panels: dict, labels, scale: float = 1e4, ncols: int = 3, panel_size: float = 3.3):
+    """Network diagrams in a grid: ``panels = {title: (delta, density, significant)}`` (``(6, 6)`` each).
+
+    Returns:
+        The figure.
+    """
+    n = len(panels)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size * ncols * 1.2, panel_size * nrows), squeeze=False)
+    for ax, (title, (delta, density, sig)) in zip(axes.flat, panels.items()):
+        plot_network_diagram(ax, delta, density, labels, title, scale=scale, significant=sig)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def plot_pathway_schematic(density, labels, inter_area: dict | None = None):
+    """The schematic of spec section 6: within-area edges grey, feedforward orange, feedback green, width ∝ density.
+
+    Args:
+        density: ``(6, 6)`` block densities ``[post, pre]``.
+        labels: ``(6,)`` layer labels.
+        inter_area: ``{(post, pre): "FF" or "FB"}`` of the inter-area blocks (default: inferred from the areas,
+            V1 -> LM = FF, LM -> V1 = FB).
+
+    Returns:
+        The figure.
+    """
+    rho = np.asarray(density, dtype=float)
+    colors = {}
+    for i, j in zip(*np.nonzero(rho > 0)):
+        post_area, pre_area = labels[i].split("_")[0], labels[j].split("_")[0]
+        kind = "intra" if post_area == pre_area else "FF" if pre_area == "V1" else "FB"
+        if inter_area is not None and (i, j) in inter_area:
+            kind = inter_area[(i, j)]
+        colors[(i, j)] = FIG5_PATHWAY_COLORS[kind]
+    fig, ax = plt.subplots(figsize=(4.2, 4.2))
+    plot_network_diagram(ax, np.zeros_like(rho), rho, labels, edge_colors=colors, colorbar=False)
+    return fig
+
+
+def plot_pathway_agreement(table, value: str = "diff", reference: str = "ref_diff", unit: str = "x 1e-4"):
+    """Our inter-area pathway differences against the reference's, one point per (window, pair, pathway).
+
+    Colours: FF orange, FB -> L2/3 green, FB -> L5 dark green; circles full window, squares half window. Points in
+    the shaded quadrants have the same sign as the reference.
+
+    Args:
+        table: :func:`biornn.analysis.pathway_table` output.
+        value, reference: columns to plot.
+        unit: axis unit.
+
+    Returns:
+        The figure.
+    """
+    colors = {"FF": "orange", "FB_L23": "green", "FB_L5": "darkgreen"}
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    x, y = table[reference].to_numpy(float), table[value].to_numpy(float)
+    xl = np.nanmax(np.abs(x)) * 1.15 if np.isfinite(x).any() else 1.0
+    yl = np.nanmax(np.abs(y)) * 1.15 if np.isfinite(y).any() and np.nanmax(np.abs(y)) > 0 else 1.0
+    ax.fill_between([0, xl], 0, yl, color="0.93", lw=0)
+    ax.fill_between([-xl, 0], -yl, 0, color="0.93", lw=0)
+    for (window, pathway), sub in table.groupby(["window", "pathway"], sort=False):
+        ax.plot(sub[reference], sub[value], "o" if window == "full" else "s", color=colors.get(pathway, "k"),
+                mfc="none" if window == "half" else colors.get(pathway, "k"), ms=6, label=f"{pathway}, {window}")
+    ax.axhline(0, color="k", lw=0.6)
+    ax.axvline(0, color="k", lw=0.6)
+    ax.set(xlim=(-xl, xl), ylim=(-yl, yl), xlabel=f"reference Δ ({unit})", ylabel=f"ours Δ ({unit})",
+           title="Inter-area pathways, 9 pairs x 2 windows")
+    ax.legend(fontsize=7, ncol=2)
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Figure 4: the cell-type constrained RNN
+# ----------------------------------------------------------------------------------------------------------------
+#: Colours of the three cell types (Pyr excitatory red; SST and VIP inhibitory blues).
+CELLTYPE_COLORS = {"Pyr": "#c0392b", "SST": "#2e86c1", "VIP": "#7d3c98"}
+#: Colours of the inter-area pathways (spec Fig 5 schematic: feedforward orange, feedback green).
+CELLTYPE_PATHWAY_COLORS = {"FF": "darkorange", "FB_L23": "forestgreen", "FB_L5": "forestgreen"}
+#: Trace styles (spec section 5): target black dashed, dense grey, sparse green.
+TRACE_STYLE = {"target": dict(color="k", ls="--", label="target"), "dense": dict(color="grey", label="dense"),
+               "sparse": dict(color="green", label="sparse")}
+
+
+def _pretty(label: str) -> str:
+    return label.replace("_", " ")
+
+
+def plot_celltype_network(density=None, ax=None, min_probability: float = 0.0):
+    """Diagram of the 18 populations and their connections (within-area table and the inter-area pathways).
+
+    Nodes: areas side by side, layers top to bottom in display order (L2/3, L4, L5), types left to right; red =
+    excitatory Pyr, blues = inhibitory SST/VIP. Grey lines: within-area connections (pre -> post, opacity and width
+    grow with the table's probability; self-connections drawn as rings). Arrows: inter-area pathways, feedforward
+    (V1 L2/3 Pyr -> LM L4) orange, feedback (LM L5 Pyr -> V1 L2/3 and V1 L5) green.
+
+    Args:
+        density: ``(18, 18)`` ``[post, pre]`` target densities (default :func:`biornn.connectivity.block_density`).
+        ax: axes to draw in.
+        min_probability: hide within-area connections below this probability.
+
+    Returns:
+        The figure.
+    """
+    from matplotlib.patches import FancyArrowPatch
+
+    from biornn.connectivity import AREAS, DISPLAY_LAYERS, POPULATION_LABELS, TYPES, block_density, pathway_blocks
+
+    density = block_density() if density is None else np.asarray(density)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 5.2))
+    pos = {}
+    for k, area in enumerate(AREAS):
+        for j, layer in enumerate(DISPLAY_LAYERS):
+            for t, cell_type in enumerate(TYPES):
+                pos[f"{area}_{layer}_{cell_type}"] = (k * 5.0 + t * 1.2, -j * 1.6)
+    idx = {lab: i for i, lab in enumerate(POPULATION_LABELS)}
+    inter = {pair for pairs in pathway_blocks().values() for pair in pairs}
+    pmax = max(float(density.max()), 1e-12)
+    for post in POPULATION_LABELS:
+        for pre in POPULATION_LABELS:
+            p = density[idx[post], idx[pre]]
+            if p <= min_probability or (idx[post], idx[pre]) in inter:
+                continue
+            (x0, y0), (x1, y1) = pos[pre], pos[post]
+            if pre == post:
+                ax.add_patch(plt.Circle((x0, y0), 0.3, fill=False, color="0.4", lw=0.5 + 2 * p / pmax,
+                                        alpha=0.2 + 0.6 * p / pmax, zorder=1))
+                continue
+            ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), connectionstyle="arc3,rad=0.25", arrowstyle="-",
+                                         color="0.4", lw=0.3 + 2 * p / pmax, alpha=0.1 + 0.5 * p / pmax, zorder=1))
+    for name, pairs in pathway_blocks().items():
+        for post, pre in pairs:
+            ax.add_patch(FancyArrowPatch(pos[POPULATION_LABELS[pre]], pos[POPULATION_LABELS[post]],
+                                         connectionstyle="arc3,rad=-0.12", arrowstyle="-|>", mutation_scale=12,
+                                         color=CELLTYPE_PATHWAY_COLORS.get(name, "k"), lw=1.6, shrinkA=9, shrinkB=9,
+                                         zorder=2))
+    for lab, (x, y) in pos.items():
+        cell_type = lab.split("_")[2]
+        ax.scatter([x], [y], s=420, color=CELLTYPE_COLORS[cell_type], edgecolor="k", zorder=3)
+        ax.text(x, y, cell_type, ha="center", va="center", fontsize=7, color="w", weight="bold", zorder=4)
+    for k, area in enumerate(AREAS):
+        ax.text(k * 5.0 + 1.2, 0.9, area, ha="center", fontsize=12, weight="bold")
+        for j, layer in enumerate(DISPLAY_LAYERS):
+            ax.text(k * 5.0 - 0.8, -j * 1.6, layer, ha="right", va="center", fontsize=9)
+    handles = [plt.Line2D([], [], color="darkorange", lw=2, label="FF: V1 L2/3 Pyr -> LM L4 (p = 0.3)"),
+               plt.Line2D([], [], color="forestgreen", lw=2, label="FB: LM L5 Pyr -> V1 L2/3, V1 L5 (p = 0.3)"),
+               plt.Line2D([], [], color="0.4", lw=1.5, label="within area: probability table (pre -> post)")]
+    ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=8)
+    ax.set_xlim(-2.0, 8.4)
+    ax.set_ylim(-4.0, 1.4)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    return ax.figure
+
+
+def plot_celltype_curves(runs: dict, factor: int = 1, log: bool = True):
+    """Training curves of the two stages on one epoch axis: training loss (solid) and held-out MSE (dashed).
+
+    Args:
+        runs: ``{label: list of per-seed run dicts}`` (``dense_loss``, ``finetune_loss``, ``dense_heldout_loss``,
+            ``finetune_heldout_loss``).
+        factor: multiply the training losses by this (10 = the reference's sum over batches).
+        log: logarithmic y axis.
+
+    Returns:
+        The figure (band = std over seeds; the dotted line marks the pruning).
+    """
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    colors = ["tab:green", "tab:blue", "tab:orange", "tab:purple"]
+    n_dense = 0
+    for (label, seeds), color in zip(runs.items(), colors):
+        train = np.array([r["dense_loss"] + r["finetune_loss"] for r in seeds], dtype=float) * factor
+        held = np.array([r["dense_heldout_loss"] + r["finetune_heldout_loss"] for r in seeds], dtype=float)
+        n_dense = len(seeds[0]["dense_loss"])
+        x = np.arange(1, train.shape[1] + 1)
+        band_plot(ax, x, train, dict(color=color, marker=None, label=f"{label}: training"))
+        if np.isfinite(held).all():
+            ax.plot(x, held.mean(0), color=color, ls="--", lw=1, label=f"{label}: held-out MSE")
+    ax.axvline(n_dense + 0.5, color="k", ls=":", lw=1)
+    ax.text(n_dense + 0.7, ax.get_ylim()[1], "pruned", va="top", fontsize=8)
+    ax.set(xlabel="Epoch (dense, then masked fine-tuning)",
+           ylabel="MSE per element" + (f" x {factor} (reference sum)" if factor != 1 else ""))
+    if log:
+        ax.set_yscale("log")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def plot_celltype_traces(targets, dense, sparse, fits: dict | None = None, title: str = ""):
+    """Predicted vs recorded traces, one panel per population (6 x 3 grid in display order).
+
+    Args:
+        targets: ``(T, 18)`` recorded next-frame activity of one sample.
+        dense, sparse: ``(T, 18)`` predictions of the dense and sparse models.
+        fits: optional ``{"r": (18,), "r2": (18,)}`` (e.g. the held-out pooled fit of the sparse model) for titles.
+        title: figure title.
+
+    Returns:
+        The figure.
+    """
+    from biornn.connectivity import POPULATION_LABELS, display_order
+
+    fig, axes = plt.subplots(6, 3, figsize=(11, 13), sharex=True)
+    for ax, i in zip(axes.ravel(), display_order()):
+        t = np.arange(len(targets))
+        for key, arr in (("target", targets), ("dense", dense), ("sparse", sparse)):
+            ax.plot(t, np.asarray(arr)[:, i], lw=1.4, **TRACE_STYLE[key])
+        head = _pretty(POPULATION_LABELS[i])
+        if fits is not None:
+            head += f"  r={fits['r'][i]:.2f} R²={fits['r2'][i]:.2f}"
+        ax.set_title(head, fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0, 0].legend(fontsize=7)
+    for ax in axes[-1]:
+        ax.set_xlabel("time step (frame)", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_weight_matrices(matrices: dict, sizes=None, lim: float | None = None):
+    """Recurrent matrices side by side (``matshow``, cmap seismic, one shared colour bar; spec section 5).
+
+    Args:
+        matrices: ``{title: (N, N) W[post, pre]}`` in index order.
+        sizes: units per population (draws the area-layer boundaries).
+        lim: colour limits ``+-lim`` (default ``1.5 / sqrt(N)``, i.e. 0.04 for N = 1440 as published).
+
+    Returns:
+        The figure.
+    """
+    from biornn.connectivity import populations
+
+    mats = {k: np.asarray(v) for k, v in matrices.items()}
+    N = next(iter(mats.values())).shape[0]
+    lim = 1.5 / np.sqrt(N) if lim is None else lim
+    table = populations(sizes)
+    edges = table["stop"].to_numpy()[2::3][:-1]
+    fig, axes = plt.subplots(1, len(mats), figsize=(6 * len(mats), 6))
+    axes = np.atleast_1d(axes)
+    for ax, (title, W) in zip(axes, mats.items()):
+        im = ax.matshow(W, cmap="seismic", vmin=-lim, vmax=lim)
+        for e in edges:
+            ax.axhline(e - 0.5, color="k", lw=0.3)
+            ax.axvline(e - 0.5, color="k", lw=0.3)
+        ax.set_title(title)
+        ax.set_xlabel("presynaptic unit")
+        ax.set_ylabel("postsynaptic unit")
+    fig.colorbar(im, ax=list(axes), shrink=0.8, label="weight")
+    return fig
+
+
+def plot_block_heatmap(values, title: str = "", dispersion: str = "cv", ax=None, cmap: str = "binary"):
+    """Scatter heat map of an 18 x 18 block statistic over seeds (published order L2/3, L4, L5).
+
+    Marker colour = mean over seeds; marker size = dispersion over seeds, ``std / |mean|`` (coefficient of variation,
+    spec Q12). Blocks whose mean is exactly 0 (pruned away, or absent pathways) are left blank.
+
+    Args:
+        values: ``(S, 18, 18)`` ``[post, pre]`` per-seed block values (e.g. mean ``|W|``), index order.
+        title: axes title.
+        dispersion: ``"cv"`` (std / |mean|) or ``"std"``.
+        ax: axes to draw in.
+        cmap: colour map of the mean.
+
+    Returns:
+        The figure.
+    """
+    from biornn.connectivity import POPULATION_LABELS, display_order
+
+    v = np.asarray(values, dtype=np.float64)
+    v = v[None] if v.ndim == 2 else v
+    o = display_order()
+    v = v[:, o][:, :, o]
+    mean = v.mean(0)
+    sd = v.std(0, ddof=1) if v.shape[0] > 1 else np.zeros_like(mean)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        disp = sd / np.abs(mean) if dispersion == "cv" else sd
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.6, 6.6))
+    post, pre = np.nonzero(mean != 0)
+    d = np.nan_to_num(disp[post, pre])
+    dmax = d.max() if d.size and d.max() > 0 else 1.0
+    sc = ax.scatter(pre, post, c=mean[post, pre], s=25 + 250 * d / dmax, cmap=cmap, edgecolors="0.7", vmin=0)
+    labels = [_pretty(POPULATION_LABELS[i]) for i in o]
+    ax.set_xticks(range(18), labels, rotation=70, fontsize=7)
+    ax.set_yticks(range(18), labels, fontsize=7)
+    ax.set_xlim(-0.7, 17.7)
+    ax.set_ylim(17.7, -0.7)
+    ax.set(xlabel="source (pre)", ylabel="target (post)", title=title)
+    ax.figure.colorbar(sc, ax=ax, fraction=0.046, label="mean over seeds")
+    for q in (0.25, 1.0):
+        ax.scatter([], [], s=25 + 250 * q, facecolors="none", edgecolors="0.5",
+                   label=f"{'CV' if dispersion == 'cv' else 'SD'} = {q * dmax:.2g}")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.25, 1.0), fontsize=7, labelspacing=1.5)
+    return ax.figure
+
+
+def plot_density_vs_table(target, realised: dict, ax=None):
+    """Realised block densities against the table's targets (one point per nonzero block, mean ± SD over seeds).
+
+    Args:
+        target: ``(18, 18)`` target densities.
+        realised: ``{label: (S, 18, 18)}`` realised densities of one or more pruning rules.
+        ax: axes to draw in.
+
+    Returns:
+        The figure.
+    """
+    target = np.asarray(target)
+    nz = target > 0
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.2, 5))
+    markers = ["o", "s", "^"]
+    for (label, r), m in zip(realised.items(), markers):
+        r = np.asarray(r)
+        ax.errorbar(target[nz], r.mean(0)[nz], yerr=r.std(0)[nz], fmt=m, ms=4, alpha=0.7, capsize=1.5, label=label)
+    top = max(float(target.max()), max(float(np.asarray(r).max()) for r in realised.values())) * 1.05
+    ax.plot([0, top], [0, top], color="k", lw=0.8, label="table")
+    ax.set(xlabel="table density (target)", ylabel="realised density after pruning", xlim=(0, top), ylim=(0, top),
+           title="Block densities (nonzero blocks)")
+    ax.legend(fontsize=8)
+    return ax.figure
+
+
+def plot_identifiability(ground_truth, block_means, title: str = "", ax=None):
+    """Fitted block means (mean ± SD over seeds) against the ground-truth population connectivity (twin data).
+
+    Args:
+        ground_truth: ``(18, 18)`` ``[post, pre]``.
+        block_means: ``(S, 18, 18)`` fitted block means (zeros included).
+        title: axes title.
+        ax: axes to draw in.
+
+    Returns:
+        The figure (colour = presynaptic cell type; only blocks with nonzero ground truth).
+    """
+    from biornn.connectivity import POPULATION_LABELS
+
+    gt = np.asarray(ground_truth)
+    bm = np.asarray(block_means)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.6, 4.6))
+    pre_type = np.array([lab.split("_")[2] for lab in POPULATION_LABELS])
+    for cell_type, color in CELLTYPE_COLORS.items():
+        sel = (gt != 0) & (pre_type[None, :] == cell_type)
+        ax.errorbar(gt[sel], bm.mean(0)[sel], yerr=bm.std(0)[sel], fmt="o", ms=4, color=color, capsize=1.5,
+                    alpha=0.8, label=f"pre {cell_type}")
+    ax.axhline(0, color="k", lw=0.5)
+    ax.axvline(0, color="k", lw=0.5)
+    ax.set(xlabel="ground-truth coupling W[post, pre]", ylabel="fitted block mean of W_rec", title=title)
+    ax.legend(fontsize=8)
+    return ax.figure

@@ -100,8 +100,9 @@ save_figure(fig, "fig2_wave_signals")
     md("""
 ## Learning curves: flip-flop
 
-Test loss per element (mean over seeds, band = population std as in the paper, lower edge clipped at 0). The
-reference plots sums over 5 test batches; ours are per-element means (multiply by 5 to compare).
+Test loss per element on a log axis: bold = mean over seeds, thin lines = the individual seeds (a mean ± std band,
+as in the paper, would dip below zero on a log axis). The reference plots sums over 5 test batches; ours are
+per-element means (multiply by 5 to compare).
 """),
     code("""
 fig = plot_fig2_curves(runs, RULES, "flipflop", "test_loss", "Test MSE per element", log=True)
@@ -110,7 +111,7 @@ save_figure(fig, "fig2_flipflop_test_loss")
     md("""
 ## Learning curves: wave reconstruction
 
-Same layout. The reference's wave curves are sums over 10 test batches.
+Same layout (bold = mean, thin = seeds). The reference's wave curves are sums over 10 test batches.
 """),
     code("""
 fig = plot_fig2_curves(runs, RULES, "wave", "test_loss", "Test MSE per element", log=True)
@@ -138,17 +139,26 @@ with np.printoptions(precision=4):
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 """),
     md("""
-In paper mode, the issue's bar: Dale's backprop matches or beats the reference on flip-flop and wave, and on digits
-stays within 2 points of conventional backprop.
+In paper mode, the bar we set ourselves: Dale's backprop should match or beat the reference's final test loss on
+flip-flop and wave, and on digits stay within 2 accuracy points of conventional backprop. Means hide failed seeds
+and medians hide them too, so we print every seed, both statistics, and a plain verdict on the mean.
 """),
     code("""
 if MODE == "paper":
-    get = lambda task, rule, col="mean": table.query("task == @task and method == @rule")[col].item()
     for task in ("flipflop", "wave"):
-        print(f"{task}: Dale's {get(task, 'dales'):.5f} vs reference Dale's {get(task, 'dales', 'ref_mean'):.5f} "
-              f"-> {'matches or beats' if get(task, 'dales') <= get(task, 'dales', 'ref_mean') else 'worse than'} the reference")
-    gap = get("digits", "conventional") - get("digits", "dales")
-    print(f"digits: conventional - Dale's = {gap:.2f} accuracy points ({'within' if gap <= 2 else 'NOT within'} 2 points)")
+        ours = runs[(task, "dales")].curve("test_loss")[:, -1]
+        ref = np.asarray(REF[task]["runs"]["dales"])
+        verdict = "matches or beats" if ours.mean() <= ref.mean() else "is WORSE than"
+        print(f"{task}: Dale's final test MSE per seed {np.array2string(ours, precision=5)}; reference runs "
+              f"{np.array2string(ref, precision=5)}")
+        print(f"   mean {ours.mean():.5f} vs {ref.mean():.5f}, median {np.median(ours):.5f} vs {np.median(ref):.5f}: "
+              f"on the mean, ours {verdict} the reference; {(ours <= ref.mean()).sum()}/{len(ours)} seeds are at or "
+              "below the reference mean")
+    acc = {rule: runs[("digits", rule)].curve("test_accuracy")[:, -1] for rule in ("conventional", "dales")}
+    diff = acc["dales"].mean() - acc["conventional"].mean()
+    print(f"digits: conventional {acc['conventional'].mean():.2f} %, Dale's {acc['dales'].mean():.2f} %: "
+          f"Dale's - conventional = {diff:+.2f} points, so Dale's is "
+          f"{'at most 2 points below conventional (bar met)' if diff >= -2 else 'MORE than 2 points below conventional'}")
 else:
     print("(quick mode: small models, not comparable with the reference; run with BIORNN_MODE=paper)")
 """),
@@ -231,7 +241,7 @@ fig, axes = plt.subplots(1, len(RULES), figsize=(16, 4.2))
 for ax, rule in zip(axes, RULES):
     mean_w = np.mean([np.asarray(runs[(task, rule)].weights["W_final"]).mean(0) for task in TASKS], axis=0)
     im = ax.imshow(mean_w, cmap="bwr", vmin=-0.2, vmax=0.2, interpolation="nearest")
-    ax.set(title=METHOD_STYLE[rule]["label"], xlabel="presynaptic", ylabel="postsynaptic")
+    ax.set(title=METHOD_STYLE[rule]["label"], xlabel="presynaptic", ylabel="postsynaptic" if ax is axes[0] else "")
     ax.title.set_fontsize(9)
 fig.colorbar(im, ax=axes, shrink=0.8)
 save_figure(fig, "fig2_mean_weight_matrices")

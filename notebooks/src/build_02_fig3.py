@@ -23,10 +23,11 @@ measured without retraining and, at p = 0.0862 (≈ 91 % sparse), during masked 
 4. Tell apart the reference's bar-chart statistics (max of run means, pooled SEM, minimum of uncorrected p-values)
    and paired seed-level tests with Holm correction, and read what each one supports.
 
-**Runtimes** (2 CPU cores): quick mode (default, `BIORNN_MODE=quick`, CI) about 1 minute (≈ 80 s of CPU time);
-paper mode (`BIORNN_MODE=paper`) about 1 minute from the cache in `data/results/fig3/` (the exercises re-evaluate a
-few flip-flop networks); computing the paper-mode cache from scratch (`python -m biornn reproduce-fig3 --mode paper`:
-10 seeds, 10 mask draws, 15 levels, retraining) takes about 2 hours of one CPU core (much less on a GPU).
+**Runtimes**: quick mode (default, `BIORNN_MODE=quick`, CI) about 80 s of CPU time (measured; about 1.5 minutes
+on 2 free cores); paper mode (`BIORNN_MODE=paper`) about 1 minute from the cache in `data/results/fig3/` (the
+exercises re-evaluate a few flip-flop networks); computing the paper-mode cache from scratch
+(`python -m biornn reproduce-fig3 --mode paper`: 10 seeds, 10 mask draws, 15 levels, retraining of both methods)
+takes about 2 hours of one CPU core, estimated from timed epochs and evaluations (much less on a GPU).
 
 *Sequential digits*: without the MNIST files the digit task is scikit-learn's 8×8 digits, row by row; its
 numbers are **not** the paper's MNIST numbers. In quick mode all networks are small and briefly trained: the
@@ -87,14 +88,14 @@ by Dale's projection) are never kept by either method, so both keep `pN²` synap
     code("""
 W0 = torch.from_numpy(np.asarray(dense["flipflop"].weights["W_final"])[0]).double()
 fig, ax = plt.subplots(figsize=(6.4, 4.2))
-for p, ls in ((pr.RETRAIN_DENSITY, "-"), (0.5431, "--")):
+for p, ls in ((LEVELS[2], "-"), (LEVELS[8], "--")):
     for method, P in (("topprob", pr.topprob_probabilities(W0, p)), ("random", pr.random_probabilities(W0, p))):
         order = torch.argsort(W0.abs().ravel())
         ax.plot(W0.abs().ravel()[order], P.ravel()[order], ls, color=PRUNING_STYLE[method]["color"],
                 label=f"{PRUNING_STYLE[method]['label']}, p = {p:.3f}")
 ax.set(xlabel="|w| (trained flip-flop network, seed 0)", ylabel="Keep probability")
-ax.legend(fontsize=8)
-save_figure(fig, "fig3_keep_probabilities")
+ax.legend(fontsize=8, loc="center right")
+save_figure(fig, "fig3_keep_probabilities");
 """),
     md("""
 ## Invariants
@@ -147,7 +148,7 @@ s > 0.8 and is not a bound (spec 6.3).
     code("""
 mst = pr.mst_overlap_curves(sizes=(10, 50, 100), matrices=3, draws=3)
 fig = plot_mst_overlap(mst, REF["mst_overlap"])
-save_figure(fig, "fig3_mst_overlap")
+save_figure(fig, "fig3_mst_overlap");
 """),
     code("""
 # NBVAL_CHECK_OUTPUT
@@ -168,7 +169,7 @@ keeps weights with probability ∝ w, so its kept weights have density ∝ w (me
 U = np.random.default_rng(0).random((100, 100))
 masks_u = {m: pr.prune(torch.from_numpy(U), m, 0.1, seed=0)[1].numpy() for m in ("topprob", "random")}
 fig = plot_kept_weights(U, masks_u, "Distribution of non-zero weights (uniform 100 x 100, s = 0.9)")
-save_figure(fig, "fig3_kept_weights_uniform")
+save_figure(fig, "fig3_kept_weights_uniform");
 """),
     code("""
 # NBVAL_CHECK_OUTPUT
@@ -185,7 +186,7 @@ W = np.asarray(run.weights["W_final"])
 masks_ff = {m: pr.prune(torch.from_numpy(W), m, pr.RETRAIN_DENSITY, list(run.config.seeds))[1].numpy()
             for m in ("topprob", "random")}
 fig = plot_kept_weights(W, masks_ff, f"Trained flip-flop networks, p = {pr.RETRAIN_DENSITY:.4f} (all seeds)")
-save_figure(fig, "fig3_kept_weights_flipflop")
+save_figure(fig, "fig3_kept_weights_flipflop");
 """),
     md("""
 ## Errors of pruned models at pruning time (no retraining)
@@ -198,7 +199,7 @@ networks.
 panels = {sw.data_label: (sw.levels, {m: sw.loss[m] for m in ("random", "topprob")}) for sw in sweeps.values()}
 fig = plot_pruning_sweep(panels, "Held-out loss (MSE or cross-entropy)",
                          dense={sw.data_label: sw.dense_loss for sw in sweeps.values()})
-save_figure(fig, "fig3_errors_at_pruning")
+save_figure(fig, "fig3_errors_at_pruning");
 """),
     md("""
 For the digit task, accuracy tells the same story on a scale that needs no explanation (chance = 10 %).
@@ -207,7 +208,7 @@ For the digit task, accuracy tells the same story on a scale that needs no expla
 dg = sweeps["digits"]
 fig = plot_pruning_sweep({dg.data_label: (dg.levels, dg.accuracy)}, "Held-out accuracy (%)", log=False,
                          dense={dg.data_label: dg.dense_accuracy})
-save_figure(fig, "fig3_digits_accuracy_at_pruning")
+save_figure(fig, "fig3_digits_accuracy_at_pruning");
 """),
     md("""
 ## Masked retraining from p = 0.0862
@@ -220,7 +221,7 @@ every epoch (epoch 0 = at pruning), mean and 95 % t-interval over seeds; dashed:
 panels = {sweeps[t].data_label: ({m: retrained[(t, m)].test_loss for m in ("random", "topprob")},
                                  retrained[(t, "topprob")].dense_loss) for t in TASKS}
 fig = plot_retraining(panels)
-save_figure(fig, "fig3_masked_retraining")
+save_figure(fig, "fig3_masked_retraining");
 """),
     code("""
 for (task, method), rt in retrained.items():
@@ -256,7 +257,7 @@ the paired t-test on log errors); above 0 top-prob is better, filled markers are
 panels = {sweeps[t].data_label: (sweeps[t].levels, sweeps[t].loss["random"], sweeps[t].loss["topprob"])
           for t in TASKS}
 fig = plot_paired_log_ratio(panels, {sweeps[t].data_label: tables[t]["holm_t_log"].to_numpy() for t in TASKS})
-save_figure(fig, "fig3_paired_log_ratio")
+save_figure(fig, "fig3_paired_log_ratio");
 """),
     md("""
 ### As published beside the recommended protocol (our networks)
@@ -297,12 +298,12 @@ different metrics share an axis, as published.
     code("""
 fig = plot_reference_bars({sw.data_label.split(" (")[0]: reference_aggregation(sw.loss["random"], sw.loss["topprob"])
                            for sw in sweeps.values()}, "Our networks, reference aggregation (as published)")
-save_figure(fig, "fig3_bars_as_published_ours")
+save_figure(fig, "fig3_bars_as_published_ours");
 """),
     code("""
 fig = plot_reference_bars({k: reference_aggregation(R, T) for k, (R, T) in ref_tables.items()},
                           "Reference arrays, reference aggregation (as published)")
-save_figure(fig, "fig3_bars_as_published_reference")
+save_figure(fig, "fig3_bars_as_published_reference");
 """),
     md("""
 ### The paper's claim on flip-flop near p = 0.5
@@ -338,8 +339,9 @@ for j in (7, 8):
 ## Exercises
 
 1. **Common random numbers.** Re-run the flip-flop sweep at p = 0.4669 only, with 3 draws, once with independent
-   masks and once with `common_random_numbers=True` (one uniform matrix per seed and draw for both methods). How
-   much smaller is the draw-to-draw spread of the paired difference random − top-prob?
+   masks and once with `common_random_numbers=True` (one uniform matrix per seed and draw, shared by all levels
+   and both methods). Compare the draw-to-draw spread of the paired difference random − top-prob. Does sharing
+   the uniforms reduce it here? What does it guarantee across levels?
 2. **The Dale-zero confound (Q5).** Prune the trained flip-flop matrices at p = 0.3 with `eligibility="default"` and
    `eligibility="as_published"`. Compare nominal and functional densities for both methods.
 3. **Minimum of uncorrected p-values.** Simulate 300 experiments with *no* difference between methods (5 runs,
@@ -353,6 +355,8 @@ for crn in (False, True):
     sw = pr.sweep_errors(run, LEVELS[[7]], draws=3, common_random_numbers=crn, progress=False)
     d = sw.loss["random"][:, 0] - sw.loss["topprob"][:, 0]
     print(f"common random numbers={crn}: SD over draws of random - top-prob, mean over seeds {d.std(1, ddof=1).mean():.3g}")
+# Sharing U makes masks nested across levels (a synapse kept at p is kept at every p' > p, per method); whether it
+# shrinks the spread of the *difference* between methods depends on how correlated their masks are, not guaranteed.
 """, tags=["exercise"]),
     code("""
 # Exercise 2 (solution)

@@ -31,11 +31,20 @@ def code(text: str, tags=()):
 
 
 def write(path, cells):
+    """Write an output-free notebook; checked cells whose source is unchanged keep their stored reference output."""
+    target = ROOT / path
+    if target.exists():
+        old = {c.source: c for c in nbformat.read(target, as_version=4).cells
+               if c.cell_type == "code" and "keep_output" in c.metadata.get("tags", [])}
+        for cell in cells:
+            if cell.cell_type == "code" and cell.source in old and "keep_output" in cell.metadata.get("tags", []):
+                cell.outputs = old[cell.source].outputs
+                cell.execution_count = old[cell.source].execution_count
     nb = nbformat.v4.new_notebook()
     nb.cells = cells
     nb.metadata["kernelspec"] = KERNEL
     nb.metadata["language_info"] = {"name": "python"}
-    nbformat.write(nb, ROOT / path)
+    nbformat.write(nb, target)
 
 
 def fill(path) -> None:
