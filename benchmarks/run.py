@@ -17,9 +17,13 @@ What is timed, per workload (Dale's backprop: state rectification + projection o
   kept conservative (favourable to the naive loop): no ``DataLoader`` (batches are indexed from a tensor, as for
   biornn), no test pass, and the projection is copied back in place (the reference's re-assignment also forced a
   cuDNN weight re-compaction on GPUs).
-* **autograd ablation**: the same batched biornn model and step, but with :func:`biornn.models.rnn_core_autograd`
-  (plain autograd per step) in place of the hand-written backward, so the table shows what the hand-written BPTT
-  buys on its own (ratio ``autograd / biornn``).
+* **autograd ablation**: the same batched biornn model and step, but with a plain-autograd recurrent loop in place of
+  the hand-written backward, so the table shows what the hand-written BPTT buys on its own (``autograd / biornn``).
+  ``--ablation unbind`` (default): :func:`autograd_core_unbind`, the maths of
+  :func:`biornn.models.rnn_core_autograd` with the steps taken by ``U.unbind(1)``. ``--ablation models``:
+  :func:`biornn.models.rnn_core_autograd` itself, which indexes ``U[:, t]`` in the loop; every such select's backward
+  materialises a zero-filled gradient the size of the whole ``U`` and adds it up, O(T^2) memory traffic that makes
+  the T = 500 wave row about 15x slower than the unbind loop (it then dominates the run's wall time).
 
 Extrapolation: a full epoch would take minutes, so each variant runs ``--warmup`` untimed batches and then
 ``--steps`` timed batches; seconds per seed-epoch = median seconds per batch x batches per epoch (/ ``S`` for the
@@ -227,11 +231,28 @@ def build_biornn(w: Workload, n_seeds: int, device: torch.device) -> EIRNN:
                  output_tanh=w.output_tanh, last_step_only=w.last_step_only).to(device)
 
 
+def autograd_core_unbind(U: torch.Tensor, W: torch.Tensor, rectify: bool) -> torch.Tensor:
+    """:func:`biornn.models.rnn_core_autograd`'s maths with ``U.unbind(1)`` (one O(T) backward for all the steps)."""
+    outs, r = [], torch.zeros_like(U[:, 0])
+    for u in U.unbind(1):
+        a = torch.tanh(u + torch.bmm(r, W.transpose(1, 2)))
+        outs.append(a)
+        r = torch.relu(a) if rectify else a
+    return torch.stack(outs, dim=1)
+
+
+#: Plain-autograd cores for the ablation row (``--ablation``).
+ABLATION_CORES: dict[str, Callable[[torch.Tensor, torch.Tensor, bool], torch.Tensor]] = {
+    "unbind": autograd_core_unbind,
+    "models": rnn_core_autograd,
+}
+
+
 @contextlib.contextmanager
-def autograd_core() -> Iterator[None]:
-    """Make :class:`EIRNN` use :func:`rnn_core_autograd` (plain autograd per step) instead of the hand-written BPTT."""
+def patched_core(core: Callable[[torch.Tensor, torch.Tensor, bool], torch.Tensor]) -> Iterator[None]:
+    """Make :class:`EIRNN` use ``core`` instead of the hand-written BPTT :func:`biornn.models.rnn_core`."""
     saved = biornn_models.rnn_core
-    biornn_models.rnn_core = rnn_core_autograd
+    biornn_models.rnn_core = core
     try:
         yield
     finally:
@@ -241,17 +262,18 @@ def autograd_core() -> Iterator[None]:
 class BiornnTrainer:
     """One batched Dale's training step, exactly as the inner loop of :func:`biornn.train.train`."""
 
-    def __init__(self, w: Workload, n_seeds: int, device: torch.device, use_autograd_core: bool = False):
+    def __init__(self, w: Workload, n_seeds: int, device: torch.device,
+                 core: Callable[[torch.Tensor, torch.Tensor, bool], torch.Tensor] | None = None):
         self.w = w
         self.model = build_biornn(w, n_seeds, device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
         self.method = get_method("dales")
-        self.use_autograd_core = use_autograd_core
+        self.core = core
         self.run_loss = torch.zeros(n_seeds, dtype=torch.float64, device=device)
 
     def losses(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         """``(S,)`` per-seed losses of one batch (graph kept for backward)."""
-        ctx = autograd_core() if self.use_autograd_core else contextlib.nullcontext()
+        ctx = patched_core(self.core) if self.core is not None else contextlib.nullcontext()
         with ctx:
             return per_seed_loss(self.model(xb), yb, self.w.kind)
 
@@ -447,7 +469,7 @@ def time_interleaved(steppers: dict[str, Callable[[], None]], warmup: int, steps
 
 
 def bench_workload(w: Workload, n_seeds: int, device: torch.device, warmup: int, steps: int,
-                   autograd: bool = True, quick_matmul: bool = False) -> dict:
+                   ablation: str | None = "unbind", quick_matmul: bool = False) -> dict:
     """Measure one workload; returns its JSON entry (seconds per seed-epoch and the rest)."""
     check = check_equivalence(w, device)
     n_pool = max(4 * w.batch, 256)
@@ -458,8 +480,8 @@ def bench_workload(w: Workload, n_seeds: int, device: torch.device, warmup: int,
     bt = BiornnTrainer(w, n_seeds, device)
     copy_seed_weights(naive.model, bt.model, 0)
     steppers: dict[str, Callable[[], None]] = {"biornn": lambda: bt.step(*batched.next())}
-    if autograd:
-        at = BiornnTrainer(w, n_seeds, device, use_autograd_core=True)
+    if ablation:
+        at = BiornnTrainer(w, n_seeds, device, core=ABLATION_CORES[ablation])
         steppers["autograd"] = lambda: at.step(*batched.next())
 
     def naive_step() -> None:
@@ -493,7 +515,7 @@ def bench_workload(w: Workload, n_seeds: int, device: torch.device, warmup: int,
         "seconds_per_batch": {k: {"median": per_batch[k], "min": min(v), "max": max(v)} for k, v in times.items()},
         "check": check,
     }
-    if autograd:
+    if ablation:
         entry["autograd_s"] = per_batch["autograd"] * bpe / n_seeds
         entry["autograd_over_biornn"] = entry["autograd_s"] / biornn_s
     return entry
@@ -519,6 +541,7 @@ def write_json_atomic(path: Path, data: dict) -> None:
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=2, sort_keys=False)
             f.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -541,6 +564,7 @@ def format_table(results: dict[str, dict]) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse and check the command line (``--smoke`` forces 1 warm-up and 1 timed batch)."""
     p = argparse.ArgumentParser(description="Time biornn's batched training against the reference's naive "
                                             "per-step loop (seconds per seed-epoch, extrapolated from a few "
                                             "batches).")
@@ -550,7 +574,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads on the CPU (default 2)")
     p.add_argument("--warmup", type=int, default=2, help="untimed batches per variant (default 2)")
     p.add_argument("--steps", type=int, default=5, help="timed batches per variant (default 5)")
-    p.add_argument("--no-autograd", action="store_true", help="skip the autograd-ablation row")
+    p.add_argument("--ablation", default="unbind", choices=(*ABLATION_CORES, "none"),
+                   help="plain-autograd core of the ablation row: unbind (default), models "
+                        "(biornn.models.rnn_core_autograd, O(T^2) backward: slow on wave) or none")
     p.add_argument("--smoke", action="store_true", help="tiny sizes, 1 timed step: a few seconds (for tests)")
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/<device>.json)")
     args = p.parse_args(argv)
@@ -567,6 +593,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; returns the exit status."""
     args = parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         print("--device cuda requested but CUDA is not available; use --device cpu", file=sys.stderr)
@@ -587,15 +614,17 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.names:
         w = smoke_workload(WORKLOADS[name]) if args.smoke else WORKLOADS[name]
         t0 = time.perf_counter()
-        results[name] = bench_workload(w, args.seeds, device, args.warmup, args.steps, autograd=not args.no_autograd,
+        ablation = None if args.ablation == "none" else args.ablation
+        results[name] = bench_workload(w, args.seeds, device, args.warmup, args.steps, ablation=ablation,
                                        quick_matmul=args.smoke)
         c = results[name]["check"]
         print(f"  {name}: done in {time.perf_counter() - t0:.1f} s (naive vs biornn on the same weights and batch: "
               f"|d loss| {c['loss_diff']:.1e}, W_hh grad rel. error {c['grad_rel']:.1e})", flush=True)
     print()
-    print("Seconds per seed-epoch (extrapolated); ratio = naive / biornn; ceiling = naive / FLOP-bound time (the best")
-    print("ratio any implementation could reach here); ag/biornn = autograd ablation / biornn; limit = fraction of the")
-    print("FLOP-bound limit (FLOPs / measured bmm GFLOP/s / biornn s); GFLOP per seed-epoch (forward + backward).")
+    print(f"Seconds per seed-epoch (extrapolated). ratio = naive / biornn. ceiling = naive / FLOP-bound time, the best "
+          f"ratio any\nimplementation could reach here. ag/biornn = autograd ablation ({args.ablation}) / biornn. "
+          "limit = fraction of the FLOP-bound\nlimit (FLOPs / measured bmm GFLOP/s / biornn s). GFLOP per seed-epoch, "
+          "forward + backward matmuls.")
     print(format_table(results))
     meta = {
         "device": label,
@@ -608,6 +637,7 @@ def main(argv: list[str] | None = None) -> int:
         "warmup_batches": args.warmup,
         "timed_batches": args.steps,
         "smoke": args.smoke,
+        "ablation_core": args.ablation,
         "matmul_gflops": {n: r["matmul_gflops"] for n, r in results.items()},
         "load_average_at_start": list(load) if load else None,
         "wall_seconds": time.perf_counter() - t_all,
@@ -615,6 +645,12 @@ def main(argv: list[str] | None = None) -> int:
                 "training batches only; naive = one seed (runs one after another), biornn = all seeds batched / "
                 "seeds",
     }
+    load_end = os.getloadavg() if hasattr(os, "getloadavg") else None
+    meta["load_average_at_end"] = list(load_end) if load_end else None
+    busy = max(load[0] if load else 0.0, load_end[0] if load_end else 0.0)
+    if device.type == "cpu" and busy > (os.cpu_count() or 1) * 0.75:
+        print(f"WARNING: the machine was busy (load average up to {busy:.1f} on {os.cpu_count()} cores): absolute "
+              "times are noisy; the ratios (measured interleaved) are the meaningful part.")
     write_json_atomic(out, {**results, "meta": meta})
     print(f"\nwrote {out}")
     return 0

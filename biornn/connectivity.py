@@ -325,3 +325,53 @@ def block_means(W: np.ndarray, sizes: dict[str, int] | None = None, absolute: bo
     sums = np.add.reduceat(rows, edges[:-1], axis=1)
     size = table["size"].to_numpy(dtype=float)
     return sums / np.outer(size, size)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Display order and coarser block levels (Figure 4; appended)
+# --------------------------------------------------------------------------------------------------------------------
+
+def display_order() -> np.ndarray:
+    """``(18,)`` indices that put :data:`POPULATION_LABELS` in the published display order (L2/3, L4, L5; spec Q11).
+
+    ``M[np.ix_(o, o)]`` reorders an ``(18, 18)`` block matrix; ``[POPULATION_LABELS[i] for i in o]`` its labels.
+    """
+    pos = {lab: i for i, lab in enumerate(POPULATION_LABELS)}
+    return np.array([pos[population_label(a, l, t)] for a in AREAS for l in DISPLAY_LAYERS for t in TYPES])
+
+
+def aggregate_blocks(values: np.ndarray, sizes: dict[str, int] | None = None, level: str = "layer"
+                     ) -> tuple[np.ndarray, list[str]]:
+    """Size-weighted averages of ``(..., 18, 18)`` population-block values over coarser groups.
+
+    The weight of block ``(a, b)`` is its entry count ``n_a n_b``, so the result is exactly the block mean (or the
+    density) of the coarser block: ``sum_ab n_a n_b v_ab / sum_ab n_a n_b``.
+
+    Args:
+        values: ``(..., 18, 18)`` ``[post, pre]`` per-population block means or densities (index order).
+        sizes: units per population by cell type (default the paper's).
+        level: ``"layer"`` (6 area-layer groups) or ``"area"`` (2 areas).
+
+    Returns:
+        ``(matrix, labels)``: ``(..., G, G)`` in display order (V1 L2/3, V1 L4, V1 L5, LM ...) and the group labels.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape[-2:] != (18, 18):
+        raise BiornnError(f"block values have shape {values.shape}; expected (..., 18, 18) [post, pre]")
+    table = populations(sizes)
+    if level == "layer":
+        groups = [f"{a} {l}" for a in AREAS for l in DISPLAY_LAYERS]
+        key = [f"{a} {l}" for a, l in zip(table["area"], table["layer"])]
+    elif level == "area":
+        groups = list(AREAS)
+        key = list(table["area"])
+    else:
+        raise BiornnError(f"unknown level {level!r}; use 'layer' or 'area'")
+    G = np.zeros((len(groups), 18))
+    for i, k in enumerate(key):
+        G[groups.index(k), i] = 1.0
+    n = table["size"].to_numpy(dtype=np.float64)
+    weight = np.outer(n, n)
+    num = np.einsum("gp,...pq,hq->...gh", G, values * weight, G)
+    den = G @ weight @ G.T
+    return num / den, groups

@@ -95,8 +95,8 @@ def rnn_core(U: torch.Tensor, W: torch.Tensor, rectify: bool) -> torch.Tensor:
 def rnn_core_autograd(U: torch.Tensor, W: torch.Tensor, rectify: bool) -> torch.Tensor:
     """Reference implementation of :func:`rnn_core` built from plain autograd ops (for tests and benchmarks)."""
     outs, r = [], torch.zeros_like(U[:, 0])
-    for t in range(U.shape[1]):
-        a = torch.tanh(U[:, t] + torch.bmm(r, W.transpose(1, 2)))
+    for u in U.unbind(1):  # unbind, not U[:, t]: indexing makes the backward O(T^2) in memory traffic
+        a = torch.tanh(u + torch.bmm(r, W.transpose(1, 2)))
         outs.append(a)
         r = torch.relu(a) if rectify else a
     return torch.stack(outs, dim=1)

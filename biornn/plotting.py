@@ -422,7 +422,8 @@ def _block_label(label: str) -> str:
 
 
 def plot_difference_map(ax, delta, labels, title: str = "", significant=None, absent=None, lim: float | None = None,
-                        scale: float = 1.0, colorbar: bool = True, fontsize: int = 7, cbar_label: str = ""):
+                        scale: float = 1.0, colorbar: bool = True, fontsize: int = 7, cbar_label: str = "",
+                        xlabels: bool = True, ylabels: bool = True):
     """Heat map of a ``(G, G)`` difference matrix ``[post, pre]``: ``bwr`` centred at 0, limits ``±max |Δ|``.
 
     Args:
@@ -437,6 +438,7 @@ def plot_difference_map(ax, delta, labels, title: str = "", significant=None, ab
         colorbar: add a colour bar.
         fontsize: tick-label size.
         cbar_label: colour-bar label.
+        xlabels, ylabels: write the block labels and axis titles (off for inner panels of a grid).
 
     Returns:
         The image.
@@ -452,10 +454,18 @@ def plot_difference_map(ax, delta, labels, title: str = "", significant=None, ab
     lim = lim if lim > 0 else 1.0
     cmap = mpl.colormaps["bwr"].copy()
     cmap.set_bad("0.88")
-    im = ax.imshow(show, cmap=cmap, vmin=-lim, vmax=lim, interpolation="nearest")
+    im = ax.imshow(show, cmap=cmap, vmin=-lim, vmax=lim, interpolation="none")
     names = [_block_label(x) for x in labels]
-    ax.set_xticks(range(G), names, rotation=70, fontsize=fontsize, ha="right", rotation_mode="anchor")
-    ax.set_yticks(range(G), names, fontsize=fontsize)
+    if xlabels:
+        ax.set_xticks(range(G), names, rotation=70, fontsize=fontsize, ha="right", rotation_mode="anchor")
+        ax.set_xlabel("pre (source)", fontsize=fontsize + 1)
+    else:
+        ax.set_xticks(range(G), [])
+    if ylabels:
+        ax.set_yticks(range(G), names, fontsize=fontsize)
+        ax.set_ylabel("post (target)", fontsize=fontsize + 1)
+    else:
+        ax.set_yticks(range(G), [])
     step = 3 if G in (6, 18) else None
     if step:
         for k in range(step, G, step):
@@ -466,8 +476,6 @@ def plot_difference_map(ax, delta, labels, title: str = "", significant=None, ab
     if significant is not None:
         rows, cols = np.nonzero(np.asarray(significant))
         ax.plot(cols, rows, "o", color="k", ms=3 if G > 6 else 5)
-    ax.set_xlabel("pre (source)", fontsize=fontsize + 1)
-    ax.set_ylabel("post (target)", fontsize=fontsize + 1)
     ax.set_title(title, fontsize=fontsize + 2)
     if colorbar:
         cb = ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
@@ -479,7 +487,8 @@ def plot_difference_map(ax, delta, labels, title: str = "", significant=None, ab
 
 def plot_difference_grid(panels: dict, labels, scale: float = 1e4, ncols: int = 3, panel_size: float = 3.6,
                          cbar_label: str = "Δ (x 1e-4)", fontsize: int = 6):
-    """One difference map per panel (own symmetric colour range each, as the reference), in a grid.
+    """One difference map per panel (own symmetric colour range each, as the reference), in a grid; block labels on
+    the left column and bottom row only.
 
     Args:
         panels: ``{title: (delta, significant, absent)}`` with ``(G, G)`` arrays (``significant``/``absent`` may be
@@ -497,13 +506,32 @@ def plot_difference_grid(panels: dict, labels, scale: float = 1e4, ncols: int = 
     n = len(panels)
     nrows = -(-n // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size * ncols * 1.15, panel_size * nrows), squeeze=False)
-    for ax, (title, (delta, sig, absent)) in zip(axes.flat, panels.items()):
+    for k, (ax, (title, (delta, sig, absent))) in enumerate(zip(axes.flat, panels.items())):
         plot_difference_map(ax, delta, labels, title, significant=sig, absent=absent, scale=scale,
-                            fontsize=fontsize, cbar_label=cbar_label)
+                            fontsize=fontsize, cbar_label=cbar_label, xlabels=k + ncols >= n, ylabels=k % ncols == 0)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def _arc_rad(pos, src: int, dst: int, clearance: float = 0.5) -> float:
+    """Curvature of the arc ``src -> dst``: 0.3 as published unless the arc passes within ``clearance`` (data units)
+    of a third node; then the first of -0.3, ±0.15, ±0.5 that keeps clear (else the clearest)."""
+    p0, p2 = np.asarray(pos[src], float), np.asarray(pos[dst], float)
+    others = np.array([q for k, q in enumerate(pos) if k not in (src, dst)], float)
+    best, best_gap = 0.3, -1.0
+    for rad in (0.3, -0.3, 0.15, -0.15, 0.5, -0.5):
+        d = p2 - p0
+        c = (p0 + p2) / 2 + rad * np.array([d[1], -d[0]])
+        t = np.array([0.25, 0.5, 0.75])[:, None]
+        curve = (1 - t) ** 2 * p0 + 2 * t * (1 - t) * c + t ** 2 * p2
+        gap = np.min(np.linalg.norm(curve[:, None, :] - others[None], axis=2)) if len(others) else np.inf
+        if gap >= clearance:
+            return rad
+        if gap > best_gap:
+            best, best_gap = rad, gap
+    return best
 
 
 def plot_network_diagram(ax, delta, density, labels, title: str = "", lim: float | None = None,
@@ -512,8 +540,9 @@ def plot_network_diagram(ax, delta, density, labels, title: str = "", lim: float
     """The two-area network diagram of spec section 6: 6 layer nodes, one arrow pre -> post per connected block.
 
     Edge colour = ``bwr`` of the difference (limits ``±max |Δ|``) unless ``edge_colors`` fixes it; width =
-    ``max_width * ρ / max ρ`` with ρ the block density; curved arcs (``arc3``, rad 0.3); self-loops are circles
-    (radius 0.2) outside the node (left for V1, right for LM).
+    ``max_width * ρ / max ρ`` with ρ the block density; curved arcs (``arc3``, rad 0.3 as published, bent the other
+    way or less where an arc would pass over a third node); self-loops are circles (radius 0.2) outside the node (left
+    for V1, right for LM).
 
     Args:
         ax: matplotlib axes.
@@ -560,8 +589,8 @@ def plot_network_diagram(ax, delta, density, labels, title: str = "", lim: float
             ax.annotate("", xy=(cx - side * 0.06, y - 0.19), xytext=tip, zorder=1,
                         arrowprops=dict(arrowstyle="-|>", color=color, lw=0.5, mutation_scale=9))
             continue
-        kwargs = dict(connectionstyle="arc3,rad=0.3", arrowstyle="-|>", mutation_scale=12, shrinkA=22,
-                      shrinkB=22, zorder=1)
+        kwargs = dict(connectionstyle=f"arc3,rad={_arc_rad(pos, j, i)}", arrowstyle="-|>", mutation_scale=12,
+                      shrinkA=22, shrinkB=22, zorder=1)
         ax.add_patch(FancyArrowPatch(pos[j], pos[i], color="k" if outline else "0.8", lw=lw + 1.2, **kwargs))
         ax.add_patch(FancyArrowPatch(pos[j], pos[i], color=color, lw=lw, **kwargs))
     xs, ys = zip(*pos)
@@ -823,7 +852,7 @@ def plot_weight_matrices(matrices: dict, sizes=None, lim: float | None = None):
     lim = 1.5 / np.sqrt(N) if lim is None else lim
     table = populations(sizes)
     edges = table["stop"].to_numpy()[2::3][:-1]
-    fig, axes = plt.subplots(1, len(mats), figsize=(6 * len(mats), 6))
+    fig, axes = plt.subplots(1, len(mats), figsize=(5 * len(mats) + 1, 5.4), constrained_layout=True)
     axes = np.atleast_1d(axes)
     for ax, (title, W) in zip(axes, mats.items()):
         im = ax.matshow(W, cmap="seismic", vmin=-lim, vmax=lim)

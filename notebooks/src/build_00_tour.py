@@ -18,9 +18,10 @@ one idea per cell, and then the place where they meet, the paper's cell-type RNN
 3. **A cell-type connectivity mask** from the published table of connection probabilities between layers and cell
    types (V1 and LM, Pyr/SST/VIP), drawn by top-prob pruning one block at a time.
 
-**Runtimes** (measured, 2 CPU cores): quick mode (default, `BIORNN_MODE=quick`, used by CI) about 1 minute;
-paper mode (`BIORNN_MODE=paper`: the paper's flip-flop data sizes and 5 seeds, 40 of its 100 epochs) about
-6 minutes. Nothing is read from the results cache: the tour trains its own networks.
+**Runtimes** (measured as CPU time on one core, so at most that on 2 cores): quick mode (default,
+`BIORNN_MODE=quick`, used by CI) about 1 minute (50 s); paper mode (`BIORNN_MODE=paper`: the paper's flip-flop data
+sizes and 5 seeds, 40 of its 100 epochs, 10 mask draws) about 7 minutes. Nothing is read from the results cache:
+the tour trains its own networks.
 
 **For depth**, each step links to its figure notebook:
 [01_fig2_dales_backprop](01_fig2_dales_backprop.ipynb) (Fig 2),
@@ -152,7 +153,7 @@ axes[0].set(xlabel="|w| (seed 0; zeros from Dale's projection are never kept)", 
 axes[1].set(xlabel="network (seed)", ylabel="test MSE per element", xticks=np.arange(len(dales.config.seeds)),
             title=f"Pruned to p = {DENSITY}, no retraining")
 axes[0].legend()
-axes[1].legend(fontsize=8)
+axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 save_figure(fig, "tour_pruning");
 """),
     code("""
@@ -164,6 +165,10 @@ print(f"top-prob beats random at p = {DENSITY} (mean test MSE):",
       sweep.errors("topprob").mean() < sweep.errors("random").mean())
 """),
     md("""
+Removing 80 % of the synapses without retraining hurts every network; top-prob, which keeps the strong synapses,
+hurts less on average (not necessarily for every network and every draw). The paper then retrains each pruned
+network with its mask fixed (masked retraining) to recover performance.
+
 Depth: [02_fig3_topprob_pruning](02_fig3_topprob_pruning.ipynb) sweeps the whole density range on all three tasks,
 retrains the pruned networks with their masks, relates top-prob to maximum spanning trees, and tests the
 differences honestly (paired tests, multiple-comparison correction).

@@ -33,16 +33,17 @@ Facts and numbers: `../shared/spec/fig4-5-celltype-rnn.md` (sections cited as §
 without ground truth). Condition shown: familiar change (FC), full window.
 
 **Runtimes.** Quick mode (default, `BIORNN_MODE=quick`, CI): N = 192 (16 Pyr, 8 SST, 8 VIP per area-layer),
-3 seeds, 60 + 40 epochs on 1,000 samples, both variants: about 80 s of CPU time, about 1–1.5 min on 2 uncontended
-cores (plus about 10 s to build the quick twin dataset the first time). Paper mode (`BIORNN_MODE=paper`) reads the
+3 seeds, 60 + 40 epochs on 1,000 samples, both variants: about 75 s of CPU time in all (measured), so about
+1.5 min on 2 uncontended cores (plus about 10 s to build the quick twin dataset the first time). Paper mode (`BIORNN_MODE=paper`) reads the
 summaries in `data/results/fig4/` (seconds); without them it says how to compute them and shows quick-mode results.
 
 **Paper-mode cost on this kind of machine (CPU).** Measured: one paper-size training batch (5 seeds batched,
 N = 1440, B = 200, T = 15) takes 2.8 s of one core (1.2 s for the half window), a held-out pass 2.4 s; so one
 epoch ≈ 30 s and one run (70 + 50 epochs, 5 seeds) ≈ 1 h for the full window, ≈ 0.45 h for the half window. All six
 conditions × two windows ≈ 9 h of one core per variant (as published and corrected ≈ 18 h; the vanilla control
-FC/FN/FO full ≈ 3 h more); 2 cores save perhaps a third. On one GPU a run takes minutes (the reference: 2.2–4.9 s per
-epoch per run on a T4). Compute the paper results on a GPU (commands at the end).
+FC/FN/FO full ≈ 3 h more); these are CPU times of one core, so a second core can at best halve them. On one GPU a run
+takes minutes (the reference: 2.2–4.9 s per epoch per run on a T4). Compute the paper results on a GPU (commands at
+the end).
 """),
     code("""
 import time
@@ -251,9 +252,10 @@ for label, run in RUNS.items():
     f = run.summary["reference_factor"]
     for r in run.summary["runs"]:
         d, t = np.array(r["dense_loss"]) * f, np.array(r["finetune_loss"]) * f
-        print(f"{label:12s} seed {r['seed']}: dense ep 10/{len(d)}: {d[9]:.4f}/{d[-1]:.4f} (best ep "
-              f"{r['dense_best_epoch']}), pruned one batch {r['pruned_batch_loss']:.4f}, fine-tune ep 10/{len(t)}: "
-              f"{t[9]:.4f}/{t[-1]:.4f}, sparse epoch {r['sparse_epoch']}")
+        kd, kt = min(10, len(d)), min(10, len(t))
+        print(f"{label:12s} seed {r['seed']}: dense ep {kd}/{len(d)}: {d[kd - 1]:.4f}/{d[-1]:.4f} (best ep "
+              f"{r['dense_best_epoch']}), pruned one batch {r['pruned_batch_loss']:.4f}, fine-tune ep "
+              f"{kt}/{len(t)}: {t[kt - 1]:.4f}/{t[-1]:.4f}, sparse epoch {r['sparse_epoch']}")
 """),
     md("""
 ## 7. Predicted vs recorded traces (held-out)
@@ -290,6 +292,12 @@ print("median over populations:")
 print(fits.median().round(2).to_string())
 """),
     md("""
+In quick mode the sparse models fit worse than both trivial predictors, and the corrected variant much worse than
+the as-published one: with the input mask applied a population's units see only its own trace, so the time course
+of the others has to arrive through the sparse `W_rec`, while the published dense `W_in` hands every unit all 18
+current frames. Paper-mode sizes (192 units per Pyr population, 5 seeds) are needed before reading the fit quality
+as the model's.
+
 ## 8. Recurrent weights: initial, dense, sparse
 
 Seed 0 of the as-published variant, `W[post, pre]` (columns = presynaptic; lines = area-layer boundaries), colour
@@ -336,8 +344,9 @@ for label, run in RUNS.items():
 
 Each point is one nonzero block (mean ± SD over seeds). The reference's budget uses `n` where `n − z0` belongs and
 counts a diagonal term in every block, so it keeps more than the table (Q8: 5–15 % in the published runs); exact
-budgets sit on the line. The inter-area points (target 0.3) lose the entries that Dale's projection had set to
-zero, which stay masked.
+budgets sit on the line. Inter-area points (target 0.3): as published, the Bernoulli(0.3) mask is drawn over all
+entries and the entries that Dale's projection had set to zero stay masked, so slightly fewer remain (§7.4); the
+corrected rule draws its 30 % among the nonzero entries.
 """),
     code("""
 fig = plot_density_vs_table(PUB["target_density"], {label: run.summary["realised_density"]
@@ -346,7 +355,7 @@ save_figure(fig, "fig4_block_densities")
 """),
     md("""
 At the area-layer level (§7.4 lists the published FN values, e.g. V1 L2/3 ← V1 L2/3 .119 against a target of
-.111; inter-area ≈ .20 against a nominal .24): realised / target, mean over seeds.
+.111; inter-area ≈ .20 against a nominal .24 at the paper's sizes): realised / target, mean over seeds.
 """),
     code("""
 sizes = ct.sizes_dict(RUNS["as published"].config.sizes)
@@ -355,9 +364,10 @@ for label, run in RUNS.items():
     real_layer, _ = aggregate_blocks(run.summary["realised_density"].mean(0), sizes)
     within = np.kron(np.eye(2), np.ones((3, 3))).astype(bool) & (target_layer > 0)
     ratio = real_layer[within] / target_layer[within]
-    inter = real_layer[~np.kron(np.eye(2), np.ones((3, 3))).astype(bool) & (target_layer > 0)]
+    across = ~np.kron(np.eye(2), np.ones((3, 3))).astype(bool) & (target_layer > 0)
     print(f"{label:12s} within-area realised/target: mean {ratio.mean():.3f} (range {ratio.min():.3f}-"
-          f"{ratio.max():.3f}); inter-area densities {np.round(inter, 3)}")
+          f"{ratio.max():.3f}); inter-area {np.round(real_layer[across], 3)} vs target "
+          f"{np.round(target_layer[across], 3)}")
 print("realised densities, as published, area-layer level:")
 print(pd.DataFrame(aggregate_blocks(PUB["realised_density"].mean(0), sizes)[0], index=names,
                    columns=names).round(3).to_string())
@@ -432,8 +442,9 @@ folders (`runs/...`, all weights of all seeds) stay outside the repository.
 * With the input mask applied (the reference's intent), each population sees only its own recorded trace, so
   everything else must pass through the sparse `W_rec`; the as-published dense `W_in` lets every unit read all 18
   channels, a shortcut around the connectivity that Figure 5 interprets (Q1).
-* Block means of fitted weights track the ground truth's signs and ranks partly because the mask and Dale's signs
-  impose them; compare with the structure-only baseline before reading them as learned connectivity.
+* Block means of fitted weights track the ground truth's signs and ranks largely because the mask and Dale's signs
+  impose them (in quick mode the fitted weights score no better than the structure alone); compare with the
+  structure-only baseline before reading them as learned connectivity.
 
 ## Exercises
 
@@ -466,8 +477,9 @@ for r in PUB["runs"]:
     for e, v in enumerate(sums, 1):
         if v < best:
             best, saves = v, saves + [e]
+    when = f"first at epoch {saves[0]}, {len(saves)} saves in all" if saves else "never"
     print(f"seed {r['seed']}: one-batch MSE {r['pruned_batch_loss']:.4f} vs first epoch sum {sums[0]:.4f}; "
-          f"saves at epochs {saves or 'never'}")
+          f"the rule saves {when}")
 """, tags=["exercise"]),
     code("""
 # Exercise 3 (solution)

@@ -27,12 +27,13 @@ colour is the difference and whose width is the connection density. Facts and nu
 4. Check on the digital twin whether a planted connectivity difference is recovered, and weigh the paper's
    predictive-coding reading against its caveats.
 
-**Runtimes** (2 CPU cores): with the Fig 4 runs in `data/results/fig4/` (any mode; used whenever all 12
-condition-windows are there) about 30 s. Without them, quick mode (default, `BIORNN_MODE=quick`, CI) trains 60 small
-stand-in models on the twin's quick datasets (6 conditions × 2 windows × 5 runs, N = 90, 12 + 8 epochs) in about
-2 minutes of CPU time, stores them in `data/results/_quick/fig5/` and reuses them afterwards (about 30 s);
-`BIORNN_RETRAIN=1` trains them again. Paper mode without the Fig 4 cache falls back to synthetic weights built from the
-twin's ground truth (about 30 s) and says so.
+**Runtimes** (2 CPU cores, CPU time): with the Fig 4 runs in `data/results/fig4/` (any mode; used whenever all 12
+condition-windows are there) about 40 s, most of it drawing the figures. Without them, quick mode (default,
+`BIORNN_MODE=quick`, CI) first trains 60 small stand-in models on the twin's quick datasets (6 conditions × 2
+windows × 5 runs at the Fig 4 quick sizes, currently N = 192, only 12 + 8 epochs) in about 80 s, stores them in
+`data/results/_quick/fig5/` and reuses them on later runs (about 40 s); `BIORNN_RETRAIN=1` trains them again. Paper
+mode without the Fig 4 cache falls back to synthetic weights built from the twin's ground truth (about 40 s) and says
+so.
 
 **Which models?** The cell under *Load the models* prints the source. Only the Fig 4 paper-mode runs are comparable
 with the paper; the quick stand-ins are tiny, briefly trained models on simulated data, and the synthetic fallback is
@@ -311,6 +312,12 @@ if inputs.ground_truth is not None:
           f"unplanted pathways flagged: {int(planted['false_positive'].sum())} of {int((~planted['planted']).sum())}")
 else:
     print("(no ground truth: the models were fitted to real data)")
+"""),
+    md("""
+If little is recovered here while the check on synthetic weights below finds the planted changes, the limit lies in the
+fitted models, not in the test: short-trained stand-ins differ more between runs (initialisation, pruning draws and
+the per-run inter-area masks) than between conditions, and with dense input weights (Q1) the models need not route
+the planted inter-area coupling through W_rec at all.
 """),
     md("""
 The same check on synthetic weights built directly from the twin's ground truth (nothing trained: random masks and

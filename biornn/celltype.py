@@ -1,0 +1,1169 @@
+"""Training the cell-type constrained two-area RNN of paper Figure 4 (spec ``fig4-5-celltype-rnn.md``).
+
+Pipeline per (condition, window), all seeds batched (spec section 4.3):
+
+1. **Dense Dale's training**: Adam (lr 1e-3), cosine schedule ``T_max = 10`` epochs, ``eta_min = 1e-4``, stepped
+   per epoch and never restarted (``lr(e) = 1e-4 + 0.9e-3 (1 + cos(pi e / 10)) / 2``, ``e = 0`` in the first epoch);
+   after every optimiser step the Dale projection of ``W_rec``. The epoch with the lowest epoch loss is kept and
+   reloaded (per seed).
+2. **Pruning** (one shot): within each area every population block is pruned by top-prob to the table's density
+   (:func:`biornn.pruning.blockwise_mask`); the three inter-area pathways keep their dense trained values times a
+   Bernoulli(0.3) mask; every other cross-area block is emptied. The connectivity mask ``M`` is the nonzero
+   pattern right after pruning.
+3. **Masked fine-tuning**: fresh Adam and the same schedule; before every step the gradient of ``W_rec`` is zeroed
+   outside ``M`` (Adam's moments there stay exactly 0), after every step the Dale projection, then
+   ``W_rec <- W_rec * M``.
+
+Loss: MSE, mean over ``B x T x 18``; an epoch's loss is the **mean batch loss** (multiply by the number of batches,
+10, for the reference's sum; :attr:`CelltypeResult.reference_factor`).
+
+Switches (spec section 9; defaults = the [Rec] column, :meth:`CelltypeConfig.published` = the reference):
+
+=====================  =========================================  ==============================================
+option                 default (corrected)                        ``as published``
+=====================  =========================================  ==============================================
+``input_mapping``      ``population``: channel p -> population p  ``dense`` (Q1: the mask was never applied)
+``pruning``            ``default``: exact budgets ``p n`` over     ``as_published``: the reference's budget
+                       nonzero entries; inter-area: exactly        ``n (1 - s')`` (5-15 % above the table, Q8);
+                       ``0.3 n`` of the nonzero entries            inter-area: Bernoulli(0.3) over all entries
+``checkpoint_rule``    ``best``: lowest mean epoch loss of         ``as_published``: epoch *sum* must beat a
+                       fine-tuning (best and last both kept)       running minimum started at one batch's MSE (Q7)
+``dale``               True                                       False = the vanilla control (no projection)
+=====================  =========================================  ==============================================
+
+Top-prob as published (``eligibility="as_published"`` of :mod:`biornn.pruning`) redistributes the probability of
+capped entries additively, as in Fig 3; the Fig 4 reference does not redistribute (``min(1, K |w|)``). The two
+differ only for entries with ``K |w| > 1``; realised densities are reported next to the table.
+
+Seeds: per-seed streams from :func:`biornn.config.derive_seed`: initialisation ``(seed, "init", "celltype")``,
+shuffles ``(seed, "shuffle", "celltype", stage, epoch)``, pruning and inter-area draws through
+:mod:`biornn.pruning` (``(seed, "prune", ...)``).
+
+Checkpoints (``OUT/checkpoints/``, each written atomically): ``initial.pt``, ``dense_best.pt``, ``sparse.pt`` and a
+rolling ``resume.pt`` (parameters, Adam state, best-so-far weights, mask and history after every completed epoch).
+An interrupted :func:`train_celltype` with the same ``out`` resumes from ``resume.pt`` and ends with bitwise the
+same result as an uninterrupted run on the CPU (per-epoch shuffles are derived, not carried).
+
+Outputs (command line contract, ``python -m biornn celltype train``): ``OUT/metrics.json`` (config, device, data,
+runs with per-stage losses and held-out fits) and ``OUT/weights.npz``: ``W_init``, ``W_dense``, ``W_sparse``,
+``W_last`` ``(S, N, N)`` float32 (``W[post, pre]``), ``mask`` ``(S, N, N)`` uint8 (1 where a connection may exist),
+``signs`` ``(N,)``, ``population`` ``(N,)`` labels such as ``V1_L2/3_Pyr``, ``population_index`` ``(N,)``,
+``w_in_dense``, ``w_in_sparse``, ``w_in_last`` ``(S, N, 18)``, ``w_out`` ``(S, N)``, ``b_out`` ``(S, 18)``,
+``target_density`` ``(18, 18)`` and ``realised_density`` ``(S, 18, 18)``.
+
+Figure cache (paper mode, ``data/results/fig4/``): :func:`summarize` keeps only what the figures need, in float64
+(block means raw and absolute for initial / dense / sparse weights, realised densities, mean ``|w|`` over nonzero
+entries, losses, held-out fits, a few held-out traces, identifiability on twin data) plus seed 0's three full
+matrices in float32 (display only).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from biornn.config import derive_seed, get_device, get_mode
+from biornn.connectivity import (
+    POPULATION_LABELS,
+    TYPES,
+    block_density,
+    block_means,
+    load_inter_area,
+    load_within_area,
+    population_index,
+    populations,
+)
+from biornn.constraints import dale_project_, sign_violations
+from biornn.curate import ABBREVIATIONS, HALF_WINDOW, Dataset, load_dataset
+from biornn.errors import BiornnError
+from biornn.models import INPUT_MAPPINGS, CelltypeRNN, to_numpy
+from biornn.pruning import blockwise_mask
+
+WINDOWS = ("full", "half")
+PRUNING = ("default", "as_published")
+CHECKPOINT_RULES = ("best", "as_published")
+CONDITIONS = tuple(ABBREVIATIONS)
+#: Per-mode sizes: ``paper`` = the reference (N = 1440, 70 + 50 epochs, 5 runs, 2000 samples in batches of 200).
+#: ``quick`` = N = 192 (16 Pyr, 8 SST, 8 VIP per area-layer: populations of at least 8 units keep the frozen readout
+#: biases, U(+-1/sqrt(n_p)), within reach), 1000 samples in batches of 100 (the paper's 10 steps per epoch at half
+#: the cost), 60 + 40 epochs, 3 seeds: about 12 s of one CPU core per seed.
+MODE_SIZES = {
+    "paper": dict(sizes=(192, 32, 16), dense_epochs=70, finetune_epochs=50, seeds=(0, 1, 2, 3, 4)),
+    "quick": dict(sizes=(16, 8, 8), dense_epochs=60, finetune_epochs=40, seeds=(0, 1, 2), n_train=1000,
+                  batch_size=100),
+}
+STAGES = ("dense", "finetune")
+
+
+def condition_name(name: str) -> str:
+    """``"FC"`` or ``"familiar_change"`` -> ``"familiar_change"``; raise :class:`BiornnError` for unknown names."""
+    text = str(name).strip()
+    if text in ABBREVIATIONS:
+        return text
+    by_abbr = {v.lower(): k for k, v in ABBREVIATIONS.items()}
+    if text.lower() in by_abbr:
+        return by_abbr[text.lower()]
+    raise BiornnError(f"unknown condition {name!r}; use one of {', '.join(CONDITIONS)} or "
+                      f"{', '.join(ABBREVIATIONS.values())}")
+
+
+def sizes_dict(sizes) -> dict[str, int]:
+    """``(Pyr, SST, VIP)`` unit counts (or a dict) as ``{"Pyr": ..., "SST": ..., "VIP": ...}``."""
+    if isinstance(sizes, dict):
+        return {t: int(sizes[t]) for t in TYPES}
+    sizes = tuple(int(s) for s in sizes)
+    if len(sizes) != 3:
+        raise BiornnError(f"sizes {sizes} must give three unit counts (Pyr, SST, VIP), e.g. 192,32,16")
+    return dict(zip(TYPES, sizes))
+
+
+@dataclass(frozen=True)
+class CelltypeConfig:
+    """Everything that determines a Figure 4 training run (the figure cache is keyed by all of it).
+
+    Attributes:
+        condition: one of :data:`CONDITIONS` (``familiar_change`` ...).
+        seeds: one network per seed, trained together.
+        window: ``full`` (15 steps) or ``half`` (steps 7-13, T = 7).
+        sizes: units per population ``(Pyr, SST, VIP)`` (paper 192, 32, 16: N = 1440).
+        dense_epochs, finetune_epochs: epochs of the two stages (paper 70 and 50).
+        batch_size: mini-batch size (paper 200: 10 batches per epoch).
+        n_train: train on the first ``n_train`` samples only (None = all 2000; the bootstrap samples are i.i.d.).
+        lr, lr_min, t_max: Adam learning rate, cosine floor and half-period in epochs.
+        input_mapping: ``population`` (default) or ``dense`` (as published).
+        pruning: ``default`` (exact budgets) or ``as_published``.
+        checkpoint_rule: ``best`` (default) or ``as_published``.
+        dale: Dale projection after every step (False = vanilla control).
+        readout_from_state: read out ``relu(a_t)`` instead of ``a_t`` (spec Q2 option).
+        within_table, inter_table: connectivity CSV files (None = ``data/connectivity/``).
+    """
+
+    condition: str
+    seeds: tuple[int, ...]
+    window: str = "full"
+    sizes: tuple[int, int, int] = (192, 32, 16)
+    dense_epochs: int = 70
+    finetune_epochs: int = 50
+    batch_size: int = 200
+    n_train: int | None = None
+    lr: float = 1e-3
+    lr_min: float = 1e-4
+    t_max: int = 10
+    input_mapping: str = "population"
+    pruning: str = "default"
+    checkpoint_rule: str = "best"
+    dale: bool = True
+    readout_from_state: bool = False
+    within_table: str | None = None
+    inter_table: str | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "condition", condition_name(self.condition))
+        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+        object.__setattr__(self, "sizes", tuple(sizes_dict(self.sizes).values()))
+        if not self.seeds:
+            raise BiornnError("no seeds given; pass at least one, e.g. --seeds 0,1,2")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise BiornnError(f"repeated seed in {self.seeds}; give each seed once")
+        for name, allowed in (("window", WINDOWS), ("input_mapping", INPUT_MAPPINGS), ("pruning", PRUNING),
+                              ("checkpoint_rule", CHECKPOINT_RULES)):
+            if getattr(self, name) not in allowed:
+                raise BiornnError(f"unknown {name} {getattr(self, name)!r}; use one of {', '.join(allowed)}")
+        for name in ("dense_epochs", "finetune_epochs"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise BiornnError(f"{name} must be a whole number >= 1, got {value!r}")
+        if self.n_train is not None and self.n_train < 1:
+            raise BiornnError(f"n_train = {self.n_train}; pass a positive number of samples or None (all)")
+        if self.batch_size < 1 or self.t_max < 1:
+            raise BiornnError("batch_size and t_max must be >= 1")
+        if not (self.lr > 0 and 0 <= self.lr_min <= self.lr):
+            raise BiornnError(f"learning rates lr={self.lr}, lr_min={self.lr_min}: need 0 <= lr_min <= lr, lr > 0")
+
+    @classmethod
+    def published(cls, condition: str, seeds, **changes) -> CelltypeConfig:
+        """The reference's switches: dense input weights, as-published pruning and sparse checkpoint rule."""
+        base = dict(input_mapping="dense", pruning="as_published", checkpoint_rule="as_published")
+        return cls(condition=condition, seeds=tuple(seeds), **{**base, **changes})
+
+    @property
+    def sizes_dict(self) -> dict[str, int]:
+        return sizes_dict(self.sizes)
+
+    @property
+    def variant(self) -> str:
+        """``published``, ``corrected``, ``vanilla-published`` ... (a readable name for figure caches)."""
+        pub = (self.input_mapping, self.pruning, self.checkpoint_rule) == ("dense", "as_published", "as_published")
+        fix = (self.input_mapping, self.pruning, self.checkpoint_rule) == ("population", "default", "best")
+        name = "published" if pub else "corrected" if fix else "mixed"
+        return name if self.dale else f"vanilla-{name}"
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of 0-based ``epoch`` (cosine annealing, stepped per epoch, never restarted)."""
+        return self.lr_min + (self.lr - self.lr_min) * (1 + math.cos(math.pi * epoch / self.t_max)) / 2
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["seeds"] = list(self.seeds)
+        d["sizes"] = list(self.sizes)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CelltypeConfig:
+        d = dict(d)
+        d["seeds"] = tuple(d["seeds"])
+        d["sizes"] = tuple(d["sizes"])
+        return cls(**d)
+
+
+def celltype_config(condition: str = "familiar_change", mode: str | None = None, published: bool = False,
+                    **overrides) -> CelltypeConfig:
+    """The Figure 4 configuration of ``condition`` in ``mode`` (paper: N = 1440, 70 + 50 epochs, 5 seeds)."""
+    sizes = dict(MODE_SIZES[get_mode(mode)])
+    sizes.update(overrides)
+    seeds = sizes.pop("seeds")
+    if published:
+        return CelltypeConfig.published(condition, seeds, **sizes)
+    return CelltypeConfig(condition=condition, seeds=tuple(seeds), **sizes)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Data and tables
+# ----------------------------------------------------------------------------------------------------------------
+@dataclass
+class CelltypeData:
+    """Arrays of one condition and window, checked against the model's population order.
+
+    Attributes:
+        x, y: ``(n, T, 18)`` float32 training inputs (frames t) and targets (frames t + 1).
+        hx, hy: ``(n_heldout, T, 18)`` held-out inputs and targets (``n_heldout`` may be 0).
+        condition: the dataset's condition.
+        source: ``twin`` or ``allensdk``.
+        sha256: hash of the training and held-out arrays (a resumed run must see the same data).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    hx: np.ndarray
+    hy: np.ndarray
+    condition: str
+    source: str
+    sha256: str
+
+    def info(self) -> dict:
+        return {"condition": self.condition, "source": self.source, "sha256": self.sha256,
+                "n_train": int(self.x.shape[0]), "n_heldout": int(self.hx.shape[0]), "steps": int(self.x.shape[1])}
+
+
+def check_populations(labels) -> None:
+    """Raise :class:`BiornnError` unless ``labels`` are the 18 populations in the model's index order."""
+    labels = tuple(str(lab) for lab in labels)
+    if labels == POPULATION_LABELS:
+        return
+    if len(labels) != len(POPULATION_LABELS):
+        raise BiornnError(f"dataset has {len(labels)} population channels but the model has "
+                          f"{len(POPULATION_LABELS)}; rebuild it with python -m biornn allen build")
+    i = next(k for k, (a, b) in enumerate(zip(labels, POPULATION_LABELS)) if a != b)
+    raise BiornnError(f"dataset population order disagrees with the model at channel {i}: {labels[i]!r} where the "
+                      f"model has {POPULATION_LABELS[i]!r}; reorder the channels to "
+                      "biornn.connectivity.POPULATION_LABELS or rebuild the dataset with biornn.curate")
+
+
+def prepare_data(dataset: Dataset, window: str = "full", condition: str | None = None) -> CelltypeData:
+    """Check a :class:`biornn.curate.Dataset` and cut its window.
+
+    Args:
+        dataset: one condition's dataset.
+        window: ``full`` (all 15 steps) or ``half`` (steps 7-13).
+        condition: the condition the run expects (raises if the dataset holds another).
+    """
+    check_populations(dataset.populations)
+    if condition is not None and condition_name(condition) != dataset.condition:
+        raise BiornnError(f"dataset holds condition {dataset.condition!r} but the run asks for "
+                          f"{condition_name(condition)!r}; pass the matching --condition or dataset file")
+    if window not in WINDOWS:
+        raise BiornnError(f"unknown window {window!r}; use one of {', '.join(WINDOWS)}")
+    arrays = [np.asarray(a, dtype=np.float64) for a in (dataset.inputs, dataset.targets, dataset.heldout_inputs,
+                                                        dataset.heldout_targets)]
+    if window == "half":
+        arrays = [a[:, HALF_WINDOW] for a in arrays]
+    for a in arrays:
+        if not np.isfinite(a).all():
+            raise BiornnError(f"dataset {dataset.condition} contains NaN or inf; rebuild it")
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    x, y, hx, hy = (np.ascontiguousarray(a, dtype=np.float32) for a in arrays)
+    return CelltypeData(x, y, hx, hy, dataset.condition, dataset.source, h.hexdigest())
+
+
+def connectivity_tables(config: CelltypeConfig):
+    """The validated within-area and inter-area tables of ``config`` (pandas DataFrames)."""
+    return load_within_area(config.within_table), load_inter_area(config.inter_table)
+
+
+def target_density(config: CelltypeConfig | None = None) -> np.ndarray:
+    """``(18, 18)`` ``[post, pre]`` target densities: within-area table plus the inter-area pathways."""
+    if config is None:
+        return block_density()
+    return block_density(*connectivity_tables(config))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Pruning
+# ----------------------------------------------------------------------------------------------------------------
+def prune_mask(W: torch.Tensor, seeds, sizes, pruning: str = "default", within=None, inter=None) -> torch.Tensor:
+    """The connectivity mask of trained dense weights: block-wise top-prob within areas, pathway masks across.
+
+    Args:
+        W: ``(S, N, N)`` dense recurrent weights ``W[post, pre]`` (after the Dale projection).
+        seeds: one seed per matrix (the pruning and inter-area draws use each seed's stream).
+        sizes: units per population (dict or ``(Pyr, SST, VIP)``).
+        pruning: ``default`` (exact budgets over the nonzero entries; inter-area keep rate ``min(|E|, p n) / |E|``)
+            or ``as_published`` (reference budgets; inter-area Bernoulli(p) over all entries).
+        within, inter: connectivity tables (default: the shipped files).
+
+    Returns:
+        ``(S, N, N)`` Boolean mask on ``W``'s device: True where a connection may exist. It is the nonzero pattern
+        of ``W`` after pruning (entries that Dale's projection had set to 0 are never kept).
+    """
+    if pruning not in PRUNING:
+        raise BiornnError(f"unknown pruning {pruning!r}; use one of {', '.join(PRUNING)}")
+    within = load_within_area() if within is None else within
+    inter = load_inter_area() if inter is None else inter
+    pop = population_index(sizes_dict(sizes))
+    if W.ndim != 3 or W.shape[-1] != pop.size:
+        raise BiornnError(f"weights have shape {tuple(W.shape)}; expected (seeds, {pop.size}, {pop.size})")
+    seeds = [int(s) for s in seeds]
+    inside = block_density(within, inter, include_inter=False)
+    across = block_density(within, inter, include_within=False)
+    m_in, _ = blockwise_mask(W, inside, pop, "topprob", seed=seeds, eligibility=pruning)
+    m_x, _ = blockwise_mask(W, across, pop, "random", seed=seeds, eligibility=pruning)
+    return (m_in | m_x) & (W != 0)
+
+
+def realised_density(mask, sizes) -> np.ndarray:
+    """``(S, 18, 18)`` fraction of kept entries in every population block of ``(S, N, N)`` masks."""
+    m = mask.detach().cpu().numpy() if torch.is_tensor(mask) else np.asarray(mask)
+    sizes = sizes_dict(sizes)
+    return np.stack([block_means(mi.astype(np.float64), sizes) for mi in m])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Training
+# ----------------------------------------------------------------------------------------------------------------
+def _progress(iterable, total: int, desc: str, enabled: bool):
+    if not enabled or os.environ.get("BIORNN_PROGRESS", "1") == "0":
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, file=sys.stderr, leave=False, mininterval=1.0)
+
+
+def _permutations(seeds, n: int, *stream) -> torch.Tensor:
+    """``(S, n)`` one shuffle per seed, derived from ``(seed, "shuffle", "celltype", *stream)``."""
+    return torch.stack([torch.randperm(n, generator=torch.Generator().manual_seed(
+        derive_seed(s, "shuffle", "celltype", *stream))) for s in seeds])
+
+
+def per_seed_mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``(S,)`` MSE per seed, mean over batch, steps and the 18 outputs."""
+    return ((out - y) ** 2).flatten(1).mean(1)
+
+
+def train_epoch(model: CelltypeRNN, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+                perms: torch.Tensor, batch_size: int, dale: bool = True, keep: torch.Tensor | None = None,
+                on_step=None) -> torch.Tensor:
+    """One epoch of (masked) training; the inner loop shared by training and the benchmark hook.
+
+    Per batch: zero grads, forward, per-seed MSE, backward of their sum, gradient of ``W_rec`` zeroed outside
+    ``keep``, Adam step, Dale projection (``dale``), ``W_rec <- W_rec * keep``.
+
+    Args:
+        model: the batched network.
+        opt: its optimiser.
+        x, y: ``(n, T, 18)`` training inputs and targets on the model's device.
+        perms: ``(S, n)`` sample order per seed.
+        batch_size: samples per batch.
+        dale: apply the Dale projection after every step.
+        keep: ``(S, N, N)`` float 0/1 connectivity mask, or None (dense stage).
+        on_step: optional ``callback(model)`` after every step (tests check the invariants with it).
+
+    Returns:
+        ``(S,)`` float64 mean batch loss of the epoch.
+    """
+    n = perms.shape[1]
+    perms = perms.to(x.device)
+    total = torch.zeros(model.n_seeds, dtype=torch.float64, device=x.device)
+    batches = 0
+    for lo in range(0, n, batch_size):
+        idx = perms[:, lo:lo + batch_size]
+        xb, yb = x[idx], y[idx]  # (S, B, T, 18)
+        opt.zero_grad(set_to_none=True)
+        losses = per_seed_mse(model(xb), yb)
+        losses.sum().backward()
+        if keep is not None:
+            model.w_rec.grad.mul_(keep)
+        opt.step()
+        if dale:
+            dale_project_(model.w_rec.data, model.signs)
+        if keep is not None:
+            model.w_rec.data.mul_(keep)
+        total += losses.detach().double()
+        batches += 1
+        if on_step is not None:
+            on_step(model)
+    return total / batches
+
+
+@torch.no_grad()
+def predict(model: CelltypeRNN, x, max_elems: int = 2 ** 24) -> np.ndarray:
+    """Predictions ``(S, n, T, 18)`` (float64) for inputs ``(n, T, 18)``, in chunks that bound memory."""
+    x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x, dtype=torch.float32,
+                        device=model.w_rec.device)
+    n = x.shape[0]
+    if n == 0:
+        return np.zeros((model.n_seeds, 0, *x.shape[1:]))
+    chunk = max(1, int(max_elems // (model.n_seeds * x.shape[1] * model.n_hidden)))
+    outs = [to_numpy(model(x[None, lo:lo + chunk])).astype(np.float64) for lo in range(0, n, chunk)]
+    return np.concatenate(outs, axis=1)
+
+
+def _mse(model: CelltypeRNN, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    if x.shape[0] == 0:
+        return np.full(model.n_seeds, np.nan)
+    pred = predict(model, x)
+    return ((pred - to_numpy(y).astype(np.float64)[None]) ** 2).reshape(model.n_seeds, -1).mean(1)
+
+
+def fit_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-population fit of predicted vs recorded traces.
+
+    Args:
+        pred: ``(S, n, T, 18)`` predictions.
+        target: ``(n, T, 18)`` recorded next frames.
+
+    Returns:
+        ``r``, ``r2``: ``(S, 18)`` Pearson r and ``R^2 = 1 - SSE / SST`` pooled over all samples and steps of a
+        population; ``trace_r``, ``trace_r2``: ``(S, 18)`` medians over samples of the same computed per 15-step
+        trace (the published figure's quantity, one trace at a time); ``mse``: ``(S,)``.
+    """
+    pred = np.asarray(pred, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64)[None]
+    S, n, T, P = pred.shape
+
+    def r_and_r2(p, t, axis):
+        pc = p - p.mean(axis=axis, keepdims=True)
+        tc = t - t.mean(axis=axis, keepdims=True)
+        sst = (tc ** 2).sum(axis=axis)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = (pc * tc).sum(axis=axis) / np.sqrt((pc ** 2).sum(axis=axis) * sst)
+            r2 = 1 - ((p - t) ** 2).sum(axis=axis) / sst
+        return r, r2
+
+    r, r2 = r_and_r2(pred.reshape(S, n * T, P), np.broadcast_to(target, pred.shape).reshape(S, n * T, P), 1)
+    tr, tr2 = r_and_r2(pred, np.broadcast_to(target, pred.shape), 2)
+    return {"r": r, "r2": r2, "trace_r": np.nanmedian(tr, axis=1), "trace_r2": np.nanmedian(tr2, axis=1),
+            "mse": ((pred - target) ** 2).reshape(S, -1).mean(1)}
+
+
+def _save_torch(path: Path, obj) -> None:
+    from biornn.results import atomic_write_bytes
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _cpu(obj):
+    """Deep-copy tensors of a (nested) state to the CPU."""
+    if torch.is_tensor(obj):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_cpu(v) for v in obj]
+    return obj
+
+
+@dataclass
+class CelltypeResult:
+    """What one batched Figure 4 run produced.
+
+    Attributes:
+        config: the :class:`CelltypeConfig`.
+        device: where it ran.
+        runs: one dict per seed: ``seed``; ``dense_loss``, ``dense_heldout_loss``, ``finetune_loss``,
+            ``finetune_heldout_loss`` (per epoch, mean batch loss / held-out MSE); ``dense_best_epoch`` and
+            ``sparse_epoch`` (1-based; ``sparse_epoch`` None when the as-published rule never saved, then the last
+            epoch is used); ``pruned_batch_loss`` (one batch's MSE right after pruning, the reference's anchor),
+            ``pruned_loss`` (training-set MSE right after pruning); ``heldout`` fits of the dense and sparse
+            models (:func:`fit_metrics`, lists over populations); ``sign_violations``; ``outside_mask``;
+            ``epoch_seconds``.
+        arrays: the ``weights.npz`` arrays (see the module docstring).
+        data: :meth:`CelltypeData.info`.
+        wall_seconds: total wall time (this call; a resumed run counts only its own part).
+    """
+
+    config: CelltypeConfig
+    device: str
+    runs: list
+    arrays: dict
+    data: dict
+    wall_seconds: float = 0.0
+    directory: Path | None = None
+
+    @property
+    def reference_factor(self) -> int:
+        """Batches per epoch: multiply a mean batch loss by this for the reference's epoch sum."""
+        return math.ceil(self.data["n_train"] / self.config.batch_size)
+
+    def curve(self, key: str) -> np.ndarray:
+        """``(S, epochs)`` array of one per-epoch metric."""
+        return np.array([r[key] for r in self.runs], dtype=float)
+
+    def metrics(self) -> dict:
+        """The ``metrics.json`` content (command-line contract)."""
+        return {"config": self.config.to_dict(), "device": self.device, "data": self.data,
+                "reference_factor": self.reference_factor, "runs": self.runs}
+
+    def model(self, which: str = "sparse", device: str | None = "cpu") -> CelltypeRNN:
+        """The network with ``which`` weights (``init``, ``dense``, ``sparse`` or ``last``) loaded."""
+        return model_from_arrays(self.config, self.arrays, which, device)
+
+
+def model_from_arrays(config: CelltypeConfig, arrays: dict, which: str = "sparse", device=None) -> CelltypeRNN:
+    """Rebuild a :class:`CelltypeRNN` from stored arrays (``which`` in ``init``, ``dense``, ``sparse``, ``last``)."""
+    keys = {"init": ("W_init", None), "dense": ("W_dense", "w_in_dense"), "sparse": ("W_sparse", "w_in_sparse"),
+            "last": ("W_last", "w_in_last")}
+    if which not in keys:
+        raise BiornnError(f"unknown weights {which!r}; use one of {', '.join(keys)}")
+    model = CelltypeRNN(config.seeds, config.sizes_dict, config.input_mapping, config.readout_from_state)
+    w_key, in_key = keys[which]
+    with torch.no_grad():
+        model.w_rec.copy_(torch.as_tensor(np.asarray(arrays[w_key])))
+        if in_key is not None:
+            model.w_in.copy_(torch.as_tensor(np.asarray(arrays[in_key])))
+        for name in ("w_out", "b_out"):
+            if name in arrays:
+                getattr(model, name).copy_(torch.as_tensor(np.asarray(arrays[name])))
+    return model.to(device if isinstance(device, torch.device) else get_device(device))
+
+
+def train_celltype(config: CelltypeConfig, dataset: Dataset | CelltypeData, device: str | None = None,
+                   out: str | os.PathLike | None = None, resume: bool = True, progress: bool = True,
+                   on_step=None, on_epoch=None, checkpoint_every: int = 1) -> CelltypeResult:
+    """Dense Dale's training, pruning and masked fine-tuning of all seeds of ``config`` (module docstring).
+
+    Args:
+        config: the run's configuration.
+        dataset: the condition's dataset (:class:`biornn.curate.Dataset`) or prepared arrays.
+        device: ``cpu``, ``cuda`` or None (CUDA when present).
+        out: run folder; when given, stage checkpoints go to ``out/checkpoints/`` and ``metrics.json`` and
+            ``weights.npz`` are written at the end (:func:`save_celltype`).
+        resume: continue from ``out/checkpoints/resume.pt`` if present (same config and data required).
+        progress: progress bars over epochs.
+        on_step: ``callback(model, stage, mask)`` after every optimiser step (``mask`` None in the dense stage).
+        on_epoch: ``callback(stage, epoch)`` after every completed (and checkpointed) epoch, 0-based.
+        checkpoint_every: write ``resume.pt`` every this many epochs (and at the end of each stage).
+
+    Returns:
+        A :class:`CelltypeResult`.
+    """
+    t_start = time.perf_counter()
+    dev = get_device(device)
+    data = dataset if isinstance(dataset, CelltypeData) else prepare_data(dataset, config.window, config.condition)
+    if data.condition != config.condition:
+        raise BiornnError(f"data hold condition {data.condition!r} but the run asks for {config.condition!r}")
+    within, inter = connectivity_tables(config)
+    sizes = config.sizes_dict
+    model = CelltypeRNN(config.seeds, sizes, config.input_mapping, config.readout_from_state).to(dev)
+    S = model.n_seeds
+    x, y = torch.from_numpy(data.x[:config.n_train]).to(dev), torch.from_numpy(data.y[:config.n_train]).to(dev)
+    hx, hy = torch.from_numpy(data.hx).to(dev), torch.from_numpy(data.hy).to(dev)
+    n = x.shape[0]
+    B = min(config.batch_size, n)
+    ckdir = Path(out) / "checkpoints" if out is not None else None
+    identity = {"config": config.to_dict(), "data_sha256": data.sha256}
+
+    def new_opt():
+        return torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.999), eps=1e-8)
+
+    opt = new_opt()
+    state = None
+    if out is not None and resume and (Path(out) / "metrics.json").exists() and not (ckdir / "resume.pt").exists():
+        done = load_celltype(out)
+        if done.config == config and done.data.get("sha256") == data.sha256:
+            return done
+    if ckdir is not None and resume and (ckdir / "resume.pt").exists():
+        state = _load_checkpoint(ckdir / "resume.pt", dev)
+        if state.get("identity") != identity:
+            raise BiornnError(f"checkpoint {ckdir / 'resume.pt'} was written for another configuration or dataset; "
+                              f"delete {ckdir} (or pass another --out) to start afresh")
+        model.load_state_dict(state["model"])
+        if state["stage"] == "finetune":
+            opt = new_opt()
+        opt.load_state_dict(state["opt"])
+        W_init = state["W_init"].to(dev)
+    else:
+        W_init = model.w_rec.detach().clone()
+        state = {"identity": identity, "stage": "dense", "epoch": 0,
+                 "history": {k: [[] for _ in range(S)] for k in ("dense_loss", "dense_heldout_loss",
+                                                                 "finetune_loss", "finetune_heldout_loss",
+                                                                 "dense_seconds", "finetune_seconds")},
+                 "best_loss": torch.full((S,), math.inf, dtype=torch.float64, device=dev),
+                 "best_epoch": [0] * S, "best_w_rec": model.w_rec.detach().clone(),
+                 "best_w_in": model.w_in.detach().clone(), "mask": None, "extra": {}}
+        if ckdir is not None:
+            _save_torch(ckdir / "initial.pt", {"identity": identity, "model": _cpu(model.state_dict())})
+    state["W_init"] = W_init
+    hist = state["history"]
+
+    def checkpoint(force: bool = False):
+        if ckdir is None:
+            return
+        if force or state["epoch"] % max(1, checkpoint_every) == 0:
+            _save_torch(ckdir / "resume.pt", _cpu({**state, "model": model.state_dict(), "opt": opt.state_dict()}))
+
+    def step_hook(stage, keep):
+        if on_step is None:
+            return None
+        return lambda m: on_step(m, stage, keep)
+
+    # ---- stage 1: dense training --------------------------------------------------------------------------
+    if state["stage"] == "dense":
+        epochs = range(state["epoch"], config.dense_epochs)
+        for e in _progress(epochs, len(epochs), f"{config.condition}/dense", progress):
+            t0 = time.perf_counter()
+            for g in opt.param_groups:
+                g["lr"] = config.lr_at(e)
+            loss = train_epoch(model, opt, x, y, _permutations(config.seeds, n, "dense", e), B, config.dale,
+                               None, step_hook("dense", None))
+            better = loss < state["best_loss"]
+            state["best_loss"] = torch.where(better, loss, state["best_loss"])
+            state["best_w_rec"][better] = model.w_rec.detach()[better]
+            state["best_w_in"][better] = model.w_in.detach()[better]
+            held = _mse(model, hx, hy)
+            dt = time.perf_counter() - t0
+            for s in range(S):
+                if bool(better[s]):
+                    state["best_epoch"][s] = e + 1
+                hist["dense_loss"][s].append(float(loss[s]))
+                hist["dense_heldout_loss"][s].append(float(held[s]))
+                hist["dense_seconds"][s].append(dt)
+            state["epoch"] = e + 1
+            checkpoint(force=e + 1 == config.dense_epochs)
+            if on_epoch is not None:
+                on_epoch("dense", e)
+        # reload the best dense epoch, prune, start the fine-tuning stage
+        with torch.no_grad():
+            model.w_rec.copy_(state["best_w_rec"])
+            model.w_in.copy_(state["best_w_in"])
+        if ckdir is not None:
+            _save_torch(ckdir / "dense_best.pt", _cpu({"identity": identity, "model": model.state_dict(),
+                                                        "best_epoch": state["best_epoch"]}))
+        mask = prune_mask(model.w_rec.detach(), config.seeds, sizes, config.pruning, within, inter)
+        with torch.no_grad():
+            model.w_rec.mul_(mask)
+        state["mask"] = mask
+        first = _permutations(config.seeds, n, "threshold")[:, :B].to(dev)
+        with torch.no_grad():
+            batch_loss = per_seed_mse(model(x[first]), y[first]).double()
+        state["extra"] = {"pruned_batch_loss": [float(batch_loss[s]) for s in range(S)],
+                          "pruned_loss": [float(v) for v in _mse(model, x, y)]}
+        factor = math.ceil(n / B)
+        # sparse checkpoint bookkeeping (spec Q7): "best" = lowest mean epoch loss; "as_published" = the epoch
+        # *sum* must beat a running minimum that starts at one batch's MSE of the pruned model
+        published = config.checkpoint_rule == "as_published"
+        start = batch_loss.clone() if published else torch.full_like(batch_loss, math.inf)
+        state.update(stage="finetune", epoch=0, sparse_threshold=start, sparse_epoch=[None] * S,
+                     sparse_w_rec=model.w_rec.detach().clone(), sparse_w_in=model.w_in.detach().clone(),
+                     sparse_factor=factor if published else 1)
+        opt = new_opt()
+        checkpoint(force=True)
+
+    # ---- stage 3: masked fine-tuning --------------------------------------------------------------------
+    keep = state["mask"].to(dev).float()
+    epochs = range(state["epoch"], config.finetune_epochs)
+    for e in _progress(epochs, len(epochs), f"{config.condition}/fine-tune", progress):
+        t0 = time.perf_counter()
+        for g in opt.param_groups:
+            g["lr"] = config.lr_at(e)
+        loss = train_epoch(model, opt, x, y, _permutations(config.seeds, n, "finetune", e), B, config.dale, keep,
+                           step_hook("finetune", keep))
+        score = loss * state["sparse_factor"]
+        better = score < state["sparse_threshold"]
+        state["sparse_threshold"] = torch.where(better, score, state["sparse_threshold"])
+        state["sparse_w_rec"][better] = model.w_rec.detach()[better]
+        state["sparse_w_in"][better] = model.w_in.detach()[better]
+        held = _mse(model, hx, hy)
+        dt = time.perf_counter() - t0
+        for s in range(S):
+            if bool(better[s]):
+                state["sparse_epoch"][s] = e + 1
+            hist["finetune_loss"][s].append(float(loss[s]))
+            hist["finetune_heldout_loss"][s].append(float(held[s]))
+            hist["finetune_seconds"][s].append(dt)
+        state["epoch"] = e + 1
+        checkpoint(force=e + 1 == config.finetune_epochs)
+        if on_epoch is not None:
+            on_epoch("finetune", e)
+
+    # ---- results ------------------------------------------------------------------------------------------
+    W_last, w_in_last = model.w_rec.detach().clone(), model.w_in.detach().clone()
+    never = [s for s in range(S) if state["sparse_epoch"][s] is None]
+    W_sparse, w_in_sparse = state["sparse_w_rec"].clone(), state["sparse_w_in"].clone()
+    for s in never:  # the as-published rule never saved: use the last epoch (flagged by sparse_epoch = None)
+        W_sparse[s], w_in_sparse[s] = W_last[s], w_in_last[s]
+    if ckdir is not None:
+        _save_torch(ckdir / "sparse.pt", _cpu({"identity": identity, "W_sparse": W_sparse, "w_in_sparse": w_in_sparse,
+                                               "W_last": W_last, "w_in_last": w_in_last,
+                                               "sparse_epoch": state["sparse_epoch"]}))
+    mask = state["mask"].to(dev)
+    arrays = {"W_init": to_numpy(state["W_init"]), "W_dense": to_numpy(state["best_w_rec"]),
+              "W_sparse": to_numpy(W_sparse), "W_last": to_numpy(W_last), "mask": to_numpy(mask).astype(np.uint8),
+              "signs": to_numpy(model.signs), "population": np.array([POPULATION_LABELS[i] for i in
+                                                                      to_numpy(model.population)]),
+              "population_index": to_numpy(model.population).astype(np.int64),
+              "w_in_dense": to_numpy(state["best_w_in"]), "w_in_sparse": to_numpy(w_in_sparse),
+              "w_in_last": to_numpy(w_in_last), "w_out": to_numpy(model.w_out), "b_out": to_numpy(model.b_out),
+              "target_density": block_density(within, inter), "realised_density": realised_density(mask, sizes)}
+    fits = {}
+    hx_np, hy_np = (data.hx, data.hy) if data.hx.shape[0] else (data.x, data.y)
+    for which in ("dense", "sparse"):
+        fits[which] = fit_metrics(predict(model_from_arrays(config, arrays, which, dev), hx_np), hy_np)
+    runs = []
+    signs = model.signs
+    for s, seed in enumerate(config.seeds):
+        run = {"seed": int(seed)}
+        for key in ("dense_loss", "dense_heldout_loss", "finetune_loss", "finetune_heldout_loss"):
+            run[key] = hist[key][s]
+        run["epoch_seconds"] = {"dense": hist["dense_seconds"][s], "finetune": hist["finetune_seconds"][s]}
+        run["dense_best_epoch"] = int(state["best_epoch"][s])
+        run["sparse_epoch"] = state["sparse_epoch"][s]
+        run["pruned_batch_loss"] = state["extra"]["pruned_batch_loss"][s]
+        run["pruned_loss"] = state["extra"]["pruned_loss"][s]
+        run["heldout_split"] = "heldout" if data.hx.shape[0] else "train (the dataset has no held-out split)"
+        run["heldout"] = {w: {k: (np.asarray(v[s]).tolist()) for k, v in fits[w].items()} for w in fits}
+        run["sign_violations"] = {k: sign_violations(torch.as_tensor(arrays[k][s]), signs.cpu())
+                                  for k in ("W_dense", "W_sparse", "W_last")}
+        run["outside_mask"] = int(((arrays["W_sparse"][s] != 0) & (arrays["mask"][s] == 0)).sum()
+                                  + ((arrays["W_last"][s] != 0) & (arrays["mask"][s] == 0)).sum())
+        runs.append(run)
+    info = {**data.info(), "n_train": int(n), "n_available": int(data.x.shape[0])}
+    result = CelltypeResult(config, dev.type, runs, arrays, info, time.perf_counter() - t_start)
+    if out is not None:
+        save_celltype(result, out)
+        result.directory = Path(out)
+        if (ckdir / "resume.pt").exists():
+            (ckdir / "resume.pt").unlink()
+    return result
+
+
+def _load_checkpoint(path: Path, device) -> dict:
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # truncated or foreign file
+        raise BiornnError(f"corrupt checkpoint {path} ({type(exc).__name__}: {exc}); delete it to start afresh"
+                          ) from None
+
+
+def save_celltype(result: CelltypeResult, directory: str | os.PathLike) -> Path:
+    """Write ``metrics.json`` and ``weights.npz`` into ``directory`` (each atomically; weights first).
+
+    ``metrics.json`` appears last, so its presence marks a complete run; ``directory/checkpoints`` is kept.
+    """
+    from biornn.results import _json_default, atomic_write_bytes, provenance
+
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise BiornnError(f"output path {directory} is a file; pass a folder path for --out")
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **result.arrays)
+    atomic_write_bytes(directory / "weights.npz", buf.getvalue())
+    metrics = result.metrics()
+    metrics["provenance"] = provenance(result.device, result.wall_seconds)
+    text = json.dumps(metrics, indent=1, default=_json_default) + "\n"
+    atomic_write_bytes(directory / "metrics.json", text.encode())
+    return directory
+
+
+def load_celltype(directory: str | os.PathLike) -> CelltypeResult:
+    """Read a run folder written by :func:`save_celltype` (``python -m biornn celltype train``)."""
+    from biornn.results import load_run
+
+    metrics, arrays = load_run(directory, required=("W_init", "W_dense", "W_sparse", "mask", "signs"))
+    try:
+        config = CelltypeConfig.from_dict(metrics["config"])
+    except (TypeError, KeyError) as exc:
+        raise BiornnError(f"{directory}/metrics.json is not a cell-type run ({exc}); pass the folder written by "
+                          "python -m biornn celltype train") from None
+    wall = metrics.get("provenance", {}).get("wall_seconds", float("nan"))
+    return CelltypeResult(config, metrics.get("device", "?"), metrics["runs"], arrays, metrics.get("data", {}),
+                          wall, Path(directory))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Identifiability on twin data
+# ----------------------------------------------------------------------------------------------------------------
+def ground_truth_for(dataset: Dataset) -> np.ndarray:
+    """The twin's ``(18, 18)`` ``[post, pre]`` population connectivity of ``dataset``'s condition.
+
+    Raises:
+        BiornnError: the dataset does not come from the digital twin (real data have no ground truth).
+    """
+    from biornn.synthetic import TwinConfig, ground_truth_connectivity
+
+    if dataset.source != "twin" or "twin_config" not in dataset.manifest:
+        raise BiornnError(f"dataset {dataset.condition} comes from {dataset.source!r}, not the digital twin; "
+                          "ground truth exists only for twin data")
+    names = {f.name for f in dataclasses.fields(TwinConfig)}
+    cfg = TwinConfig(**{k: v for k, v in dataset.manifest["twin_config"].items() if k in names})
+    return ground_truth_connectivity(cfg)[dataset.condition]
+
+
+def identifiability(W, ground_truth: np.ndarray, sizes) -> dict:
+    """How well block averages of fitted weights recover a ground-truth population connectivity.
+
+    Over the blocks where the ground truth is nonzero: Spearman rank correlation of the fitted block means
+    (zeros included) with the ground truth, signed (``rho``) and of magnitudes (``rho_abs``, the harder test:
+    signs are fixed by Dale's law); the same for the population coupling ``n_pre x block mean``
+    (``rho_coupling_abs``: a rate model's ``W[post, pre]`` multiplies a population's mean rate, the RNN sums over
+    its ``n_pre`` units); and the sign agreement (an all-zero block counts as disagreeing).
+
+    Args:
+        W: ``(S, N, N)`` fitted recurrent weights ``W[post, pre]``.
+        ground_truth: ``(18, 18)`` ``[post, pre]``.
+        sizes: units per population.
+
+    Returns:
+        Dict of ``(S,)`` arrays ``rho``, ``rho_abs``, ``rho_coupling_abs``, ``sign_agreement``; the same four for
+        the seed-mean block matrix (keys with suffix ``_of_mean``); ``n_blocks``; ``block_means`` ``(S, 18, 18)``.
+    """
+    from scipy.stats import spearmanr
+
+    W = np.asarray(W, dtype=np.float64)
+    W = W[None] if W.ndim == 2 else W
+    gt = np.asarray(ground_truth, dtype=np.float64)
+    sizes = sizes_dict(sizes)
+    bm = np.stack([block_means(w, sizes) for w in W])
+    n_pre = populations(sizes)["size"].to_numpy(dtype=np.float64)
+    nz = gt != 0
+
+    def scores(m):
+        a, g = m[nz], gt[nz]
+        return {"rho": spearmanr(a, g)[0], "rho_abs": spearmanr(np.abs(a), np.abs(g))[0],
+                "rho_coupling_abs": spearmanr(np.abs((m * n_pre[None, :])[nz]), np.abs(g))[0],
+                "sign_agreement": float(np.mean(np.sign(a) == np.sign(g)))}
+
+    per = [scores(m) for m in bm]
+    out = {k: np.array([p[k] for p in per], dtype=float) for k in per[0]}
+    out.update({f"{k}_of_mean": v for k, v in scores(bm.mean(0)).items()})
+    out["n_blocks"] = int(nz.sum())
+    out["block_means"] = bm
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Figure summaries (the paper-mode cache keeps these, not the full runs)
+# ----------------------------------------------------------------------------------------------------------------
+def nonzero_mean_abs(W, sizes) -> np.ndarray:
+    """``(S, 18, 18)`` mean ``|w|`` over the nonzero entries of every block (NaN for empty blocks; spec Q4)."""
+    W = np.asarray(W, dtype=np.float64)
+    sizes = sizes_dict(sizes)
+    total = np.stack([block_means(np.abs(w), sizes) for w in W])
+    dens = np.stack([block_means((w != 0).astype(np.float64), sizes) for w in W])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(dens > 0, total / dens, np.nan)
+
+
+def summarize(result: CelltypeResult, dataset: Dataset | None = None, n_traces: int = 4,
+              matrices_seed: int | None = 0) -> dict:
+    """What the Figure 4 notebook plots, from a run (and its dataset for traces and ground truth).
+
+    Returns:
+        Dict with ``config`` (dict), ``data``, ``runs`` (the per-seed metrics) and float64 arrays:
+        ``block_mean_{init,dense,sparse}`` and ``block_abs_{init,dense,sparse}`` ``(S, 18, 18)`` (zeros included),
+        ``nonzero_abs_sparse`` ``(S, 18, 18)``, ``realised_density`` ``(S, 18, 18)``, ``target_density``
+        ``(18, 18)``, ``trace_inputs``/``trace_targets`` ``(K, T, 18)`` and ``trace_{dense,sparse}``
+        ``(S, K, T, 18)`` (the first ``n_traces`` held-out samples), ``baselines`` (:func:`baselines`), seed
+        ``matrices_seed``'s ``W_init``, ``W_dense``, ``W_sparse`` ``(N, N)`` float32 (display only), and, for twin
+        data, ``ground_truth`` ``(18, 18)`` with ``identifiability`` (and a structure-only baseline
+        ``W_init * mask``, ``identifiability_baseline``).
+    """
+    cfg = result.config
+    sizes = cfg.sizes_dict
+    arr = result.arrays
+    out: dict = {"config": cfg.to_dict(), "data": dict(result.data), "runs": result.runs, "device": result.device,
+                 "reference_factor": result.reference_factor, "wall_seconds": result.wall_seconds}
+    for which, key in (("init", "W_init"), ("dense", "W_dense"), ("sparse", "W_sparse")):
+        W = np.asarray(arr[key], dtype=np.float64)
+        out[f"block_mean_{which}"] = np.stack([block_means(w, sizes) for w in W])
+        out[f"block_abs_{which}"] = np.stack([block_means(w, sizes, absolute=True) for w in W])
+    out["nonzero_abs_sparse"] = nonzero_mean_abs(arr["W_sparse"], sizes)
+    out["realised_density"] = np.asarray(arr["realised_density"], dtype=np.float64)
+    out["target_density"] = np.asarray(arr["target_density"], dtype=np.float64)
+    if matrices_seed is not None:
+        s = list(cfg.seeds).index(matrices_seed) if matrices_seed in cfg.seeds else 0
+        for key in ("W_init", "W_dense", "W_sparse"):
+            out[f"{key}_seed"] = np.asarray(arr[key][s], dtype=np.float32)
+        out["matrices_seed"] = int(cfg.seeds[s])
+    if dataset is not None:
+        data = prepare_data(dataset, cfg.window, cfg.condition)
+        hx, hy = (data.hx, data.hy) if data.hx.shape[0] else (data.x, data.y)
+        k = min(n_traces, hx.shape[0])
+        out["trace_inputs"], out["trace_targets"] = hx[:k].astype(np.float64), hy[:k].astype(np.float64)
+        for which in ("dense", "sparse"):
+            out[f"trace_{which}"] = predict(result.model(which), hx[:k])
+        out["baselines"] = baselines(hx, hy)
+        if dataset.source == "twin" and "twin_config" in dataset.manifest:
+            gt = ground_truth_for(dataset)
+            out["ground_truth"] = gt
+            ident = identifiability(arr["W_sparse"], gt, sizes)
+            base = identifiability(np.asarray(arr["W_init"]) * np.asarray(arr["mask"]), gt, sizes)
+            out["identifiability"] = {k: v for k, v in ident.items() if k != "block_means"}
+            out["identifiability_baseline"] = {k: v for k, v in base.items() if k != "block_means"}
+    return out
+
+
+def baselines(inputs, targets) -> dict:
+    """Two reference predictors of the next frame, scored like the model (:func:`fit_metrics`).
+
+    ``persistence``: the next frame equals the current one (``y_t = x_t``). ``time_mean``: the mean trace over
+    samples (knows the average time course of every population, not the sample). Returns ``{name: {"mse": float,
+    "r2": (18,) list}}``.
+    """
+    x = np.asarray(inputs, dtype=np.float64)
+    y = np.asarray(targets, dtype=np.float64)
+    out = {}
+    for name, pred in (("persistence", x), ("time_mean", np.broadcast_to(y.mean(0, keepdims=True), y.shape))):
+        fits = fit_metrics(pred[None], y)
+        out[name] = {"mse": float(fits["mse"][0]), "r2": fits["r2"][0].tolist(), "r": fits["r"][0].tolist()}
+    return out
+
+
+def save_summary(summary: dict, directory: str | os.PathLike) -> Path:
+    """Write a :func:`summarize` dict as ``summary.npz`` (arrays) plus ``summary.json`` (the rest), atomically."""
+    from biornn.results import _json_default, atomic_write_bytes
+
+    directory = Path(directory)
+    arrays = {k: v for k, v in summary.items() if isinstance(v, np.ndarray)}
+    rest = {k: v for k, v in summary.items() if not isinstance(v, np.ndarray)}
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(directory / "summary.npz", buf.getvalue())
+    atomic_write_bytes(directory / "summary.json", (json.dumps(rest, indent=1, default=_json_default) + "\n").encode())
+    return directory
+
+
+def load_summary(directory: str | os.PathLike) -> dict:
+    """Read a folder written by :func:`save_summary`."""
+    directory = Path(directory)
+    try:
+        rest = json.loads((directory / "summary.json").read_text())
+        with np.load(directory / "summary.npz", allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except FileNotFoundError as exc:
+        raise BiornnError(f"no Figure 4 summary in {directory} ({exc.filename} missing); compute it with "
+                          "python -m biornn celltype summarize") from None
+    except (ValueError, OSError, json.JSONDecodeError) as exc:
+        raise BiornnError(f"corrupt Figure 4 summary in {directory} ({exc}); delete it and summarise again") from None
+    for key in ("identifiability", "identifiability_baseline"):
+        if key in rest:
+            rest[key] = {k: np.asarray(v, dtype=float) if isinstance(v, list) else v for k, v in rest[key].items()}
+    return {**rest, **arrays}
+
+
+def summary_dir(config: CelltypeConfig, root: str | os.PathLike | None = None) -> Path:
+    """Cache folder of a configuration's summary: ``data/results/fig4/<abbr>-<window>-<variant>-<key>``."""
+    from biornn.results import run_dir
+
+    name = f"{ABBREVIATIONS[config.condition]}-{config.window}-{config.variant}"
+    return run_dir("fig4", name, config.to_dict(), root)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Benchmark hook
+# ----------------------------------------------------------------------------------------------------------------
+def benchmark_epochs(sizes=(192, 32, 16), n_seeds: int = 5, steps: int = 15, batch_size: int = 200,
+                     n_samples: int = 2000, device: str | None = None, pruning: str = "default",
+                     input_mapping: str = "dense") -> dict:
+    """Time one dense Dale's epoch and one masked fine-tuning epoch of the given sizes (random data).
+
+    Exactly the inner loop of :func:`train_celltype` (:func:`train_epoch`): dense Adam steps with the Dale
+    projection; then :func:`prune_mask` on the trained weights and one epoch with the masked gradient, projection
+    and mask. No held-out evaluation, no checkpoints. ``n_samples / batch_size`` batches per epoch.
+
+    Returns:
+        ``{"dense_s", "finetune_s"`` (seconds per epoch, all seeds together), ``"prune_s"``, ``"batches"``,
+        ``"n_hidden"``, ``"n_seeds"``, ``"steps"``, ``"device"``, ``"mask_density"}``.
+    """
+    dev = get_device(device)
+    seeds = list(range(n_seeds))
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand((n_samples, steps, 18), generator=g).mul_(0.3).to(dev)
+    y = torch.rand((n_samples, steps, 18), generator=g).mul_(0.3).to(dev)
+    model = CelltypeRNN(seeds, sizes_dict(sizes), input_mapping).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    perms = _permutations(seeds, n_samples, "benchmark").to(dev)
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    sync()
+    t0 = time.perf_counter()
+    train_epoch(model, opt, x, y, perms, batch_size, True, None)
+    sync()
+    t1 = time.perf_counter()
+    mask = prune_mask(model.w_rec.detach(), seeds, sizes, pruning)
+    with torch.no_grad():
+        model.w_rec.mul_(mask)
+    keep = mask.float()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    sync()
+    t2 = time.perf_counter()
+    train_epoch(model, opt, x, y, perms, batch_size, True, keep)
+    sync()
+    t3 = time.perf_counter()
+    return {"dense_s": t1 - t0, "prune_s": t2 - t1, "finetune_s": t3 - t2, "batches": math.ceil(n_samples / batch_size),
+            "n_hidden": model.n_hidden, "n_seeds": n_seeds, "steps": steps, "device": dev.type,
+            "mask_density": float(mask.double().mean())}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Notebook helper
+# ----------------------------------------------------------------------------------------------------------------
+@dataclass
+class Fig4Run:
+    """One trained (quick) or cached (paper) Figure 4 variant, as the notebook uses it."""
+
+    config: CelltypeConfig
+    summary: dict
+    result: CelltypeResult | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def fig4_run(config: CelltypeConfig, dataset: Dataset | None, mode: str | None = None, device=None,
+             progress: bool = True, root: str | os.PathLike | None = None) -> Fig4Run | None:
+    """Quick mode: train ``config`` on ``dataset`` now and summarise it. Paper mode: read the cached summary.
+
+    Returns:
+        A :class:`Fig4Run`, or None in paper mode when the summary is not cached (compute it on a GPU with
+        ``python -m biornn celltype train`` and ``python -m biornn celltype summarize``).
+    """
+    if get_mode(mode) == "paper":
+        folder = summary_dir(config, root)
+        if not (folder / "summary.json").exists():
+            return None
+        return Fig4Run(config, load_summary(folder))
+    result = train_celltype(config, dataset, device=device, progress=progress)
+    return Fig4Run(config, summarize(result, dataset), result)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------------------------
+def register_cli(sub) -> None:
+    """Add ``celltype train`` and ``celltype summarize`` to the command line."""
+    p = sub.add_parser("celltype", help="Figure 4: train the cell-type constrained two-area RNN",
+                       description="Cell-type constrained RNN (biornn.celltype): train, summarise for the figures.")
+    csub = p.add_subparsers(dest="celltype_command", metavar="ACTION", parser_class=type(p))
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+    t = csub.add_parser("train", help="dense Dale's training, pruning and masked fine-tuning (all seeds batched)",
+                        description="Train all seeds of one condition; write DIR/metrics.json, DIR/weights.npz and "
+                                    "stage checkpoints in DIR/checkpoints/ (an interrupted run resumes).")
+    t.add_argument("--data", required=True, help="dataset folder (<condition>.npz + .json) or one .npz file")
+    t.add_argument("--condition", required=True, help=f"one of {', '.join(CONDITIONS)} (or FC, FN, ...)")
+    t.add_argument("--seeds", required=True, help="e.g. 0,1,2,3,4 or 0-4")
+    t.add_argument("--out", required=True, help="output folder")
+    t.add_argument("--mode", choices=("quick", "paper"), default=None,
+                   help="default sizes and epochs (default $BIORNN_MODE or quick; paper: N = 1440, 70 + 50 epochs)")
+    t.add_argument("--window", choices=WINDOWS, default="full")
+    t.add_argument("--sizes", default=None, help="units per population Pyr,SST,VIP (paper 192,32,16)")
+    t.add_argument("--dense-epochs", type=int, default=None)
+    t.add_argument("--finetune-epochs", type=int, default=None)
+    t.add_argument("--published", action="store_true",
+                   help="the reference's switches: dense input weights, as-published pruning and checkpoint rule")
+    t.add_argument("--input-mapping", choices=INPUT_MAPPINGS, default=None)
+    t.add_argument("--pruning", choices=PRUNING, default=None)
+    t.add_argument("--checkpoint-rule", choices=CHECKPOINT_RULES, default=None)
+    t.add_argument("--vanilla", action="store_true", help="no Dale projection (the reference's vanilla control)")
+    t.add_argument("--within-table", default=None, help="within-area probability CSV (default data/connectivity/)")
+    t.add_argument("--inter-table", default=None, help="inter-area pathway CSV (default data/connectivity/)")
+    t.add_argument("--device", default="auto", help="cpu, cuda or auto (CUDA when present)")
+    t.add_argument("--no-resume", action="store_true", help="start afresh even if DIR/checkpoints/resume.pt exists")
+    t.add_argument("--checkpoint-every", type=int, default=1, help="write the resume checkpoint every K epochs")
+    t.set_defaults(func=_cmd_train)
+
+    s = csub.add_parser("summarize", help="store what the Figure 4 notebook plots (data/results/fig4/...)",
+                        description="Summarise a trained run (block means, densities, fits, traces, identifiability) "
+                                    "into the paper-mode figure cache.")
+    s.add_argument("--run", required=True, help="folder written by celltype train")
+    s.add_argument("--data", required=True, help="the dataset folder the run was trained on")
+    s.add_argument("--out", default=None, help="default data/results/fig4/<abbr>-<window>-<variant>-<key>")
+    s.set_defaults(func=_cmd_summarize)
+
+
+def _load_for_cli(path: str, condition: str) -> Dataset:
+    path_ = Path(path)
+    if not path_.exists():
+        raise BiornnError(f"--data {path} does not exist; pass a dataset folder written by python -m biornn "
+                          "allen build")
+    return load_dataset(path_, condition if path_.is_dir() else None)
+
+
+def _cmd_train(args) -> int:
+    from biornn.config import parse_seeds
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise BiornnError(f"--out {out} is a file; pass a folder path")
+    condition = condition_name(args.condition)
+    overrides: dict = {"window": args.window, "seeds": tuple(parse_seeds(args.seeds))}
+    if args.sizes:
+        try:
+            overrides["sizes"] = tuple(int(v) for v in args.sizes.split(","))
+        except ValueError:
+            raise BiornnError(f"bad --sizes {args.sizes!r}; give three integers Pyr,SST,VIP such as 192,32,16"
+                              ) from None
+    for name in ("dense_epochs", "finetune_epochs", "input_mapping", "pruning", "checkpoint_rule",
+                 "within_table", "inter_table"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
+    if args.vanilla:
+        overrides["dale"] = False
+    config = celltype_config(condition, args.mode, published=args.published, **overrides)
+    connectivity_tables(config)  # validate the tables before loading data
+    dataset = _load_for_cli(args.data, condition)
+    result = train_celltype(config, dataset, device=args.device, out=out, resume=not args.no_resume,
+                            checkpoint_every=args.checkpoint_every)
+    final = np.mean([r["finetune_loss"][-1] for r in result.runs])
+    r2 = np.mean([np.median(r["heldout"]["sparse"]["r2"]) for r in result.runs])
+    print(f"{config.condition}/{config.window}/{config.variant}: {len(config.seeds)} seeds, N = "
+          f"{result.arrays['W_sparse'].shape[-1]}, {config.dense_epochs} + {config.finetune_epochs} epochs on "
+          f"{result.device} in {result.wall_seconds:.1f} s; final fine-tune loss {final:.4g}, held-out median "
+          f"R2 {r2:.3f} -> {out}")
+    return 0
+
+
+def _cmd_summarize(args) -> int:
+    result = load_celltype(args.run)
+    dataset = _load_for_cli(args.data, result.config.condition)
+    summary = summarize(result, dataset)
+    out = Path(args.out) if args.out else summary_dir(result.config)
+    save_summary(summary, out)
+    print(f"summary of {args.run} -> {out}")
+    return 0

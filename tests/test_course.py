@@ -1,0 +1,207 @@
+"""Course tooling: student versions (``make student``) and the rendered site (``make html``).
+
+Fast by design: real notebooks are only read and rewritten, never executed here; execution is checked on tiny
+notebooks written by the tests (one kernel each). The screenshot test runs only where Chromium is installed.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "notebooks" / "src"
+sys.path.insert(0, str(SRC))
+
+import make_html  # noqa: E402
+import make_student  # noqa: E402
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def _write(path: Path, cells) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = cells
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    nbformat.write(nb, path)
+    return path
+
+
+def _solution(source: str):
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["tags"] = ["exercise"]
+    return cell
+
+
+def _stub_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code" and make_student.STUB_TAG in c.metadata.get("tags", [])]
+
+
+def test_every_exercise_has_a_stub_in_the_student_version(tmp_path):
+    assert NOTEBOOKS, "no notebooks found"
+    assert make_student.main(["--out", str(tmp_path), *map(str, NOTEBOOKS)]) == 0
+    total = 0
+    for notebook in NOTEBOOKS:
+        original = nbformat.read(notebook, as_version=4)
+        student = nbformat.read(tmp_path / notebook.name, as_version=4)
+        solutions = [c for c in original.cells if make_student.is_solution(c)]
+        stubs = _stub_cells(student)
+        assert len(stubs) == len(solutions), notebook.name
+        assert not any(make_student.is_solution(c) for c in student.cells), f"{notebook.name}: a solution is left"
+        total += len(stubs)
+        for k, (solution, stub) in enumerate(zip(solutions, stubs), start=1):
+            assert "raise NotImplementedError(" in stub.source
+            assert solution.source not in stub.source
+            name = make_student.exercise_name(solution.source, k)
+            hint = make_student.exercise_hint(solution.source, name)
+            with pytest.raises(NotImplementedError, match=re.escape(f"{name}: {hint}")):
+                exec(compile(stub.source, f"{notebook.name}:{name}", "exec"), {})
+        # everything but the solutions (and the note on top) is copied unchanged
+        kept = [c.source for c in original.cells if not make_student.is_solution(c)]
+        assert [c.source for c in student.cells[1:] if make_student.STUB_TAG not in c.metadata.get("tags", [])] == kept
+    assert total >= 3
+
+
+def test_tour_has_exercises_with_hints():
+    tour = nbformat.read(ROOT / "notebooks" / "00_tour.ipynb", as_version=4)
+    solutions = [c for c in tour.cells if make_student.is_solution(c)]
+    assert 2 <= len(solutions) <= 3
+    student, count = make_student.studentize(tour)
+    assert count == len(solutions)
+    for solution, stub in zip(solutions, _stub_cells(student)):
+        hint = re.search(r"^# Hint: (.+)$", solution.source, re.MULTILINE).group(1)
+        assert hint in stub.source
+
+
+def test_hint_from_the_solution_or_generic():
+    src = "# Exercise 4 (solution)\n# Hint: use numpy.\nx = 1\n"
+    assert make_student.stub_source(src, 1).splitlines() == [
+        "# Exercise 4: your solution here.", "# Hint: use numpy.",
+        "raise NotImplementedError('Exercise 4: use numpy.')"]
+    generic = make_student.stub_source("y = 2\n", 2)
+    assert "Exercise 2" in generic.splitlines()[1] and "raise NotImplementedError(" in generic
+
+
+def test_student_notebook_runs_up_to_the_first_stub(tmp_path):
+    from nbconvert.preprocessors import CellExecutionError, ExecutePreprocessor
+
+    source = _write(tmp_path / "09_small.ipynb", [
+        nbformat.v4.new_markdown_cell("# A small notebook"),
+        nbformat.v4.new_code_cell("x = 20 + 1"),
+        _solution("# Exercise 1 (solution)\n# Hint: double x.\nprint(2 * x)"),
+        nbformat.v4.new_code_cell("y = x"),
+        _solution("# Exercise 2 (solution)\nprint(y)"),
+    ])
+    resources = {"metadata": {"path": str(tmp_path)}}
+    # the solutions run
+    solved = nbformat.read(source, as_version=4)
+    ExecutePreprocessor(timeout=60, kernel_name="python3").preprocess(solved, resources)
+    assert solved.cells[2].outputs[0]["text"] == "42\n"
+    # the student version stops at the first stub, with the solution's hint
+    path, count = make_student.make_student(source, tmp_path / "student")
+    assert count == 2
+    student = nbformat.read(path, as_version=4)
+    with pytest.raises(CellExecutionError) as info:
+        ExecutePreprocessor(timeout=60, kernel_name="python3").preprocess(student, resources)
+    assert info.value.ename == "NotImplementedError"
+    assert "double x" in info.value.evalue
+    code_cells = [c for c in student.cells if c.cell_type == "code"]
+    assert code_cells[0].execution_count is not None  # ran
+    assert make_student.STUB_TAG in code_cells[1].metadata["tags"]  # stopped here
+    assert all(c.execution_count is None for c in code_cells[2:])  # never reached
+
+
+def _png(path: Path, rgb) -> Path:
+    import numpy as np
+    from matplotlib import image
+
+    image.imsave(path, np.broadcast_to(np.asarray(rgb, dtype=float), (60, 90, 3)).copy())
+    return path
+
+
+def _figure_notebook(path: Path, png: Path, name: str, fail: bool = False) -> Path:
+    cells = [
+        nbformat.v4.new_markdown_cell(f"# Stub notebook {name}"),
+        nbformat.v4.new_code_cell(
+            "import os, shutil\n"
+            "assert os.environ['BIORNN_MODE'] == 'quick'\n"
+            f"shutil.copy({str(png)!r}, os.path.join(os.environ['BIORNN_FIGURES'], {name + '.png'!r}))"),
+        nbformat.v4.new_markdown_cell("[the tour](00_tour.ipynb)"),
+    ]
+    if fail:
+        cells.append(nbformat.v4.new_code_cell("raise ValueError('broken on purpose')"))
+    return _write(path, cells)
+
+
+@pytest.fixture(scope="module")
+def stub_site(tmp_path_factory):
+    """A site built from two stub notebooks, each writing one solid-colour figure; the second fails afterwards."""
+    tmp = tmp_path_factory.mktemp("site")
+    nbs = [_figure_notebook(tmp / "00_red.ipynb", _png(tmp / "red.png", (1, 0, 0)), "fig_red"),
+           _figure_notebook(tmp / "01_blue.ipynb", _png(tmp / "blue.png", (0, 0, 1)), "fig_blue", fail=True)]
+    site = tmp / "site"
+    pages = make_html.build_site(nbs, site, log=lambda *a: None)
+    return site, pages
+
+
+def test_html_index_links_every_notebook_and_thumbnail(stub_site):
+    site, pages = stub_site
+    index = (site / "index.html").read_text()
+    assert [p.name for p in pages] == ["00_red", "01_blue"]
+    for page in pages:
+        assert f'href="{page.html}"' in index and (site / page.html).is_file()
+    assert pages[0].figures == ["figures/fig_red.png"] and pages[1].figures == ["figures/fig_blue.png"]
+    for fig in ("figures/fig_red.png", "figures/fig_blue.png"):
+        assert f'<img src="{fig}"' in index and (site / fig).is_file()
+    assert pages[0].error is None
+    assert "broken on purpose" in pages[1].error and "failed" in index
+    assert "Stub notebook fig_red" in index  # the title comes from the first heading
+    assert 'href="00_tour.html"' in (site / "00_red.html").read_text()  # notebook links point at the pages
+
+
+def test_html_index_of_the_real_notebooks_without_executing(tmp_path):
+    pages = make_html.build_site(NOTEBOOKS, tmp_path, run=False, log=lambda *a: None)
+    index = (tmp_path / "index.html").read_text()
+    for notebook in NOTEBOOKS:
+        assert f'href="{notebook.stem}.html"' in index
+        assert (tmp_path / f"{notebook.stem}.html").stat().st_size > 1000
+    assert all(p.error is None for p in pages)
+
+
+def _chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return os.environ.get("CHROMIUM") or None
+
+
+@pytest.mark.skipif(_chromium() is None, reason="chromium is not installed (Debian: apt-get install chromium)")
+def test_screenshot_shows_every_thumbnail(stub_site, tmp_path):
+    import numpy as np
+    from matplotlib import image
+
+    site, _ = stub_site
+    out = tmp_path / "index.png"
+    proc = subprocess.run(["bash", str(SRC / "screenshot.sh"), str(site / "index.html"), str(out)],
+                          env={**os.environ, "SCREENSHOT_SIZE": "1000,700"}, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    pixels = image.imread(out)[..., :3]
+    red = (pixels[..., 0] > 0.9) & (pixels[..., 1] < 0.1) & (pixels[..., 2] < 0.1)
+    blue = (pixels[..., 2] > 0.9) & (pixels[..., 0] < 0.1) & (pixels[..., 1] < 0.1)
+    assert red.sum() > 1000 and blue.sum() > 1000, "a thumbnail is missing from the screenshot"
+    assert np.isfinite(pixels).all()
+
+
+def test_readme_gallery_lists_only_figures_the_notebooks_save():
+    saved = set()
+    for builder in SRC.glob("build_*.py"):
+        saved |= set(re.findall(r'save_figure\(.*?"([\w-]+)"\)', builder.read_text()))
+    listed = re.findall(r"\(figures/([\w-]+)\.png\)", (ROOT / "README.md").read_text())
+    assert listed, "the README has no gallery"
+    assert set(listed) <= saved, sorted(set(listed) - saved)
