@@ -1,4 +1,4 @@
-"""Training-speed benchmark: biornn's batched E/I RNN against the reference's naive per-step loop.
+"""Training-speed benchmark: biornn's batched RNNs against the reference's naive per-step loops.
 
 Run ``make bench`` (or ``.venv/bin/python benchmarks/run.py --help``). Every number of one workload is measured in
 ONE process, interleaved batch by batch, so background load hits all variants alike and the ratios are fair.
@@ -50,6 +50,25 @@ name) mapping each workload to ``{"biornn_s", "naive_s", "ratio", "limit_fractio
 
 Before timing, every workload checks that the naive loop and biornn compute the same loss (and ``W_hh`` gradient)
 on the same initial weights and batch, so the comparison is apples to apples.
+
+Cell-type model (Figs 4-5, spec ``fig4-5-celltype-rnn.md``; :class:`CelltypeWorkload`): N = 1440 (18 populations,
+sizes 192 / 32 / 16), I = O = 18, T = 15, B = 200, 2000 samples per epoch, MSE every step, frozen readouts.
+
+* ``celltype_dense``: the dense stage. **biornn** = one batch of :func:`biornn.celltype.train_epoch` itself (all
+  seeds, Adam, in-place Dale projection); **naive** = the reference's cell, one seed: per step
+  ``tanh(W_in x_t + W_rec r)`` with ``nn.Linear`` layers, ``r = a * (a > 0)``, 18 frozen ``nn.Linear(n_p, 1)``
+  readouts every step, then the NumPy round trip of ``W_rec`` (Pyr columns ``max(w, 0)``, SST/VIP ``min(w, 0)``).
+* ``celltype_pruned``: the masked fine-tuning stage with a fixed mask from :func:`biornn.celltype.prune_mask` of the
+  initial weights (block-wise top-prob at the table's densities, inter-area pathways): biornn masks the gradient,
+  projects and masks; the naive loop adds the mask multiply to its NumPy round trip. **sparse** = the same stage
+  with ``torch.sparse`` kernels (:class:`SparseCelltypeTrainer`: a CSR ``W_rec`` per seed, ``addmm`` forward,
+  ``W^T`` products backward, ``sampled_addmm`` for the weight gradient at the kept entries only).
+* ``prune_blockwise_1440`` (:class:`PruneWorkload`): median seconds of one :func:`biornn.celltype.prune_mask` call on
+  ``(S, 1440, 1440)`` weights, plus the within-area block-wise top-prob draw alone.
+
+The cell-type FLOP count uses the dense ``W_rec`` (biornn does not exploit sparsity) and a frozen readout (backward
+1x); the equivalence check also compares the post-step (must agree exactly) and, for the pruned stage, the sparse
+variant's loss and kept-entry gradient.
 """
 
 from __future__ import annotations
@@ -66,6 +85,7 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -76,12 +96,23 @@ import torch.nn.functional as F
 from torch import nn
 
 import biornn.models as biornn_models
-from biornn.constraints import apply_post_step, get_method
-from biornn.models import EIRNN, make_signs, rnn_core_autograd
+from biornn.celltype import per_seed_mse, prune_mask, sizes_dict, train_epoch
+from biornn.connectivity import (
+    block_density,
+    load_inter_area,
+    load_within_area,
+    population_index,
+    populations,
+    unit_signs,
+)
+from biornn.constraints import apply_post_step, dale_project_, get_method
+from biornn.models import EIRNN, CelltypeRNN, make_signs, rnn_core_autograd
+from biornn.pruning import blockwise_mask
 from biornn.tasks import flipflop_batch, wave_signals, wave_windows
 from biornn.train import per_seed_loss
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state", category=UserWarning)
 
 #: Loss agreement required between the naive loop and biornn (relative to ``max(1, |loss|)``).
 LOSS_TOL = 1e-5
@@ -134,30 +165,94 @@ class Workload:
         return int(0.8 * self.hidden)
 
 
+@dataclass(frozen=True)
+class CelltypeWorkload:
+    """One stage of the cell-type model's training (spec fig4-5-celltype-rnn.md, sections 3 and 4.3).
+
+    Attributes:
+        name: key in :data:`WORKLOADS` and in the results JSON.
+        label: human-readable name.
+        stage: ``"dense"`` (Dale's projection after every step) or ``"pruned"`` (masked fine-tuning: gradient
+            zeroed outside a fixed block-wise top-prob mask, projection, mask).
+        sizes: units per population ``(Pyr, SST, VIP)``; 18 populations (2 areas x 3 layers x 3 types), so
+            ``N = 6 (Pyr + SST + VIP)`` = 1440 for the paper's ``(192, 32, 16)``.
+        steps: T (15: the full window). n_in, n_out: the 18 populations.
+        batch: B. n_train: samples per epoch (2000: 10 batches).
+        input_mapping: ``dense`` (as the reference ran, spec Q1; the naive loop uses it too).
+        pruning: :func:`biornn.celltype.prune_mask`'s bookkeeping (``default`` or ``as_published``).
+    """
+
+    name: str
+    label: str
+    stage: str
+    sizes: tuple[int, int, int] = (192, 32, 16)
+    steps: int = 15
+    batch: int = 200
+    n_train: int = 2000
+    n_in: int = 18
+    n_out: int = 18
+    input_mapping: str = "dense"
+    pruning: str = "default"
+
+    @property
+    def hidden(self) -> int:
+        return int(population_index(sizes_dict(self.sizes)).size)
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return math.ceil(self.n_train / self.batch)
+
+    @property
+    def pruned(self) -> bool:
+        return self.stage == "pruned"
+
+
+@dataclass(frozen=True)
+class PruneWorkload:
+    """Block-wise top-prob pruning of ``(S, N, N)`` recurrent matrices (:func:`biornn.celltype.prune_mask`).
+
+    Attributes:
+        name, label: as for :class:`Workload`.
+        sizes: units per population ``(Pyr, SST, VIP)`` (N = 1440 for the paper's sizes).
+        pruning: ``default`` or ``as_published``.
+    """
+
+    name: str
+    label: str
+    sizes: tuple[int, int, int] = (192, 32, 16)
+    pruning: str = "default"
+
+    @property
+    def hidden(self) -> int:
+        return int(population_index(sizes_dict(self.sizes)).size)
+
+
+AnyWorkload = Workload | CelltypeWorkload | PruneWorkload
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Workload registry. Add new workloads here; the rest of the script needs no change for plain E/I RNNs.
 # ----------------------------------------------------------------------------------------------------------------
-WORKLOADS: dict[str, Workload] = {
+WORKLOADS: dict[str, AnyWorkload] = {
     "flipflop": Workload("flipflop", "flip-flop", steps=50, n_in=1, batch=200, n_train=6000, n_out=1,
                          kind="regression", data="flipflop", output_tanh=True),
     "wave": Workload("wave", "wave", steps=500, n_in=2, batch=100, n_train=1000, n_out=2,
                      kind="regression", data="wave", split_readout=True),
     "mnist_shapes": Workload("mnist_shapes", "seq-MNIST shapes", steps=28, n_in=28, batch=200, n_train=60000,
                              n_out=10, kind="classification", data="images"),
-    # ---- CELL-TYPE MODEL (spec fig4-5-celltype-rnn.md): add its stages here once biornn has the model. ----------
-    # Shapes: N = 1440, I = 18, O = 18, T = 15 (full window) or 7 (half window), B = 200, 2000 samples/epoch,
-    # MSE every step, no biases. Two rows are wanted:
-    #   "celltype_dense":  Workload("celltype_dense", "cell-type dense", steps=15, n_in=18, batch=200,
-    #                               n_train=2000, n_out=18, kind="regression", data=..., hidden=1440)
-    #   "celltype_pruned": the same shapes plus a fixed (N, N) connectivity mask (masked gradient + masked
-    #                      post-step, as train(mask=...)); needs a `mask_density` field here and the FLOP count
-    #                      of the dense matmul (biornn does not exploit sparsity).
-    # Its naive baseline also needs the reference's cell (no biases, custom per-step loop; spec Q9 there).
+    # The cell-type model of Figs 4-5 (spec fig4-5-celltype-rnn.md): see CelltypeWorkload and PruneWorkload below.
+    "celltype_dense": CelltypeWorkload("celltype_dense", "cell-type dense", stage="dense"),
+    "celltype_pruned": CelltypeWorkload("celltype_pruned", "cell-type pruned", stage="pruned"),
+    "prune_blockwise_1440": PruneWorkload("prune_blockwise_1440", "block-wise top-prob pruning, N = 1440"),
 }
 
 
-def smoke_workload(w: Workload) -> Workload:
+def smoke_workload(w: AnyWorkload) -> AnyWorkload:
     """A tiny version of ``w`` for ``--smoke`` (a few milliseconds per step)."""
+    if isinstance(w, CelltypeWorkload):
+        return replace(w, sizes=(4, 2, 2), steps=min(w.steps, 6), batch=8, n_train=32)  # N = 48
+    if isinstance(w, PruneWorkload):
+        return replace(w, sizes=(4, 2, 2))
     return replace(w, steps=min(w.steps, 6), batch=8, n_train=32, hidden=16)
 
 
@@ -522,6 +617,480 @@ def bench_workload(w: Workload, n_seeds: int, device: torch.device, warmup: int,
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# The cell-type model (Figs 4-5): biornn's stage loop, the reference's per-step loop, a torch.sparse variant
+# ----------------------------------------------------------------------------------------------------------------
+def celltype_flops_per_sequence(w: CelltypeWorkload) -> dict[str, float]:
+    """Forward and forward+backward matmul FLOPs of one cell-type training sequence (dense ``W_rec``).
+
+    Recurrent ``2 N^2`` for each of the ``T - 1`` steps with a previous state, input projection ``2 N I`` per step,
+    readout ``2 N`` per step (every unit feeds only its own population's output). Backward: 2x for the recurrent
+    matmul (state and weight gradients), 1x for the input projection (weight gradient only) and 1x for the readout
+    (frozen weights: state gradient only).
+    """
+    N, T, I = w.hidden, w.steps, w.n_in
+    rec = 2.0 * N * N * (T - 1)
+    inp = 2.0 * N * I * T
+    out = 2.0 * N * T
+    return {"forward": rec + inp + out, "total": 3 * rec + 2 * inp + 2 * out}
+
+
+def celltype_masked_flops_per_sequence(w: CelltypeWorkload, nnz: float) -> float:
+    """As :func:`celltype_flops_per_sequence` with the recurrent matmul over ``nnz`` kept entries only."""
+    f = celltype_flops_per_sequence(w)
+    N, T = w.hidden, w.steps
+    rec, rec_sparse = 2.0 * N * N * (T - 1), 2.0 * nnz * (T - 1)
+    return f["total"] - 3 * rec + 3 * rec_sparse
+
+
+def celltype_data(w: CelltypeWorkload, device: torch.device, n: int | None = None,
+                  seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(n, T, 18)`` inputs and targets, uniform in ``[0, 0.3)`` (as :func:`biornn.celltype.benchmark_epochs`)."""
+    g = torch.Generator().manual_seed(seed)
+    n = w.n_train if n is None else n
+    x = torch.rand((n, w.steps, w.n_in), generator=g).mul_(0.3)
+    y = torch.rand((n, w.steps, w.n_out), generator=g).mul_(0.3)
+    return x.to(device), y.to(device)
+
+
+class PermStream:
+    """Random ``(rows, B)`` sample indices, one row per seed (as :func:`biornn.celltype.train_epoch` slices them)."""
+
+    def __init__(self, n: int, n_seeds: int, batch: int, device: torch.device, seed: int = 1):
+        self.n, self.n_seeds, self.batch, self.device = n, n_seeds, batch, device
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def next(self, rows: int | None = None) -> torch.Tensor:
+        rows = self.n_seeds if rows is None else rows
+        return torch.stack([torch.randperm(self.n, generator=self.gen)[:self.batch] for _ in range(rows)]).to(
+            self.device)
+
+
+def build_celltype(w: CelltypeWorkload, n_seeds: int, device: torch.device) -> tuple[CelltypeRNN, torch.Tensor | None]:
+    """The batched :class:`CelltypeRNN` and, for the pruned stage, its ``(S, N, N)`` Boolean mask (already applied).
+
+    The mask is :func:`biornn.celltype.prune_mask` of the initial weights: block-wise top-prob within areas at the
+    table's densities, the three inter-area pathways at 0.3, everything else empty (as after the dense stage).
+    """
+    seeds = list(range(n_seeds))
+    model = CelltypeRNN(seeds, sizes_dict(w.sizes), w.input_mapping).to(device)
+    if not w.pruned:
+        return model, None
+    mask = prune_mask(model.w_rec.detach(), seeds, w.sizes, w.pruning)
+    with torch.no_grad():
+        model.w_rec.mul_(mask)
+    return model, mask
+
+
+class CelltypeTrainer:
+    """biornn's step: one batch of :func:`biornn.celltype.train_epoch` itself (masked gradient, Adam, projection,
+    mask for the pruned stage), optionally with a plain-autograd recurrent core (the ablation)."""
+
+    def __init__(self, w: CelltypeWorkload, n_seeds: int, device: torch.device,
+                 core: Callable[[torch.Tensor, torch.Tensor, bool], torch.Tensor] | None = None):
+        self.w = w
+        self.model, self.mask = build_celltype(w, n_seeds, device)
+        self.keep = None if self.mask is None else self.mask.float()
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.core = core
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, perms: torch.Tensor) -> None:
+        ctx = patched_core(self.core) if self.core is not None else contextlib.nullcontext()
+        with ctx:
+            train_epoch(self.model, self.opt, x, y, perms, self.w.batch, True, self.keep)
+
+
+class NaiveCelltypeRNN(nn.Module):
+    """The reference's cell, one seed: per time step ``a = tanh(W_in x_t + W_rec r)``, ``r = a * (a > 0)``, and the 18
+    frozen per-population readouts (``nn.Linear(n_p, 1)``) applied to ``a`` every step and concatenated."""
+
+    def __init__(self, w: CelltypeWorkload):
+        super().__init__()
+        table = populations(sizes_dict(w.sizes))
+        self.n_hidden = int(table["size"].sum())
+        self.w_in = nn.Linear(w.n_in, self.n_hidden, bias=False)
+        self.w_rec = nn.Linear(self.n_hidden, self.n_hidden, bias=False)
+        self.bounds = [(int(a), int(b)) for a, b in zip(table["start"], table["stop"])]
+        self.readouts = nn.ModuleList(nn.Linear(b - a, 1) for a, b in self.bounds)
+        self.readouts.requires_grad_(False)  # frozen, as in the reference
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(B, T, 18)`` -> predictions ``(B, T, 18)``."""
+        B, T, _ = x.shape
+        r = x.new_zeros(B, self.n_hidden)  # r_0 = 0; the reference multiplies it by W_rec all the same
+        outs = []
+        for t in range(T):
+            a = torch.tanh(self.w_in(x[:, t]) + self.w_rec(r))
+            r = a * (a > 0)
+            outs.append(torch.cat([ro(a[:, lo:hi]) for ro, (lo, hi) in zip(self.readouts, self.bounds)], dim=1))
+        return torch.stack(outs, 1)
+
+
+def copy_celltype_weights(naive: NaiveCelltypeRNN, model: CelltypeRNN, s: int) -> None:
+    """Load seed ``s`` of the batched model into the naive one."""
+    with torch.no_grad():
+        naive.w_in.weight.copy_(model.w_in[s])
+        naive.w_rec.weight.copy_(model.w_rec[s])
+        for p, (ro, (lo, hi)) in enumerate(zip(naive.readouts, naive.bounds)):
+            ro.weight.copy_(model.w_out[s, lo:hi][None])
+            ro.bias.copy_(model.b_out[s, p:p + 1])
+
+
+class NaiveCelltypeTrainer:
+    """One seed the reference's way: MSE, Adam, then the NumPy round trip of ``W_rec`` (projection and, when pruned,
+    the mask multiply in NumPy) after every step. The reference does not mask the gradient: Adam is element-wise
+    and pruned entries are zeroed again after every step, so the kept weights follow the same trajectory."""
+
+    def __init__(self, w: CelltypeWorkload, device: torch.device, mask: np.ndarray | None = None):
+        self.model = NaiveCelltypeRNN(w).to(device)
+        self.opt = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=1e-3)
+        self.signs = unit_signs(sizes_dict(w.sizes))
+        self.mask = None if mask is None else np.asarray(mask, dtype=np.float32)
+        self.running = 0.0
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(self.model(x), y)
+
+    def project_numpy(self) -> None:
+        """Pyr columns ``max(w, 0)``, SST/VIP columns ``min(w, 0)`` in NumPy, then ``* mask``, copied back."""
+        p = self.model.w_rec.weight
+        W = p.detach().cpu().numpy()
+        W = np.where(self.signs > 0, np.maximum(W, 0), np.minimum(W, 0))
+        if self.mask is not None:
+            W = W * self.mask
+        with torch.no_grad():
+            p.copy_(torch.from_numpy(W).to(p.device))
+
+    def step(self, xb: torch.Tensor, yb: torch.Tensor) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        loss = self.loss(xb, yb)
+        loss.backward()
+        self.opt.step()
+        self.project_numpy()
+        self.running += loss.item()
+
+
+class SparseStructure:
+    """Fixed CSR structure of every seed's mask, of its transpose, and the value permutation between the two."""
+
+    def __init__(self, mask: torch.Tensor):
+        S, N, _ = mask.shape
+        self.shape = (N, N)
+        self.crow, self.col, self.crow_t, self.col_t, self.perm, self.pattern = [], [], [], [], [], []
+        for s in range(S):
+            m = mask[s]
+            with warnings.catch_warnings():  # "Sparse CSR tensor support is in beta state"
+                warnings.simplefilter("ignore", UserWarning)
+                csr = m.float().to_sparse_csr()
+                csr_t = m.T.contiguous().float().to_sparse_csr()
+            idx = torch.full((N, N), -1, dtype=torch.long, device=m.device)
+            idx[m] = torch.arange(int(m.sum()), device=m.device)
+            self.crow.append(csr.crow_indices())
+            self.col.append(csr.col_indices())
+            self.crow_t.append(csr_t.crow_indices())
+            self.col_t.append(csr_t.col_indices())
+            self.perm.append(idx.T[m.T])  # W^T's values in CSR order = values[perm]
+            self.pattern.append(csr)
+
+    def matrix(self, s: int, values: torch.Tensor) -> torch.Tensor:
+        return torch.sparse_csr_tensor(self.crow[s], self.col[s], values, self.shape, check_invariants=False)
+
+    def matrix_t(self, s: int, values: torch.Tensor) -> torch.Tensor:
+        return torch.sparse_csr_tensor(self.crow_t[s], self.col_t[s], values[self.perm[s]], self.shape,
+                                       check_invariants=False)
+
+
+class _SparseCore(torch.autograd.Function):
+    """:func:`biornn.models.rnn_core` (rectified) with a CSR ``W_rec`` per seed, in the ``(S, T, N, B)`` layout.
+
+    Forward ``a_t = tanh(u_t + W r_{t-1})`` by ``addmm(sparse, dense)``; backward of the state by ``W^T dz``
+    (sparse), the weight gradient at the kept entries only (``torch.sparse.sampled_addmm``).
+    """
+
+    @staticmethod
+    def forward(ctx, U, struct, *values):  # noqa: D102
+        S, T = U.shape[:2]
+        A = torch.empty_like(U)
+        torch.tanh(U[:, 0], out=A[:, 0])
+        Ws = [struct.matrix(s, v) for s, v in enumerate(values)]
+        for t in range(1, T):
+            R = A[:, t - 1].clamp_min(0)
+            for s in range(S):
+                torch.addmm(U[s, t], Ws[s], R[s], out=A[s, t])
+            A[:, t].tanh_()
+        ctx.save_for_backward(A, *values)
+        ctx.struct = struct
+        return A
+
+    @staticmethod
+    def backward(ctx, gA):  # noqa: D102
+        A, *values = ctx.saved_tensors
+        struct = ctx.struct
+        S, T, N, B = A.shape
+        WTs = [struct.matrix_t(s, v) for s, v in enumerate(values)]
+        dZ = torch.empty_like(A)
+        dr = None
+        for t in range(T - 1, -1, -1):
+            a = A[:, t]
+            if dr is None:
+                torch.mul(gA[:, t], 1 - a * a, out=dZ[:, t])
+            else:
+                dr.mul_(a > 0)
+                torch.mul(gA[:, t] + dr, 1 - a * a, out=dZ[:, t])
+            if t > 0:
+                dr = torch.stack([torch.sparse.mm(WTs[s], dZ[s, t]) for s in range(S)])
+        grads = []
+        for s in range(S):
+            if T > 1:
+                K = (T - 1) * B
+                dz = dZ[s, 1:].permute(1, 0, 2).reshape(N, K)  # dz[i, (t, b)] = dZ[t + 1, i, b]
+                r = A[s, :-1].clamp_min(0).permute(0, 2, 1).reshape(K, N)  # r[(t, b), j] = r_t[j, b]
+                grads.append(torch.sparse.sampled_addmm(struct.pattern[s], dz, r, beta=0.0).values())
+            else:
+                grads.append(torch.zeros_like(values[s]))
+        return (dZ, None, *grads)
+
+
+class SparseCelltypeTrainer:
+    """The pruned stage with ``torch.sparse`` kernels: ``W_rec`` stored as CSR values over the fixed mask.
+
+    Same maths as the masked dense step of :func:`biornn.celltype.train_epoch` (Adam is element-wise and the masked
+    gradient keeps Adam's moments of pruned entries at 0, so training only the kept values is equivalent): forward,
+    per-seed MSE, backward, Adam over ``W_in`` and the kept values, Dale's projection of the kept values (the mask
+    is the structure itself). Readout and input projection are biornn's dense ones.
+    """
+
+    def __init__(self, model: CelltypeRNN, mask: torch.Tensor):
+        if model.input_mapping != "dense":
+            raise ValueError("the sparse variant implements the dense input mapping only")
+        self.base = model
+        self.struct = SparseStructure(mask)
+        W = model.w_rec.detach()
+        self.values = [nn.Parameter(W[s][mask[s]].clone()) for s in range(W.shape[0])]
+        self.vsigns = [model.signs[c] for c in self.struct.col]
+        self.w_in = nn.Parameter(model.w_in.detach().clone())
+        self.opt = torch.optim.Adam([self.w_in, *self.values], lr=1e-3)
+
+    def forward(self, xb: torch.Tensor) -> torch.Tensor:
+        """``(S or 1, B, T, 18)`` -> ``(S, B, T, 18)``, as :meth:`CelltypeRNN.forward`."""
+        U = torch.matmul(xb.transpose(1, 2), self.w_in.transpose(1, 2)[:, None])  # (S, T, B, N)
+        A = _SparseCore.apply(U.transpose(2, 3).contiguous(), self.struct, *self.values)  # (S, T, N, B)
+        return self.base.readout(A.transpose(2, 3)).transpose(1, 2)
+
+    def losses(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        return per_seed_mse(self.forward(xb), yb)
+
+    def dense_w_rec(self) -> torch.Tensor:
+        return torch.stack([self.struct.matrix(s, v.detach()).to_dense() for s, v in enumerate(self.values)])
+
+    def step(self, xb: torch.Tensor, yb: torch.Tensor) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        self.losses(xb, yb).sum().backward()
+        self.opt.step()
+        with torch.no_grad():
+            for v, sg in zip(self.values, self.vsigns):
+                v.mul_(sg).clamp_(min=0).mul_(sg)
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm().clamp_min(1e-30))
+
+
+def check_celltype_equivalence(w: CelltypeWorkload, device: torch.device, n_seeds: int = 2,
+                               seed: int = 0) -> dict[str, float | bool]:
+    """Same initial weights (and mask), same batch: the naive loop, biornn and (pruned) the sparse variant agree.
+
+    Checks per seed: the loss (to :data:`LOSS_TOL`), the ``W_rec`` gradient at the entries that are trained (all, or
+    the kept ones; to :data:`GRAD_TOL` relative) and the post-step (biornn's ``dale_project_`` and mask multiply
+    against the naive NumPy round trip, on weights with wrong-sign entries: must agree exactly).
+
+    Returns:
+        ``{"loss_diff", "grad_rel", "post_step_diff"}`` (maxima over seeds), for the pruned stage also
+        ``"sparse_loss_diff"``, ``"sparse_grad_rel"``, and ``"passed": True``.
+
+    Raises:
+        AssertionError: when two implementations disagree.
+    """
+    model, mask = build_celltype(w, n_seeds, device)
+    x, y = celltype_data(w, device, n=min(w.batch, 64), seed=seed + 1)
+    xb, yb = x[None], y[None]  # one batch for every seed
+    losses = per_seed_mse(model(xb), yb)
+    losses.sum().backward()
+    keep = None if mask is None else mask.float()
+    g_batched = model.w_rec.grad if keep is None else model.w_rec.grad * keep
+    out: dict[str, float | bool] = {"loss_diff": 0.0, "grad_rel": 0.0, "post_step_diff": 0.0}
+
+    def fail(what: str, s: int, detail: str) -> None:
+        raise AssertionError(f"{w.name}: {what} disagree on seed {s}: {detail}")
+
+    # post-step input: the initial weights plus noise, so that some entries have the wrong sign
+    gen = torch.Generator().manual_seed(seed + 2)
+    W_post = model.w_rec.detach() + 0.02 * torch.randn(model.w_rec.shape, generator=gen).to(device)
+    W_biornn = dale_project_(W_post.clone(), model.signs)
+    if keep is not None:
+        W_biornn.mul_(keep)
+    for s in range(n_seeds):
+        naive = NaiveCelltypeTrainer(w, device, None if mask is None else mask[s].cpu().numpy())
+        copy_celltype_weights(naive.model, model, s)
+        loss = naive.loss(x, y)
+        loss.backward()
+        ref = float(losses[s].detach())
+        diff = abs(float(loss.detach()) - ref)
+        g = naive.model.w_rec.weight.grad
+        if keep is not None:
+            g = g * keep[s]
+        rel = _rel(g, g_batched[s])
+        if diff > LOSS_TOL * max(1.0, abs(ref)) or not rel <= GRAD_TOL:
+            fail("naive and biornn", s, f"loss {float(loss.detach()):.8g} vs {ref:.8g} (diff {diff:.2e}), W_rec "
+                                        f"gradient relative error {rel:.2e}")
+        with torch.no_grad():
+            naive.model.w_rec.weight.copy_(W_post[s])
+        naive.project_numpy()
+        post = float((naive.model.w_rec.weight.detach() - W_biornn[s]).abs().max())
+        if post != 0.0:
+            fail("naive and biornn post-steps", s, f"max |difference| {post:.2e}")
+        out["loss_diff"] = max(out["loss_diff"], diff)
+        out["grad_rel"] = max(out["grad_rel"], rel)
+    if mask is not None:
+        sparse = SparseCelltypeTrainer(CelltypeRNN(list(range(n_seeds)), sizes_dict(w.sizes), w.input_mapping)
+                                       .to(device), mask)
+        with torch.no_grad():
+            sparse.w_in.copy_(model.w_in)
+        sp_losses = sparse.losses(xb, yb)
+        sp_losses.sum().backward()
+        out["sparse_loss_diff"] = out["sparse_grad_rel"] = 0.0
+        for s in range(n_seeds):
+            diff = abs(float(sp_losses[s].detach()) - float(losses[s].detach()))
+            rel = _rel(sparse.values[s].grad, model.w_rec.grad[s][mask[s]])
+            if diff > LOSS_TOL * max(1.0, abs(float(losses[s].detach()))) or not rel <= GRAD_TOL:
+                fail("sparse and biornn", s, f"loss diff {diff:.2e}, W_rec gradient relative error {rel:.2e}")
+            out["sparse_loss_diff"] = max(out["sparse_loss_diff"], diff)
+            out["sparse_grad_rel"] = max(out["sparse_grad_rel"], rel)
+        if not torch.equal(sparse.dense_w_rec(), model.w_rec.detach()):
+            fail("sparse and biornn initial weights", 0, "the CSR values do not rebuild W_rec")
+    out["passed"] = True
+    return out
+
+
+def bench_celltype(w: CelltypeWorkload, n_seeds: int, device: torch.device, warmup: int, steps: int,
+                   ablation: str | None = "unbind", quick_matmul: bool = False) -> dict:
+    """Measure one cell-type stage; returns its JSON entry (seconds per seed-epoch and the rest)."""
+    check = check_celltype_equivalence(w, device)
+    x, y = celltype_data(w, device)
+    stream = PermStream(w.n_train, n_seeds, w.batch, device)
+    bt = CelltypeTrainer(w, n_seeds, device)
+    mask = bt.mask
+    naive = NaiveCelltypeTrainer(w, device, None if mask is None else mask[0].cpu().numpy())
+    copy_celltype_weights(naive.model, bt.model, 0)
+    steppers: dict[str, Callable[[], None]] = {"biornn": lambda: bt.step(x, y, stream.next())}
+    if ablation:
+        at = CelltypeTrainer(w, n_seeds, device, core=ABLATION_CORES[ablation])
+        steppers["autograd"] = lambda: at.step(x, y, stream.next())
+    if mask is not None:
+        sp = SparseCelltypeTrainer(CelltypeRNN(list(range(n_seeds)), sizes_dict(w.sizes), w.input_mapping)
+                                   .to(device), mask)
+
+        def sparse_step() -> None:
+            idx = stream.next()
+            sp.step(x[idx], y[idx])
+
+        steppers["sparse"] = sparse_step
+
+    def naive_step() -> None:
+        idx = stream.next(1)[0]
+        naive.step(x[idx], y[idx])  # one seed; the reference trains its runs one after another
+
+    steppers["naive"] = naive_step
+    mm_opts = {"blocks": 2, "min_block_s": 0.002} if quick_matmul else {}
+    gflops = matmul_gflops(w, n_seeds, device, **mm_opts)
+    times = time_interleaved(steppers, warmup, steps, device)
+    gflops = max(gflops, matmul_gflops(w, n_seeds, device, **mm_opts))
+    per_batch = {k: statistics.median(v) for k, v in times.items()}
+    mins = {k: min(v) for k, v in times.items()}
+    bpe = w.batches_per_epoch
+    biornn_s = per_batch["biornn"] * bpe / n_seeds
+    naive_s = per_batch["naive"] * bpe
+    n_seq = bpe * w.batch
+    flops = celltype_flops_per_sequence(w)["total"] * n_seq
+    limit_s = flops / (gflops * 1e9)
+    target = 3.0 if w.pruned else 1.3
+    entry = {
+        "biornn_s": biornn_s,
+        "naive_s": naive_s,
+        "ratio": naive_s / biornn_s,
+        "limit_fraction": limit_s / biornn_s,
+        "limit_s": limit_s,
+        "ceiling_ratio": naive_s / limit_s,
+        "ratio_of_min_batches": mins["naive"] * n_seeds / mins["biornn"],
+        "target_ratio": target,
+        "meets_target": naive_s / biornn_s >= target,
+        "flops_per_seed_epoch": flops,
+        "matmul_gflops": gflops,
+        "batches_per_epoch": bpe,
+        "stage": w.stage,
+        "shapes": {"T": w.steps, "I": w.n_in, "B": w.batch, "N": w.hidden, "O": w.n_out, "n_train": w.n_train,
+                   "sizes": list(w.sizes)},
+        "seconds_per_batch": {k: {"median": per_batch[k], "min": min(v), "max": max(v)} for k, v in times.items()},
+        "check": check,
+    }
+    if ablation:
+        entry["autograd_s"] = per_batch["autograd"] * bpe / n_seeds
+        entry["autograd_over_biornn"] = entry["autograd_s"] / biornn_s
+    if mask is not None:
+        nnz = float(mask.sum(dim=(1, 2)).double().mean())
+        entry["mask_density"] = nnz / w.hidden ** 2
+        entry["sparse_s"] = per_batch["sparse"] * bpe / n_seeds
+        entry["naive_over_sparse"] = naive_s / entry["sparse_s"]
+        entry["biornn_over_sparse"] = biornn_s / entry["sparse_s"]
+        entry["flops_per_seed_epoch_masked"] = celltype_masked_flops_per_sequence(w, nnz) * n_seq
+    return entry
+
+
+def bench_prune(w: PruneWorkload, n_seeds: int, device: torch.device, warmup: int, repeats: int) -> dict:
+    """Time :func:`biornn.celltype.prune_mask` on ``(S, N, N)`` Dale's weights (the initial ones: every entry is
+    nonzero, so every entry is eligible, the most work); median seconds per call over ``repeats`` calls.
+
+    Also times the within-area block-wise top-prob draw alone (:func:`biornn.pruning.blockwise_mask`, the bulk of
+    the work); ``prune_mask`` additionally reads the two connectivity tables and draws the inter-area masks.
+    """
+    seeds = list(range(n_seeds))
+    sizes = sizes_dict(w.sizes)
+    W = CelltypeRNN(seeds, sizes).w_rec.detach().to(device)
+    inside = block_density(load_within_area(), load_inter_area(), include_inter=False)
+    pop = population_index(sizes)
+
+    def timed(fn: Callable[[], torch.Tensor]) -> tuple[list[float], torch.Tensor]:
+        out = None
+        for _ in range(warmup):
+            out = fn()
+        ts = []
+        for _ in range(repeats):
+            _sync(device)
+            t0 = time.perf_counter()
+            out = fn()
+            _sync(device)
+            ts.append(time.perf_counter() - t0)
+        return ts, out
+
+    t_mask, mask = timed(lambda: prune_mask(W, seeds, w.sizes, w.pruning))
+    t_block, _ = timed(lambda: blockwise_mask(W, inside, pop, "topprob", seed=seeds, eligibility=w.pruning)[0])
+    # the issue's unit: one 1440 x 1440 matrix
+    t_one, _ = timed(lambda: prune_mask(W[:1], seeds[:1], w.sizes, w.pruning))
+    return {
+        "seconds_one_matrix": statistics.median(t_one),
+        "seconds_per_call": statistics.median(t_mask),
+        "min_s": min(t_mask),
+        "max_s": max(t_mask),
+        "blockwise_topprob_s": statistics.median(t_block),
+        "repeats": repeats,
+        "target_s": 1.0,
+        "meets_target": statistics.median(t_one) < 1.0,
+        "mask_density": float(mask.double().mean()),
+        "shape": list(W.shape),
+        "pruning": w.pruning,
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # Output
 # ----------------------------------------------------------------------------------------------------------------
 def device_label(device: torch.device, threads: int) -> str:
@@ -550,16 +1119,27 @@ def write_json_atomic(path: Path, data: dict) -> None:
 
 
 def format_table(results: dict[str, dict]) -> str:
-    """The printed table (seconds per seed-epoch; ratio = naive / biornn)."""
-    head = (f"{'workload':<14}{'biornn s':>10}{'naive s':>10}{'ratio':>8}{'ceiling':>9}{'autograd s':>12}"
-            f"{'ag/biornn':>10}{'limit':>8}{'GFLOP':>9}{'GFLOP/s':>9}")
+    """The printed table (seconds per seed-epoch; ratio = naive / biornn), then the pruning rows."""
+    head = (f"{'workload':<16}{'biornn s':>10}{'naive s':>10}{'ratio':>8}{'ceiling':>9}{'autograd s':>12}"
+            f"{'ag/biornn':>10}{'limit':>8}{'GFLOP':>9}{'GFLOP/s':>9}{'sparse s':>10}")
     lines = [head, "-" * len(head)]
+    prune_lines = []
     for name, r in results.items():
+        if "seconds_per_call" in r:
+            prune_lines.append(f"{name:<22}{r['seconds_per_call']:>10.3f} s per call (min {r['min_s']:.3f}, max "
+                               f"{r['max_s']:.3f}, {r['repeats']} calls; block-wise top-prob alone "
+                               f"{r['blockwise_topprob_s']:.3f} s) on {tuple(r['shape'])}, mask density "
+                               f"{r['mask_density']:.4f}; one (1440, 1440) matrix {r['seconds_one_matrix']:.3f} s "
+                               f"(target < 1 s: {'met' if r['meets_target'] else 'NOT met'})")
+            continue
         ag = r.get("autograd_s", float("nan"))
         ag_ratio = r.get("autograd_over_biornn", float("nan"))
-        lines.append(f"{name:<14}{r['biornn_s']:>10.3f}{r['naive_s']:>10.2f}{r['ratio']:>7.1f}x"
+        sparse = f"{r['sparse_s']:>10.3f}" if "sparse_s" in r else f"{'-':>10}"
+        lines.append(f"{name:<16}{r['biornn_s']:>10.3f}{r['naive_s']:>10.2f}{r['ratio']:>7.1f}x"
                      f"{r['ceiling_ratio']:>8.1f}x{ag:>12.3f}{ag_ratio:>9.2f}x{r['limit_fraction']:>8.1%}"
-                     f"{r['flops_per_seed_epoch'] / 1e9:>9.1f}{r['matmul_gflops']:>9.1f}")
+                     f"{r['flops_per_seed_epoch'] / 1e9:>9.1f}{r['matmul_gflops']:>9.1f}{sparse}")
+    if prune_lines:
+        lines += ["", "pruning (median seconds per call, all seeds at once):", *prune_lines]
     return "\n".join(lines)
 
 
@@ -611,20 +1191,31 @@ def main(argv: list[str] | None = None) -> int:
           "seeds run one after another as in the reference.", flush=True)
     results: dict[str, dict] = {}
     t_all = time.perf_counter()
+    ablation = None if args.ablation == "none" else args.ablation
     for name in args.names:
         w = smoke_workload(WORKLOADS[name]) if args.smoke else WORKLOADS[name]
         t0 = time.perf_counter()
-        ablation = None if args.ablation == "none" else args.ablation
-        results[name] = bench_workload(w, args.seeds, device, args.warmup, args.steps, ablation=ablation,
-                                       quick_matmul=args.smoke)
+        if isinstance(w, PruneWorkload):
+            results[name] = bench_prune(w, args.seeds, device, args.warmup, args.steps)
+            print(f"  {name}: done in {time.perf_counter() - t0:.1f} s", flush=True)
+            continue
+        if isinstance(w, CelltypeWorkload):
+            results[name] = bench_celltype(w, args.seeds, device, args.warmup, args.steps, ablation=ablation,
+                                           quick_matmul=args.smoke)
+        else:
+            results[name] = bench_workload(w, args.seeds, device, args.warmup, args.steps, ablation=ablation,
+                                           quick_matmul=args.smoke)
         c = results[name]["check"]
+        extra = (f"; sparse vs biornn |d loss| {c['sparse_loss_diff']:.1e}, grad rel. error "
+                 f"{c['sparse_grad_rel']:.1e}" if "sparse_grad_rel" in c else "")
         print(f"  {name}: done in {time.perf_counter() - t0:.1f} s (naive vs biornn on the same weights and batch: "
-              f"|d loss| {c['loss_diff']:.1e}, W_hh grad rel. error {c['grad_rel']:.1e})", flush=True)
+              f"|d loss| {c['loss_diff']:.1e}, recurrent grad rel. error {c['grad_rel']:.1e}{extra})", flush=True)
     print()
     print(f"Seconds per seed-epoch (extrapolated). ratio = naive / biornn. ceiling = naive / FLOP-bound time, the best "
           f"ratio any\nimplementation could reach here. ag/biornn = autograd ablation ({args.ablation}) / biornn. "
           "limit = fraction of the FLOP-bound\nlimit (FLOPs / measured bmm GFLOP/s / biornn s). GFLOP per seed-epoch, "
-          "forward + backward matmuls.")
+          "forward + backward matmuls.\nsparse s = the pruned cell-type stage with torch.sparse kernels (a CSR "
+          "W_rec per seed); cell-type limits count dense W_rec FLOPs.")
     print(format_table(results))
     meta = {
         "device": label,
@@ -638,7 +1229,7 @@ def main(argv: list[str] | None = None) -> int:
         "timed_batches": args.steps,
         "smoke": args.smoke,
         "ablation_core": args.ablation,
-        "matmul_gflops": {n: r["matmul_gflops"] for n, r in results.items()},
+        "matmul_gflops": {n: r["matmul_gflops"] for n, r in results.items() if "matmul_gflops" in r},
         "load_average_at_start": list(load) if load else None,
         "wall_seconds": time.perf_counter() - t_all,
         "note": "seconds per seed-epoch, extrapolated from the timed batches (median) x batches per epoch; "

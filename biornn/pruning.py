@@ -281,7 +281,10 @@ def _probabilities(W: torch.Tensor, seg: torch.Tensor, n_blocks: int, block_dens
     else:
         budget = torch.minimum(n_elig, d * size.view(1, K))
     P = torch.zeros(Bt * R * C, dtype=torch.float64, device=dev)
-    idx = Ef.nonzero().squeeze(1)
+    # only eligible entries of blocks with a positive budget can be kept: the rest stay exactly 0, unsorted
+    # (block-wise tables are mostly zero blocks, e.g. every cross-area block of the cell-type model)
+    live = budget.reshape(-1) > 0
+    idx = (Ef & live[flat_seg]).nonzero().squeeze(1) if not bool(live.all()) else Ef.nonzero().squeeze(1)
     segs = flat_seg[idx]
     if method == "random":
         q = torch.where(n_elig > 0, budget / n_elig.clamp_min(1), 0.0).clamp(0.0, 1.0).reshape(-1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -50,15 +51,27 @@ def _finite_positive_numbers(obj, path="") -> list[str]:
     return bad
 
 
-def test_smoke_run_writes_valid_json(tmp_path):
-    out = tmp_path / "smoke.json"
+EI_ROWS = ("flipflop", "wave", "mnist_shapes")
+CELLTYPE_ROWS = ("celltype_dense", "celltype_pruned")
+PRUNE_ROWS = ("prune_blockwise_1440",)
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """One ``--smoke`` run of every workload: ``(json data, stdout, output folder)``."""
+    folder = tmp_path_factory.mktemp("smoke")
+    out = folder / "smoke.json"
     proc = subprocess.run([sys.executable, str(RUN), "--smoke", "--threads", "1", "--out", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "ratio" in proc.stdout and str(out) in proc.stdout
-    data = json.loads(out.read_text())
-    assert set(data) == {"flipflop", "wave", "mnist_shapes", "meta"}
-    for name in ("flipflop", "wave", "mnist_shapes"):
+    return json.loads(out.read_text()), proc.stdout, folder
+
+
+def test_smoke_run_writes_valid_json(smoke):
+    data, stdout, folder = smoke
+    assert "ratio" in stdout and str(folder / "smoke.json") in stdout
+    assert set(data) == {*EI_ROWS, *CELLTYPE_ROWS, *PRUNE_ROWS, "meta"}
+    for name in EI_ROWS + CELLTYPE_ROWS:
         entry = data[name]
         for key in WORKLOAD_KEYS + ("autograd_s", "flops_per_seed_epoch", "matmul_gflops"):
             assert key in entry, f"{name} lacks {key}"
@@ -72,7 +85,44 @@ def test_smoke_run_writes_valid_json(tmp_path):
         assert key in meta
     assert meta["smoke"] is True and meta["threads"] == 1 and meta["timed_batches"] == 1
     assert _finite_positive_numbers(meta["matmul_gflops"]) == []
-    assert not list(tmp_path.glob("*.tmp")), "temporary file left behind"
+    assert set(meta["matmul_gflops"]) == {*EI_ROWS, *CELLTYPE_ROWS}
+    assert not list(folder.glob("*.tmp")), "temporary file left behind"
+
+
+def test_smoke_celltype_rows(smoke):
+    """Both cell-type stages: equivalence check passed, the pruned one with a mask and the torch.sparse variant."""
+    data, stdout, _ = smoke
+    for name in CELLTYPE_ROWS:
+        entry = data[name]
+        check = entry["check"]
+        assert check["passed"] is True and check["post_step_diff"] == 0.0
+        assert check["loss_diff"] <= 1e-5 and check["grad_rel"] <= 1e-3
+        assert entry["shapes"]["N"] == 48 and entry["shapes"]["sizes"] == [4, 2, 2]  # smoke sizes
+        assert entry["stage"] == name.split("_")[1]
+        assert isinstance(entry["meets_target"], bool) and entry["target_ratio"] in (1.3, 3.0)
+        assert set(entry["seconds_per_batch"]) >= {"biornn", "naive", "autograd"}
+    dense, pruned = data["celltype_dense"], data["celltype_pruned"]
+    assert "sparse_s" not in dense and "mask_density" not in dense
+    assert 0 < pruned["mask_density"] < 1
+    assert pruned["check"]["sparse_loss_diff"] <= 1e-5 and pruned["check"]["sparse_grad_rel"] <= 1e-3
+    assert math.isclose(pruned["naive_over_sparse"], pruned["naive_s"] / pruned["sparse_s"], rel_tol=1e-9)
+    assert math.isclose(pruned["biornn_over_sparse"], pruned["biornn_s"] / pruned["sparse_s"], rel_tol=1e-9)
+    # same dense-matmul FLOP count for both stages; the masked count is smaller
+    assert pruned["flops_per_seed_epoch"] == dense["flops_per_seed_epoch"]
+    assert pruned["flops_per_seed_epoch_masked"] < pruned["flops_per_seed_epoch"]
+    assert "sparse s" in stdout and "celltype_pruned" in stdout
+
+
+def test_smoke_prune_row(smoke):
+    data, stdout, _ = smoke
+    entry = data["prune_blockwise_1440"]
+    for key in ("seconds_one_matrix", "seconds_per_call", "min_s", "max_s", "blockwise_topprob_s", "repeats",
+                "mask_density", "shape"):
+        assert key in entry, key
+    assert _finite_positive_numbers({k: v for k, v in entry.items() if k != "pruning"}) == []
+    assert entry["min_s"] <= entry["seconds_per_call"] <= entry["max_s"]
+    assert entry["shape"] == [5, 48, 48] and entry["repeats"] == 1 and 0 < entry["mask_density"] < 1
+    assert "prune_blockwise_1440" in stdout and "s per call" in stdout
 
 
 def test_unknown_workload_is_rejected():
@@ -129,3 +179,104 @@ def test_device_label_and_atomic_write(bench, tmp_path):
     bench.write_json_atomic(path, {"a": 2})
     assert json.loads(path.read_text()) == {"a": 2}
     assert [p.name for p in path.parent.iterdir()] == ["r.json"]
+
+
+@pytest.mark.parametrize("name", ["celltype_dense", "celltype_pruned"])
+def test_celltype_naive_sparse_and_biornn_agree(bench, name):
+    """The reference-style cell, biornn's CelltypeRNN (and the torch.sparse variant) agree on loss, gradient and
+    post-step."""
+    w = bench.smoke_workload(bench.WORKLOADS[name])
+    check = bench.check_celltype_equivalence(w, torch.device("cpu"), n_seeds=2)
+    assert check["passed"] is True
+    assert check["loss_diff"] <= 1e-5 and check["grad_rel"] <= 1e-3 and check["post_step_diff"] == 0.0
+    assert ("sparse_grad_rel" in check) == (name == "celltype_pruned")
+
+
+def test_celltype_check_catches_a_mismatch(bench, monkeypatch):
+    """A naive cell that forgets the rectification, or a sparse backward with the wrong transpose, is caught."""
+    w = bench.smoke_workload(bench.WORKLOADS["celltype_pruned"])
+
+    def forward_without_rectification(self, x):
+        r = x.new_zeros(x.shape[0], self.n_hidden)
+        outs = []
+        for t in range(x.shape[1]):
+            r = torch.tanh(self.w_in(x[:, t]) + self.w_rec(r))
+            outs.append(torch.cat([ro(r[:, lo:hi]) for ro, (lo, hi) in zip(self.readouts, self.bounds)], dim=1))
+        return torch.stack(outs, 1)
+
+    with monkeypatch.context() as m:
+        m.setattr(bench.NaiveCelltypeRNN, "forward", forward_without_rectification)
+        with pytest.raises(AssertionError, match="naive and biornn disagree"):
+            bench.check_celltype_equivalence(w, torch.device("cpu"), n_seeds=1)
+    with monkeypatch.context() as m:
+        m.setattr(bench.SparseStructure, "matrix_t", bench.SparseStructure.matrix)
+        with pytest.raises(AssertionError, match="sparse and biornn disagree"):
+            bench.check_celltype_equivalence(w, torch.device("cpu"), n_seeds=1)
+
+
+def test_sparse_variant_trains_like_the_masked_dense_step(bench):
+    """Two steps of the torch.sparse trainer and of biornn's train_epoch from the same weights, mask and batches end
+    at the same weights (kept entries only, Dale's signs, nothing outside the mask)."""
+    from biornn.celltype import train_epoch
+
+    w = bench.smoke_workload(bench.WORKLOADS["celltype_pruned"])
+    torch.manual_seed(0)
+    dense = bench.CelltypeTrainer(w, 2, torch.device("cpu"))
+    sparse = bench.SparseCelltypeTrainer(bench.build_celltype(w, 2, torch.device("cpu"))[0], dense.mask)
+    x, y = bench.celltype_data(w, torch.device("cpu"))
+    stream = bench.PermStream(w.n_train, 2, w.batch, torch.device("cpu"))
+    for _ in range(2):
+        idx = stream.next()
+        train_epoch(dense.model, dense.opt, x, y, idx, w.batch, True, dense.keep)
+        sparse.step(x[idx], y[idx])
+    Ws, Wd = sparse.dense_w_rec(), dense.model.w_rec.detach()
+    assert not (Ws[~dense.mask] != 0).any() and not (Wd[~dense.mask] != 0).any()
+    assert ((Ws * dense.model.signs) >= 0).all()
+    diff = (Ws - Wd).abs()
+    # Adam's first steps are about lr * sign(g): allow a rare sign flip of a vanishing gradient, nothing more
+    assert float(diff.max()) <= 2.5e-3 and float((diff > 1e-5).double().mean()) < 0.01
+    assert torch.allclose(sparse.w_in.detach(), dense.model.w_in.detach(), atol=1e-5)
+
+
+def test_celltype_flop_count_matches_the_documented_formula(bench):
+    w = bench.WORKLOADS["celltype_dense"]
+    N, T, I = 1440, 15, 18
+    assert w.hidden == N and w.batches_per_epoch == 10
+    per_seq = 3 * 2 * N * N * (T - 1) + 2 * 2 * N * I * T + 2 * 2 * N * T  # frozen readout: state gradient only
+    assert bench.celltype_flops_per_sequence(w)["total"] == per_seq
+    nnz = 1000.0
+    assert bench.celltype_masked_flops_per_sequence(w, nnz) == per_seq - 3 * 2 * (N * N - nnz) * (T - 1)
+
+
+def test_imports_for_the_gpu_machine_pull_no_heavy_optional_dependency():
+    """The GPU machine has torch but no allensdk: the benchmark and every command gpu.sh runs must not import it."""
+    code = ("import runpy, sys; sys.argv = ['run.py', '--help'];\n"
+            "import biornn, biornn.cli, biornn.celltype, biornn.pruning, biornn.train, biornn.connectivity\n"
+            "biornn.cli.build_parser()\n"
+            f"runpy.run_path({str(RUN)!r}, run_name='not_main')\n"
+            "bad = [m for m in ('allensdk', 'seaborn') if m in sys.modules]\n"
+            "print(bad); sys.exit(1 if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_gpu_script_dry_run_records_every_stage(tmp_path):
+    """benchmarks/gpu.sh --dry-run parses every biornn command it would run and writes timings.json."""
+    script = ROOT / "benchmarks" / "gpu.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    out = tmp_path / "out"
+    stages = "info twin fig4-FC fig2-flipflop fig3 nonsense"
+    env = {**os.environ, "OUT": str(out), "GPU_SCRATCH": str(tmp_path / "scratch"), "PYTHON": sys.executable,
+           "GPU_STAGES": stages}
+    proc = subprocess.run(["bash", str(script), "--dry-run"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    timings = json.loads((out / "timings.json").read_text())
+    status = {e["stage"]: e["status"] for e in timings["stages"]}
+    assert list(status) == stages.split()
+    assert all(status[s] == "ok" for s in stages.split()[:-1]), status
+    assert status["nonsense"] == "failed"  # recorded, and the script carried on
+    assert all(e["wall_s"] >= 0 for e in timings["stages"])
+    assert "celltype train" in next(e["command"] for e in timings["stages"] if e["stage"] == "fig4-FC")
+    assert (out / "gpu.log").exists() and not (ROOT / "gpu-out").exists()

@@ -1,0 +1,249 @@
+#!/usr/bin/env bash
+# One prepared run for a lent GPU machine: benchmark table + timed paper-mode trainings (benchmarks/README.md).
+#
+#   OUT=/some/dir bash benchmarks/gpu.sh            # on the GPU machine (OUT is set by the runner; default ./gpu-out)
+#   bash benchmarks/gpu.sh --dry-run                # here: CPU smoke benchmark, every biornn command only parsed
+#   bash benchmarks/gpu.sh --prepare                # here: copy allensdk's bundled metadata into .gpu-carry/vbo
+#
+# Writes into $OUT (at most 8 files come back from the machine): timings.json (one entry per stage, rewritten after
+# every stage, so a run cut short still leaves the stages that finished), bench.json (benchmarks/run.py), gpu.log
+# (every stage's output). Paper-mode caches go to a scratch folder ($GPU_SCRATCH, default /tmp/biornn-gpu-scratch)
+# through BIORNN_RESULTS: the repository's data/results is never written.
+#
+# Settings (environment): GPU_BUDGET_S (whole run, default 540 s: stages that would start with under 20 s left are
+# skipped, every stage's timeout is cut to what is left), GPU_STAGES (space-separated stage names, default below),
+# PYTHON (default python3), GPU_TWIN_DIR (a built twin dataset folder with all six conditions; default: build one),
+# BIORNN_METADATA (release CSV folder for the twin build when allensdk is not installed; default .gpu-carry/vbo),
+# GPU_SCRATCH, GPU_DEVICE (default cuda), GPU_FIG4_ARGS (extra celltype train arguments, for local checks only).
+set -u
+
+cd "$(dirname "$0")/.." || exit 2
+ROOT=$PWD
+MODE=run
+case "${1:-}" in
+    --dry-run) MODE=dry ;;
+    --prepare) MODE=prepare ;;
+    "") ;;
+    *) echo "usage: bash benchmarks/gpu.sh [--dry-run | --prepare]" >&2; exit 2 ;;
+esac
+PY="${PYTHON:-python3}"
+
+if [ "$MODE" = prepare ]; then
+    src=$("$PY" -c "from biornn.allen import bundled_metadata_dir; print(bundled_metadata_dir())") || exit 1
+    mkdir -p .gpu-carry/vbo && cp "$src"/*.csv .gpu-carry/vbo/ || exit 1
+    echo "copied $(ls .gpu-carry/vbo | wc -l) metadata tables ($(du -sh .gpu-carry/vbo | cut -f1)) to .gpu-carry/vbo;"
+    echo "ignore it (echo /.gpu-carry/ >> .git/info/exclude) and name .gpu-carry in the run's carry list"
+    exit 0
+fi
+
+OUT="${OUT:-./gpu-out}"
+mkdir -p "$OUT" || exit 2
+OUT=$(cd "$OUT" && pwd)
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONUNBUFFERED=1
+SCRATCH="${GPU_SCRATCH:-${TMPDIR:-/tmp}/biornn-gpu-scratch}"
+mkdir -p "$SCRATCH" || exit 2
+export BIORNN_RESULTS="$SCRATCH/results"
+BUDGET_S="${GPU_BUDGET_S:-540}"
+DEFAULT_STAGES="info bench twin fig4-FC fig2-flipflop fig2-wave fig2-digits fig3 fig4-FN fig4-FO fig4-NC fig4-NN fig4-NO"
+STAGES="${GPU_STAGES:-$DEFAULT_STAGES}"
+LOG="$OUT/gpu.log"
+TIMINGS="$OUT/timings.json"
+DEVICE="${GPU_DEVICE:-cuda}"
+[ "$MODE" = dry ] && DEVICE=cpu
+read -r -a FIG4_EXTRA <<<"${GPU_FIG4_ARGS:-}"
+START=$(date +%s)
+: >"$LOG"
+rm -f "$TIMINGS"
+
+# ---- bookkeeping -----------------------------------------------------------------------------------------------
+# record NAME STATUS RC WALL TIMEOUT COMMAND [DETAIL_JSON]: append one entry to timings.json (atomic rewrite).
+record() {
+    "$PY" - "$TIMINGS" "$@" <<'PYEOF' || echo "!!! could not write $1 to timings.json" | tee -a "$LOG"
+import datetime, json, os, sys
+path, name, status, rc, wall, limit, cmd = sys.argv[1:8]
+detail = sys.argv[8] if len(sys.argv) > 8 else ""
+try:
+    with open(path) as f:
+        data = json.load(f)
+except (OSError, ValueError):
+    data = {"stages": []}
+entry = {"stage": name, "status": status, "rc": int(rc), "wall_s": round(float(wall), 3),
+         "timeout_s": float(limit), "command": cmd,
+         "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+if detail:
+    try:
+        entry["detail"] = json.loads(detail)
+    except ValueError:
+        entry["detail"] = detail
+data["stages"].append(entry)
+data["total_wall_s"] = round(sum(e["wall_s"] for e in data["stages"]), 3)
+tmp = path + ".tmp"
+with open(tmp, "w") as f:
+    json.dump(data, f, indent=1)
+    f.write("\n")
+os.replace(tmp, path)
+PYEOF
+}
+
+# run_stage NAME CAP_S DETAIL_FN COMMAND...: run COMMAND with a timeout of min(CAP_S, budget left), log it, record it.
+# DETAIL_FN (or "-") is called as DETAIL_FN NAME and prints a JSON detail for timings.json.
+run_stage() {
+    local name=$1 cap=$2 detail_fn=$3
+    shift 3
+    local now left limit rc status t0 t1 wall detail="" part="$SCRATCH/stage.out" shown="$*"
+    shown=${shown//"-c $PARSE_ONLY"/-m biornn [parse only]}
+    now=$(date +%s)
+    left=$((BUDGET_S - (now - START) - 5))
+    limit=$((cap < left ? cap : left))
+    if [ "$limit" -lt 20 ]; then
+        echo "=== [$name] skipped: ${left} s of the ${BUDGET_S} s budget left" | tee -a "$LOG"
+        record "$name" skipped 0 0 "$limit" "$shown" '{"reason": "time budget spent"}'
+        return 0
+    fi
+    echo "=== [$name] timeout ${limit} s: $shown" | tee -a "$LOG"
+    t0=$(date +%s.%N)
+    timeout --kill-after=15 "$limit" "$@" >"$part" 2>&1
+    rc=$?
+    t1=$(date +%s.%N)
+    wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+    tr '\r' '\n' <"$part" >>"$LOG"
+    tr '\r' '\n' <"$part" | grep -v '^[[:space:]]*$' | tail -n 4 | sed "s/^/    [$name] /"
+    case $rc in
+        0) status=ok ;;
+        124 | 137) status=timeout ;;
+        *) status=failed ;;
+    esac
+    if [ "$detail_fn" != "-" ]; then
+        detail=$("$detail_fn" "$name" 2>>"$LOG") || detail=""
+    fi
+    record "$name" "$status" "$rc" "$wall" "$limit" "$shown" "$detail"
+    echo "=== [$name] $status (rc $rc) in ${wall} s" | tee -a "$LOG"
+    return 0
+}
+
+# "${BIORNN[@]}" ARGS...: runs python -m biornn ARGS (with --dry-run it only parses ARGS with biornn's own parser).
+PARSE_ONLY='import sys; from biornn.cli import build_parser; a = build_parser().parse_args(sys.argv[1:]); print("parsed:", " ".join(sys.argv[1:]))'
+if [ "$MODE" = dry ]; then
+    BIORNN=("$PY" -c "$PARSE_ONLY")
+else
+    BIORNN=("$PY" -m biornn)
+fi
+
+# fig4_detail NAME: per-epoch seconds of a celltype run, from metrics.json or (cut short) its resume checkpoint.
+fig4_detail() {
+    local cond=${1#fig4-}
+    "$PY" - "$SCRATCH/fig4/$cond" <<'PYEOF'
+import json, statistics, sys
+from pathlib import Path
+run = Path(sys.argv[1])
+out = {"folder": str(run)}
+hist = None
+if (run / "metrics.json").exists():
+    m = json.loads((run / "metrics.json").read_text())
+    r = m["runs"][0]
+    hist = {"dense_seconds": [r["epoch_seconds"]["dense"]], "finetune_seconds": [r["epoch_seconds"]["finetune"]]}
+    out["wall_seconds"] = m.get("provenance", {}).get("wall_seconds")
+    out["device"] = m.get("device")
+    out["final_finetune_loss"] = [x["finetune_loss"][-1] for x in m["runs"]]
+elif (run / "checkpoints" / "resume.pt").exists():
+    import torch
+    state = torch.load(run / "checkpoints" / "resume.pt", map_location="cpu", weights_only=False)
+    hist = state["history"]
+    out["cut_short_at"] = {"stage": state["stage"], "epoch": state["epoch"]}
+if hist is not None:
+    for stage in ("dense", "finetune"):
+        sec = hist[f"{stage}_seconds"][0]
+        out[f"{stage}_epochs_done"] = len(sec)
+        if sec:
+            out[f"{stage}_epoch_s_median"] = statistics.median(sec)
+print(json.dumps(out))
+PYEOF
+}
+
+bench_detail() {
+    "$PY" - "$OUT/bench.json" <<'PYEOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+keys = ("biornn_s", "naive_s", "ratio", "sparse_s", "limit_fraction", "seconds_per_call")
+print(json.dumps({n: {k: r[k] for k in keys if k in r} for n, r in d.items() if n != "meta"}))
+PYEOF
+}
+
+# ---- the twin dataset the Fig 4 runs train on --------------------------------------------------------------------
+TWIN="${GPU_TWIN_DIR:-$SCRATCH/twin}"
+META="${BIORNN_METADATA:-}"
+if [ -z "$META" ] && [ -d "$ROOT/.gpu-carry/vbo" ]; then
+    META="$ROOT/.gpu-carry/vbo"
+fi
+TWIN_ARGS=(allen build --source twin --condition all --mode paper --out "$TWIN")
+[ -n "$META" ] && TWIN_ARGS+=(--metadata "$META")
+
+# ---- stages ------------------------------------------------------------------------------------------------------
+echo "biornn GPU run: mode $MODE, device $DEVICE, budget ${BUDGET_S} s, stages: $STAGES" | tee -a "$LOG"
+echo "OUT=$OUT SCRATCH=$SCRATCH BIORNN_RESULTS=$BIORNN_RESULTS" | tee -a "$LOG"
+for stage in $STAGES; do
+    case $stage in
+        info)
+            cat >"$SCRATCH/info.sh" <<'SHEOF'
+if command -v nvidia-smi >/dev/null; then
+    nvidia-smi
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
+else
+    echo "nvidia-smi: not found"
+fi
+"$1" - <<'PYEOF'
+import platform, sys
+import numpy, torch
+gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device"
+print(f"python {platform.python_version()}, torch {torch.__version__} (CUDA {torch.version.cuda}), {gpu}, "
+      f"numpy {numpy.__version__}")
+import biornn, biornn.celltype, biornn.cli, biornn.pruning, biornn.train  # noqa: E401,F401
+bad = [m for m in ("allensdk", "seaborn") if m in sys.modules]
+print("allensdk/seaborn imported by biornn:", bad or "none")
+sys.exit(1 if bad else 0)
+PYEOF
+SHEOF
+            run_stage info 60 - bash "$SCRATCH/info.sh" "$PY"
+            ;;
+        bench)
+            if [ "$MODE" = dry ]; then
+                run_stage bench 300 bench_detail "$PY" benchmarks/run.py --device cpu --smoke --threads 1 \
+                    --out "$OUT/bench.json"
+            else
+                run_stage bench 240 bench_detail "$PY" benchmarks/run.py --device cuda --out "$OUT/bench.json"
+            fi
+            ;;
+        twin)
+            if [ -n "${GPU_TWIN_DIR:-}" ]; then
+                record twin skipped 0 0 0 "use $GPU_TWIN_DIR" '{"reason": "GPU_TWIN_DIR given"}'
+            else
+                run_stage twin 150 - "${BIORNN[@]}" "${TWIN_ARGS[@]}"
+            fi
+            ;;
+        fig4-*)
+            cond=${stage#fig4-}
+            run_stage "$stage" 180 fig4_detail "${BIORNN[@]}" celltype train --data "$TWIN" --condition "$cond" \
+                --seeds 0-4 --out "$SCRATCH/fig4/$cond" --mode paper --device "$DEVICE" --no-resume \
+                ${FIG4_EXTRA[@]+"${FIG4_EXTRA[@]}"}
+            ;;
+        fig2-*)
+            run_stage "$stage" 150 - "${BIORNN[@]}" reproduce-fig2 --mode paper --tasks "${stage#fig2-}" \
+                --device "$DEVICE"
+            ;;
+        fig3)
+            run_stage fig3 240 - "${BIORNN[@]}" reproduce-fig3 --mode paper --device "$DEVICE"
+            ;;
+        *)
+            echo "=== unknown stage $stage (known: $DEFAULT_STAGES)" | tee -a "$LOG"
+            record "$stage" failed 2 0 0 "" '{"reason": "unknown stage"}'
+            ;;
+    esac
+done
+echo "done in $(($(date +%s) - START)) s; stages in $TIMINGS:" | tee -a "$LOG"
+"$PY" -c "
+import json, sys
+for e in json.load(open(sys.argv[1]))['stages']:
+    print(f\"  {e['stage']:<14} {e['status']:<8} {e['wall_s']:>9.1f} s (limit {e['timeout_s']:.0f} s)\")
+" "$TIMINGS" | tee -a "$LOG"
+exit 0
