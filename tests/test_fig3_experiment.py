@@ -170,3 +170,45 @@ def test_informative_levels_skip_identical_columns():
     lt = pr.level_table(np.c_[R, rng.random((2, 4)) + 1], np.c_[T, rng.random((2, 4)) + 0.5],
                         [0.0, 0.5, 0.9, 1.0, 0.2, 0.4, 0.6, 0.8])
     assert np.isnan(lt["holm_t_log"][2]) and np.isfinite(lt["holm_t_log"][1])
+
+
+# -- the committed paper-mode cache (data/results/fig3) -----------------------------------------------------------
+def _paper_run(task):
+    from biornn.results import StoredRun, run_dir
+
+    cfg = pr.fig3_config(task, "paper")
+    directory = run_dir("fig3", f"{task}-dales", cfg.to_dict())
+    assert directory.exists(), f"committed paper cache missing: {directory}"
+    return StoredRun(directory)
+
+
+def test_fig3_dense_flipflop_equals_fig2_seeds():
+    """The 10-seed Fig 3 networks contain the 5 Fig 2 networks: same seed, same numbers, whatever the batch."""
+    from biornn.results import StoredRun, run_dir
+
+    ff10 = _paper_run("flipflop")
+    cfg2 = fig2_config("flipflop", "dales", "paper")
+    ff5 = StoredRun(run_dir("fig2", "flipflop-dales", cfg2.to_dict()))
+    assert list(ff10.config.seeds[:5]) == list(ff5.config.seeds)
+    np.testing.assert_allclose(ff10.curve("test_loss")[:5], ff5.curve("test_loss"), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(ff10.weights["W_final"][:5], ff5.weights["W_final"], atol=1e-4)
+
+
+def test_fig3_cached_sweep_and_retraining_recompute_to_the_same_numbers():
+    """Recompute one level of the cached digits sweep and the cached top-prob retraining, and compare."""
+    torch.set_num_threads(1)
+    from biornn.results import RESULTS_DIR
+
+    run = _paper_run("digits")
+    for kind in ("sweep", "retrain"):  # committed, so nothing below computes (and writes) a missing piece
+        assert list((Path(RESULTS_DIR) / "fig3").glob(f"digits-{kind}-*")), f"committed digits {kind} cache missing"
+    sw = pr.cached_sweep(run, pr.SWEEP, draws=pr.FIG3_DRAWS["paper"], retrain=False)
+    assert sw.draws == 10 and len(sw.seeds) == 10
+    j = 4
+    fresh = pr.sweep_errors(run, pr.SWEEP[[j]], draws=2, progress=False)
+    for m in ("random", "topprob"):
+        np.testing.assert_allclose(fresh.loss[m][:, 0], sw.loss[m][:, j, :2], rtol=1e-5)
+    cached = pr.cached_retrain(run, "topprob", epochs=pr.retrain_epochs("digits", "paper"), retrain=False)
+    again = pr.retrain_pruned(run, "topprob", epochs=cached.epochs, progress=False)
+    np.testing.assert_allclose(again.test_loss, cached.test_loss, rtol=1e-4, atol=1e-6)
+    assert again.outside_mask == 0 and again.sign_violations == 0
