@@ -960,6 +960,10 @@ def save_summary(summary: dict, directory: str | os.PathLike) -> Path:
     directory = Path(directory)
     arrays = {k: v for k, v in summary.items() if isinstance(v, np.ndarray)}
     rest = {k: v for k, v in summary.items() if not isinstance(v, np.ndarray)}
+    # the (N, N) display matrices dominate the file (3 x 8 MB at N = 1440): store them as float16 (about 3
+    # significant digits, weights below ~6e-8 become 0; display only), read back as float32 by load_summary
+    for key in [k for k in arrays if k.endswith("_seed")]:
+        arrays[key] = arrays[key].astype(np.float16)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     atomic_write_bytes(directory / "summary.npz", buf.getvalue())
@@ -973,7 +977,7 @@ def load_summary(directory: str | os.PathLike) -> dict:
     try:
         rest = json.loads((directory / "summary.json").read_text())
         with np.load(directory / "summary.npz", allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
+            arrays = {k: npz[k].astype(np.float32) if npz[k].dtype == np.float16 else npz[k] for k in npz.files}
     except FileNotFoundError as exc:
         raise BiornnError(f"no Figure 4 summary in {directory} ({exc.filename} missing); compute it with "
                           "python -m biornn celltype summarize") from None
