@@ -960,10 +960,13 @@ def save_summary(summary: dict, directory: str | os.PathLike) -> Path:
     directory = Path(directory)
     arrays = {k: v for k, v in summary.items() if isinstance(v, np.ndarray)}
     rest = {k: v for k, v in summary.items() if not isinstance(v, np.ndarray)}
-    # the (N, N) display matrices dominate the file (3 x 8 MB at N = 1440): store them as float16 (about 3
-    # significant digits, weights below ~6e-8 become 0; display only), read back as float32 by load_summary
-    for key in [k for k in arrays if k.endswith("_seed")]:
-        arrays[key] = arrays[key].astype(np.float16)
+    # the (N, N) display matrices dominate the file (8 MB each at N = 1440). W_init is not stored: load_summary
+    # regenerates it from the config and the seed (seeded initialisation). W_dense and W_sparse are stored as
+    # float16 (about 3 significant digits, weights below ~6e-8 become 0; display only), read back as float32.
+    arrays.pop("W_init_seed", None)
+    for key in ("W_dense_seed", "W_sparse_seed"):
+        if key in arrays:
+            arrays[key] = arrays[key].astype(np.float16)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     atomic_write_bytes(directory / "summary.npz", buf.getvalue())
@@ -977,7 +980,7 @@ def load_summary(directory: str | os.PathLike) -> dict:
     try:
         rest = json.loads((directory / "summary.json").read_text())
         with np.load(directory / "summary.npz", allow_pickle=False) as npz:
-            arrays = {k: npz[k].astype(np.float32) if npz[k].dtype == np.float16 else npz[k] for k in npz.files}
+            arrays = {k: npz[k] for k in npz.files}
     except FileNotFoundError as exc:
         raise BiornnError(f"no Figure 4 summary in {directory} ({exc.filename} missing); compute it with "
                           "python -m biornn celltype summarize") from None
@@ -986,6 +989,11 @@ def load_summary(directory: str | os.PathLike) -> dict:
     for key in ("identifiability", "identifiability_baseline"):
         if key in rest:
             rest[key] = {k: np.asarray(v, dtype=float) if isinstance(v, list) else v for k, v in rest[key].items()}
+    arrays = {k: v.astype(np.float32) if v.dtype == np.float16 else v for k, v in arrays.items()}
+    if "matrices_seed" in rest and "W_init_seed" not in arrays:
+        cfg = CelltypeConfig.from_dict(rest["config"])
+        model = CelltypeRNN([rest["matrices_seed"]], cfg.sizes_dict, cfg.input_mapping)
+        arrays["W_init_seed"] = model.w_rec.detach().numpy()[0].astype(np.float32)
     return {**rest, **arrays}
 
 
