@@ -588,13 +588,20 @@ def bench_workload(w: Workload, n_seeds: int, device: torch.device, warmup: int,
     gflops = matmul_gflops(w, n_seeds, device, **mm_opts)
     times = time_interleaved(steppers, warmup, steps, device)
     gflops = max(gflops, matmul_gflops(w, n_seeds, device, **mm_opts))  # before and after: the better of the two
+    shapes = {"T": w.steps, "I": w.n_in, "B": w.batch, "N": w.hidden, "O": w.n_out, "n_train": w.n_train}
+    return timing_entry(times, w.batches_per_epoch, n_seeds, flops_per_seed_epoch(w), gflops, shapes, check)
+
+
+def timing_entry(times: dict[str, list[float]], bpe: int, n_seeds: int, flops: float, gflops: float,
+                 shapes: dict, check: dict) -> dict:
+    """The fields every RNN row shares, from per-batch times of the variants (``biornn`` and ``autograd`` batched
+    over ``n_seeds``; ``naive`` and ``sparse`` per seed or batched as timed): seconds per seed-epoch, the ratio,
+    the FLOP-bound limit and ceiling."""
     per_batch = {k: statistics.median(v) for k, v in times.items()}
-    bpe = w.batches_per_epoch
+    mins = {k: min(v) for k, v in times.items()}
     biornn_s = per_batch["biornn"] * bpe / n_seeds
     naive_s = per_batch["naive"] * bpe
-    flops = flops_per_seed_epoch(w)
     limit_s = flops / (gflops * 1e9)
-    mins = {k: min(v) for k, v in times.items()}
     entry = {
         "biornn_s": biornn_s,
         "naive_s": naive_s,
@@ -606,11 +613,11 @@ def bench_workload(w: Workload, n_seeds: int, device: torch.device, warmup: int,
         "flops_per_seed_epoch": flops,
         "matmul_gflops": gflops,
         "batches_per_epoch": bpe,
-        "shapes": {"T": w.steps, "I": w.n_in, "B": w.batch, "N": w.hidden, "O": w.n_out, "n_train": w.n_train},
+        "shapes": shapes,
         "seconds_per_batch": {k: {"median": per_batch[k], "min": min(v), "max": max(v)} for k, v in times.items()},
         "check": check,
     }
-    if ablation:
+    if "autograd" in per_batch:
         entry["autograd_s"] = per_batch["autograd"] * bpe / n_seeds
         entry["autograd_over_biornn"] = entry["autograd_s"] / biornn_s
     return entry
@@ -1004,41 +1011,19 @@ def bench_celltype(w: CelltypeWorkload, n_seeds: int, device: torch.device, warm
     gflops = matmul_gflops(w, n_seeds, device, **mm_opts)
     times = time_interleaved(steppers, warmup, steps, device)
     gflops = max(gflops, matmul_gflops(w, n_seeds, device, **mm_opts))
-    per_batch = {k: statistics.median(v) for k, v in times.items()}
-    mins = {k: min(v) for k, v in times.items()}
     bpe = w.batches_per_epoch
-    biornn_s = per_batch["biornn"] * bpe / n_seeds
-    naive_s = per_batch["naive"] * bpe
     n_seq = bpe * w.batch
-    flops = celltype_flops_per_sequence(w)["total"] * n_seq
-    limit_s = flops / (gflops * 1e9)
+    shapes = {"T": w.steps, "I": w.n_in, "B": w.batch, "N": w.hidden, "O": w.n_out, "n_train": w.n_train,
+              "sizes": list(w.sizes)}
+    entry = timing_entry(times, bpe, n_seeds, celltype_flops_per_sequence(w)["total"] * n_seq, gflops, shapes,
+                         check)
     target = 3.0 if w.pruned else 1.3
-    entry = {
-        "biornn_s": biornn_s,
-        "naive_s": naive_s,
-        "ratio": naive_s / biornn_s,
-        "limit_fraction": limit_s / biornn_s,
-        "limit_s": limit_s,
-        "ceiling_ratio": naive_s / limit_s,
-        "ratio_of_min_batches": mins["naive"] * n_seeds / mins["biornn"],
-        "target_ratio": target,
-        "meets_target": naive_s / biornn_s >= target,
-        "flops_per_seed_epoch": flops,
-        "matmul_gflops": gflops,
-        "batches_per_epoch": bpe,
-        "stage": w.stage,
-        "shapes": {"T": w.steps, "I": w.n_in, "B": w.batch, "N": w.hidden, "O": w.n_out, "n_train": w.n_train,
-                   "sizes": list(w.sizes)},
-        "seconds_per_batch": {k: {"median": per_batch[k], "min": min(v), "max": max(v)} for k, v in times.items()},
-        "check": check,
-    }
-    if ablation:
-        entry["autograd_s"] = per_batch["autograd"] * bpe / n_seeds
-        entry["autograd_over_biornn"] = entry["autograd_s"] / biornn_s
+    entry.update(stage=w.stage, target_ratio=target, meets_target=entry["ratio"] >= target)
+    naive_s, biornn_s = entry["naive_s"], entry["biornn_s"]
     if mask is not None:
         nnz = float(mask.sum(dim=(1, 2)).double().mean())
         entry["mask_density"] = nnz / w.hidden ** 2
-        entry["sparse_s"] = per_batch["sparse"] * bpe / n_seeds
+        entry["sparse_s"] = statistics.median(times["sparse"]) * bpe / n_seeds
         entry["naive_over_sparse"] = naive_s / entry["sparse_s"]
         entry["biornn_over_sparse"] = biornn_s / entry["sparse_s"]
         entry["flops_per_seed_epoch_masked"] = celltype_masked_flops_per_sequence(w, nnz) * n_seq
