@@ -60,15 +60,16 @@ sizes 192 / 32 / 16), I = O = 18, T = 15, B = 200, 2000 samples per epoch, MSE e
   readouts every step, then the NumPy round trip of ``W_rec`` (Pyr columns ``max(w, 0)``, SST/VIP ``min(w, 0)``).
 * ``celltype_pruned``: the masked fine-tuning stage with a fixed mask from :func:`biornn.celltype.prune_mask` of the
   initial weights (block-wise top-prob at the table's densities, inter-area pathways): biornn masks the gradient,
-  projects and masks; the naive loop adds the mask multiply to its NumPy round trip. **sparse** = the same stage
-  with ``torch.sparse`` kernels (:class:`SparseCelltypeTrainer`: a CSR ``W_rec`` per seed, ``addmm`` forward,
-  ``W^T`` products backward, ``sampled_addmm`` for the weight gradient at the kept entries only).
+  projects and masks; the naive loop adds the mask multiply to its NumPy round trip. **sparse** = the same
+  ``train_epoch`` batch with biornn's CSR kernels (:meth:`biornn.models.CelltypeRNN.use_sparse_kernels`, what
+  fine-tuning runs on the CPU: a CSR ``W_rec`` per seed, ``addmm`` forward, ``W^T`` products backward,
+  ``sampled_addmm`` for the weight gradient at the kept entries only).
 * ``prune_blockwise_1440`` (:class:`PruneWorkload`): median seconds of one :func:`biornn.celltype.prune_mask` call on
   ``(S, 1440, 1440)`` weights, plus the within-area block-wise top-prob draw alone.
 
-The cell-type FLOP count uses the dense ``W_rec`` (biornn does not exploit sparsity) and a frozen readout (backward
-1x); the equivalence check also compares the post-step (must agree exactly) and, for the pruned stage, the sparse
-variant's loss and kept-entry gradient.
+The cell-type FLOP count uses the dense ``W_rec`` (biornn's dense path does not exploit sparsity) and a frozen
+readout (backward 1x); the equivalence check also compares the post-step (must agree exactly) and, for the pruned
+stage, the sparse kernels' loss and kept-entry gradient.
 """
 
 from __future__ import annotations
@@ -693,10 +694,13 @@ class CelltypeTrainer:
     mask for the pruned stage), optionally with a plain-autograd recurrent core (the ablation)."""
 
     def __init__(self, w: CelltypeWorkload, n_seeds: int, device: torch.device,
-                 core: Callable[[torch.Tensor, torch.Tensor, bool], torch.Tensor] | None = None):
+                 core: Callable[[torch.Tensor, torch.Tensor, bool], torch.Tensor] | None = None,
+                 sparse: bool = False):
         self.w = w
         self.model, self.mask = build_celltype(w, n_seeds, device)
         self.keep = None if self.mask is None else self.mask.float()
+        if sparse:  # biornn's CSR kernels over the mask (CelltypeRNN.use_sparse_kernels), as fine-tuning runs them
+            self.model.use_sparse_kernels(self.keep)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         self.core = core
 
@@ -776,128 +780,6 @@ class NaiveCelltypeTrainer:
         self.running += loss.item()
 
 
-class SparseStructure:
-    """Fixed CSR structure of every seed's mask, of its transpose, and the value permutation between the two."""
-
-    def __init__(self, mask: torch.Tensor):
-        S, N, _ = mask.shape
-        self.shape = (N, N)
-        self.crow, self.col, self.crow_t, self.col_t, self.perm, self.pattern = [], [], [], [], [], []
-        for s in range(S):
-            m = mask[s]
-            with warnings.catch_warnings():  # "Sparse CSR tensor support is in beta state"
-                warnings.simplefilter("ignore", UserWarning)
-                csr = m.float().to_sparse_csr()
-                csr_t = m.T.contiguous().float().to_sparse_csr()
-            idx = torch.full((N, N), -1, dtype=torch.long, device=m.device)
-            idx[m] = torch.arange(int(m.sum()), device=m.device)
-            self.crow.append(csr.crow_indices())
-            self.col.append(csr.col_indices())
-            self.crow_t.append(csr_t.crow_indices())
-            self.col_t.append(csr_t.col_indices())
-            self.perm.append(idx.T[m.T])  # W^T's values in CSR order = values[perm]
-            self.pattern.append(csr)
-
-    def matrix(self, s: int, values: torch.Tensor) -> torch.Tensor:
-        return torch.sparse_csr_tensor(self.crow[s], self.col[s], values, self.shape, check_invariants=False)
-
-    def matrix_t(self, s: int, values: torch.Tensor) -> torch.Tensor:
-        return torch.sparse_csr_tensor(self.crow_t[s], self.col_t[s], values[self.perm[s]], self.shape,
-                                       check_invariants=False)
-
-
-class _SparseCore(torch.autograd.Function):
-    """:func:`biornn.models.rnn_core` (rectified) with a CSR ``W_rec`` per seed, in the ``(S, T, N, B)`` layout.
-
-    Forward ``a_t = tanh(u_t + W r_{t-1})`` by ``addmm(sparse, dense)``; backward of the state by ``W^T dz``
-    (sparse), the weight gradient at the kept entries only (``torch.sparse.sampled_addmm``).
-    """
-
-    @staticmethod
-    def forward(ctx, U, struct, *values):  # noqa: D102
-        S, T = U.shape[:2]
-        A = torch.empty_like(U)
-        torch.tanh(U[:, 0], out=A[:, 0])
-        Ws = [struct.matrix(s, v) for s, v in enumerate(values)]
-        for t in range(1, T):
-            R = A[:, t - 1].clamp_min(0)
-            for s in range(S):
-                torch.addmm(U[s, t], Ws[s], R[s], out=A[s, t])
-            A[:, t].tanh_()
-        ctx.save_for_backward(A, *values)
-        ctx.struct = struct
-        return A
-
-    @staticmethod
-    def backward(ctx, gA):  # noqa: D102
-        A, *values = ctx.saved_tensors
-        struct = ctx.struct
-        S, T, N, B = A.shape
-        WTs = [struct.matrix_t(s, v) for s, v in enumerate(values)]
-        dZ = torch.empty_like(A)
-        dr = None
-        for t in range(T - 1, -1, -1):
-            a = A[:, t]
-            if dr is None:
-                torch.mul(gA[:, t], 1 - a * a, out=dZ[:, t])
-            else:
-                dr.mul_(a > 0)
-                torch.mul(gA[:, t] + dr, 1 - a * a, out=dZ[:, t])
-            if t > 0:
-                dr = torch.stack([torch.sparse.mm(WTs[s], dZ[s, t]) for s in range(S)])
-        grads = []
-        for s in range(S):
-            if T > 1:
-                K = (T - 1) * B
-                dz = dZ[s, 1:].permute(1, 0, 2).reshape(N, K)  # dz[i, (t, b)] = dZ[t + 1, i, b]
-                r = A[s, :-1].clamp_min(0).permute(0, 2, 1).reshape(K, N)  # r[(t, b), j] = r_t[j, b]
-                grads.append(torch.sparse.sampled_addmm(struct.pattern[s], dz, r, beta=0.0).values())
-            else:
-                grads.append(torch.zeros_like(values[s]))
-        return (dZ, None, *grads)
-
-
-class SparseCelltypeTrainer:
-    """The pruned stage with ``torch.sparse`` kernels: ``W_rec`` stored as CSR values over the fixed mask.
-
-    Same maths as the masked dense step of :func:`biornn.celltype.train_epoch` (Adam is element-wise and the masked
-    gradient keeps Adam's moments of pruned entries at 0, so training only the kept values is equivalent): forward,
-    per-seed MSE, backward, Adam over ``W_in`` and the kept values, Dale's projection of the kept values (the mask
-    is the structure itself). Readout and input projection are biornn's dense ones.
-    """
-
-    def __init__(self, model: CelltypeRNN, mask: torch.Tensor):
-        if model.input_mapping != "dense":
-            raise ValueError("the sparse variant implements the dense input mapping only")
-        self.base = model
-        self.struct = SparseStructure(mask)
-        W = model.w_rec.detach()
-        self.values = [nn.Parameter(W[s][mask[s]].clone()) for s in range(W.shape[0])]
-        self.vsigns = [model.signs[c] for c in self.struct.col]
-        self.w_in = nn.Parameter(model.w_in.detach().clone())
-        self.opt = torch.optim.Adam([self.w_in, *self.values], lr=1e-3)
-
-    def forward(self, xb: torch.Tensor) -> torch.Tensor:
-        """``(S or 1, B, T, 18)`` -> ``(S, B, T, 18)``, as :meth:`CelltypeRNN.forward`."""
-        U = torch.matmul(xb.transpose(1, 2), self.w_in.transpose(1, 2)[:, None])  # (S, T, B, N)
-        A = _SparseCore.apply(U.transpose(2, 3).contiguous(), self.struct, *self.values)  # (S, T, N, B)
-        return self.base.readout(A.transpose(2, 3)).transpose(1, 2)
-
-    def losses(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        return per_seed_mse(self.forward(xb), yb)
-
-    def dense_w_rec(self) -> torch.Tensor:
-        return torch.stack([self.struct.matrix(s, v.detach()).to_dense() for s, v in enumerate(self.values)])
-
-    def step(self, xb: torch.Tensor, yb: torch.Tensor) -> None:
-        self.opt.zero_grad(set_to_none=True)
-        self.losses(xb, yb).sum().backward()
-        self.opt.step()
-        with torch.no_grad():
-            for v, sg in zip(self.values, self.vsigns):
-                v.mul_(sg).clamp_(min=0).mul_(sg)
-
-
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).norm() / b.norm().clamp_min(1e-30))
 
@@ -958,22 +840,20 @@ def check_celltype_equivalence(w: CelltypeWorkload, device: torch.device, n_seed
         out["loss_diff"] = max(out["loss_diff"], diff)
         out["grad_rel"] = max(out["grad_rel"], rel)
     if mask is not None:
-        sparse = SparseCelltypeTrainer(CelltypeRNN(list(range(n_seeds)), sizes_dict(w.sizes), w.input_mapping)
-                                       .to(device), mask)
-        with torch.no_grad():
-            sparse.w_in.copy_(model.w_in)
-        sp_losses = sparse.losses(xb, yb)
+        sparse, _ = build_celltype(w, n_seeds, device)
+        sparse.use_sparse_kernels(keep)
+        sp_losses = per_seed_mse(sparse(xb), yb)
         sp_losses.sum().backward()
         out["sparse_loss_diff"] = out["sparse_grad_rel"] = 0.0
         for s in range(n_seeds):
             diff = abs(float(sp_losses[s].detach()) - float(losses[s].detach()))
-            rel = _rel(sparse.values[s].grad, model.w_rec.grad[s][mask[s]])
+            rel = _rel(sparse.w_rec.grad[s][mask[s]], model.w_rec.grad[s][mask[s]])
             if diff > LOSS_TOL * max(1.0, abs(float(losses[s].detach()))) or not rel <= GRAD_TOL:
                 fail("sparse and biornn", s, f"loss diff {diff:.2e}, W_rec gradient relative error {rel:.2e}")
+            if bool((sparse.w_rec.grad[s][~mask[s]] != 0).any()):
+                fail("sparse and biornn", s, "the sparse W_rec gradient is nonzero outside the mask")
             out["sparse_loss_diff"] = max(out["sparse_loss_diff"], diff)
             out["sparse_grad_rel"] = max(out["sparse_grad_rel"], rel)
-        if not torch.equal(sparse.dense_w_rec(), model.w_rec.detach()):
-            fail("sparse and biornn initial weights", 0, "the CSR values do not rebuild W_rec")
     out["passed"] = True
     return out
 
@@ -993,14 +873,8 @@ def bench_celltype(w: CelltypeWorkload, n_seeds: int, device: torch.device, warm
         at = CelltypeTrainer(w, n_seeds, device, core=ABLATION_CORES[ablation])
         steppers["autograd"] = lambda: at.step(x, y, stream.next())
     if mask is not None:
-        sp = SparseCelltypeTrainer(CelltypeRNN(list(range(n_seeds)), sizes_dict(w.sizes), w.input_mapping)
-                                   .to(device), mask)
-
-        def sparse_step() -> None:
-            idx = stream.next()
-            sp.step(x[idx], y[idx])
-
-        steppers["sparse"] = sparse_step
+        sp = CelltypeTrainer(w, n_seeds, device, sparse=True)
+        steppers["sparse"] = lambda: sp.step(x, y, stream.next())
 
     def naive_step() -> None:
         idx = stream.next(1)[0]

@@ -104,6 +104,7 @@ MODE_SIZES = {
                   batch_size=100),
 }
 STAGES = ("dense", "finetune")
+KERNELS = ("auto", "dense", "sparse")
 
 
 def condition_name(name: str) -> str:
@@ -523,6 +524,7 @@ class CelltypeResult:
     data: dict
     wall_seconds: float = 0.0
     directory: Path | None = None
+    kernels: dict = field(default_factory=dict)
 
     @property
     def reference_factor(self) -> int:
@@ -535,7 +537,7 @@ class CelltypeResult:
 
     def metrics(self) -> dict:
         """The ``metrics.json`` content (command-line contract)."""
-        return {"config": self.config.to_dict(), "device": self.device, "data": self.data,
+        return {"config": self.config.to_dict(), "device": self.device, "kernels": self.kernels, "data": self.data,
                 "reference_factor": self.reference_factor, "runs": self.runs}
 
     def model(self, which: str = "sparse", device: str | None = "cpu") -> CelltypeRNN:
@@ -563,7 +565,7 @@ def model_from_arrays(config: CelltypeConfig, arrays: dict, which: str = "sparse
 
 def train_celltype(config: CelltypeConfig, dataset: Dataset | CelltypeData, device: str | None = None,
                    out: str | os.PathLike | None = None, resume: bool = True, progress: bool = True,
-                   on_step=None, on_epoch=None, checkpoint_every: int = 1) -> CelltypeResult:
+                   on_step=None, on_epoch=None, checkpoint_every: int = 1, kernels: str = "auto") -> CelltypeResult:
     """Dense Dale's training, pruning and masked fine-tuning of all seeds of ``config`` (module docstring).
 
     Args:
@@ -577,12 +579,20 @@ def train_celltype(config: CelltypeConfig, dataset: Dataset | CelltypeData, devi
         on_step: ``callback(model, stage, mask)`` after every optimiser step (``mask`` None in the dense stage).
         on_epoch: ``callback(stage, epoch)`` after every completed (and checkpointed) epoch, 0-based.
         checkpoint_every: write ``resume.pt`` every this many epochs (and at the end of each stage).
+        kernels: recurrence kernels of the masked fine-tuning stage: ``dense`` (masked dense matmuls), ``sparse``
+            (CSR kernels over the mask, :meth:`CelltypeRNN.use_sparse_kernels`; same maths, float32 round-off
+            apart) or ``auto`` (sparse on the CPU, where it measured ~2x faster at N = 1440; dense on CUDA, not
+            measured). Not part of the configuration: recorded in ``metrics.json`` as ``kernels``.
 
     Returns:
         A :class:`CelltypeResult`.
     """
     t_start = time.perf_counter()
     dev = get_device(device)
+    if kernels not in KERNELS:
+        raise BiornnError(f"unknown kernels {kernels!r}; use one of {', '.join(KERNELS)}")
+    if kernels == "auto":
+        kernels = "sparse" if dev.type == "cpu" else "dense"
     data = dataset if isinstance(dataset, CelltypeData) else prepare_data(dataset, config.window, config.condition)
     if data.condition != config.condition:
         raise BiornnError(f"data hold condition {data.condition!r} but the run asks for {config.condition!r}")
@@ -695,6 +705,8 @@ def train_celltype(config: CelltypeConfig, dataset: Dataset | CelltypeData, devi
 
     # ---- stage 3: masked fine-tuning --------------------------------------------------------------------
     keep = state["mask"].to(dev).float()
+    if kernels == "sparse":
+        model.use_sparse_kernels(keep)
     epochs = range(state["epoch"], config.finetune_epochs)
     for e in _progress(epochs, len(epochs), f"{config.condition}/fine-tune", progress):
         t0 = time.perf_counter()
@@ -719,6 +731,8 @@ def train_celltype(config: CelltypeConfig, dataset: Dataset | CelltypeData, devi
         checkpoint(force=e + 1 == config.finetune_epochs)
         if on_epoch is not None:
             on_epoch("finetune", e)
+
+    model.use_sparse_kernels(None)
 
     # ---- results ------------------------------------------------------------------------------------------
     W_last, w_in_last = model.w_rec.detach().clone(), model.w_in.detach().clone()
@@ -762,7 +776,8 @@ def train_celltype(config: CelltypeConfig, dataset: Dataset | CelltypeData, devi
                                   + ((arrays["W_last"][s] != 0) & (arrays["mask"][s] == 0)).sum())
         runs.append(run)
     info = {**data.info(), "n_train": int(n), "n_available": int(data.x.shape[0])}
-    result = CelltypeResult(config, dev.type, runs, arrays, info, time.perf_counter() - t_start)
+    result = CelltypeResult(config, dev.type, runs, arrays, info, time.perf_counter() - t_start,
+                            kernels={"dense": "dense", "finetune": kernels})
     if out is not None:
         save_celltype(result, out)
         result.directory = Path(out)
@@ -811,7 +826,7 @@ def load_celltype(directory: str | os.PathLike) -> CelltypeResult:
                           "python -m biornn celltype train") from None
     wall = metrics.get("provenance", {}).get("wall_seconds", float("nan"))
     return CelltypeResult(config, metrics.get("device", "?"), metrics["runs"], arrays, metrics.get("data", {}),
-                          wall, Path(directory))
+                          wall, Path(directory), metrics.get("kernels", {}))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -1118,6 +1133,8 @@ def register_cli(sub) -> None:
     t.add_argument("--device", default="auto", help="cpu, cuda or auto (CUDA when present)")
     t.add_argument("--no-resume", action="store_true", help="start afresh even if DIR/checkpoints/resume.pt exists")
     t.add_argument("--checkpoint-every", type=int, default=1, help="write the resume checkpoint every K epochs")
+    t.add_argument("--kernels", choices=KERNELS, default="auto",
+                   help="fine-tuning stage kernels: sparse (CSR), dense, or auto (sparse on the CPU, dense on CUDA)")
     t.set_defaults(func=_cmd_train)
 
     s = csub.add_parser("summarize", help="store what the Figure 4 notebook plots (data/results/fig4/...)",
@@ -1126,6 +1143,9 @@ def register_cli(sub) -> None:
     s.add_argument("--run", required=True, help="folder written by celltype train")
     s.add_argument("--data", required=True, help="the dataset folder the run was trained on")
     s.add_argument("--out", default=None, help="default data/results/fig4/<abbr>-<window>-<variant>-<key>")
+    s.add_argument("--no-matrices", action="store_true",
+                   help="leave out seed 0's (N, N) display matrices (~4 MB at N = 1440; notebook 06 shows them "
+                        "for FC only): block summaries, fits and traces are kept (~0.1 MB)")
     s.set_defaults(func=_cmd_summarize)
 
 
@@ -1161,7 +1181,7 @@ def _cmd_train(args) -> int:
     connectivity_tables(config)  # validate the tables before loading data
     dataset = _load_for_cli(args.data, condition)
     result = train_celltype(config, dataset, device=args.device, out=out, resume=not args.no_resume,
-                            checkpoint_every=args.checkpoint_every)
+                            checkpoint_every=args.checkpoint_every, kernels=args.kernels)
     final = np.mean([r["finetune_loss"][-1] for r in result.runs])
     r2 = np.mean([np.median(r["heldout"]["sparse"]["r2"]) for r in result.runs])
     print(f"{config.condition}/{config.window}/{config.variant}: {len(config.seeds)} seeds, N = "
@@ -1174,7 +1194,7 @@ def _cmd_train(args) -> int:
 def _cmd_summarize(args) -> int:
     result = load_celltype(args.run)
     dataset = _load_for_cli(args.data, result.config.condition)
-    summary = summarize(result, dataset)
+    summary = summarize(result, dataset, matrices_seed=None if args.no_matrices else 0)
     out = Path(args.out) if args.out else summary_dir(result.config)
     save_summary(summary, out)
     print(f"summary of {args.run} -> {out}")

@@ -209,33 +209,34 @@ def test_celltype_check_catches_a_mismatch(bench, monkeypatch):
         with pytest.raises(AssertionError, match="naive and biornn disagree"):
             bench.check_celltype_equivalence(w, torch.device("cpu"), n_seeds=1)
     with monkeypatch.context() as m:
-        m.setattr(bench.SparseStructure, "matrix_t", bench.SparseStructure.matrix)
+        from biornn.models import SparsePattern
+
+        plain = SparsePattern.matrix
+        m.setattr(SparsePattern, "matrix", lambda self, s, v, transpose=False: plain(self, s, v))
         with pytest.raises(AssertionError, match="sparse and biornn disagree"):
             bench.check_celltype_equivalence(w, torch.device("cpu"), n_seeds=1)
 
 
 def test_sparse_variant_trains_like_the_masked_dense_step(bench):
-    """Two steps of the torch.sparse trainer and of biornn's train_epoch from the same weights, mask and batches end
-    at the same weights (kept entries only, Dale's signs, nothing outside the mask)."""
-    from biornn.celltype import train_epoch
-
+    """Two steps of the sparse-kernel trainer and of the dense one from the same weights, mask and batches end at
+    the same weights (kept entries only, Dale's signs, nothing outside the mask)."""
     w = bench.smoke_workload(bench.WORKLOADS["celltype_pruned"])
-    torch.manual_seed(0)
     dense = bench.CelltypeTrainer(w, 2, torch.device("cpu"))
-    sparse = bench.SparseCelltypeTrainer(bench.build_celltype(w, 2, torch.device("cpu"))[0], dense.mask)
+    sparse = bench.CelltypeTrainer(w, 2, torch.device("cpu"), sparse=True)
+    assert sparse.model.sparse_pattern is not None and dense.model.sparse_pattern is None
     x, y = bench.celltype_data(w, torch.device("cpu"))
     stream = bench.PermStream(w.n_train, 2, w.batch, torch.device("cpu"))
     for _ in range(2):
         idx = stream.next()
-        train_epoch(dense.model, dense.opt, x, y, idx, w.batch, True, dense.keep)
-        sparse.step(x[idx], y[idx])
-    Ws, Wd = sparse.dense_w_rec(), dense.model.w_rec.detach()
+        dense.step(x, y, idx)
+        sparse.step(x, y, idx)
+    Ws, Wd = sparse.model.w_rec.detach(), dense.model.w_rec.detach()
     assert not (Ws[~dense.mask] != 0).any() and not (Wd[~dense.mask] != 0).any()
     assert ((Ws * dense.model.signs) >= 0).all()
     diff = (Ws - Wd).abs()
     # Adam's first steps are about lr * sign(g): allow a rare sign flip of a vanishing gradient, nothing more
     assert float(diff.max()) <= 2.5e-3 and float((diff > 1e-5).double().mean()) < 0.01
-    assert torch.allclose(sparse.w_in.detach(), dense.model.w_in.detach(), atol=1e-5)
+    assert torch.allclose(sparse.model.w_in.detach(), dense.model.w_in.detach(), atol=1e-5)
 
 
 def test_celltype_flop_count_matches_the_documented_formula(bench):

@@ -120,8 +120,8 @@ def test_pruning_never_keeps_zeros_or_cross_area_outside_pathways():
 # ------------------------------------------------------------------------------------------------------------------
 # Training invariants
 # ------------------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("published", [False, True])
-def test_constraints_hold_after_every_step(published):
+@pytest.mark.parametrize("published,kernels", [(False, "sparse"), (True, "sparse"), (False, "dense")])
+def test_constraints_hold_after_every_step(published, kernels):
     cfg = _config(**(dict(input_mapping="dense", pruning="as_published", checkpoint_rule="as_published")
                      if published else {}))
     allowed = torch.as_tensor(C.expand_blocks(C.block_mask(), cfg.sizes_dict))
@@ -137,14 +137,32 @@ def test_constraints_hold_after_every_step(published):
             assert torch.all(W[:, ~allowed] == 0)  # zero-probability blocks and absent pathways
         seen[stage] += 1
 
-    res = ct.train_celltype(cfg, _dataset(), progress=False, on_step=check)
+    res = ct.train_celltype(cfg, _dataset(), progress=False, on_step=check, kernels=kernels)
     assert seen == {"dense": 6, "finetune": 6}  # 3 epochs x 2 batches per stage
+    assert res.kernels == {"dense": "dense", "finetune": kernels}
     for run in res.runs:
         assert run["sign_violations"] == {"W_dense": 0, "W_sparse": 0, "W_last": 0} and run["outside_mask"] == 0
     assert np.all(res.arrays["W_sparse"][res.arrays["mask"] == 0] == 0)
     assert np.array_equal(res.arrays["w_out"], fresh.w_out.numpy())
     if not published:
         assert np.all(res.arrays["w_in_sparse"][:, fresh.input_mask.numpy() == 0] == 0)
+
+
+def test_sparse_and_dense_fine_tuning_kernels_agree():
+    """The CSR fine-tuning path is the same maths as the masked dense one (float32 round-off apart)."""
+    cfg, data = _config(finetune_epochs=4), _dataset()
+    runs = {k: ct.train_celltype(cfg, data, progress=False, kernels=k) for k in ("dense", "sparse")}
+    a, b = runs["dense"], runs["sparse"]
+    assert np.array_equal(a.arrays["mask"], b.arrays["mask"]) and np.array_equal(a.arrays["W_dense"],
+                                                                                  b.arrays["W_dense"])
+    np.testing.assert_allclose(b.arrays["W_last"], a.arrays["W_last"], rtol=0, atol=1e-5)
+    assert np.abs(a.arrays["W_last"] - a.arrays["W_dense"] * a.arrays["mask"]).max() > 1e-3  # it did train
+    for ra, rb in zip(a.runs, b.runs):
+        np.testing.assert_allclose(rb["finetune_loss"], ra["finetune_loss"], rtol=1e-4)
+    again = ct.train_celltype(cfg, data, progress=False, kernels="sparse")
+    assert np.array_equal(again.arrays["W_last"], b.arrays["W_last"])  # same seed, same numbers
+    with pytest.raises(BiornnError, match="unknown kernels 'csr'"):
+        ct.train_celltype(cfg, data, progress=False, kernels="csr")
 
 
 def test_vanilla_control_may_break_signs_but_keeps_the_mask():

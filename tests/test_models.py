@@ -5,7 +5,16 @@ import pytest
 import torch
 
 from biornn.errors import BiornnError
-from biornn.models import EIRNN, check_signs, make_signs, rnn_core, rnn_core_autograd
+from biornn.models import (
+    EIRNN,
+    CelltypeRNN,
+    SparsePattern,
+    check_signs,
+    make_signs,
+    rnn_core,
+    rnn_core_autograd,
+    rnn_core_sparse,
+)
 
 
 @pytest.mark.parametrize("rectify", [False, True])
@@ -70,3 +79,46 @@ def test_sign_vector_checks():
         check_signs(torch.tensor([1.0, 0.5]), 2)
     with pytest.raises(BiornnError, match="sign vector"):
         EIRNN([0], n_in=1, n_out=1, n_hidden=8, signs=make_signs(9))
+
+
+@pytest.mark.parametrize("rectify", [True, False])
+def test_sparse_core_matches_dense_core_on_a_masked_matrix(rectify):
+    g = torch.Generator().manual_seed(3)
+    S, T, B, N = 3, 7, 5, 40
+    M = (torch.rand(S, N, N, generator=g) < 0.15).float()
+    M[1] = 0  # one seed with an empty pattern
+    M[2, :, 0] = 1  # a full column
+    W = torch.randn(S, N, N, generator=g, dtype=torch.float64) * M
+    U = torch.randn(S, T, B, N, generator=g, dtype=torch.float64)
+    gA = torch.randn(S, T, B, N, generator=g, dtype=torch.float64)
+    outs = []
+    for core in ("dense", "sparse"):
+        Wc, Uc = W.clone().requires_grad_(), U.clone().requires_grad_()
+        A = rnn_core(Uc, Wc, rectify) if core == "dense" else rnn_core_sparse(Uc, Wc, SparsePattern(M), rectify)
+        (A * gA).sum().backward()
+        outs.append((A.detach(), Uc.grad, Wc.grad))
+    (A1, dU1, dW1), (A2, dU2, dW2) = outs
+    torch.testing.assert_close(A2, A1, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(dU2, dU1, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(dW2, dW1 * M, rtol=1e-10, atol=1e-12)  # the dense gradient, restricted to the mask
+    assert torch.all(dW2[M == 0] == 0) and dW1[M == 0].abs().max() > 0  # exact zeros outside, not by accident
+
+
+def test_sparse_kernels_refuse_weights_outside_the_mask():
+    model = CelltypeRNN([0, 1], {"Pyr": 4, "SST": 2, "VIP": 2})
+    N = model.n_hidden
+    mask = (torch.rand(2, N, N, generator=torch.Generator().manual_seed(0)) < 0.3).float()
+    with pytest.raises(BiornnError, match="nonzero weights outside the mask"):
+        model.use_sparse_kernels(mask)
+    with pytest.raises(BiornnError, match="one \\(N, N\\) mask per seed"):
+        model.use_sparse_kernels(mask[:1])
+    with torch.no_grad():
+        model.w_rec.mul_(mask)
+    x = torch.rand(1, 3, 5, 18, generator=torch.Generator().manual_seed(1))
+    dense = model(x)
+    model.use_sparse_kernels(mask)
+    torch.testing.assert_close(model(x), dense, rtol=1e-5, atol=1e-6)
+    with pytest.raises(BiornnError, match="rebuild it from this model's mask"):
+        rnn_core_sparse(torch.zeros(1, 2, 3, N), model.w_rec[:1], model.sparse_pattern, True)
+    model.use_sparse_kernels(None)
+    assert model.sparse_pattern is None
