@@ -1020,6 +1020,43 @@ def summary_dir(config: CelltypeConfig, root: str | os.PathLike | None = None) -
     return run_dir("fig4", name, config.to_dict(), root)
 
 
+def condition_fits(root: str | os.PathLike | None = None, variant: str = "published", threshold: float = 0.9):
+    """Held-out fit of every cached Figure 4 summary (one row per condition, window and seed).
+
+    Args:
+        root: the figure cache (default ``data/results/fig4``).
+        variant: ``published``, ``corrected`` ... (:attr:`CelltypeConfig.variant`).
+        threshold: the bar on the median r (issue: at least 0.9 per condition).
+
+    Returns:
+        A ``pandas.DataFrame`` with ``condition`` (FC ...), ``window``, ``seed``, ``median_r`` and ``median_r2``
+        (sparse model, median over the 18 populations of r / R^2 pooled over held-out samples and steps),
+        ``dense_median_r``, ``pruned_batch_loss``, ``finetune_loss`` (last epoch, mean batch loss),
+        ``sign_violations``, ``outside_mask``, ``device``, ``minutes`` (wall time of the whole batched run) and
+        ``passes`` (``median_r >= threshold``). Empty when nothing is cached.
+    """
+    import pandas as pd
+
+    from biornn.analysis import find_fig4_runs
+
+    rows = []
+    for (window, condition), folder in sorted(find_fig4_runs(root, variant=variant).items()):
+        if not (folder / "summary.json").exists():
+            continue
+        summary = json.loads((folder / "summary.json").read_text())
+        for run in summary["runs"]:
+            fits = run["heldout"]
+            r = float(np.median(fits["sparse"]["r"]))
+            rows.append({"condition": ABBREVIATIONS.get(condition, condition), "window": window, "seed": run["seed"],
+                         "median_r": r, "median_r2": float(np.median(fits["sparse"]["r2"])),
+                         "dense_median_r": float(np.median(fits["dense"]["r"])),
+                         "pruned_batch_loss": run["pruned_batch_loss"], "finetune_loss": run["finetune_loss"][-1],
+                         "sign_violations": int(sum(run["sign_violations"].values())),
+                         "outside_mask": int(run["outside_mask"]), "device": summary.get("device", "?"),
+                         "minutes": summary.get("wall_seconds", float("nan")) / 60, "passes": r >= threshold})
+    return pd.DataFrame(rows)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Benchmark hook
 # ----------------------------------------------------------------------------------------------------------------

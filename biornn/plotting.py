@@ -967,3 +967,32 @@ def plot_identifiability(ground_truth, block_means, title: str = "", ax=None):
     ax.set(xlabel="ground-truth coupling W[post, pre]", ylabel="fitted block mean of W_rec", title=title)
     ax.legend(fontsize=8)
     return ax.figure
+
+
+def plot_condition_fits(table, threshold: float = 0.9, ax=None):
+    """Held-out median r per seed for every cached condition and window (:func:`biornn.celltype.condition_fits`).
+
+    Args:
+        table: the DataFrame of :func:`biornn.celltype.condition_fits`.
+        threshold: a dashed line at the bar.
+        ax: axes to draw in.
+
+    Returns:
+        The figure: one dot per seed, full window filled and half window open, the bar dashed; all six
+        conditions on the x axis (one without a cached run is an empty column).
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 3.6))
+    order = ["FC", "FN", "FO", "NC", "NN", "NO"]  # every condition on the axis: a missing one shows as a gap
+    for window, offset, face in (("full", -0.12, None), ("half", 0.12, "none")):
+        sub = table[table["window"] == window]
+        if sub.empty:
+            continue
+        xs = np.array([order.index(c) for c in sub["condition"]], dtype=float) + offset
+        ax.scatter(xs, sub["median_r"], s=22, color="k", facecolors=face if face else "k", label=f"{window} window")
+    ax.axhline(threshold, color="grey", ls="--", lw=1, label=f"bar {threshold}")
+    ax.set_xticks(range(len(order)), order)
+    ax.set_xlim(-0.5, len(order) - 0.5)
+    ax.set(xlabel="condition", ylabel="held-out median r (sparse model)", title="Fits per condition and seed")
+    ax.legend(fontsize=8, loc="lower right")
+    return ax.figure

@@ -263,6 +263,20 @@ def test_cli_contract(tmp_path, capsys):
         np.testing.assert_allclose(back[key], summary[key], rtol=1e-3, atol=1e-7)
     np.testing.assert_array_equal(back["W_init_seed"], summary["W_init_seed"])  # regenerated from config and seed
     assert np.array_equal(back["W_sparse_seed"] == 0, summary["W_sparse_seed"] == 0)
+    assert res.kernels == {"dense": "dense", "finetune": "sparse"}  # auto on the CPU, recorded in metrics.json
+    # the summarize command without display matrices, then the per-condition fit table over that cache
+    cache = tmp_path / "cache"
+    assert main(["celltype", "summarize", "--run", str(tmp_path / "run"), "--data", str(tmp_path / "data"),
+                 "--no-matrices", "--out", str(cache / "FC-full-published-x")]) == 0
+    small = ct.load_summary(cache / "FC-full-published-x")
+    assert not any(k.endswith("_seed") and k.startswith("W_") for k in small)
+    np.testing.assert_array_equal(small["block_abs_sparse"], summary["block_abs_sparse"])
+    fits = ct.condition_fits(cache)
+    assert list(fits["seed"]) == [0, 1] and set(fits["condition"]) == {"FC"} and set(fits["window"]) == {"full"}
+    for s, row in fits.iterrows():
+        assert row["median_r"] == pytest.approx(np.median(metrics["runs"][s]["heldout"]["sparse"]["r"]))
+        assert row["passes"] == (row["median_r"] >= 0.9)
+    assert ct.condition_fits(tmp_path / "nothing-here").empty
 
 
 def _edit_csv(tmp_path, name, edit):

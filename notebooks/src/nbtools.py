@@ -5,6 +5,7 @@ first line is ``# NBVAL_CHECK_OUTPUT`` is compared by nbval; its reference outpu
 ``python notebooks/src/fill_outputs.py NOTEBOOK`` (:func:`fill`) and the cell is tagged ``keep_output``.
 """
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -40,6 +41,8 @@ def write(path, cells):
             if cell.cell_type == "code" and cell.source in old and "keep_output" in cell.metadata.get("tags", []):
                 cell.outputs = old[cell.source].outputs
                 cell.execution_count = old[cell.source].execution_count
+    for i, cell in enumerate(cells):  # stable ids: rebuilding an unchanged notebook gives an unchanged file
+        cell.id = hashlib.sha1(f"{i}:{cell.cell_type}:{cell.source}".encode()).hexdigest()[:16]
     nb = nbformat.v4.new_notebook()
     nb.cells = cells
     nb.metadata["kernelspec"] = KERNEL
