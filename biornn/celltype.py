@@ -1032,8 +1032,10 @@ def condition_fits(root: str | os.PathLike | None = None, variant: str = "publis
         A ``pandas.DataFrame`` with ``condition`` (FC ...), ``window``, ``seed``, ``median_r`` and ``median_r2``
         (sparse model, median over the 18 populations of r / R^2 pooled over held-out samples and steps),
         ``dense_median_r``, ``pruned_batch_loss``, ``finetune_loss`` (last epoch, mean batch loss),
-        ``sign_violations``, ``outside_mask``, ``device``, ``minutes`` (wall time of the whole batched run) and
-        ``passes`` (``median_r >= threshold``). Empty when nothing is cached.
+        ``sign_violations``, ``outside_mask``, ``device``, ``minutes`` (wall time of the whole batched run),
+        ``passes`` (``median_r >= threshold``) and, on twin data, ``rho_abs`` / ``rho_abs_structure``: the rank
+        correlation of fitted |block means| with the ground truth (:func:`identifiability`) for the sparse model and
+        for the structure-only baseline ``W_init * mask`` (NaN on real data). Empty when nothing is cached.
     """
     import pandas as pd
 
@@ -1044,7 +1046,8 @@ def condition_fits(root: str | os.PathLike | None = None, variant: str = "publis
         if not (folder / "summary.json").exists():
             continue
         summary = json.loads((folder / "summary.json").read_text())
-        for run in summary["runs"]:
+        ident, base = summary.get("identifiability", {}), summary.get("identifiability_baseline", {})
+        for k, run in enumerate(summary["runs"]):
             fits = run["heldout"]
             r = float(np.median(fits["sparse"]["r"]))
             rows.append({"condition": ABBREVIATIONS.get(condition, condition), "window": window, "seed": run["seed"],
@@ -1053,7 +1056,9 @@ def condition_fits(root: str | os.PathLike | None = None, variant: str = "publis
                          "pruned_batch_loss": run["pruned_batch_loss"], "finetune_loss": run["finetune_loss"][-1],
                          "sign_violations": int(sum(run["sign_violations"].values())),
                          "outside_mask": int(run["outside_mask"]), "device": summary.get("device", "?"),
-                         "minutes": summary.get("wall_seconds", float("nan")) / 60, "passes": r >= threshold})
+                         "minutes": summary.get("wall_seconds", float("nan")) / 60, "passes": r >= threshold,
+                         "rho_abs": ident["rho_abs"][k] if "rho_abs" in ident else float("nan"),
+                         "rho_abs_structure": base["rho_abs"][k] if "rho_abs" in base else float("nan")})
     return pd.DataFrame(rows)
 
 

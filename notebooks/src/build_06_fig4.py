@@ -416,7 +416,8 @@ The figure above shows FC. The paper trains the same pipeline on every condition
 summary per cached condition and window (as published, 5 seeds each, N = 1440, twin data), whatever the mode of
 this notebook. Held-out fit per seed: median over the 18 populations of the sparse model's Pearson r (pooled over
 held-out samples and steps; the trials were split before bootstrapping, §3). The bar is a median r of 0.9 (the
-reference shows 0.94–0.97 on its own *training* trials).
+reference shows 0.94–0.97 on its own *training* trials). `rho_abs` is section 11's identifiability score (mean over
+seeds) next to the structure-only baseline, per condition.
 """),
     code("""
 FITS = ct.condition_fits(variant="published")
@@ -429,6 +430,8 @@ else:
                                                     dense_r=("dense_median_r", "median"),
                                                     violations=("sign_violations", "sum"),
                                                     outside_mask=("outside_mask", "sum"),
+                                                    rho_abs=("rho_abs", "mean"),
+                                                    rho_abs_structure=("rho_abs_structure", "mean"),
                                                     minutes=("minutes", "first"))
     print(per.round(3).to_string())
     missing = [c for c in ABBREVIATIONS.values() if c not in set(FITS.loc[FITS.window == "full", "condition"])]
