@@ -40,18 +40,7 @@ class _RNNCore(torch.autograd.Function):
     def backward(ctx, gA):  # noqa: D102
         A, W = ctx.saved_tensors
         S, T, B, N = A.shape
-        dZ = torch.empty_like(A)
-        dr = None
-        for t in range(T - 1, -1, -1):
-            a = A[:, t]
-            if dr is None:
-                torch.mul(gA[:, t], 1 - a * a, out=dZ[:, t])
-            else:
-                if ctx.rectify:
-                    dr.mul_(a > 0)
-                torch.mul(gA[:, t] + dr, 1 - a * a, out=dZ[:, t])
-            if t > 0:
-                dr = torch.bmm(dZ[:, t], W)
+        dZ = _backprop_states(gA, A, ctx.rectify, lambda dz: torch.bmm(dz, W))
         gW = None
         if ctx.needs_input_grad[1]:
             if T > 1:
@@ -61,6 +50,33 @@ class _RNNCore(torch.autograd.Function):
             else:
                 gW = torch.zeros_like(W)
         return dZ, gW, None
+
+
+def _backprop_states(gA: torch.Tensor, A: torch.Tensor, rectify: bool, through_w) -> torch.Tensor:
+    """Backward through time of ``a_t = tanh(u_t + W r_{t-1})`` for the states (both cores, any layout).
+
+    Args:
+        gA: ``(S, T, ...)`` gradient of the loss with respect to every ``a_t``.
+        A: ``(S, T, ...)`` the forward activations.
+        rectify: ``r_t = relu(a_t)`` (else ``r_t = a_t``).
+        through_w: ``dz_t -> dL/dr_{t-1}``, the product with ``W^T`` in the core's layout.
+
+    Returns:
+        ``dZ`` like ``A``: the gradient with respect to each step's pre-activation (also ``dL/du_t``).
+    """
+    dZ = torch.empty_like(A)
+    dr = None
+    for t in range(A.shape[1] - 1, -1, -1):
+        a = A[:, t]
+        if dr is None:
+            torch.mul(gA[:, t], 1 - a * a, out=dZ[:, t])
+        else:
+            if rectify:
+                dr.mul_(a > 0)
+            torch.mul(gA[:, t] + dr, 1 - a * a, out=dZ[:, t])
+        if t > 0:
+            dr = through_w(dZ[:, t])
+    return dZ
 
 
 def _core_forward(U: torch.Tensor, W: torch.Tensor, rectify: bool) -> torch.Tensor:
@@ -163,22 +179,12 @@ class _SparseRNNCore(torch.autograd.Function):
         pattern, rectify = ctx.pattern, ctx.rectify
         S, T, N, B = A.shape
         gA = gA.transpose(2, 3).contiguous()
-        dZ = torch.empty_like(A)
         gW = None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             WTs = [pattern.matrix(s, v, transpose=True) for s, v in enumerate(values)]
-            dr = None
-            for t in range(T - 1, -1, -1):
-                a = A[:, t]
-                if dr is None:
-                    torch.mul(gA[:, t], 1 - a * a, out=dZ[:, t])
-                else:
-                    if rectify:
-                        dr.mul_(a > 0)
-                    torch.mul(gA[:, t] + dr, 1 - a * a, out=dZ[:, t])
-                if t > 0:
-                    dr = torch.stack([torch.sparse.mm(WTs[s], dZ[s, t]) for s in range(S)])
+            dZ = _backprop_states(gA, A, rectify, lambda dz: torch.stack([torch.sparse.mm(WTs[s], dz[s])
+                                                                          for s in range(S)]))
             if ctx.needs_input_grad[1]:
                 gW = torch.zeros((S, N * N), dtype=A.dtype, device=A.device)
                 if T > 1:
