@@ -1032,7 +1032,8 @@ def condition_fits(root: str | os.PathLike | None = None, variant: str = "publis
         A ``pandas.DataFrame`` with ``condition`` (FC ...), ``window``, ``seed``, ``median_r`` and ``median_r2``
         (sparse model, median over the 18 populations of r / R^2 pooled over held-out samples and steps),
         ``dense_median_r``, ``pruned_batch_loss``, ``finetune_loss`` (last epoch, mean batch loss),
-        ``sign_violations``, ``outside_mask``, ``device``, ``minutes`` (wall time of the whole batched run),
+        ``sign_violations``, ``outside_mask``, ``device``, ``train_minutes`` (the summed epoch times of the
+        batched run, all seeds together: correct across resumes; pruning and final evaluation not included),
         ``passes`` (``median_r >= threshold``) and, on twin data, ``rho_abs`` / ``rho_abs_structure``: the rank
         correlation of fitted |block means| with the ground truth (:func:`identifiability`) for the sparse model and
         for the structure-only baseline ``W_init * mask`` (NaN on real data). Empty when nothing is cached.
@@ -1056,7 +1057,8 @@ def condition_fits(root: str | os.PathLike | None = None, variant: str = "publis
                          "pruned_batch_loss": run["pruned_batch_loss"], "finetune_loss": run["finetune_loss"][-1],
                          "sign_violations": int(sum(run["sign_violations"].values())),
                          "outside_mask": int(run["outside_mask"]), "device": summary.get("device", "?"),
-                         "minutes": summary.get("wall_seconds", float("nan")) / 60, "passes": r >= threshold,
+                         "train_minutes": sum(sum(v) for v in run["epoch_seconds"].values()) / 60,
+                         "passes": r >= threshold,
                          "rho_abs": ident["rho_abs"][k] if "rho_abs" in ident else float("nan"),
                          "rho_abs_structure": base["rho_abs"][k] if "rho_abs" in base else float("nan")})
     return pd.DataFrame(rows)

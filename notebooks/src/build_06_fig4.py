@@ -432,7 +432,7 @@ else:
                                                     outside_mask=("outside_mask", "sum"),
                                                     rho_abs=("rho_abs", "mean"),
                                                     rho_abs_structure=("rho_abs_structure", "mean"),
-                                                    minutes=("minutes", "first"))
+                                                    train_minutes=("train_minutes", "first"))
     print(per.round(3).to_string())
     missing = [c for c in ABBREVIATIONS.values() if c not in set(FITS.loc[FITS.window == "full", "condition"])]
     print(f"seeds at or above 0.9: {int(FITS.passes.sum())}/{len(FITS)}; full-window conditions not cached: "
