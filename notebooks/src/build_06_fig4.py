@@ -37,13 +37,12 @@ without ground truth). Condition shown: familiar change (FC), full window.
 1.5 min on 2 uncontended cores (plus about 10 s to build the quick twin dataset the first time). Paper mode (`BIORNN_MODE=paper`) reads the
 summaries in `data/results/fig4/` (seconds); without them it says how to compute them and shows quick-mode results.
 
-**Paper-mode cost on this kind of machine (CPU).** Measured: one paper-size training batch (5 seeds batched,
-N = 1440, B = 200, T = 15) takes 2.8 s of one core (1.2 s for the half window), a held-out pass 2.4 s; so one
-epoch ≈ 30 s and one run (70 + 50 epochs, 5 seeds) ≈ 1 h for the full window, ≈ 0.45 h for the half window. All six
-conditions × two windows ≈ 9 h of one core per variant (as published and corrected ≈ 18 h; the vanilla control
-FC/FN/FO full ≈ 3 h more); these are CPU times of one core, so a second core can at best halve them. On one GPU a run
-takes minutes (the reference: 2.2–4.9 s per epoch per run on a T4). Compute the paper results on a GPU (commands at
-the end).
+**Paper-mode cost on this kind of machine (CPU).** Measured on 2 cores (5 seeds batched, N = 1440, B = 200,
+T = 15, full window): a dense-stage epoch takes about 16 s (10 batches at 86 % of the measured matmul FLOP
+bound, then a held-out pass), a fine-tuning epoch about 8.6 s on the CSR kernels (about 2x faster than masked dense
+matmuls), so one run (70 + 50 epochs) takes about 27 min, the half window roughly half. All six conditions × two
+windows ≈ 4 h per variant (as published and corrected ≈ 8 h; the vanilla control FC/FN/FO full ≈ 1.5 h more). On
+one GPU a run takes minutes (the reference: 2.2–4.9 s per epoch per run on a T4); the commands are at the end.
 """),
     code("""
 import time
