@@ -978,8 +978,9 @@ def plot_condition_fits(table, threshold: float = 0.9, ax=None):
         ax: axes to draw in.
 
     Returns:
-        The figure: one dot per seed, full window filled and half window open, the bar dashed; all six
-        conditions on the x axis (one without a cached run is an empty column).
+        The figure: one dot per seed, full window filled and half window open, the bar dashed, the held-out
+        median r of the average-trace predictor (full window) as an orange bar; all six conditions on the x axis
+        (one without a cached run is an empty column).
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(6.4, 3.6))
@@ -990,6 +991,12 @@ def plot_condition_fits(table, threshold: float = 0.9, ax=None):
             continue
         xs = np.array([order.index(c) for c in sub["condition"]], dtype=float) + offset
         ax.scatter(xs, sub["median_r"], s=22, color="k", facecolors=face if face else "k", label=f"{window} window")
+    if "time_mean_r" in table:
+        oracle = table[table["window"] == "full"].groupby("condition")["time_mean_r"].first()
+        for i, c in enumerate(order):
+            if c in oracle and np.isfinite(oracle[c]):
+                ax.plot([i - 0.3, i + 0.3], [oracle[c]] * 2, color="tab:orange", lw=2,
+                        label="average-trace oracle (full)" if i == order.index(oracle.index[0]) else None)
     ax.axhline(threshold, color="grey", ls="--", lw=1, label=f"bar {threshold}")
     ax.set_xticks(range(len(order)), order)
     ax.set_xlim(-0.5, len(order) - 0.5)

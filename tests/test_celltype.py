@@ -273,8 +273,12 @@ def test_cli_contract(tmp_path, capsys):
     np.testing.assert_array_equal(small["block_abs_sparse"], summary["block_abs_sparse"])
     fits = ct.condition_fits(cache)
     assert list(fits["seed"]) == [0, 1] and set(fits["condition"]) == {"FC"} and set(fits["window"]) == {"full"}
+    train_pred = ct.predict(res.model("sparse"), _dataset().inputs[:40])
+    train_r = ct.fit_metrics(train_pred, _dataset().targets[:40])["r"]
     for s, row in fits.iterrows():
         assert row["median_r"] == pytest.approx(np.median(metrics["runs"][s]["heldout"]["sparse"]["r"]))
+        assert small["runs"][s]["train_fit_samples"] == 40  # the whole (tiny) training set
+        assert row["train_median_r"] == pytest.approx(np.median(train_r[s]))
         assert row["passes"] == (row["median_r"] >= 0.9)
     assert ct.condition_fits(tmp_path / "nothing-here").empty
 
