@@ -1039,12 +1039,13 @@ def condition_fits(root: str | os.PathLike | None = None, variant: str = "publis
     Returns:
         A ``pandas.DataFrame`` with ``condition`` (FC ...), ``window``, ``seed``, ``median_r`` and ``median_r2``
         (sparse model, median over the 18 populations of r / R^2 pooled over held-out samples and steps),
-        ``dense_median_r``, ``train_median_r`` (the same on training samples, the reference's quantity; NaN for
-        summaries written before it was stored), ``time_mean_r`` (the held-out median r of the average trace, an
-        oracle that knows every population's mean time course), ``pruned_batch_loss``, ``finetune_loss`` (last
-        epoch, mean batch loss),
-        ``sign_violations``, ``outside_mask``, ``device``, ``train_minutes`` (the summed epoch times of the
-        batched run, all seeds together: correct across resumes; pruning and final evaluation not included),
+        ``trace_median_r`` (per 15-step trace, median over held-out samples, then over populations: the
+        published panel's quantity, one trial at a time), ``dense_median_r``, ``train_median_r`` (the same on
+        training samples, the reference's quantity; NaN for summaries written before it was stored),
+        ``time_mean_r`` (the held-out median r of the average trace, an oracle that knows every population's mean
+        time course), ``pruned_batch_loss``, ``finetune_loss`` (last epoch, mean batch loss), ``sign_violations``,
+        ``outside_mask``, ``device``, ``train_minutes`` (the summed epoch times of the batched run, all seeds
+        together: correct across resumes; pruning and final evaluation not included),
         ``passes`` (``median_r >= threshold``) and, on twin data, ``rho_abs`` / ``rho_abs_structure``: the rank
         correlation of fitted |block means| with the ground truth (:func:`identifiability`) for the sparse model and
         for the structure-only baseline ``W_init * mask`` (NaN on real data). Empty when nothing is cached.
@@ -1064,6 +1065,7 @@ def condition_fits(root: str | os.PathLike | None = None, variant: str = "publis
             r = float(np.median(fits["sparse"]["r"]))
             rows.append({"condition": ABBREVIATIONS.get(condition, condition), "window": window, "seed": run["seed"],
                          "median_r": r, "median_r2": float(np.median(fits["sparse"]["r2"])),
+                         "trace_median_r": float(np.median(fits["sparse"]["trace_r"])),
                          "dense_median_r": float(np.median(fits["dense"]["r"])),
                          "train_median_r": float(np.median(run["train_fit"]["r"])) if "train_fit" in run
                          else float("nan"),
