@@ -486,6 +486,10 @@ about 2x faster than masked dense matmuls; one full-window run then takes about 
 
 ## Summary
 
+* Paper mode, six full-window conditions (as published, 5 seeds each, twin data): held-out median r 0.95–0.98 on
+  change and omission trials, below the 0.9 bar on no-change trials (FN 0.83–0.87, NN 0.88–0.91), and in every
+  condition below the average-trace oracle, so the fit says more about each condition's mean time course than about
+  the individual sample.
 * The pipeline keeps its constraints exactly: every column keeps its population's sign after every step, pruned and
   absent connections stay zero through fine-tuning, and the readouts never move.
 * The reference's pruning keeps more connections than its table; exact budgets hit the table within binomial error.
