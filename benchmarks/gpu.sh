@@ -14,7 +14,14 @@
 # skipped, every stage's timeout is cut to what is left), GPU_STAGES (space-separated stage names, default below),
 # PYTHON (default python3), GPU_TWIN_DIR (a built twin dataset folder with all six conditions; default: build one),
 # BIORNN_METADATA (release CSV folder for the twin build when allensdk is not installed; default .gpu-carry/vbo),
-# GPU_SCRATCH, GPU_DEVICE (default cuda), GPU_FIG4_ARGS (extra celltype train arguments, for local checks only).
+# GPU_TWIN_PACK (a twin packed here with benchmarks/twin_pack.py, default .gpu-carry/twinpack if present: unpacked
+# instead of rebuilding, since numpy 2 on the GPU machine rebuilds it with other float64 round-off),
+# GPU_BENCH_ARGS (extra benchmarks/run.py arguments), GPU_SCRATCH, GPU_DEVICE (default cuda), GPU_FIG4_ARGS (extra celltype train arguments, for local checks only).
+#
+# Extra stages (not in the default list): twinsha (sha256 of every condition's prepared arrays, as a run records
+# them), fig4c-COND-WINDOW-VARIANT (train with variant published or corrected, summarise into the figure cache,
+# pack all summaries so far into $OUT/fig4_summaries.tar.gz), cudatests (the cell-type, model and constraint unit
+# tests, which then run on CUDA).
 set -u
 
 cd "$(dirname "$0")/.." || exit 2
@@ -132,8 +139,13 @@ fi
 
 # fig4_detail NAME: per-epoch seconds of a celltype run, from metrics.json or (cut short) its resume checkpoint.
 fig4_detail() {
-    local cond=${1#fig4-}
-    "$PY" - "$SCRATCH/fig4/$cond" <<'PYEOF'
+    run_detail "$SCRATCH/fig4/${1#fig4-}"
+}
+fig4c_detail() {
+    run_detail "$SCRATCH/fig4c/${1#fig4c-}"
+}
+run_detail() {
+    "$PY" - "$1" <<'PYEOF'
 import json, statistics, sys
 from pathlib import Path
 run = Path(sys.argv[1])
@@ -176,6 +188,7 @@ META="${BIORNN_METADATA:-}"
 if [ -z "$META" ] && [ -d "$ROOT/.gpu-carry/vbo" ]; then
     META="$ROOT/.gpu-carry/vbo"
 fi
+PACK="${GPU_TWIN_PACK:-$ROOT/.gpu-carry/twinpack}"
 TWIN_ARGS=(allen build --source twin --condition all --mode paper --out "$TWIN")
 [ -n "$META" ] && TWIN_ARGS+=(--metadata "$META")
 
@@ -211,12 +224,17 @@ SHEOF
                 run_stage bench 300 bench_detail "$PY" benchmarks/run.py --device cpu --smoke --threads 1 \
                     --out "$OUT/bench.json"
             else
-                run_stage bench 240 bench_detail "$PY" benchmarks/run.py --device cuda --out "$OUT/bench.json"
+                read -r -a BENCH_EXTRA <<<"${GPU_BENCH_ARGS:-}"
+                run_stage bench 240 bench_detail "$PY" benchmarks/run.py --device cuda --out "$OUT/bench.json" \
+                    ${BENCH_EXTRA[@]+"${BENCH_EXTRA[@]}"}
             fi
             ;;
         twin)
             if [ -n "${GPU_TWIN_DIR:-}" ]; then
                 record twin skipped 0 0 0 "use $GPU_TWIN_DIR" '{"reason": "GPU_TWIN_DIR given"}'
+            elif [ -f "$PACK/pack.json" ]; then
+                # a twin built here and packed (benchmarks/twin_pack.py): bit for bit the dataset of the cache
+                run_stage twin 150 - "$PY" benchmarks/twin_pack.py unpack "$PACK" "$TWIN"
             else
                 run_stage twin 150 - "${BIORNN[@]}" "${TWIN_ARGS[@]}"
             fi
@@ -226,6 +244,47 @@ SHEOF
             run_stage "$stage" 180 fig4_detail "${BIORNN[@]}" celltype train --data "$TWIN" --condition "$cond" \
                 --seeds 0-4 --out "$SCRATCH/fig4/$cond" --mode paper --device "$DEVICE" --no-resume \
                 ${FIG4_EXTRA[@]+"${FIG4_EXTRA[@]}"}
+            ;;
+        fig4c-*)
+            # fig4c-COND-WINDOW-VARIANT (variant published or corrected): train, summarise into the figure cache
+            # ($BIORNN_RESULTS/fig4/, --no-matrices) and pack every summary so far into $OUT/fig4_summaries.tar.gz
+            IFS=- read -r _ cond win variant <<<"$stage"
+            flag=()
+            [ "$variant" = published ] && flag=(--published)
+            cat >"$SCRATCH/fig4c.sh" <<'SHEOF'
+set -e
+run=$1; data=$2; shift 2
+"$@"
+if [ "${MODE:-run}" != dry ]; then
+    "$PY" -m biornn celltype summarize --run "$run" --data "$data" --no-matrices
+    tar czf "$OUT/fig4_summaries.tar.gz" -C "$BIORNN_RESULTS" fig4
+fi
+SHEOF
+            export PY OUT MODE
+            run_stage "$stage" 240 fig4c_detail bash "$SCRATCH/fig4c.sh" "$SCRATCH/fig4c/$cond-$win-$variant" "$TWIN" \
+                "${BIORNN[@]}" celltype train --data "$TWIN" --condition "$cond" --window "$win" --seeds 0-4 \
+                --out "$SCRATCH/fig4c/$cond-$win-$variant" --mode paper --device "$DEVICE" --no-resume \
+                ${flag[@]+"${flag[@]}"} ${FIG4_EXTRA[@]+"${FIG4_EXTRA[@]}"}
+            ;;
+        twinsha)
+            # sha256 of every condition's prepared arrays (what a run records as data.sha256), to compare with the
+            # twin built on another machine: equal hashes = the same dataset bit for bit
+            cat >"$SCRATCH/twinsha.py" <<'PYEOF'
+import json, sys
+from biornn.celltype import prepare_data
+from biornn.curate import CONDITIONS, load_dataset
+out = {}
+for c in CONDITIONS:
+    ds = load_dataset(sys.argv[1], c)
+    out[c] = {w: prepare_data(ds, w, c).sha256 for w in ("full", "half")}
+print(json.dumps(out))
+PYEOF
+            twinsha_detail() { tail -n 1 "$SCRATCH/stage.out"; }
+            run_stage twinsha 60 twinsha_detail "$PY" "$SCRATCH/twinsha.py" "$TWIN"
+            ;;
+        cudatests)
+            run_stage cudatests 150 - "$PY" -m pytest -q -p no:cacheprovider tests/test_celltype.py \
+                tests/test_models.py tests/test_constraints.py
             ;;
         fig2-*)
             run_stage "$stage" 150 - "${BIORNN[@]}" reproduce-fig2 --mode paper --tasks "${stage#fig2-}" \

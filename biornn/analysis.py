@@ -888,6 +888,45 @@ def pathway_table(comparisons: dict, ref: dict | None = None, quantity: str = "m
     return out
 
 
+def pathway_specificity(comparisons: dict, quantity: str = "mean_abs") -> pd.DataFrame:
+    """Is a pathway's change specific, or does the whole matrix shift? (descriptive: no test).
+
+    For every pair, the relative change ``(mean_b - mean_a) / mean_a`` of each inter-area pathway's layer block next to
+    the median relative change of the within-area layer blocks (those tested, i.e. holding connections). If all
+    within-area blocks fall by 20 % and a pathway falls by 20 % too, the pathway did not change *relative to the rest*:
+    the model's overall weight scale did.
+
+    Returns:
+        One row per (window, pair): ``FF``, ``FB_L23``, ``FB_L5`` (relative change, %), ``within_median`` (%),
+        ``within_same_sign`` (fraction of within-area blocks whose change has the sign of their median), ``n_within``.
+    """
+    rows = []
+    for (window, pair), comp in comparisons.items():
+        labels = comp.labels["layer"]
+        a = comp.matrix("layer", quantity, "mean_a")
+        d = comp.matrix("layer", quantity, "diff")
+        tested = comp.matrix("layer", quantity, "tested").astype(bool)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rel = 100.0 * d / a
+        within = tested.copy()
+        row = {"window": window, "pair": pair}
+        for name, (post, pre) in PATHWAYS.items():
+            i, j = labels.index(post), labels.index(pre)
+            within[i, j] = False
+            row[name] = float(rel[i, j])
+        areas = np.array([lab.split("_")[0] for lab in labels])
+        within &= areas[:, None] == areas[None, :]
+        vals = rel[within]
+        med = float(np.median(vals)) if vals.size else np.nan
+        row["within_median"] = med
+        row["within_same_sign"] = float(np.mean(np.sign(vals) == np.sign(med))) if vals.size else np.nan
+        row["n_within"] = int(vals.size)
+        rows.append(row)
+    if not rows:
+        raise BiornnError("no comparisons to summarise; compute them with compare_pairs first")
+    return pd.DataFrame(rows)
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Finding the Fig 4 runs
 # --------------------------------------------------------------------------------------------------------------------

@@ -563,6 +563,12 @@ def model_from_arrays(config: CelltypeConfig, arrays: dict, which: str = "sparse
     return model.to(device if isinstance(device, torch.device) else get_device(device))
 
 
+def _sync(dev: torch.device) -> None:
+    """Wait for queued CUDA work (epoch timers measure work done, not launched); nothing on the CPU."""
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
 def train_celltype(config: CelltypeConfig, dataset: Dataset | CelltypeData, device: str | None = None,
                    out: str | os.PathLike | None = None, resume: bool = True, progress: bool = True,
                    on_step=None, on_epoch=None, checkpoint_every: int = 1, kernels: str = "auto") -> CelltypeResult:
@@ -665,6 +671,7 @@ def train_celltype(config: CelltypeConfig, dataset: Dataset | CelltypeData, devi
             state["best_w_rec"][better] = model.w_rec.detach()[better]
             state["best_w_in"][better] = model.w_in.detach()[better]
             held = _mse(model, hx, hy)
+            _sync(dev)  # CUDA runs asynchronously: without this, dt would time the kernel launches only
             dt = time.perf_counter() - t0
             for s in range(S):
                 if bool(better[s]):
@@ -720,6 +727,7 @@ def train_celltype(config: CelltypeConfig, dataset: Dataset | CelltypeData, devi
         state["sparse_w_rec"][better] = model.w_rec.detach()[better]
         state["sparse_w_in"][better] = model.w_in.detach()[better]
         held = _mse(model, hx, hy)
+        _sync(dev)  # CUDA runs asynchronously: without this, dt would time the kernel launches only
         dt = time.perf_counter() - t0
         for s in range(S):
             if bool(better[s]):
@@ -764,6 +772,8 @@ def train_celltype(config: CelltypeConfig, dataset: Dataset | CelltypeData, devi
         for key in ("dense_loss", "dense_heldout_loss", "finetune_loss", "finetune_heldout_loss"):
             run[key] = hist[key][s]
         run["epoch_seconds"] = {"dense": hist["dense_seconds"][s], "finetune": hist["finetune_seconds"][s]}
+        # runs before this field timed CUDA epochs without synchronising (launch time only): condition_fits drops them
+        run["epoch_timer"] = "synchronised"
         run["dense_best_epoch"] = int(state["best_epoch"][s])
         run["sparse_epoch"] = state["sparse_epoch"][s]
         run["pruned_batch_loss"] = state["extra"]["pruned_batch_loss"][s]
@@ -1045,7 +1055,10 @@ def condition_fits(root: str | os.PathLike | None = None, variant: str = "publis
         ``time_mean_r`` (the held-out median r of the average trace, an oracle that knows every population's mean
         time course), ``pruned_batch_loss``, ``finetune_loss`` (last epoch, mean batch loss), ``sign_violations``,
         ``outside_mask``, ``device``, ``train_minutes`` (the summed epoch times of the batched run, all seeds
-        together: correct across resumes; pruning and final evaluation not included),
+        together: correct across resumes; NaN for CUDA runs trained before the epoch timer synchronised, whose
+        epoch times count kernel launches only; pruning, per-epoch held-out evaluation, checkpoint writes and the final
+        evaluation not included), ``wall_minutes`` (the run's wall time as recorded: all of those, and any pause of
+        the process; the last session only, if it was resumed),
         ``passes`` (``median_r >= threshold``) and, on twin data, ``rho_abs`` / ``rho_abs_structure``: the rank
         correlation of fitted |block means| with the ground truth (:func:`identifiability`) for the sparse model and
         for the structure-only baseline ``W_init * mask`` (NaN on real data). Empty when nothing is cached.
@@ -1074,7 +1087,10 @@ def condition_fits(root: str | os.PathLike | None = None, variant: str = "publis
                          "pruned_batch_loss": run["pruned_batch_loss"], "finetune_loss": run["finetune_loss"][-1],
                          "sign_violations": int(sum(run["sign_violations"].values())),
                          "outside_mask": int(run["outside_mask"]), "device": summary.get("device", "?"),
-                         "train_minutes": sum(sum(v) for v in run["epoch_seconds"].values()) / 60,
+                         "train_minutes": sum(sum(v) for v in run["epoch_seconds"].values()) / 60
+                         if summary.get("device") == "cpu" or run.get("epoch_timer") == "synchronised"
+                         else float("nan"),
+                         "wall_minutes": float(summary.get("wall_seconds") or float("nan")) / 60,
                          "passes": r >= threshold,
                          "rho_abs": ident["rho_abs"][k] if "rho_abs" in ident else float("nan"),
                          "rho_abs_structure": base["rho_abs"][k] if "rho_abs" in base else float("nan")})

@@ -979,7 +979,8 @@ def plot_condition_fits(table, threshold: float = 0.9, ax=None):
 
     Returns:
         The figure: one dot per seed, full window filled and half window open, the bar dashed, the held-out
-        median r of the average-trace predictor (full window) as an orange bar; all six conditions on the x axis
+        median r of the average-trace predictor of each window as an orange bar beside its dots (solid full,
+        dotted half); all six conditions on the x axis
         (one without a cached run is an empty column).
     """
     if ax is None:
@@ -992,11 +993,15 @@ def plot_condition_fits(table, threshold: float = 0.9, ax=None):
         xs = np.array([order.index(c) for c in sub["condition"]], dtype=float) + offset
         ax.scatter(xs, sub["median_r"], s=22, color="k", facecolors=face if face else "k", label=f"{window} window")
     if "time_mean_r" in table:
-        oracle = table[table["window"] == "full"].groupby("condition")["time_mean_r"].first()
-        for i, c in enumerate(order):
-            if c in oracle and np.isfinite(oracle[c]):
-                ax.plot([i - 0.3, i + 0.3], [oracle[c]] * 2, color="tab:orange", lw=2,
-                        label="average-trace oracle (full)" if i == order.index(oracle.index[0]) else None)
+        # each window's oracle beside its own dots: solid for the full window, dotted for the half window
+        for window, offset, style in (("full", -0.12, "-"), ("half", 0.12, ":")):
+            oracle = table[table["window"] == window].groupby("condition")["time_mean_r"].first()
+            labelled = False
+            for i, c in enumerate(order):
+                if c in oracle and np.isfinite(oracle[c]):
+                    ax.plot([i + offset - 0.14, i + offset + 0.14], [oracle[c]] * 2, color="tab:orange", lw=2,
+                            ls=style, label=None if labelled else f"average-trace oracle ({window})")
+                    labelled = True
     ax.axhline(threshold, color="grey", ls="--", lw=1, label=f"bar {threshold}")
     ax.set_xticks(range(len(order)), order)
     ax.set_xlim(-0.5, len(order) - 0.5)

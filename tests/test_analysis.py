@@ -217,6 +217,27 @@ def test_planted_difference_is_detected():
     assert not comp.significant("layer", "strength")[ff]
 
 
+def test_pathway_specificity_separates_a_pathway_change_from_a_global_shift():
+    rng = np.random.default_rng(7)
+    a = _random_models(rng, 5, name="A")
+    shrunk = an.ModelSet(W=a.W * 0.8, population=a.population, name="A x 0.8")  # every weight 20 % smaller
+    ff_only = an.ModelSet(W=a.W.copy(), population=a.population, name="FF x 2")
+    rows = np.flatnonzero(np.char.startswith(a.population, "LM_L4_"))
+    cols = np.flatnonzero(np.char.startswith(a.population, "V1_L2/3_"))
+    ff_only.W[:, rows[:, None], cols[None, :]] *= 2.0
+    comps = {("full", "A->shrunk"): an.compare_conditions(a, shrunk, granularities=("layer",)),
+             ("full", "A->FF"): an.compare_conditions(a, ff_only, granularities=("layer",))}
+    t = an.pathway_specificity(comps).set_index("pair")
+    assert t.loc["A->shrunk", "n_within"] == 18  # 2 areas x 3 x 3 layer blocks
+    for col in ("FF", "FB_L23", "FB_L5", "within_median"):
+        assert t.loc["A->shrunk", col] == pytest.approx(-20.0)
+    assert t.loc["A->shrunk", "within_same_sign"] == 1.0
+    assert t.loc["A->FF", "FF"] == pytest.approx(100.0) and t.loc["A->FF", "within_median"] == pytest.approx(0.0)
+    assert t.loc["A->FF", "FB_L5"] == pytest.approx(0.0)
+    with pytest.raises(BiornnError, match="compare_pairs"):
+        an.pathway_specificity({})
+
+
 @pytest.mark.parametrize("correction", ["fdr_bh", "holm"])
 def test_identical_conditions_keep_the_family_wise_rate(correction):
     rng = np.random.default_rng(5)

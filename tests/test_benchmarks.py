@@ -281,3 +281,53 @@ def test_gpu_script_dry_run_records_every_stage(tmp_path):
     assert all(e["wall_s"] >= 0 for e in timings["stages"])
     assert "celltype train" in next(e["command"] for e in timings["stages"] if e["stage"] == "fig4-FC")
     assert (out / "gpu.log").exists() and not (ROOT / "gpu-out").exists()
+
+
+def _load_twin_pack():
+    spec = importlib.util.spec_from_file_location("biornn_twin_pack", ROOT / "benchmarks" / "twin_pack.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_twin_pack_round_trip_is_bit_exact(tmp_path):
+    """gpu.sh carries the twin packed (benchmarks/twin_pack.py): unpacking must give every array back bit for bit,
+    with and without the one-frame shift between inputs and targets, and refuse a damaged pack."""
+    import dataclasses
+
+    import numpy as np
+
+    from biornn.celltype import prepare_data
+    from biornn.connectivity import POPULATION_LABELS
+    from biornn.curate import Dataset, load_dataset, save_dataset
+
+    tp = _load_twin_pack()
+    rng = np.random.default_rng(0)
+    frames, held = rng.standard_normal((20, 16, 18)), rng.standard_normal((6, 16, 18))
+    shifted = Dataset(condition="familiar_change", inputs=frames[:, :-1], targets=frames[:, 1:],
+                      heldout_inputs=held[:, :-1], heldout_targets=held[:, 1:], populations=POPULATION_LABELS,
+                      row_counts=np.arange(18), heldout_row_counts=np.arange(18), n_experiments=np.ones(18, int),
+                      row_mean=rng.random(18), row_sd=rng.random(18), t_rel=np.linspace(-1, 1, 15),
+                      manifest={"seed": 0, "layer_rule": "test", "source": "twin"})
+    unshifted = dataclasses.replace(shifted, condition="novel_change", targets=rng.standard_normal((20, 15, 18)))
+    src, pack, back = tmp_path / "src", tmp_path / "pack", tmp_path / "back"
+    for ds in (shifted, unshifted):
+        save_dataset(ds, src)
+    manifest = tp.pack(src, pack)
+    assert manifest["conditions"]["familiar_change"]["frames"]["inputs"]["shifted"]
+    assert not manifest["conditions"]["novel_change"]["frames"]["inputs"]["shifted"]
+    assert sorted(tp.unpack(pack, back)) == ["familiar_change", "novel_change"]
+    for cond in ("familiar_change", "novel_change"):
+        a, b = load_dataset(src, cond), load_dataset(back, cond)
+        for key in ("inputs", "targets", "heldout_inputs", "heldout_targets", "row_mean", "t_rel"):
+            x, y = getattr(a, key), getattr(b, key)
+            assert x.dtype == y.dtype and x.tobytes() == y.tobytes(), (cond, key)
+        assert b.condition == cond and b.populations == a.populations and b.manifest == a.manifest
+        for window in ("full", "half"):
+            assert prepare_data(a, window).sha256 == prepare_data(b, window).sha256
+    # a damaged pack stops with the array that differs
+    small = dict(np.load(pack / "familiar_change.small.npz"))
+    small["row_mean"] = small["row_mean"] + 1e-12
+    np.savez(pack / "familiar_change.small.npz", **small)
+    with pytest.raises(SystemExit, match="row_mean"):
+        tp.unpack(pack, tmp_path / "back2")

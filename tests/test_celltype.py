@@ -131,10 +131,11 @@ def test_constraints_hold_after_every_step(published, kernels):
     def check(model, stage, keep):
         W = model.w_rec.detach()
         assert sign_violations(W, model.signs) == 0, stage
-        assert torch.equal(model.w_out, fresh.w_out) and torch.equal(model.b_out, fresh.b_out)
+        # frozen readouts (compared on the CPU: the model trains on CUDA when present)
+        assert torch.equal(model.w_out.cpu(), fresh.w_out) and torch.equal(model.b_out.cpu(), fresh.b_out)
         if stage == "finetune":
             assert torch.all(W[keep == 0] == 0)
-            assert torch.all(W[:, ~allowed] == 0)  # zero-probability blocks and absent pathways
+            assert torch.all(W[:, ~allowed.to(W.device)] == 0)  # zero-probability blocks and absent pathways
         seen[stage] += 1
 
     res = ct.train_celltype(cfg, _dataset(), progress=False, on_step=check, kernels=kernels)
@@ -263,7 +264,8 @@ def test_cli_contract(tmp_path, capsys):
         np.testing.assert_allclose(back[key], summary[key], rtol=1e-3, atol=1e-7)
     np.testing.assert_array_equal(back["W_init_seed"], summary["W_init_seed"])  # regenerated from config and seed
     assert np.array_equal(back["W_sparse_seed"] == 0, summary["W_sparse_seed"] == 0)
-    assert res.kernels == {"dense": "dense", "finetune": "sparse"}  # auto on the CPU, recorded in metrics.json
+    # kernels "auto": CSR on the CPU, dense matmuls on CUDA; recorded in metrics.json
+    assert res.kernels == {"dense": "dense", "finetune": "sparse" if res.device == "cpu" else "dense"}
     # the summarize command without display matrices, then the per-condition fit table over that cache
     cache = tmp_path / "cache"
     assert main(["celltype", "summarize", "--run", str(tmp_path / "run"), "--data", str(tmp_path / "data"),
@@ -280,6 +282,16 @@ def test_cli_contract(tmp_path, capsys):
         assert small["runs"][s]["train_fit_samples"] == 40  # the whole (tiny) training set
         assert row["train_median_r"] == pytest.approx(np.median(train_r[s]))
         assert row["passes"] == (row["median_r"] >= 0.9)
+        assert row["train_minutes"] == pytest.approx(sum(map(sum, metrics["runs"][s]["epoch_seconds"].values())) / 60)
+        assert row["wall_minutes"] == pytest.approx(small["wall_seconds"] / 60)
+    # a CUDA run whose epoch timer did not synchronise (launch time only) has no epoch minutes, only wall minutes
+    js = json.loads((cache / "FC-full-published-x" / "summary.json").read_text())
+    js["device"] = "cuda"
+    for run in js["runs"]:
+        run.pop("epoch_timer")
+    (cache / "FC-full-published-x" / "summary.json").write_text(json.dumps(js))
+    old = ct.condition_fits(cache)
+    assert old["train_minutes"].isna().all() and old["wall_minutes"].notna().all()
     assert ct.condition_fits(tmp_path / "nothing-here").empty
 
 

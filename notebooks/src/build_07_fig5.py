@@ -27,17 +27,18 @@ colour is the difference and whose width is the connection density. Facts and nu
 4. Check on the digital twin whether a planted connectivity difference is recovered, and weigh the paper's
    predictive-coding reading against its caveats.
 
-**Runtimes** (2 CPU cores, CPU time): with the Fig 4 runs in `data/results/fig4/` (any mode; used whenever all 12
-condition-windows are there) about 40 s, most of it drawing the figures. Without them, quick mode (default,
-`BIORNN_MODE=quick`, CI) first trains 60 small stand-in models on the twin's quick datasets (6 conditions × 2
-windows × 5 runs at the Fig 4 quick sizes, currently N = 192, only 12 + 8 epochs) in about 80 s, stores them in
-`data/results/_quick/fig5/` and reuses them on later runs (about 40 s); `BIORNN_RETRAIN=1` trains them again. Paper
-mode without the Fig 4 cache falls back to synthetic weights built from the twin's ground truth (about 40 s) and says
-so.
+**Runtimes** (2 CPU cores): with the Fig 4 runs in `data/results/fig4/` (committed: all 12 condition-windows, as
+published, 5 runs each; used in any mode) about 30 s, most of it drawing the figures. Without that cache, quick mode
+(`BIORNN_MODE=quick`) first trains 60 small stand-in models on the twin's quick datasets (6 conditions × 2 windows ×
+5 runs at the Fig 4 quick sizes, currently N = 192, only 12 + 8 epochs) in about 80 s, stores them in
+`data/results/_quick/fig5/` and reuses them on later runs; `BIORNN_RETRAIN=1` trains them again. Paper mode without
+the cache falls back to synthetic weights built from the twin's ground truth (about 40 s) and says so.
 
-**Which models?** The cell under *Load the models* prints the source. Only the Fig 4 paper-mode runs are comparable
-with the paper; the quick stand-ins are tiny, briefly trained models on simulated data, and the synthetic fallback is
-not trained at all. Every figure below is labelled with its source.
+**Which models?** The cell under *Load the models* prints the source. The committed cache holds the Fig 4 paper-size
+runs (N = 1440, 70 + 50 epochs) fitted to the digital twin: the full-window runs were trained on 2 CPU cores, the
+half-window runs on a lent H200 GPU (FC half on both: held-out r of every run equal to 4 decimals). The quick
+stand-ins are tiny, briefly trained models, and the synthetic fallback is not trained at all. Every figure below is
+labelled with its source.
 """),
     code("""
 import numpy as np
@@ -296,6 +297,21 @@ print(f"largest |delta| of the layer map is an inter-area pathway: {int(largest.
 print(f"pathway differences with p_holm3 < {ALPHA}: {int((table['p_holm3'] < ALPHA).sum())} of {len(table)}")
 """),
     md("""
+## A pathway change, or the whole matrix?
+
+A pathway's Δ means little if every block of the matrix moved the same way. Relative changes, (B − A) / A of the
+layer-level mean |W|, of the three pathways next to the median over the 18 within-area layer blocks (descriptive, no
+test): where the within-area median is as large as the pathway's change and `within_same_sign` is near 1, the
+condition changed the model's overall weight scale rather than one pathway.
+"""),
+    code("""
+spec = an.pathway_specificity(comps)
+print(spec.round(1).assign(within_same_sign=spec["within_same_sign"].round(2)).to_string(index=False))
+shift = spec[(spec["within_same_sign"] >= 0.9) & (spec["within_median"].abs() >= 5)]
+print(f"\\npairs where >= 90 % of the within-area blocks move one way, by a median of >= 5 %: "
+      f"{len(shift)} of {len(spec)}")
+"""),
+    md("""
 ## Is a planted difference recovered? (digital twin)
 
 The twin's true population coupling differs between conditions only in the inter-area pathways (for example FF × 1.6
@@ -315,9 +331,10 @@ else:
 """),
     md("""
 If little is recovered here while the check on synthetic weights below finds the planted changes, the limit lies in the
-fitted models, not in the test: short-trained stand-ins differ more between runs (initialisation, pruning draws and
-the per-run inter-area masks) than between conditions, and with dense input weights (Q1) the models need not route
-the planted inter-area coupling through W_rec at all.
+fitted models, not in the test: the fitted models (quick stand-ins and paper-size runs alike) differ between runs
+(initialisation, pruning draws and the per-run inter-area masks) by as much as between conditions, conditions also
+differ in their overall weight scale (next section), and with dense input weights (Q1) the models need not route the
+planted inter-area coupling through W_rec at all.
 """),
     md("""
 The same check on synthetic weights built directly from the twin's ground truth (nothing trained: random masks and
@@ -417,6 +434,8 @@ else:
   exceptions; the comparison table shows how much of it the models loaded here reproduce.
 * On the digital twin the planted pathway changes are the ground truth, which shows whether the whole pipeline
   (training, pruning, block averages, test) recovers them.
+* Before reading a pathway's Δ as a pathway effect, check that the rest of the matrix did not move with it: relative
+  changes against the within-area median separate a pathway change from a change of overall weight scale.
 
 ## Exercises
 
@@ -447,6 +466,7 @@ rng = np.random.default_rng(0)
 thinned.W[:, post[:, None], pre[None, :]] *= rng.random((5, post.size, pre.size)) < 0.5
 c = an.compare_conditions(base, thinned, granularities=("population", "layer"), name_a="FN", name_b="FN thinned")
 i, j = c.labels["layer"].index("LM_L4"), c.labels["layer"].index("V1_L2/3")
+print(c.describe())
 for q in an.QUANTITIES:
     print(f"{q:9s} diff {c.matrix('layer', q)[i, j]:+.2e}  p_adj {c.matrix('layer', q, 'p_adj')[i, j]:.3f}")
 """, tags=["exercise"]),
@@ -457,7 +477,8 @@ for n in (3, 5, 8):
     c = an.compare_conditions(a, b, granularities=("layer",), quantities=("mean_abs",))
     i, j = c.labels["layer"].index("LM_L4"), c.labels["layer"].index("V1_L2/3")
     print(f"{n} runs each: FF p = {c.matrix('layer', 'mean_abs', 'p')[i, j]:.4f}, "
-          f"FDR-adjusted {c.matrix('layer', 'mean_abs', 'p_adj')[i, j]:.4f} ({c.test_name})")
+          f"FDR-adjusted over {c.family_size('layer', 'mean_abs')} layer blocks "
+          f"{c.matrix('layer', 'mean_abs', 'p_adj')[i, j]:.4f} ({c.test_name}, n = {n} vs {n} runs)")
 """, tags=["exercise"]),
 ]
 
