@@ -1007,11 +1007,28 @@ def save_summary(summary: dict, directory: str | os.PathLike) -> Path:
     return directory
 
 
+def load_summary_json(directory: str | os.PathLike) -> dict:
+    """The JSON half of a summary (fits, losses, config; no arrays), with one-line errors for a missing or corrupt
+    file. What :func:`condition_fits` reads: the small file only."""
+    path = Path(directory) / "summary.json"
+    try:
+        rest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BiornnError(f"no Figure 4 summary in {path.parent} (summary.json missing); compute it with "
+                          "python -m biornn celltype summarize") from None
+    except (OSError, ValueError) as exc:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise BiornnError(f"corrupt Figure 4 summary {path} ({type(exc).__name__}: {exc}); delete its folder and "
+                          "summarise again (python -m biornn celltype summarize)") from None
+    if not isinstance(rest, dict) or "runs" not in rest:
+        raise BiornnError(f"corrupt Figure 4 summary {path} (no 'runs'); delete its folder and summarise again")
+    return rest
+
+
 def load_summary(directory: str | os.PathLike) -> dict:
     """Read a folder written by :func:`save_summary`."""
     directory = Path(directory)
+    rest = load_summary_json(directory)
     try:
-        rest = json.loads((directory / "summary.json").read_text())
         with np.load(directory / "summary.npz", allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except FileNotFoundError as exc:
@@ -1071,7 +1088,7 @@ def condition_fits(root: str | os.PathLike | None = None, variant: str = "publis
     for (window, condition), folder in sorted(find_fig4_runs(root, variant=variant).items()):
         if not (folder / "summary.json").exists():
             continue
-        summary = json.loads((folder / "summary.json").read_text())
+        summary = load_summary_json(folder)
         ident, base = summary.get("identifiability", {}), summary.get("identifiability_baseline", {})
         for k, run in enumerate(summary["runs"]):
             fits = run["heldout"]

@@ -343,3 +343,15 @@ def test_benchmark_hook_and_paper_cache_lookup(tmp_path):
     assert ct.fig4_run(cfg, None, "paper", root=tmp_path) is None
     with pytest.raises(BiornnError, match="unknown condition"):
         ct.celltype_config("XY")
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"\xff\xfe binary", b'{"config": {}}'])
+def test_corrupt_summary_json_gives_one_line_error(tmp_path, content):
+    folder = tmp_path / "FC-full-published-x"
+    folder.mkdir()
+    (folder / "summary.json").write_bytes(content)
+    np.savez(folder / "summary.npz", x=np.zeros(1))
+    for call in (lambda: ct.condition_fits(tmp_path), lambda: ct.load_summary(folder)):
+        with pytest.raises(BiornnError, match="corrupt Figure 4 summary") as err:
+            call()
+        assert "\n" not in str(err.value) and "summarise again" in str(err.value)

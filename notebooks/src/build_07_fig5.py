@@ -155,6 +155,8 @@ counts = pd.DataFrame({w: {pair: int(c.significant("layer").sum()) for (ww, pair
                        for w in an.WINDOWS})
 counts.index.name = "significant layer blocks"
 print(counts.T.to_string())
+print(f"({head.test_name}, n = {head.n_a} vs {head.n_b} runs per pair; Benjamini-Hochberg FDR over the tested layer "
+      f"blocks of each map, {head.family_size('layer', 'mean_abs')} in {HEADLINE[1]} {HEADLINE[0]})")
 """),
     md("""
 ## Layer-level differences, full window
@@ -294,7 +296,8 @@ largest = table.groupby(["window", "pair"])["largest"].any()
 print(f"same sign as the reference: {int(table['same_sign'].sum())} of {len(table)} pathway differences")
 print(f"largest |delta| of the layer map is an inter-area pathway: {int(largest.sum())} of {len(largest)} panels "
       f"(reference: 18 of 18)")
-print(f"pathway differences with p_holm3 < {ALPHA}: {int((table['p_holm3'] < ALPHA).sum())} of {len(table)}")
+print(f"pathway differences with p_holm3 < {ALPHA}: {int((table['p_holm3'] < ALPHA).sum())} of {len(table)} "
+      f"({head.test_name}, n = {head.n_a} vs {head.n_b} runs; Holm over the 3 pathways of each pair and window)")
 """),
     md("""
 ## A pathway change, or the whole matrix?
@@ -326,6 +329,8 @@ if inputs.ground_truth is not None:
     print(planted.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     print(f"\\nplanted changes recovered: {int(planted['recovered'].sum())} of {int(planted['planted'].sum())}; "
           f"unplanted pathways flagged: {int(planted['false_positive'].sum())} of {int((~planted['planted']).sum())}")
+    print(f"(recovered = right sign and p_holm3 < {ALPHA}; {head.test_name}, n = {head.n_a} vs {head.n_b} runs, "
+          "Holm over the 3 pathways of each pair and window)")
 else:
     print("(no ground truth: the models were fitted to real data)")
 """),
@@ -400,7 +405,7 @@ reading = pd.DataFrame([{"window": w, "pair": p, "pathway": k, "expected": "+" i
                          "reference": rows.loc[(w, p, k), "ref_diff"], "ours": rows.loc[(w, p, k), "diff"],
                          "p_holm3": rows.loc[(w, p, k), "p_holm3"],
                          "ours agrees": np.sign(rows.loc[(w, p, k), "diff"]) == s} for w, p, k, s in READINGS])
-print(f"source: {SOURCE}")
+print(f"source: {SOURCE}; p_holm3: {head.test_name}, n = {head.n_a} vs {head.n_b} runs, Holm over the 3 pathways")
 print(reading.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
 print(f"\\nours agree with the reading in {int(reading['ours agrees'].sum())} of {len(reading)} cases")
 """),
