@@ -888,6 +888,31 @@ def pathway_table(comparisons: dict, ref: dict | None = None, quantity: str = "m
     return out
 
 
+def merge_pathway_tables(tables: dict) -> pd.DataFrame:
+    """Pathway tables of several model variants side by side (rows matched on window, pair and pathway).
+
+    Args:
+        tables: ``{name: DataFrame}`` from :func:`pathway_table`, e.g. ``{"published": ..., "corrected": ...}``.
+
+    Returns:
+        One row per (window, pair, pathway) present in every table: ``ref_diff`` and, per name, ``diff_<name>``,
+        ``p_holm3_<name>`` and ``same_sign_<name>`` (as the reference).
+    """
+    if not tables:
+        raise BiornnError("no pathway tables to merge; pass {name: pathway_table(...)}")
+    keys = ["window", "pair", "pathway"]
+    out = None
+    for name, t in tables.items():
+        missing = [c for c in keys + ["diff", "p_holm3", "ref_diff"] if c not in t]
+        if missing:
+            raise BiornnError(f"pathway table {name!r} has no column {missing[0]!r}; make it with pathway_table")
+        part = t[keys + ["ref_diff", "diff", "p_holm3"]].rename(
+            columns={"diff": f"diff_{name}", "p_holm3": f"p_holm3_{name}"})
+        part[f"same_sign_{name}"] = np.sign(part[f"diff_{name}"]) == np.sign(part["ref_diff"])
+        out = part if out is None else out.merge(part.drop(columns="ref_diff"), on=keys, how="inner")
+    return out.reset_index(drop=True)
+
+
 def pathway_specificity(comparisons: dict, quantity: str = "mean_abs") -> pd.DataFrame:
     """Is a pathway's change specific, or does the whole matrix shift? (descriptive: no test).
 

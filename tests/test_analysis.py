@@ -238,6 +238,22 @@ def test_pathway_specificity_separates_a_pathway_change_from_a_global_shift():
         an.pathway_specificity({})
 
 
+def test_merge_pathway_tables_matches_rows_by_key():
+    import pandas as pd
+
+    a = pd.DataFrame({"window": ["full", "full", "half"], "pair": ["FN->FC"] * 3, "pathway": ["FF", "FB_L5", "FF"],
+                      "diff": [1.0, -2.0, 3.0], "p_holm3": [0.01, 0.5, 0.2], "ref_diff": [13.9, 8.0, 2.4]})
+    b = a.iloc[::-1].assign(diff=[-3.0, 2.0, 1.5], p_holm3=[0.9, 0.04, 0.03])  # other row order: rows are matched
+    m = an.merge_pathway_tables({"published": a, "corrected": b}).set_index(["window", "pathway"])
+    assert m.loc[("full", "FF"), "diff_published"] == 1.0 and m.loc[("full", "FF"), "diff_corrected"] == 1.5
+    assert m.loc[("half", "FF"), "diff_corrected"] == -3.0 and not m.loc[("half", "FF"), "same_sign_corrected"]
+    assert m.loc[("full", "FB_L5"), "same_sign_corrected"] and not m.loc[("full", "FB_L5"), "same_sign_published"]
+    only_full = an.merge_pathway_tables({"published": a, "corrected": b[b["window"] == "full"]})
+    assert set(only_full["window"]) == {"full"}
+    with pytest.raises(BiornnError, match="no column 'p_holm3'"):
+        an.merge_pathway_tables({"x": a.drop(columns="p_holm3")})
+
+
 @pytest.mark.parametrize("correction", ["fdr_bh", "holm"])
 def test_identical_conditions_keep_the_family_wise_rate(correction):
     rng = np.random.default_rng(5)
