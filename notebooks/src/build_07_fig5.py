@@ -319,7 +319,8 @@ print(f"\\npairs where >= 90 % of the within-area blocks move one way, by a medi
 
 The twin's true population coupling differs between conditions only in the inter-area pathways (for example FF × 1.6
 for familiar change, FB → L5 × 1.8 for familiar omission; `biornn.synthetic.DEFAULT_PATHWAY_GAINS`). When the models
-were fitted to twin data (quick mode) or built from its ground truth (synthetic fallback), we can ask for every pair
+were fitted to twin data (the committed cache, the quick stand-ins) or built from its ground truth (synthetic
+fallback), we can ask for every pair
 and pathway whether a planted change was recovered (right sign, `p_holm3 < 0.05`) and whether an unplanted one was
 flagged. With the paper-mode Fig 4 cache on real data there is no ground truth and this cell says so.
 """),
