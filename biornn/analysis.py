@@ -921,6 +921,10 @@ def pathway_specificity(comparisons: dict, quantity: str = "mean_abs") -> pd.Dat
     within-area blocks fall by 20 % and a pathway falls by 20 % too, the pathway did not change *relative to the rest*:
     the model's overall weight scale did.
 
+    Args:
+        comparisons: ``{(window, "FN->FC"): Comparison}`` (:func:`compare_pairs`) with layer-level tables.
+        quantity: which block quantity (default the reference's ``mean_abs``).
+
     Returns:
         One row per (window, pair): ``FF``, ``FB_L23``, ``FB_L5`` (relative change, %), ``within_median`` (%),
         ``within_same_sign`` (fraction of within-area blocks whose change has the sign of their median), ``n_within``.
