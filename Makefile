@@ -11,8 +11,8 @@ STAMP := $(VENV)/.installed
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 PIP := $(PY) -m pip install --disable-pip-version-check $(FIND_LINKS)
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
-# Notebooks (by number) whose paper-mode results are in the committed cache: `make figures` runs these in paper mode
-# and the others in quick mode (their paper runs need a GPU or hours of CPU; see the issues). Override with
+# Notebooks (by number) whose paper-mode results are in the committed cache (all of them today): `make figures` runs
+# these in paper mode and any others in quick mode. Override with
 # `make figures PAPER_READY="01 02 ..."`.
 PAPER_READY ?= 00 01 02 03 04 05 06 07
 

@@ -66,7 +66,7 @@ def pack(src: Path, dst: Path) -> dict:
             name = f"{cond}.{xk}.xz"
             (dst / name).write_bytes(_shuffled_xz(frames))
             entry["frames"][xk] = {"file": name, "dtype": str(frames.dtype), "shape": list(frames.shape),
-                                   "shifted": shifted, "targets": yk}
+                                   "shifted": shifted, "targets": yk, "split": int(x.shape[1])}
         buf = io.BytesIO()
         np.savez(buf, **small)
         (dst / f"{cond}.small.npz").write_bytes(buf.getvalue())
@@ -91,8 +91,7 @@ def unpack(src: Path, dst: Path) -> list[str]:
             if f["shifted"]:
                 arrays[xk], arrays[f["targets"]] = frames[:, :-1], frames[:, 1:]
             else:
-                half = frames.shape[1] // 2
-                arrays[xk], arrays[f["targets"]] = frames[:, :half], frames[:, half:]
+                arrays[xk], arrays[f["targets"]] = frames[:, :f["split"]], frames[:, f["split"]:]
         bad = [k for k, d in entry["digests"].items() if k not in arrays or _digest(arrays[k]) != d]
         if bad:
             raise SystemExit(f"unpacked {cond} differs from the packed dataset in {bad}; pack it again")

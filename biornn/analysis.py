@@ -694,6 +694,11 @@ class Comparison:
                 f"values, n = {self.n_a} vs {self.n_b} runs; {corr} over the tested blocks of each table; "
                 f"effect size Hedges' g; alpha = {self.alpha}")
 
+    def describe_pathways(self) -> str:
+        """Test, n and correction of the ``p_holm3`` column of :meth:`pathways` (the pre-specified family)."""
+        return (f"{self.test_name}, n = {self.n_a} vs {self.n_b} runs, Holm over the 3 pathways of each pair and "
+                "window")
+
     def meta(self) -> dict:
         """JSON-ready description of the comparison (for the side file)."""
         return {"A": self.name_a, "B": self.name_b, "difference": "mean over runs of B - mean over runs of A "
@@ -913,7 +918,8 @@ def merge_pathway_tables(tables: dict) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def pathway_specificity(comparisons: dict, quantity: str = "mean_abs") -> pd.DataFrame:
+def pathway_specificity(comparisons: dict, quantity: str = "mean_abs", min_same_sign: float = 0.9,
+                        min_median: float = 5.0) -> pd.DataFrame:
     """Is a pathway's change specific, or does the whole matrix shift? (descriptive: no test).
 
     For every pair, the relative change ``(mean_b - mean_a) / mean_a`` of each inter-area pathway's layer block next to
@@ -924,10 +930,13 @@ def pathway_specificity(comparisons: dict, quantity: str = "mean_abs") -> pd.Dat
     Args:
         comparisons: ``{(window, "FN->FC"): Comparison}`` (:func:`compare_pairs`) with layer-level tables.
         quantity: which block quantity (default the reference's ``mean_abs``).
+        min_same_sign, min_median: a pair is a ``global_shift`` when at least this fraction of its within-area
+            blocks move the way of their median and that median is at least ``min_median`` % in size.
 
     Returns:
         One row per (window, pair): ``FF``, ``FB_L23``, ``FB_L5`` (relative change, %), ``within_median`` (%),
-        ``within_same_sign`` (fraction of within-area blocks whose change has the sign of their median), ``n_within``.
+        ``within_same_sign`` (fraction of within-area blocks whose change has the sign of their median), ``n_within``
+        and ``global_shift`` (bool).
     """
     rows = []
     for (window, pair), comp in comparisons.items():
@@ -937,19 +946,16 @@ def pathway_specificity(comparisons: dict, quantity: str = "mean_abs") -> pd.Dat
         tested = comp.matrix("layer", quantity, "tested").astype(bool)
         with np.errstate(invalid="ignore", divide="ignore"):
             rel = 100.0 * d / a
-        within = tested.copy()
         row = {"window": window, "pair": pair}
         for name, (post, pre) in PATHWAYS.items():
-            i, j = labels.index(post), labels.index(pre)
-            within[i, j] = False
-            row[name] = float(rel[i, j])
+            row[name] = float(rel[labels.index(post), labels.index(pre)])
         areas = np.array([lab.split("_")[0] for lab in labels])
-        within &= areas[:, None] == areas[None, :]
-        vals = rel[within]
+        vals = rel[tested & (areas[:, None] == areas[None, :])]  # the pathways are all inter-area blocks
         med = float(np.median(vals)) if vals.size else np.nan
         row["within_median"] = med
         row["within_same_sign"] = float(np.mean(np.sign(vals) == np.sign(med))) if vals.size else np.nan
         row["n_within"] = int(vals.size)
+        row["global_shift"] = bool(row["within_same_sign"] >= min_same_sign and abs(med) >= min_median)
         rows.append(row)
     if not rows:
         raise BiornnError("no comparisons to summarise; compute them with compare_pairs first")
@@ -1345,6 +1351,16 @@ def planted_table(comparisons: dict, truth: dict, scale: float = 1e4) -> pd.Data
                          "recovered": bool(planted and sig and np.sign(pw.loc[name, "diff"]) == np.sign(ratio - 1)),
                          "false_positive": bool(not planted and sig)})
     return pd.DataFrame(rows)
+
+
+def planted_counts(planted: pd.DataFrame) -> dict:
+    """Counts of a :func:`planted_table`: ``recovered`` of ``planted`` (also split into ``recovered_ff`` and
+    ``recovered_fb``), ``false_positive`` of ``unplanted``, as ints."""
+    ff = planted["pathway"] == "FF"
+    return {"recovered": int(planted["recovered"].sum()), "planted": int(planted["planted"].sum()),
+            "recovered_ff": int(planted.loc[ff, "recovered"].sum()),
+            "recovered_fb": int(planted.loc[~ff, "recovered"].sum()),
+            "false_positive": int(planted["false_positive"].sum()), "unplanted": int((~planted["planted"]).sum())}
 
 
 # --------------------------------------------------------------------------------------------------------------------

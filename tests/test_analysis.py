@@ -231,7 +231,8 @@ def test_pathway_specificity_separates_a_pathway_change_from_a_global_shift():
     assert t.loc["A->shrunk", "n_within"] == 18  # 2 areas x 3 x 3 layer blocks
     for col in ("FF", "FB_L23", "FB_L5", "within_median"):
         assert t.loc["A->shrunk", col] == pytest.approx(-20.0)
-    assert t.loc["A->shrunk", "within_same_sign"] == 1.0
+    assert t.loc["A->shrunk", "within_same_sign"] == 1.0 and t.loc["A->shrunk", "global_shift"]
+    assert not t.loc["A->FF", "global_shift"]  # nothing within the areas moved
     assert t.loc["A->FF", "FF"] == pytest.approx(100.0) and t.loc["A->FF", "within_median"] == pytest.approx(0.0)
     assert t.loc["A->FF", "FB_L5"] == pytest.approx(0.0)
     with pytest.raises(BiornnError, match="compare_pairs"):
@@ -290,6 +291,8 @@ def test_comparison_tables_name_test_n_and_correction():
     json.dumps(meta)
     pw = comp.pathways(scale=1e4)
     assert list(pw["pathway"]) == ["FF", "FB_L23", "FB_L5"] and pw["largest"].sum() >= 0
+    assert comp.describe_pathways() == ("permutation (exact, 252 relabellings), n = 5 vs 5 runs, Holm over the 3 "
+                                        "pathways of each pair and window")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -307,6 +310,15 @@ def test_twin_models_recover_the_planted_pathway_gains():
     d = dict(zip(pw["pathway"], pw["diff"]))
     assert d["FB_L5"] > d["FB_L23"] > 0 and abs(d["FF"]) < 0.2 * d["FB_L23"]  # gains 1.8, 1.3, 1.0
     assert pw.set_index("pathway").loc["FB_L5", "p_holm3"] < 0.05
+
+
+def test_planted_counts():
+    import pandas as pd
+
+    pl = pd.DataFrame({"pathway": ["FF", "FB_L23", "FB_L5", "FF"], "planted": [True, True, False, False],
+                       "recovered": [True, False, False, False], "false_positive": [False, False, True, False]})
+    assert an.planted_counts(pl) == {"recovered": 1, "planted": 2, "recovered_ff": 1, "recovered_fb": 0,
+                                     "false_positive": 1, "unplanted": 2}
 
 
 def test_twin_source_and_planted_table():

@@ -36,7 +36,8 @@ the cache falls back to synthetic weights built from the twin's ground truth (ab
 
 **Which models?** The cell under *Load the models* prints the source. The committed cache holds the Fig 4 paper-size
 runs (N = 1440, 70 + 50 epochs) fitted to the digital twin: the full-window runs were trained on 2 CPU cores, the
-half-window runs on a lent H200 GPU (FC half on both: held-out r of every run equal to 4 decimals). The quick
+half-window runs on a lent H200 GPU (FC half on both: held-out r of every run equal to 4 decimals); the corrected
+variant (half window only, last section) on 2 CPU cores. The quick
 stand-ins are tiny, briefly trained models, and the synthetic fallback is not trained at all. Every figure below is
 labelled with its source.
 """),
@@ -297,7 +298,7 @@ print(f"same sign as the reference: {int(table['same_sign'].sum())} of {len(tabl
 print(f"largest |delta| of the layer map is an inter-area pathway: {int(largest.sum())} of {len(largest)} panels "
       f"(reference: 18 of 18)")
 print(f"pathway differences with p_holm3 < {ALPHA}: {int((table['p_holm3'] < ALPHA).sum())} of {len(table)} "
-      f"({head.test_name}, n = {head.n_a} vs {head.n_b} runs; Holm over the 3 pathways of each pair and window)")
+      f"({head.describe_pathways()})")
 """),
     md("""
 ## A pathway change, or the whole matrix?
@@ -310,9 +311,8 @@ condition changed the model's overall weight scale rather than one pathway.
     code("""
 spec = an.pathway_specificity(comps)
 print(spec.round(1).assign(within_same_sign=spec["within_same_sign"].round(2)).to_string(index=False))
-shift = spec[(spec["within_same_sign"] >= 0.9) & (spec["within_median"].abs() >= 5)]
-print(f"\\npairs where >= 90 % of the within-area blocks move one way, by a median of >= 5 %: "
-      f"{len(shift)} of {len(spec)}")
+print(f"\\nglobal shifts (>= 90 % of the within-area blocks move one way, by a median of >= 5 %): "
+      f"{int(spec['global_shift'].sum())} of {len(spec)} pairs")
 """),
     md("""
 ## Is a planted difference recovered? (digital twin)
@@ -328,10 +328,10 @@ flagged. With the paper-mode Fig 4 cache on real data there is no ground truth a
 if inputs.ground_truth is not None:
     planted = an.planted_table(comps, inputs.ground_truth, scale=SCALE)
     print(planted.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
-    print(f"\\nplanted changes recovered: {int(planted['recovered'].sum())} of {int(planted['planted'].sum())}; "
-          f"unplanted pathways flagged: {int(planted['false_positive'].sum())} of {int((~planted['planted']).sum())}")
-    print(f"(recovered = right sign and p_holm3 < {ALPHA}; {head.test_name}, n = {head.n_a} vs {head.n_b} runs, "
-          "Holm over the 3 pathways of each pair and window)")
+    n = an.planted_counts(planted)
+    print(f"\\nplanted changes recovered: {n['recovered']} of {n['planted']}; "
+          f"unplanted pathways flagged: {n['false_positive']} of {n['unplanted']}")
+    print(f"(recovered = right sign and p_holm3 < {ALPHA}; {head.describe_pathways()})")
 else:
     print("(no ground truth: the models were fitted to real data)")
 """),
@@ -339,7 +339,7 @@ else:
 If little is recovered here while the check on synthetic weights below finds the planted changes, the limit lies in the
 fitted models, not in the test: the fitted models (quick stand-ins and paper-size runs alike) differ between runs
 (initialisation, pruning draws and the per-run inter-area masks) by as much as between conditions, conditions also
-differ in their overall weight scale (next section), and with dense input weights (Q1) the models need not route the
+differ in their overall weight scale (previous section), and with dense input weights (Q1) the models need not route the
 planted inter-area coupling through W_rec at all.
 """),
     md("""
@@ -356,9 +356,9 @@ not_pathway = np.ones((6, 6), dtype=bool)
 for post, pre in an.PATHWAYS.values():
     not_pathway[L.index(post), L.index(pre)] = False
 false_within = sum(int((c.significant("layer") & not_pathway).sum()) for c in twin_comps.values())
-print(f"planted pathway changes recovered: {int(twin_planted['recovered'].sum())} of {int(twin_planted['planted'].sum())}")
-print(f"unplanted pathways flagged (Holm over 3): {int(twin_planted['false_positive'].sum())} of "
-      f"{int((~twin_planted['planted']).sum())}")
+n = an.planted_counts(twin_planted)
+print(f"planted pathway changes recovered: {n['recovered']} of {n['planted']}")
+print(f"unplanted pathways flagged: {n['false_positive']} of {n['unplanted']} ({twin_comps[HEADLINE].describe_pathways()})")
 print(f"within-area layer blocks flagged by FDR over the 6x6 map: {false_within} of {18 * len(twin_comps)}")
 """),
     md(r"""
@@ -406,7 +406,7 @@ reading = pd.DataFrame([{"window": w, "pair": p, "pathway": k, "expected": "+" i
                          "reference": rows.loc[(w, p, k), "ref_diff"], "ours": rows.loc[(w, p, k), "diff"],
                          "p_holm3": rows.loc[(w, p, k), "p_holm3"],
                          "ours agrees": np.sign(rows.loc[(w, p, k), "diff"]) == s} for w, p, k, s in READINGS])
-print(f"source: {SOURCE}; p_holm3: {head.test_name}, n = {head.n_a} vs {head.n_b} runs, Holm over the 3 pathways")
+print(f"source: {SOURCE}; p_holm3: {head.describe_pathways()}")
 print(reading.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
 print(f"\\nours agree with the reading in {int(reading['ours agrees'].sum())} of {len(reading)} cases")
 """),
@@ -426,23 +426,20 @@ if SOURCE == "cache" and corr_windows:
     corr_comps = an.compare_pairs(corr.summaries, windows=corr_windows, test=TEST, correction=CORRECTION,
                                   alpha=ALPHA)
     both = an.merge_pathway_tables({"published": table, "corrected": an.pathway_table(corr_comps, REF, scale=SCALE)})
-    print(f"windows with all six corrected conditions cached: {', '.join(corr_windows)}; p_holm3: {head.test_name}, "
-          f"n = 5 vs 5 runs, Holm over the 3 pathways")
+    print(f"windows with all six corrected conditions cached: {', '.join(corr_windows)}; p_holm3: "
+          f"{next(iter(corr_comps.values())).describe_pathways()}")
     print(both.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     agree = int((np.sign(both["diff_published"]) == np.sign(both["diff_corrected"])).sum())
     print(f"\\nsame sign in both variants: {agree} of {len(both)}; same sign as the reference: published "
           f"{int(both['same_sign_published'].sum())}, corrected {int(both['same_sign_corrected'].sum())}")
-    shift = an.pathway_specificity(corr_comps)
-    print(f"corrected: pairs where >= 90 % of the within-area blocks move one way, by a median of >= 5 %: "
-          f"{int(((shift['within_same_sign'] >= 0.9) & (shift['within_median'].abs() >= 5)).sum())} of {len(shift)}")
+    print(f"corrected: global shifts in {int(an.pathway_specificity(corr_comps)['global_shift'].sum())} of "
+          f"{len(corr_comps)} pairs")
     if inputs.ground_truth is not None and corr.ground_truth is not None:
         for name, cs, truth in (("as published", {k: v for k, v in comps.items() if k[0] in corr_windows},
                                  inputs.ground_truth), ("corrected", corr_comps, corr.ground_truth)):
-            pl = an.planted_table(cs, truth, scale=SCALE)
-            print(f"{name:12s}: planted changes recovered {int(pl['recovered'].sum())} of {int(pl['planted'].sum())} "
-                  f"(FF {int(pl[pl.pathway == 'FF']['recovered'].sum())}, feedback "
-                  f"{int(pl[pl.pathway != 'FF']['recovered'].sum())}); unplanted flagged "
-                  f"{int(pl['false_positive'].sum())} of {int((~pl['planted']).sum())}")
+            n = an.planted_counts(an.planted_table(cs, truth, scale=SCALE))
+            print(f"{name:12s}: planted changes recovered {n['recovered']} of {n['planted']} (FF {n['recovered_ff']}, "
+                  f"feedback {n['recovered_fb']}); unplanted flagged {n['false_positive']} of {n['unplanted']}")
 else:
     print("(corrected-variant Fig 4 runs not cached for any whole window; compute them with python -m biornn "
           "celltype train/summarize without --published)")
