@@ -959,7 +959,7 @@ def summarize(result: CelltypeResult, dataset: Dataset | None = None, n_traces: 
         out["trace_inputs"], out["trace_targets"] = hx[:k].astype(np.float64), hy[:k].astype(np.float64)
         for which in ("dense", "sparse"):
             out[f"trace_{which}"] = predict(result.model(which), hx[:k])
-        out["baselines"] = baselines(hx, hy)
+        out["baselines"] = baselines(hx, hy, data.x, data.y) if data.hx.shape[0] else baselines(hx, hy)
         if dataset.source == "twin" and "twin_config" in dataset.manifest:
             gt = ground_truth_for(dataset)
             out["ground_truth"] = gt
@@ -970,17 +970,76 @@ def summarize(result: CelltypeResult, dataset: Dataset | None = None, n_traces: 
     return out
 
 
-def baselines(inputs, targets) -> dict:
-    """Two reference predictors of the next frame, scored like the model (:func:`fit_metrics`).
+def linear_history_predict(train_inputs, train_targets, inputs, history: int = 4, ridge: float = 1e-3) -> np.ndarray:
+    """A fitted linear reference predictor: per-step ridge regression on the last ``history`` frames.
 
-    ``persistence``: the next frame equals the current one (``y_t = x_t``). ``time_mean``: the mean trace over
-    samples (knows the average time course of every population, not the sample). Returns ``{name: {"mse": float,
-    "r2": (18,) list}}``.
+    For every step ``t`` a separate linear map (with an unpenalised intercept, so it also learns the mean time
+    course) predicts the 18 next frames from the 18 x ``history`` frames ``x_{t-history+1} .. x_t`` (zeros before
+    the first frame), fitted on the training samples only and applied to ``inputs``. It knows the step index and the
+    sample's recent past, like the RNN (whose hidden state carries the past) and unlike :func:`baselines`'
+    ``time_mean``, which knows only the average. Not a ceiling: a better predictor may exist; a level any model of
+    the same inputs can reach.
+
+    Args:
+        train_inputs, train_targets: ``(n, T, P)`` training frames ``t`` and ``t + 1``.
+        inputs: ``(m, T, P)`` frames to predict from (e.g. the held-out inputs).
+        history: frames of the past per prediction (>= 1).
+        ridge: penalty as a fraction of the mean diagonal of the centred Gram matrix (scale-free; the fits are
+            insensitive between 1e-5 and 1e-2 on the twin).
+
+    Returns:
+        ``(m, T, P)`` float64 predictions of the next frames.
+    """
+    x = np.asarray(train_inputs, dtype=np.float64)
+    y = np.asarray(train_targets, dtype=np.float64)
+    z = np.asarray(inputs, dtype=np.float64)
+    if x.ndim != 3 or x.shape != y.shape or z.ndim != 3 or z.shape[1:] != x.shape[1:]:
+        raise BiornnError(f"linear_history_predict needs (n, T, P) training inputs and targets of one shape and "
+                          f"(m, T, P) inputs; got {x.shape}, {y.shape} and {z.shape}")
+    if history < 1 or not ridge > 0:
+        raise BiornnError(f"history must be >= 1 and ridge > 0; got history={history}, ridge={ridge}")
+    if x.shape[0] < 2:
+        raise BiornnError(f"linear_history_predict needs at least 2 training samples; got {x.shape[0]}")
+
+    def lagged(a):  # (n, T, history * P): frames t-history+1 .. t, zero-padded before the window
+        n, T, P = a.shape
+        padded = np.concatenate([np.zeros((n, history - 1, P)), a], axis=1)
+        return np.stack([padded[:, t:t + history].reshape(n, -1) for t in range(T)], axis=1)
+
+    F, G = lagged(x), lagged(z)
+    out = np.empty(z.shape, dtype=np.float64)
+    for t in range(x.shape[1]):  # T <= 15 small solves; the samples are vectorised
+        mu, ym = F[:, t].mean(0), y[:, t].mean(0)
+        A = F[:, t] - mu
+        gram = A.T @ A
+        lam = ridge * np.trace(gram) / len(gram)
+        gram[np.diag_indices_from(gram)] += lam if lam > 0 else 1.0  # all-constant features: w = 0
+        w = np.linalg.solve(gram, A.T @ (y[:, t] - ym))
+        out[:, t] = (G[:, t] - mu) @ w + ym
+    return out
+
+
+def baselines(inputs, targets, train_inputs=None, train_targets=None, history: int = 4) -> dict:
+    """Reference predictors of the next frame, scored like the model (:func:`fit_metrics`) on ``inputs/targets``.
+
+    ``persistence``: the next frame equals the current one (``y_t = x_t``). ``time_mean``: the mean trace of the
+    scored samples themselves (an *oracle*: it knows the average time course of the set it is scored on, which a
+    model trained on other trials does not). With training arrays, two honest predictors fitted on them only:
+    ``train_mean`` (the training samples' mean trace) and ``linear_history`` (:func:`linear_history_predict`, per-step
+    ridge on the last ``history`` frames). Returns ``{name: {"mse": float, "r2": (P,) list, "r": (P,) list}}``.
     """
     x = np.asarray(inputs, dtype=np.float64)
     y = np.asarray(targets, dtype=np.float64)
+    preds = {"persistence": x, "time_mean": np.broadcast_to(y.mean(0, keepdims=True), y.shape)}
+    if train_inputs is not None and train_targets is not None:
+        ty = np.asarray(train_targets, dtype=np.float64)
+        if ty.shape[1:] != y.shape[1:]:
+            raise BiornnError(f"training targets {ty.shape} and scored targets {y.shape} differ in steps or "
+                              "populations; pass arrays of the same condition and window")
+        preds["train_mean"] = np.broadcast_to(ty.mean(0, keepdims=True), y.shape)
+        preds["linear_history"] = linear_history_predict(train_inputs, ty, x, history=history)
     out = {}
-    for name, pred in (("persistence", x), ("time_mean", np.broadcast_to(y.mean(0, keepdims=True), y.shape))):
+    for name, pred in preds.items():
         fits = fit_metrics(pred[None], y)
         out[name] = {"mse": float(fits["mse"][0]), "r2": fits["r2"][0].tolist(), "r": fits["r"][0].tolist()}
     return out
@@ -1022,6 +1081,35 @@ def load_summary_json(directory: str | os.PathLike) -> dict:
     if not isinstance(rest, dict) or "runs" not in rest:
         raise BiornnError(f"corrupt Figure 4 summary {path} (no 'runs'); delete its folder and summarise again")
     return rest
+
+
+def refresh_baselines(directory: str | os.PathLike, dataset: Dataset, history: int = 4) -> dict:
+    """Recompute the reference predictors (:func:`baselines`) of a cached summary from its dataset.
+
+    They depend on the data only, so a summary written before a predictor existed gets it without its run's
+    weights. The dataset must be the one the run was trained on: its window's arrays must hash to the summary's
+    ``data.sha256``. ``summary.json`` is rewritten atomically; the arrays are untouched.
+
+    Returns:
+        The new ``baselines`` dict.
+    """
+    from biornn.results import _json_default, atomic_write_bytes
+
+    directory = Path(directory)
+    rest = load_summary_json(directory)
+    cfg = CelltypeConfig.from_dict(rest["config"])
+    data = prepare_data(dataset, cfg.window, cfg.condition)
+    want = rest.get("data", {}).get("sha256")
+    if want != data.sha256:
+        raise BiornnError(f"{directory}: the dataset ({dataset.condition}, {cfg.window} window) hashes to "
+                          f"{data.sha256[:12]}, the summary was trained on {str(want)[:12]}; pass the dataset folder "
+                          "the run was trained on")
+    if not data.hx.shape[0]:
+        raise BiornnError(f"{directory}: the dataset has no held-out samples; the reference predictors are scored "
+                          "on held-out data")
+    rest["baselines"] = baselines(data.hx, data.hy, data.x, data.y, history=history)
+    atomic_write_bytes(directory / "summary.json", (json.dumps(rest, indent=1, default=_json_default) + "\n").encode())
+    return rest["baselines"]
 
 
 def load_summary(directory: str | os.PathLike) -> dict:
@@ -1069,8 +1157,12 @@ def condition_fits(root: str | os.PathLike | None = None, variant: str = "publis
         ``trace_median_r`` (per 15-step trace, median over held-out samples, then over populations: the
         published panel's quantity, one trial at a time), ``dense_median_r``, ``train_median_r`` (the same on
         training samples, the reference's quantity; NaN for summaries written before it was stored),
-        ``time_mean_r`` (the held-out median r of the average trace, an oracle that knows every population's mean
-        time course), ``pruned_batch_loss``, ``finetune_loss`` (last epoch, mean batch loss), ``sign_violations``,
+        ``time_mean_r`` (the held-out median r of the held-out set's own average trace: an oracle that knows the
+        mean time course of the very trials it is scored on), ``train_mean_r`` (the same for the training samples'
+        average trace, an honest blind predictor) and ``linear_history_r`` (per-step ridge regression on the last 4
+        frames fitted on the training samples, :func:`linear_history_predict`: a level the data allow; NaN where a
+        summary predates these predictors, see :func:`refresh_baselines`), ``pruned_batch_loss``,
+        ``finetune_loss`` (last epoch, mean batch loss), ``sign_violations``,
         ``outside_mask``, ``device``, ``train_minutes`` (the summed epoch times of the batched run, all seeds
         together: correct across resumes; NaN for CUDA runs trained before the epoch timer synchronised, whose
         epoch times count kernel launches only; pruning, per-epoch held-out evaluation, checkpoint writes and the final
@@ -1099,8 +1191,9 @@ def condition_fits(root: str | os.PathLike | None = None, variant: str = "publis
                          "dense_median_r": float(np.median(fits["dense"]["r"])),
                          "train_median_r": float(np.median(run["train_fit"]["r"])) if "train_fit" in run
                          else float("nan"),
-                         "time_mean_r": float(np.median(summary["baselines"]["time_mean"]["r"]))
-                         if "baselines" in summary else float("nan"),
+                         **{f"{name}_r": float(np.median(summary["baselines"][name]["r"]))
+                            if name in summary.get("baselines", {}) else float("nan")
+                            for name in ("time_mean", "train_mean", "linear_history")},
                          "pruned_batch_loss": run["pruned_batch_loss"], "finetune_loss": run["finetune_loss"][-1],
                          "sign_violations": int(sum(run["sign_violations"].values())),
                          "outside_mask": int(run["outside_mask"]), "device": summary.get("device", "?"),
@@ -1242,6 +1335,14 @@ def register_cli(sub) -> None:
                         "for FC only): block summaries, fits and traces are kept (~0.1 MB)")
     s.set_defaults(func=_cmd_summarize)
 
+    b = csub.add_parser("baselines", help="recompute the reference predictors of cached summaries (data only)",
+                        description="Score the reference predictors (persistence, average traces, per-step linear "
+                                    "history ridge) on the held-out data of every cached summary whose dataset is "
+                                    "given, and store them in its summary.json (no weights needed).")
+    b.add_argument("--data", required=True, help="the dataset folder the cached runs were trained on")
+    b.add_argument("--root", default=None, help="figure cache (default data/results/fig4)")
+    b.set_defaults(func=_cmd_baselines)
+
 
 def _load_for_cli(path: str, condition: str) -> Dataset:
     path_ = Path(path)
@@ -1292,4 +1393,21 @@ def _cmd_summarize(args) -> int:
     out = Path(args.out) if args.out else summary_dir(result.config)
     save_summary(summary, out)
     print(f"summary of {args.run} -> {out}")
+    return 0
+
+
+def _cmd_baselines(args) -> int:
+    from biornn.results import RESULTS_DIR
+
+    root = Path(args.root) if args.root else RESULTS_DIR / "fig4"
+    folders = sorted(p.parent for p in root.glob("*/summary.json"))
+    if not folders:
+        raise BiornnError(f"no Figure 4 summaries under {root}; pass --root or summarise runs first")
+    datasets: dict = {}
+    for folder in folders:
+        condition = load_summary_json(folder)["config"]["condition"]
+        if condition not in datasets:
+            datasets[condition] = _load_for_cli(args.data, condition)
+        base = refresh_baselines(folder, datasets[condition])
+        print(f"{folder.name}: held-out median r " + ", ".join(f"{k} {np.median(v['r']):.3f}" for k, v in base.items()))
     return 0

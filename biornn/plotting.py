@@ -978,13 +978,14 @@ def plot_condition_fits(table, threshold: float = 0.9, ax=None):
         ax: axes to draw in.
 
     Returns:
-        The figure: one dot per seed, full window filled and half window open, the bar dashed, the held-out
-        median r of the average-trace predictor of each window as an orange bar beside its dots (solid full,
-        dotted half); all six conditions on the x axis
-        (one without a cached run is an empty column).
+        The figure: one dot per seed, full window filled and half window open, the bar dashed, and beside each
+        window's dots (solid full, dotted half) the held-out median r of the reference predictors the table has:
+        the per-step linear history predictor (green), the held-out set's own average trace (orange, an oracle) and
+        the training samples' average trace (purple); all six conditions on the x axis (one without a cached run is
+        an empty column).
     """
     if ax is None:
-        _, ax = plt.subplots(figsize=(6.4, 3.6))
+        _, ax = plt.subplots(figsize=(8.6, 3.8))
     order = ["FC", "FN", "FO", "NC", "NN", "NO"]  # every condition on the axis: a missing one shows as a gap
     for window, offset, face in (("full", -0.12, None), ("half", 0.12, "none")):
         sub = table[table["window"] == window]
@@ -992,19 +993,26 @@ def plot_condition_fits(table, threshold: float = 0.9, ax=None):
             continue
         xs = np.array([order.index(c) for c in sub["condition"]], dtype=float) + offset
         ax.scatter(xs, sub["median_r"], s=22, color="k", facecolors=face if face else "k", label=f"{window} window")
-    if "time_mean_r" in table:
-        # each window's oracle beside its own dots: solid for the full window, dotted for the half window
+    # reference predictors (data only, :func:`biornn.celltype.baselines`), each window's beside its own dots: solid
+    # for the full window, dotted for the half window
+    references = (("linear_history_r", "tab:green", "linear history predictor"),
+                  ("time_mean_r", "tab:orange", "held-out average trace (oracle)"),
+                  ("train_mean_r", "tab:purple", "training average trace"))
+    for column, color, name in references:
+        if column not in table:
+            continue
         for window, offset, style in (("full", -0.12, "-"), ("half", 0.12, ":")):
-            oracle = table[table["window"] == window].groupby("condition")["time_mean_r"].first()
+            level = table[table["window"] == window].groupby("condition")[column].first()
             labelled = False
             for i, c in enumerate(order):
-                if c in oracle and np.isfinite(oracle[c]):
-                    ax.plot([i + offset - 0.14, i + offset + 0.14], [oracle[c]] * 2, color="tab:orange", lw=2,
-                            ls=style, label=None if labelled else f"average-trace oracle ({window})")
+                if c in level and np.isfinite(level[c]):
+                    ax.plot([i + offset - 0.14, i + offset + 0.14], [level[c]] * 2, color=color, lw=2,
+                            ls=style, label=None if labelled else f"{name} ({window})")
                     labelled = True
     ax.axhline(threshold, color="grey", ls="--", lw=1, label=f"bar {threshold}")
     ax.set_xticks(range(len(order)), order)
     ax.set_xlim(-0.5, len(order) - 0.5)
     ax.set(xlabel="condition", ylabel="held-out median r (sparse model)", title="Fits per condition and seed")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.figure.tight_layout()
     return ax.figure

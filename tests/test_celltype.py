@@ -293,6 +293,57 @@ def test_cli_contract(tmp_path, capsys):
     old = ct.condition_fits(cache)
     assert old["train_minutes"].isna().all() and old["wall_minutes"].notna().all()
     assert ct.condition_fits(tmp_path / "nothing-here").empty
+    # reference predictors: summarize stores the honest ones (fitted on training data); a summary written before
+    # they existed gets them back from its dataset alone (celltype baselines), and the fit table shows them
+    assert set(small["baselines"]) == {"persistence", "time_mean", "train_mean", "linear_history"}
+    for run in js["runs"]:
+        run["epoch_timer"] = "synchronised"
+    js["baselines"] = {k: v for k, v in js["baselines"].items() if k in ("persistence", "time_mean")}
+    (cache / "FC-full-published-x" / "summary.json").write_text(json.dumps(js))
+    assert ct.condition_fits(cache)["linear_history_r"].isna().all()
+    assert main(["celltype", "baselines", "--data", str(tmp_path / "data"), "--root", str(cache)]) == 0
+    back = ct.condition_fits(cache)
+    expect = ct.baselines(_dataset().heldout_inputs, _dataset().heldout_targets, _dataset().inputs,
+                          _dataset().targets)
+    for name in ("time_mean", "train_mean", "linear_history"):
+        assert back[f"{name}_r"].iloc[0] == pytest.approx(np.median(expect[name]["r"]), rel=1e-6)
+    # another dataset (other noise draw, same condition) is refused with the hashes named
+    with pytest.raises(BiornnError, match="hashes to .* trained on") as err:
+        ct.refresh_baselines(cache / "FC-full-published-x", _dataset(seed=1))
+    assert "\n" not in str(err.value)
+
+
+def test_linear_history_predictor_is_causal_fitted_on_training_data_and_beats_the_mean():
+    """An AR(1) deviation around a mean time course: the past predicts it, the average trace cannot."""
+    rng = np.random.default_rng(3)
+    T, P = 15, 3
+    mean = np.sin(np.arange(T + 1) / 3)[None, :, None] * np.array([1.0, 0.5, 0.2])
+
+    def samples(n, offset):
+        d = np.empty((n, T + 1, P))
+        d[:, 0] = offset + rng.standard_normal((n, P))
+        for t in range(T):
+            d[:, t + 1] = 0.9 * d[:, t] + 0.1 * rng.standard_normal((n, P))
+        full = mean + 0.3 * d
+        return full[:, :-1], full[:, 1:]
+
+    x, y = samples(400, 0.0)
+    hx, hy = samples(200, 0.5)  # the held-out pool sits off the training mean, as a held-out set of trials can
+    base = ct.baselines(hx, hy, x, y, history=2)
+    med = {k: np.median(v["r"]) for k, v in base.items()}
+    assert med["linear_history"] > 0.99 > med["time_mean"] > med["train_mean"]
+    assert base["linear_history"]["mse"] < 0.05 * base["train_mean"]["mse"]
+    pred = ct.linear_history_predict(x, y, hx, history=2)
+    # causal: frames after t do not change the prediction at t
+    later = hx.copy()
+    later[:, 8:] += 1.0
+    np.testing.assert_array_equal(ct.linear_history_predict(x, y, later, history=2)[:, :8], pred[:, :8])
+    assert not np.allclose(ct.linear_history_predict(x, y, later, history=2)[:, 8:], pred[:, 8:])
+    for bad, needle in (((x, y[:, :5], hx), "of one shape"), ((x, y, hx[:, :, :2]), "of one shape")):
+        with pytest.raises(BiornnError, match=needle):
+            ct.linear_history_predict(*bad)
+    with pytest.raises(BiornnError, match="ridge > 0"):
+        ct.linear_history_predict(x, y, hx, ridge=0)
 
 
 def _edit_csv(tmp_path, name, edit):

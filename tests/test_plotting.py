@@ -33,13 +33,13 @@ def test_paper_colours():
     assert METHOD_STYLE["rectified-published"]["color"] == "salmon"
 
 
-def test_condition_fits_plot_draws_each_windows_oracle():
+def test_condition_fits_plot_draws_each_windows_reference_predictors():
     import pandas as pd
 
     from biornn.plotting import plot_condition_fits
 
     rows = [{"condition": c, "window": w, "seed": s, "median_r": 0.9 + 0.01 * s,
-             "time_mean_r": 0.95 if w == "full" else 0.92}
+             "time_mean_r": 0.95 if w == "full" else 0.92, "linear_history_r": 0.98 if w == "full" else 0.97}
             for c in ("FC", "FN") for w in ("full", "half") for s in range(3)]
     fig = plot_condition_fits(pd.DataFrame(rows))
     ax = fig.axes[0]
@@ -47,5 +47,8 @@ def test_condition_fits_plot_draws_each_windows_oracle():
     assert len(oracle) == 4  # 2 conditions x 2 windows
     assert sorted({float(ln.get_ydata()[0]) for ln in oracle}) == [0.92, 0.95]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert "average-trace oracle (full)" in labels and "average-trace oracle (half)" in labels
+    assert "held-out average trace (oracle) (full)" in labels and "held-out average trace (oracle) (half)" in labels
+    linear = [ln for ln in ax.get_lines() if ln.get_color() == "tab:green"]
+    assert sorted({float(ln.get_ydata()[0]) for ln in linear}) == [0.97, 0.98] and len(linear) == 4
+    assert not any("training average" in t for t in labels)  # a column the table lacks is not drawn
     plt.close(fig)
