@@ -527,6 +527,11 @@ about 2x faster than masked dense matmuls; one full-window run then takes about 
    first fine-tuning epoch's sum over batches. Which epochs would the reference's rule save?
 3. **Routing through W_rec.** In the corrected (population-mapped) model, drive only channel V1_L4_Pyr at t = 0:
    which populations respond at t = 0, and which at t = 1?
+4. **How much does the past predict?** Score `ct.linear_history_predict` on the held-out set with 1, 2 and 4 frames
+   of history (median r over populations). How much of the gap between the training average trace and the linear
+   predictor does the current frame alone close? (Research version, about 25 min on 2 CPU cores: train FN full with
+   twice the paper's epochs, `python -m biornn celltype train ... --dense-epochs 140 --finetune-epochs 100`, and see
+   how far the fit moves towards the linear predictor.)
 """),
     code("""
 # Exercise 1 (solution)
@@ -564,6 +569,16 @@ if SHOWN == "quick" and "corrected" in RUNS:
     for t in (0, 1):
         pops = sorted({POPULATION_LABELS[p] for p in model.population.numpy()[np.abs(A[t]) > 1e-9]})
         print(f"t = {t}: {len(pops)} populations respond: {pops[:6]}{' ...' if len(pops) > 6 else ''}")
+""", tags=["exercise"]),
+    code("""
+# Exercise 4 (solution)
+if dataset is not None:
+    x, y, hx, hy = dataset.inputs, dataset.targets, dataset.heldout_inputs, dataset.heldout_targets
+    blind = np.median(ct.baselines(hx, hy, x, y)["train_mean"]["r"])
+    print(f"training average trace: held-out median r {blind:.3f}")
+    for k in (1, 2, 4):
+        pred = ct.linear_history_predict(x, y, hx, history=k)
+        print(f"linear history, {k} frame(s): held-out median r {np.median(ct.fit_metrics(pred[None], hy)['r']):.3f}")
 """, tags=["exercise"]),
 ]
 

@@ -352,10 +352,9 @@ twin = an.fig5_inputs(MODE, source="twin", windows=("full",))
 twin_comps = an.compare_pairs(twin.summaries, windows=("full",), test=TEST, correction=CORRECTION, alpha=ALPHA)
 twin_planted = an.planted_table(twin_comps, twin.ground_truth, scale=SCALE)
 L = twin_comps[HEADLINE].labels["layer"]
-not_pathway = np.ones((6, 6), dtype=bool)
-for post, pre in an.PATHWAYS.values():
-    not_pathway[L.index(post), L.index(pre)] = False
-false_within = sum(int((c.significant("layer") & not_pathway).sum()) for c in twin_comps.values())
+area = np.array([label.split("_")[0] for label in L])  # "V1_L2/3" -> "V1"
+within_area = area[:, None] == area[None, :]  # the 18 within-area layer blocks (no pathway among them)
+false_within = sum(int((c.significant("layer") & within_area).sum()) for c in twin_comps.values())
 n = an.planted_counts(twin_planted)
 print(f"planted pathway changes recovered: {n['recovered']} of {n['planted']}")
 print(f"unplanted pathways flagged: {n['false_positive']} of {n['unplanted']} ({twin_comps[HEADLINE].describe_pathways()})")
