@@ -977,8 +977,8 @@ def linear_history_predict(train_inputs, train_targets, inputs, history: int = 4
     course) predicts the 18 next frames from the 18 x ``history`` frames ``x_{t-history+1} .. x_t`` (zeros before
     the first frame), fitted on the training samples only and applied to ``inputs``. It knows the step index and the
     sample's recent past, like the RNN (whose hidden state carries the past) and unlike :func:`baselines`'
-    ``time_mean``, which knows only the average. Not a ceiling: a better predictor may exist; a level any model of
-    the same inputs can reach.
+    ``time_mean``, which knows only the average. Not a ceiling (a better predictor may exist): a level the data
+    demonstrably allow from the same inputs.
 
     Args:
         train_inputs, train_targets: ``(n, T, P)`` training frames ``t`` and ``t + 1``.
@@ -1047,7 +1047,7 @@ def baselines(inputs, targets, train_inputs=None, train_targets=None, history: i
 
 def save_summary(summary: dict, directory: str | os.PathLike) -> Path:
     """Write a :func:`summarize` dict as ``summary.npz`` (arrays) plus ``summary.json`` (the rest), atomically."""
-    from biornn.results import _json_default, atomic_write_bytes
+    from biornn.results import atomic_write_bytes
 
     directory = Path(directory)
     arrays = {k: v for k, v in summary.items() if isinstance(v, np.ndarray)}
@@ -1062,8 +1062,14 @@ def save_summary(summary: dict, directory: str | os.PathLike) -> Path:
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     atomic_write_bytes(directory / "summary.npz", buf.getvalue())
-    atomic_write_bytes(directory / "summary.json", (json.dumps(rest, indent=1, default=_json_default) + "\n").encode())
+    _write_summary_json(directory, rest)
     return directory
+
+
+def _write_summary_json(directory: Path, rest: dict) -> None:
+    from biornn.results import _json_default, atomic_write_bytes
+
+    atomic_write_bytes(directory / "summary.json", (json.dumps(rest, indent=1, default=_json_default) + "\n").encode())
 
 
 def load_summary_json(directory: str | os.PathLike) -> dict:
@@ -1093,8 +1099,6 @@ def refresh_baselines(directory: str | os.PathLike, dataset: Dataset, history: i
     Returns:
         The new ``baselines`` dict.
     """
-    from biornn.results import _json_default, atomic_write_bytes
-
     directory = Path(directory)
     rest = load_summary_json(directory)
     cfg = CelltypeConfig.from_dict(rest["config"])
@@ -1108,7 +1112,7 @@ def refresh_baselines(directory: str | os.PathLike, dataset: Dataset, history: i
         raise BiornnError(f"{directory}: the dataset has no held-out samples; the reference predictors are scored "
                           "on held-out data")
     rest["baselines"] = baselines(data.hx, data.hy, data.x, data.y, history=history)
-    atomic_write_bytes(directory / "summary.json", (json.dumps(rest, indent=1, default=_json_default) + "\n").encode())
+    _write_summary_json(directory, rest)
     return rest["baselines"]
 
 

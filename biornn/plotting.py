@@ -984,7 +984,8 @@ def plot_condition_fits(table, threshold: float = 0.9, ax=None):
         the training samples' average trace (purple); all six conditions on the x axis (one without a cached run is
         an empty column).
     """
-    if ax is None:
+    created = ax is None
+    if created:
         _, ax = plt.subplots(figsize=(8.6, 3.8))
     order = ["FC", "FN", "FO", "NC", "NN", "NO"]  # every condition on the axis: a missing one shows as a gap
     for window, offset, face in (("full", -0.12, None), ("half", 0.12, "none")):
@@ -1014,5 +1015,6 @@ def plot_condition_fits(table, threshold: float = 0.9, ax=None):
     ax.set_xlim(-0.5, len(order) - 0.5)
     ax.set(xlabel="condition", ylabel="held-out median r (sparse model)", title="Fits per condition and seed")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    ax.figure.tight_layout()
+    if created:
+        ax.figure.tight_layout()  # room for the legend outside the axes
     return ax.figure
