@@ -1211,6 +1211,43 @@ def condition_fits(root: str | os.PathLike | None = None, variant: str = "publis
     return pd.DataFrame(rows)
 
 
+def population_fits(condition: str, window: str = "full", variant: str = "published",
+                    root: str | os.PathLike | None = None):
+    """Held-out r per population of one cached condition and window, beside the honest reference predictors.
+
+    Args:
+        condition: ``FN``, ``familiar_no_change`` ...
+        window: ``full`` or ``half``.
+        variant: ``published``, ``corrected`` ...
+        root: the figure cache (default ``data/results/fig4``).
+
+    Returns:
+        A ``pandas.DataFrame`` indexed by population label (model order) with ``model_r`` (sparse model, median over
+        seeds), ``model_r_min`` / ``model_r_max`` (over seeds), ``train_mean_r`` and ``linear_history_r``
+        (:func:`baselines`; NaN where the summary predates them).
+
+    Raises:
+        BiornnError: no summary cached for that condition, window and variant.
+    """
+    import pandas as pd
+
+    from biornn.analysis import find_fig4_runs
+
+    abbr = ABBREVIATIONS[condition_name(condition)]
+    folder = find_fig4_runs(root, variant=variant).get((window, abbr))
+    if folder is None:
+        raise BiornnError(f"no cached Figure 4 summary for {abbr} {window} ({variant}); train and summarise it "
+                          "(python -m biornn celltype train / summarize) or pick a cached condition")
+    summary = load_summary_json(folder)
+    r = np.array([run["heldout"]["sparse"]["r"] for run in summary["runs"]])  # (seeds, 18)
+    base = summary.get("baselines", {})
+    nan = [float("nan")] * r.shape[1]
+    return pd.DataFrame({"model_r": np.median(r, 0), "model_r_min": r.min(0), "model_r_max": r.max(0),
+                         "train_mean_r": base.get("train_mean", {}).get("r", nan),
+                         "linear_history_r": base.get("linear_history", {}).get("r", nan)},
+                        index=list(POPULATION_LABELS))
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Benchmark hook
 # ----------------------------------------------------------------------------------------------------------------

@@ -307,6 +307,14 @@ def test_cli_contract(tmp_path, capsys):
                           _dataset().targets)
     for name in ("time_mean", "train_mean", "linear_history"):
         assert back[f"{name}_r"].iloc[0] == pytest.approx(np.median(expect[name]["r"]), rel=1e-6)
+    pops = ct.population_fits("familiar_change", "full", root=cache)
+    assert list(pops.index) == list(C.POPULATION_LABELS)
+    seeds_r = np.array([metrics["runs"][s]["heldout"]["sparse"]["r"] for s in (0, 1)])
+    np.testing.assert_allclose(pops["model_r"], np.median(seeds_r, 0))
+    assert (pops["model_r_min"] <= pops["model_r"]).all() and (pops["model_r"] <= pops["model_r_max"]).all()
+    np.testing.assert_allclose(pops["linear_history_r"], expect["linear_history"]["r"], rtol=1e-6)
+    with pytest.raises(BiornnError, match="no cached Figure 4 summary for FN half"):
+        ct.population_fits("FN", "half", root=cache)
     # another dataset (other noise draw, same condition) is refused with the hashes named
     with pytest.raises(BiornnError, match="hashes to .* trained on") as err:
         ct.refresh_baselines(cache / "FC-full-published-x", _dataset(seed=1))
