@@ -1019,6 +1019,11 @@ def linear_history_predict(train_inputs, train_targets, inputs, history: int = 4
     return out
 
 
+#: Display names of the reference predictors of :func:`baselines` (keys as stored in the summaries).
+REFERENCE_NAMES = {"persistence": "persistence", "time_mean": "held-out average trace (oracle)",
+                   "train_mean": "training average trace", "linear_history": "linear history predictor"}
+
+
 def baselines(inputs, targets, train_inputs=None, train_targets=None, history: int = 4) -> dict:
     """Reference predictors of the next frame, scored like the model (:func:`fit_metrics`) on ``inputs/targets``.
 
@@ -1186,6 +1191,9 @@ def condition_fits(root: str | os.PathLike | None = None, variant: str = "publis
             continue
         summary = load_summary_json(folder)
         ident, base = summary.get("identifiability", {}), summary.get("identifiability_baseline", {})
+        references = {f"{name}_r": float(np.median(summary["baselines"][name]["r"]))
+                      if name in summary.get("baselines", {}) else float("nan")
+                      for name in ("time_mean", "train_mean", "linear_history")}
         for k, run in enumerate(summary["runs"]):
             fits = run["heldout"]
             r = float(np.median(fits["sparse"]["r"]))
@@ -1195,9 +1203,7 @@ def condition_fits(root: str | os.PathLike | None = None, variant: str = "publis
                          "dense_median_r": float(np.median(fits["dense"]["r"])),
                          "train_median_r": float(np.median(run["train_fit"]["r"])) if "train_fit" in run
                          else float("nan"),
-                         **{f"{name}_r": float(np.median(summary["baselines"][name]["r"]))
-                            if name in summary.get("baselines", {}) else float("nan")
-                            for name in ("time_mean", "train_mean", "linear_history")},
+                         **references,
                          "pruned_batch_loss": run["pruned_batch_loss"], "finetune_loss": run["finetune_loss"][-1],
                          "sign_violations": int(sum(run["sign_violations"].values())),
                          "outside_mask": int(run["outside_mask"]), "device": summary.get("device", "?"),
@@ -1231,9 +1237,9 @@ def population_fits(condition: str, window: str = "full", variant: str = "publis
     """
     import pandas as pd
 
-    from biornn.analysis import find_fig4_runs
+    from biornn.analysis import condition_abbrev, find_fig4_runs
 
-    abbr = ABBREVIATIONS[condition_name(condition)]
+    abbr = condition_abbrev(condition)
     folder = find_fig4_runs(root, variant=variant).get((window, abbr))
     if folder is None:
         raise BiornnError(f"no cached Figure 4 summary for {abbr} {window} ({variant}); train and summarise it "

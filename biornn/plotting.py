@@ -996,10 +996,10 @@ def plot_condition_fits(table, threshold: float = 0.9, ax=None):
         ax.scatter(xs, sub["median_r"], s=22, color="k", facecolors=face if face else "k", label=f"{window} window")
     # reference predictors (data only, :func:`biornn.celltype.baselines`), each window's beside its own dots: solid
     # for the full window, dotted for the half window
-    references = (("linear_history_r", "tab:green", "linear history predictor"),
-                  ("time_mean_r", "tab:orange", "held-out average trace (oracle)"),
-                  ("train_mean_r", "tab:purple", "training average trace"))
-    for column, color, name in references:
+    from biornn.celltype import REFERENCE_NAMES
+
+    for key, color in (("linear_history", "tab:green"), ("time_mean", "tab:orange"), ("train_mean", "tab:purple")):
+        column, name = f"{key}_r", REFERENCE_NAMES[key]
         if column not in table:
             continue
         for window, offset, style in (("full", -0.12, "-"), ("half", 0.12, ":")):
