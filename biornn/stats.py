@@ -3,12 +3,15 @@
 Figure 2: :func:`kl_divergence` and :func:`pairwise_kl` (histogram KL of weight distributions; spec Fig 2, section 7,
 quirk Q11: ``aligned=True`` uses common bin edges, ``aligned=False`` reproduces the reference's per-matrix bins).
 
-Figure 3 (spec Fig 3, section 9): seed-level summaries :func:`mean_ci`, :func:`holm`, :func:`paired_test` and
-:func:`pruning_comparison` (the recommended protocol), and :func:`reference_aggregation` (the published bar chart's
-statistics, reproduced with their flaws for side-by-side reporting).
+Figure 3 (spec Fig 3, section 9): seed-level summaries :func:`mean_ci`, :func:`holm`, :func:`paired_test`,
+:func:`paired_effect` / :func:`paired_effects` (each effect with its interval on the scale of its test, and all four
+paired p-values) and :func:`pruning_comparison` (the recommended protocol), and :func:`reference_aggregation`
+(the published bar chart's statistics, reproduced with their flaws for side-by-side reporting).
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
@@ -144,7 +147,8 @@ def paired_test(a, b, test: str = "t_log") -> dict:
     * ``"signflip"``: exact permutation test of the mean of ``d = a - b`` under random sign flips; for n <= 16 all
       ``2^n`` sign patterns are enumerated (smallest p ``2 / 2^n``, 0.0625 at n = 5); for larger n, ``2^16`` random
       patterns from a fixed seed with the ``(1 + hits) / (1 + draws)`` estimate.
-    * ``"wilcoxon"``: Wilcoxon signed-rank test on ``d`` (scipy, exact for small n without ties or zeros).
+    * ``"wilcoxon"``: Wilcoxon signed-rank test on ``d`` (scipy, exact for small n without ties or zeros; with
+      zeros, scipy drops them and uses the normal approximation, silently here).
 
     Args:
         a, b: ``(n,)`` paired values (e.g. per-seed errors of random and top-prob pruning).
@@ -179,9 +183,106 @@ def paired_test(a, b, test: str = "t_log") -> dict:
         if np.all(d == 0):
             stat, p = 0.0, 1.0
         else:
-            res = stats.wilcoxon(d, alternative="two-sided")
+            with warnings.catch_warnings():  # zeros in d: scipy drops them and uses the normal approximation
+                warnings.simplefilter("ignore", UserWarning)
+                res = stats.wilcoxon(d, alternative="two-sided")
             stat, p = float(res.statistic), float(res.pvalue)
     return {"test": test, "n": int(a.size), "statistic": stat, "pvalue": p, "mean_diff": float(d.mean())}
+
+
+def paired_effect(a, b, level: float = 0.95) -> dict:
+    """The paired effect of ``a`` against ``b`` on the scale of each test, with all four paired p-values.
+
+    Each interval sits on the scale of the test it goes with, so interval and p-value agree (the interval excludes
+    the null exactly when the two-sided t p-value is below ``1 - level``):
+
+    * log scale (paired t on log values, ``t_log``): ``log_diff`` = mean over pairs of ``log a - log b`` with its
+      t-interval (n - 1 df); ``ratio`` = ``exp(log_diff)``, the geometric mean of ``a / b``, with the exponentiated
+      interval (``ratio > 1``: ``a`` larger). NaN when any value is <= 0.
+    * raw scale (paired t, ``t``): ``diff`` = mean of ``a - b`` with its t-interval.
+    * ``p_signflip`` (exact sign-flip of the mean raw difference) and ``p_wilcoxon`` (signed-rank on ``a - b``)
+      test the raw differences without an interval of their own; ``wins`` = pairs with ``b < a``.
+
+    No multiple-comparison correction here (see :func:`paired_effects`).
+
+    Args:
+        a, b: ``(n,)`` paired values, n >= 2 (e.g. per-seed errors of random and top-prob pruning).
+        level: confidence level of the intervals.
+
+    Returns:
+        Dict of floats: ``n``, ``wins``, ``log_diff``, ``log_lo``, ``log_hi``, ``ratio``, ``ratio_lo``,
+        ``ratio_hi``, ``diff``, ``diff_lo``, ``diff_hi`` and ``p_<test>`` for every test in :data:`PAIRED_TESTS`.
+    """
+    a = _finite(a, "paired values").ravel()
+    b = _finite(b, "paired values").ravel()
+    if a.shape != b.shape:
+        raise BiornnError(f"paired effect needs one value per seed in each group, got {a.size} and {b.size}")
+    if a.size < 2:
+        raise BiornnError(f"paired effect needs at least 2 seeds, got {a.size}")
+    out: dict = {"n": int(a.size), "wins": int(np.sum(b < a))}
+    if (a > 0).all() and (b > 0).all():
+        m, lo, hi = mean_ci(np.log(a) - np.log(b), level=level)
+    else:
+        m = lo = hi = float("nan")
+    out.update(log_diff=m, log_lo=lo, log_hi=hi, ratio=float(np.exp(m)), ratio_lo=float(np.exp(lo)),
+               ratio_hi=float(np.exp(hi)))
+    m, lo, hi = mean_ci(a - b, level=level)
+    out.update(diff=m, diff_lo=lo, diff_hi=hi)
+    for test in PAIRED_TESTS:
+        undefined = test == "t_log" and np.isnan(out["log_diff"])
+        out[f"p_{test}"] = float("nan") if undefined else paired_test(a, b, test)["pvalue"]
+    return out
+
+
+def _holm_finite(pvalues) -> np.ndarray:
+    """:func:`holm` over the finite entries of ``pvalues`` (NaN stays NaN and does not count in m)."""
+    p = np.asarray(pvalues, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        out[ok] = holm(p[ok])
+    return out
+
+
+def paired_effects(errors_random, errors_topprob, levels, interior=None, level: float = 0.95) -> dict:
+    """:func:`paired_effect` of random vs top-prob pruning at every compared level and for the primary endpoint.
+
+    Unit of replication: the seed; mask draws are averaged within a seed first. Per level (the ``interior``
+    levels, default ``0 < p < 1``): effects on the log and raw scales with their ``level`` t-intervals and the four
+    two-sided paired p-values, each test **Holm**-corrected over the compared levels (``holm_<test>``; m = number
+    of levels with a finite p). Primary endpoint: per seed the mean error over the compared levels, the same
+    effects and four p-values, uncorrected (one pre-specified comparison per test), as in
+    :func:`pruning_comparison`. Effects are random relative to top-prob: ``ratio > 1`` and ``diff > 0`` mean
+    top-prob's error is lower.
+
+    Args:
+        errors_random, errors_topprob: ``(seeds, levels)`` or ``(seeds, levels, draws)`` errors, paired by seed.
+        levels: ``(levels,)`` connection probabilities.
+        interior: indices of the compared levels.
+        level: confidence level.
+
+    Returns:
+        ``{"per_level": [row, ...], "primary": row}``; each row is a :func:`paired_effect` dict, per-level rows
+        with ``index``, ``level`` and ``holm_<test>`` added, the primary row with ``index = -1`` and ``level`` NaN.
+    """
+    R = _errors_table(errors_random, "random-pruning errors")
+    T = _errors_table(errors_topprob, "top-prob errors")
+    if R.shape != T.shape:
+        raise BiornnError(f"error tables differ in shape: random {R.shape}, top-prob {T.shape}; pair them by seed")
+    lv = _finite(levels, "levels").ravel()
+    if lv.size != R.shape[1]:
+        raise BiornnError(f"{lv.size} levels given for tables with {R.shape[1]} columns; pass one p per column")
+    idx = np.flatnonzero((lv > 0) & (lv < 1)) if interior is None else np.asarray(interior, dtype=int).ravel()
+    if idx.size == 0:
+        raise BiornnError("no levels to compare; pass levels strictly between 0 and 1")
+    rows = [{"index": int(j), "level": float(lv[j]), **paired_effect(R[:, j], T[:, j], level)} for j in idx]
+    for test in PAIRED_TESTS:
+        adj = _holm_finite([row[f"p_{test}"] for row in rows])
+        for row, p in zip(rows, adj):
+            row[f"holm_{test}"] = float(p)
+    primary = {"index": -1, "level": float("nan"),
+               **paired_effect(R[:, idx].mean(axis=1), T[:, idx].mean(axis=1), level)}
+    return {"per_level": rows, "primary": primary}
 
 
 def significance_label(p: float) -> str:
@@ -253,8 +354,9 @@ def pruning_comparison(errors_random, errors_topprob, levels, test: str = "t_log
     * Secondary: a paired ``test`` (:func:`paired_test`, random vs top-prob across seeds) at each interior level, with
       Holm correction over the interior levels.
     * Primary endpoint: per seed the mean error over the interior levels; paired ``test`` across seeds (two-sided,
-      no correction: one pre-specified test), the mean paired difference random - top-prob with its t-interval, and
-      the p-values of all four paired tests for reference.
+      no correction: one pre-specified test), the mean paired difference random - top-prob with its t-interval (the
+      scale of ``t``), the mean log ratio and geometric-mean ratio random / top-prob with theirs (the scale of
+      ``t_log``; see :func:`paired_effect`), and the p-values of all four paired tests for reference.
 
     Args:
         errors_random, errors_topprob: ``(seeds, levels)`` or ``(seeds, levels, draws)`` errors, paired by seed.
@@ -268,7 +370,8 @@ def pruning_comparison(errors_random, errors_topprob, levels, test: str = "t_log
         A dict of plain lists and floats: ``levels``, ``n_seeds``, ``test``, ``interior``, ``random`` and ``topprob``
         (each ``{"mean", "ci_low", "ci_high"}`` per level), ``per_level`` (``{"index", "level", "mean_diff", "p",
         "p_holm"}`` over the interior levels; ``mean_diff`` = mean of random - top-prob) and ``primary``
-        (``{"random", "topprob", "diff", "diff_ci", "pvalue", "pvalues"}``).
+        (``{"random", "topprob", "diff", "diff_ci", "log_diff", "log_diff_ci", "ratio", "ratio_ci", "pvalue",
+        "pvalues"}``; the log-scale entries are NaN for errors <= 0).
     """
     R = _errors_table(errors_random, "random-pruning errors")
     T = _errors_table(errors_topprob, "top-prob errors")
@@ -298,7 +401,13 @@ def pruning_comparison(errors_random, errors_topprob, levels, test: str = "t_log
             pvalues[name] = float("nan")  # log errors undefined; only reported when not the chosen test
         else:
             pvalues[name] = paired_test(r_seed, t_seed, name)["pvalue"]
+    eff = paired_effect(r_seed, t_seed, level) if (r_seed > 0).all() and (t_seed > 0).all() else None
+    nan = float("nan")
     out["primary"] = {"random": float(r_seed.mean()), "topprob": float(t_seed.mean()), "diff": diff,
-                      "diff_ci": [lo, hi], "pvalue": pvalues[test], "pvalues": pvalues,
+                      "diff_ci": [lo, hi], "log_diff": eff["log_diff"] if eff else nan,
+                      "log_diff_ci": [eff["log_lo"], eff["log_hi"]] if eff else [nan, nan],
+                      "ratio": eff["ratio"] if eff else nan,
+                      "ratio_ci": [eff["ratio_lo"], eff["ratio_hi"]] if eff else [nan, nan],
+                      "pvalue": pvalues[test], "pvalues": pvalues,
                       "per_seed_random": r_seed.tolist(), "per_seed_topprob": t_seed.tolist()}
     return out

@@ -155,6 +155,24 @@ def test_tables_on_reference_arrays():
     assert lt["wins"].tolist()[7] == 5
 
 
+def test_effects_table_on_reference_arrays():
+    ref = reference("fig3")
+    tasks = {v["label"]: (np.array(v["random"]), np.array(v["topprob"])) for v in ref["tasks"].values()}
+    eff = pr.effects_table(tasks, ref["levels"])
+    assert list(eff.columns) == list(pr.EFFECT_COLUMNS)
+    primary = eff[eff.j == -1].set_index("task")
+    side = pr.side_by_side(tasks, ref["levels"]).set_index("task")
+    assert list(primary.index) == list(tasks)
+    for col in ("ratio", "ratio_lo", "ratio_hi", "p_t_log", "diff", "diff_lo", "diff_hi", "p_t", "p_signflip",
+                "p_wilcoxon"):
+        np.testing.assert_allclose(primary[col], side[col], err_msg=col)
+    assert primary["holm_t_log"].isna().all() and eff.loc[eff.j >= 0, "holm_t_log"].notna().all()
+    ff = eff[eff.task == "Flip-flop"]
+    assert int((ff.holm_t_log < 0.05).sum()) == side.loc["Flip-flop", "holm_levels"]
+    line = pr.format_effect(primary.loc["Flip-flop"])
+    assert f"{primary.loc['Flip-flop', 'ratio']:.3g}" in line and "paired t on log p" in line and "Wilcoxon" in line
+
+
 def test_cli_registers_reproduce_fig3():
     from biornn.cli import build_parser
 

@@ -7,7 +7,16 @@ import numpy as np
 import pytest
 
 from biornn.errors import BiornnError
-from biornn.stats import holm, mean_ci, paired_test, pruning_comparison, reference_aggregation
+from biornn.stats import (
+    PAIRED_TESTS,
+    holm,
+    mean_ci,
+    paired_effect,
+    paired_effects,
+    paired_test,
+    pruning_comparison,
+    reference_aggregation,
+)
 
 LEVELS = np.concatenate([[0.0], np.linspace(0.01, 1, 14)])
 
@@ -215,3 +224,82 @@ def test_protocol_averages_draws_and_checks_shapes():
         pruning_comparison(R, T, LEVELS[:5])
     with pytest.raises(BiornnError, match="differ in shape"):
         pruning_comparison(R, T[:4], LEVELS)
+
+
+# -- each effect on the scale of its test (paired_effect / paired_effects) ----------------------------------------
+def _agrees(lo, hi, null, p):
+    """A two-sided t interval excludes the null exactly when its t-test's p is below 1 - level."""
+    return (lo > null or hi < null) == (p < 0.05)
+
+
+def test_log_and_raw_conclusions_differ():
+    # every seed's error 20 % higher under a, but one seed's errors are 10^4 times the others': the log-scale test
+    # sees ten consistent ratios, the raw-scale test sees one large difference and nine negligible ones
+    rng = np.random.default_rng(1)
+    b = np.r_[np.full(9, 1e-3), 10.0] * rng.uniform(0.9, 1.1, 10)
+    a = b * 1.2 * rng.uniform(0.98, 1.02, 10)
+    e = paired_effect(a, b)
+    assert e["n"] == 10 and e["wins"] == 10
+    assert e["p_t_log"] < 1e-6 and e["ratio_lo"] > 1.15 and e["ratio_hi"] < 1.25
+    assert e["p_t"] > 0.2 and e["diff_lo"] < 0 < e["diff_hi"]
+    assert e["p_signflip"] == pytest.approx(2 / 2 ** 10) and e["p_wilcoxon"] == pytest.approx(2 / 2 ** 10)
+    assert _agrees(e["ratio_lo"], e["ratio_hi"], 1.0, e["p_t_log"]) and _agrees(e["diff_lo"], e["diff_hi"], 0, e["p_t"])
+    # the log-scale effect is exactly the t-interval of the log ratios, exponentiated
+    m, lo, hi = mean_ci(np.log(a / b))
+    assert e["log_diff"] == pytest.approx(m) and e["ratio"] == pytest.approx(np.exp(m))
+    assert (e["ratio_lo"], e["ratio_hi"]) == pytest.approx((np.exp(lo), np.exp(hi)))
+    assert e["p_t_log"] == pytest.approx(paired_test(a, b, "t_log")["pvalue"])
+
+
+def test_paired_effect_without_positive_values():
+    e = paired_effect([1.0, -1.0, 2.0], [0.5, 0.0, 1.0])
+    assert np.isnan(e["ratio"]) and np.isnan(e["p_t_log"])
+    assert np.isfinite(e["p_t"]) and e["diff"] == pytest.approx(0.5 / 3)
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 8])
+def test_signflip_is_exact_for_small_n(n):
+    import itertools
+
+    rng = np.random.default_rng(n)
+    a, b = rng.lognormal(size=n), rng.lognormal(size=n)
+    d = a - b
+    hits = sum(abs(np.dot(signs, d)) >= abs(d.sum()) - 1e-12 for signs in itertools.product((1, -1), repeat=n))
+    p = paired_effect(a, b)["p_signflip"]
+    assert p == hits / 2 ** n  # exact, not approximately
+    assert (p * 2 ** n) % 2 == 0  # the null distribution is symmetric: patterns come in +- pairs
+    # all differences one way: the smallest possible p
+    assert paired_effect(b + rng.uniform(0.5, 1.5, n), b)["p_signflip"] == 2 / 2 ** n
+
+
+def test_holm_is_monotone():
+    rng = np.random.default_rng(0)
+    for m in (1, 2, 5, 13):
+        p = rng.uniform(0, 0.2, m) ** 2
+        adj = holm(p)
+        order = np.argsort(p)
+        assert np.all(np.diff(adj[order]) >= 0) and np.all(adj >= p) and np.all(adj <= 1)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_paired_effects_on_reference_arrays(task):
+    R, T = TASKS[task]
+    res = paired_effects(R, T, LEVELS)
+    rows, prim = res["per_level"], res["primary"]
+    old = pruning_comparison(R, T, LEVELS)
+    assert [r["index"] for r in rows] == old["interior"] == list(range(1, 14))
+    np.testing.assert_allclose([r["holm_t_log"] for r in rows], old["per_level"]["p_holm"])
+    np.testing.assert_allclose([r["diff"] for r in rows], old["per_level"]["mean_diff"])
+    assert prim["diff"] == pytest.approx(old["primary"]["diff"]) and prim["index"] == -1
+    assert [prim["diff_lo"], prim["diff_hi"]] == pytest.approx(old["primary"]["diff_ci"])
+    assert [prim["ratio_lo"], prim["ratio_hi"]] == pytest.approx(old["primary"]["ratio_ci"])
+    for test in PAIRED_TESTS:
+        assert prim[f"p_{test}"] == pytest.approx(old["primary"]["pvalues"][test])
+        raw = np.array([r[f"p_{test}"] for r in rows])
+        adj = np.array([r[f"holm_{test}"] for r in rows])
+        np.testing.assert_allclose(adj, holm(raw))
+        order = np.argsort(raw, kind="stable")
+        assert np.all(np.diff(adj[order]) >= 0) and np.all(adj >= raw)  # Holm per test over the levels
+    for r in [*rows, prim]:
+        assert _agrees(r["ratio_lo"], r["ratio_hi"], 1.0, r["p_t_log"]) and _agrees(r["diff_lo"], r["diff_hi"], 0,
+                                                                                    r["p_t"])

@@ -267,6 +267,31 @@ for task, df in tables.items():
               f"worse at p = {levels_where(df, False, col)}")
 """),
     md("""
+### Headline numbers: each effect on the scale of its test
+
+A paired t-test on log errors tests the **ratio** of the errors, a paired t-test on raw errors their **difference**,
+and the two can disagree: a ratio of 50 at an error of 0.001 weighs as much on the log scale as at an error of 0.5,
+while on the raw scale it hardly moves the mean. So each effect is printed beside the p-value of the test on its own
+scale: the geometric-mean ratio random / top-prob (exp of the mean log ratio) with its 95 % t-interval and the paired
+t on log errors; the mean difference random − top-prob with its 95 % t-interval and the paired t on raw errors; and
+the exact sign-flip and Wilcoxon signed-rank p-values of the raw differences. Each interval excludes the null (1 or 0)
+exactly when its own t-test gives p < 0.05. First the primary endpoint (per seed the mean error over the informative
+levels: one comparison per test, uncorrected), then every informative level with each test Holm-corrected over the
+levels (`holm_*`).
+"""),
+    code("""
+effects = pr.effects_table({sw.data_label: (sw.loss["random"], sw.loss["topprob"]) for sw in sweeps.values()}, LEVELS)
+for task, g in effects.groupby("task", sort=False):
+    head = g[g.j == -1].iloc[0]
+    print(f"{task} (n = {head.n} seeds), mean over the {len(g) - 1} informative levels: random {head.random:.3g}, "
+          f"top-prob {head.topprob:.3g}, top-prob lower in {head.wins} seeds\\n  {pr.format_effect(head)}")
+cols = ["p", "wins", "ratio", "ratio_lo", "ratio_hi", "p_t_log", "holm_t_log", "diff", "diff_lo", "diff_hi", "p_t",
+        "holm_t", "p_signflip", "holm_signflip", "p_wilcoxon", "holm_wilcoxon"]
+for task, g in effects[effects.j >= 0].groupby("task", sort=False):
+    print(f"\\n{task}, per level:")
+    print(g[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+"""),
+    md("""
 The per-level paired effect, log10(random / top-prob error) per seed: mean and 95 % t-interval (the statistic of
 the paired t-test on log errors); above 0 top-prob is better, filled markers are levels with Holm-adjusted p < 0.05.
 """),
@@ -283,8 +308,10 @@ Columns `pub_*`: the reference's aggregation (spec 9.1), **as published**: bar =
 mean over all 15 levels, error = 1.96 × SEM of all seeds × levels pooled as if independent, label from the
 **minimum of 15 uncorrected** unpaired Mann-Whitney p-values. The other columns: the pre-specified primary endpoint
 (per seed the mean error over the informative levels; paired t-test on log errors, two-sided, n seeds, one test,
-no correction), the mean paired difference random − top-prob with its 95 % t-interval, and how many of the
-`n_levels` informative levels survive Holm (paired t on log errors).
+no correction), with each effect beside the test on its scale: the geometric-mean error ratio random / top-prob
+with its 95 % t-interval (`ratio*`) and the paired t on log errors (`p_t_log`), the mean paired difference random −
+top-prob with its 95 % t-interval (`diff*`) and the paired t on raw errors (`p_t`), the exact sign-flip and Wilcoxon
+p-values; and how many of the `n_levels` informative levels survive Holm (paired t on log errors).
 """),
     code("""
 ours = pr.side_by_side({sw.data_label: (sw.loss["random"], sw.loss["topprob"]) for sw in sweeps.values()}, LEVELS)
