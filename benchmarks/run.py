@@ -8,7 +8,7 @@ What is timed, per workload (Dale's backprop: state rectification + projection o
 * **biornn**: :class:`biornn.models.EIRNN` with all ``S`` seeds batched (default 5), the training step of
   :func:`biornn.train.train`: zero grads, forward, :func:`biornn.train.per_seed_loss`, backward through the
   hand-written BPTT of :func:`biornn.models.rnn_core`, one Adam step, in-place :func:`biornn.constraints.dale_project_`.
-* **naive**: the reference's way (spec Fig 2, sections 2, 4, 5 and quirk Q19). One seed at a time, its own Adam; per
+* **naive**: the reference's way (fig2-dales-backprop.md §2, 4, 5, Q19). One seed at a time, its own Adam; per
   time step one ``nn.RNN`` call on a single step with the hidden state carried, the state rectified by multiplying
   with the mask ``[h > 0]``, the readout applied every step (also for MNIST, where only the last step is used);
   after every optimiser step a NumPy round trip of the recurrent matrix (``.detach().cpu().numpy()``, strict-sign
@@ -51,7 +51,7 @@ name) mapping each workload to ``{"biornn_s", "naive_s", "ratio", "limit_fractio
 Before timing, every workload checks that the naive loop and biornn compute the same loss (and ``W_hh`` gradient)
 on the same initial weights and batch, so the comparison is apples to apples.
 
-Cell-type model (Figs 4-5, spec ``fig4-5-celltype-rnn.md``; :class:`CelltypeWorkload`): N = 1440 (18 populations,
+Cell-type model (Figs 4-5, ``docs/paper/fig4-5-celltype-rnn.md``; :class:`CelltypeWorkload`): N = 1440 (18 populations,
 sizes 192 / 32 / 16), I = O = 18, T = 15, B = 200, 2000 samples per epoch, MSE every step, frozen readouts.
 
 * ``celltype_dense``: the dense stage. **biornn** = one batch of :func:`biornn.celltype.train_epoch` itself (all
@@ -168,7 +168,7 @@ class Workload:
 
 @dataclass(frozen=True)
 class CelltypeWorkload:
-    """One stage of the cell-type model's training (spec fig4-5-celltype-rnn.md, sections 3 and 4.3).
+    """One stage of the cell-type model's training (docs/paper/fig4-5-celltype-rnn.md, sections 3 and 4.3).
 
     Attributes:
         name: key in :data:`WORKLOADS` and in the results JSON.
@@ -179,7 +179,7 @@ class CelltypeWorkload:
             ``N = 6 (Pyr + SST + VIP)`` = 1440 for the paper's ``(192, 32, 16)``.
         steps: T (15: the full window). n_in, n_out: the 18 populations.
         batch: B. n_train: samples per epoch (2000: 10 batches).
-        input_mapping: ``dense`` (as the reference ran, spec Q1; the naive loop uses it too).
+        input_mapping: ``dense`` (as the reference ran, Q1 in the Figs 4-5 docs page; the naive loop uses it too).
         pruning: :func:`biornn.celltype.prune_mask`'s bookkeeping (``default`` or ``as_published``).
     """
 
@@ -241,7 +241,7 @@ WORKLOADS: dict[str, AnyWorkload] = {
                      kind="regression", data="wave", split_readout=True),
     "mnist_shapes": Workload("mnist_shapes", "seq-MNIST shapes", steps=28, n_in=28, batch=200, n_train=60000,
                              n_out=10, kind="classification", data="images"),
-    # The cell-type model of Figs 4-5 (spec fig4-5-celltype-rnn.md): see CelltypeWorkload and PruneWorkload below.
+    # The cell-type model of Figs 4-5 (docs/paper/fig4-5-celltype-rnn.md): see CelltypeWorkload and PruneWorkload below.
     "celltype_dense": CelltypeWorkload("celltype_dense", "cell-type dense", stage="dense"),
     "celltype_pruned": CelltypeWorkload("celltype_pruned", "cell-type pruned", stage="pruned"),
     "prune_blockwise_1440": PruneWorkload("prune_blockwise_1440", "block-wise top-prob pruning, N = 1440"),

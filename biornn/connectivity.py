@@ -1,4 +1,4 @@
-"""Populations and connection structure of the two-area cell-type RNN (spec Fig 4–5, sections 1–2).
+"""Populations and connection structure of the two-area cell-type RNN (docs/paper/fig4-5-celltype-rnn.md, sections 1–2).
 
 The 18 populations are 2 areas (V1, LM) x 3 layers x 3 cell types (Pyr, SST, VIP). The reference's **index layout**
 is area-major (V1 then LM), then layer in the order **L4, L2/3, L5**, then type Pyr, SST, VIP; the 18 data channels,
@@ -332,7 +332,7 @@ def block_means(W: np.ndarray, sizes: dict[str, int] | None = None, absolute: bo
 # --------------------------------------------------------------------------------------------------------------------
 
 def display_order() -> np.ndarray:
-    """``(18,)`` indices that put :data:`POPULATION_LABELS` in the published display order (L2/3, L4, L5; spec Q11).
+    """``(18,)`` indices that put :data:`POPULATION_LABELS` in the published display order (L2/3, L4, L5; Q11).
 
     ``M[np.ix_(o, o)]`` reorders an ``(18, 18)`` block matrix; ``[POPULATION_LABELS[i] for i in o]`` its labels.
     """

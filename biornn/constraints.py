@@ -1,12 +1,12 @@
 """Dale's-law constraints on a recurrent matrix ``W[post, pre]`` (columns carry the presynaptic sign).
 
-Three post-step operations (spec Fig 2, section 5), all in place, on the tensor's device, batched over a leading
-seed axis, and never touching the optimiser's moment estimates (spec Q24):
+Three post-step operations (fig2-dales-backprop.md §5), all in place, on the tensor's device, batched over a leading
+seed axis, and never touching the optimiser's moment estimates (Q24 there):
 
 * :func:`dale_project_`: Dale's backprop. The Euclidean projection onto ``C = {W : s_j W_ij >= 0}``,
   ``P_C(W)_ij = s_j max(s_j W_ij, 0)``. Idempotent.
 * :func:`rectify_published_`: the reference's "rectified backprop", ``W <- D * max(W, 0)`` with ``D_ij = s_j``.
-  It silences every inhibitory column (spec Q1); kept only to reproduce the published numbers.
+  It silences every inhibitory column (Q1); kept only to reproduce the published numbers.
 * Song et al.'s rectified parametrisation ``W = relu(V) * s`` lives in :class:`biornn.models.EIRNN`
   (``parametrization="song"``): it needs no post-step.
 
@@ -47,7 +47,7 @@ def dale_project(W: torch.Tensor, signs: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def rectify_published_(W: torch.Tensor, signs: torch.Tensor) -> torch.Tensor:
-    """The reference's rectified post-step, in place: ``W <- s_j * max(W_ij, 0)`` (spec Q1).
+    """The reference's rectified post-step, in place: ``W <- s_j * max(W_ij, 0)`` (Q1).
 
     Excitatory columns behave as in :func:`dale_project_`; inhibitory columns are zeroed at every step except
     for entries Adam just pushed above 0, which are negated, so inhibition stays within about one Adam step of 0.
@@ -75,7 +75,7 @@ class Method:
         label: legend label (the reference's wording).
         parametrization: ``"direct"`` or ``"song"`` (see :class:`biornn.models.EIRNN`).
         post_step: ``None``, ``"dale"`` or ``"rectify_published"``, applied after every optimiser step.
-        rectify_state: default for passing ``relu(a_t)`` to the next step (spec Q4: Dale's only, as published).
+        rectify_state: default for passing ``relu(a_t)`` to the next step (Q4: Dale's only, as published).
         constrained: whether the effective ``W_hh`` obeys Dale's law after every step.
     """
 

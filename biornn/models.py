@@ -5,7 +5,7 @@ Conventions used everywhere in biornn:
 * ``S`` seeds are trained at once: every parameter carries a leading seed axis, so ``W_hh`` is ``(S, N, N)``.
   The loss is the sum of per-seed losses and Adam is element-wise, so this is exactly ``S`` independent runs.
 * ``W[post, pre]``: row ``i`` receives from column ``j``; Dale's law constrains **columns** (presynaptic signs).
-* Step ``t`` (spec Fig 2, section 4): ``a_t = tanh(W_ih x_t + b_ih + W_hh r_{t-1} + b_hh)``, ``r_0 = 0``;
+* Step ``t`` (docs/paper/fig2-dales-backprop.md §4): ``a_t = tanh(W_ih x_t + b_ih + W_hh r_{t-1} + b_hh)``, ``r_0 = 0``;
   the state passed on is ``r_t = relu(a_t)`` (state rectification) or ``r_t = a_t``; readouts read ``a_t``.
 
 Speed: on a CPU the cost of an RNN is the per-step autograd graph, not the arithmetic. :func:`rnn_core` runs the
@@ -280,7 +280,7 @@ class EIRNN(nn.Module):
         readout_mask: ``(n_out, N)`` 0/1 array of which hidden units feed which readout (wave E/I readouts).
         output_tanh: pass the readout through ``tanh`` (flip-flop).
         last_step_only: read out only the last step (sequential digits).
-        readout_from_state: read out ``r_t`` instead of the unrectified ``a_t`` (spec Q5 option).
+        readout_from_state: read out ``r_t`` instead of the unrectified ``a_t`` (Q5 option of the Fig 2 docs page).
         input_mask: optional ``(N, n_in)`` 0/1 mask applied to the input weights (wave E/I input routing, Q3).
         init_key: extra key for the initialisation stream (``""`` for paired runs).
     """
@@ -385,10 +385,10 @@ def to_numpy(t: torch.Tensor) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# The cell-type constrained two-area RNN (paper Figs 4-5; spec fig4-5-celltype-rnn.md, section 3)
+# The cell-type constrained two-area RNN (paper Figs 4-5; docs/paper/fig4-5-celltype-rnn.md, section 3)
 # ----------------------------------------------------------------------------------------------------------------
 #: Input mappings of :class:`CelltypeRNN`: ``dense`` (every unit sees all 18 channels, as the reference effectively
-#: ran, spec Q1) and ``population`` (channel ``p`` reaches only population ``p``'s units, the reference's intent).
+#: ran, Q1 there) and ``population`` (channel ``p`` reaches only population ``p``'s units, the reference's intent).
 INPUT_MAPPINGS = ("dense", "population")
 
 
@@ -400,7 +400,7 @@ class CelltypeRNN(nn.Module):
         a_t = tanh(W_in x_t + W_rec r_{t-1}),    r_t = relu(a_t)
         y_t[p] = w_p . a_t[I_p] + b_p            (p = 0..17, I_p = the units of population p)
 
-    The readout sees the **unrectified** ``a_t`` (``readout_from_state=True`` reads ``r_t`` instead, spec Q2) and
+    The readout sees the **unrectified** ``a_t`` (``readout_from_state=True`` reads ``r_t`` instead, Q2 there) and
     each output reads only its own population's units. Readouts ``(w_p, b_p)`` keep PyTorch's default ``Linear``
     initialisation ``U(+-1/sqrt(n_p))`` and are **frozen** (buffers, never trained), which ties every unit to its
     population so that block averages of ``W_rec`` read as population-level connectivity.

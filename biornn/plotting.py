@@ -3,8 +3,8 @@
 * :func:`save_figure` writes ``figures/<name>.png`` and ``figures/<name>.pdf`` (set ``BIORNN_FIGURES`` to write
   elsewhere, e.g. in tests).
 * :data:`METHOD_STYLE` holds the paper's colours: conventional black, Dale's cornflower blue with triangles,
-  rectified salmon with circles (spec Fig 2, section 7); the Song-style rectified fix is sienna with squares.
-* :data:`PRUNING_STYLE`: random grey, top-prob green (spec Fig 3, section 7).
+  rectified salmon with circles (fig2-dales-backprop.md §7); the Song-style rectified fix is sienna with squares.
+* :data:`PRUNING_STYLE`: random grey, top-prob green (docs/paper/fig3-topprob-pruning.md, section 7).
 * :func:`band_plot`: mean curve with a shaded band over seeds.
 
 Only matplotlib is imported here; seaborn is optional and imported by the functions that use it.
@@ -133,7 +133,7 @@ use_style()
 def kde_on_grid(values, grid) -> np.ndarray:
     """Gaussian KDE (Scott's bandwidth, as seaborn's default) of ``values`` evaluated on a common ``grid``.
 
-    Evaluating every run on one grid is the fix for the reference's averaging of curves by grid index (spec Q12).
+    Evaluating every run on one grid is the fix for the reference's averaging of curves by grid index (Fig 2 docs Q12).
     """
     from scipy.stats import gaussian_kde
 
@@ -275,7 +275,7 @@ def plot_mst_overlap(curves: dict, reference: dict | None = None):
     Empirical curves: mean ± SD over sizes, matrices and draws (top-prob green, random grey). Theory (black): the
     exact expected overlap of top-prob (mean over sizes and matrices; random's expectation is ``1 - s``), the
     corrected lower bound (dotted) and, marked "as published", the reference's LB_ref on one ``N = 10`` matrix
-    (open circles; not a bound, spec 6.3).
+    (open circles; not a bound, docs/paper/fig3-topprob-pruning.md 6.3).
 
     Args:
         curves: the dict of :func:`biornn.pruning.mst_overlap_curves`.
@@ -297,7 +297,7 @@ def plot_mst_overlap(curves: dict, reference: dict | None = None):
             label="Top-prob exact expectation")
     ax.plot(s, np.asarray(curves["expected"]["random"]).mean((0, 1)), "x", color="k", ms=5,
             label="Random expectation (1 - s)")
-    ax.plot(s, np.asarray(curves["bound"]).mean((0, 1)), ":", color="k", label="Corrected lower bound (spec 6.4)")
+    ax.plot(s, np.asarray(curves["bound"]).mean((0, 1)), ":", color="k", label="Corrected lower bound (§6.4)")
     ax.plot(s, curves["reference_bound"], "o", mfc="none", color="k", ms=5,
             label="'Top-prob lower bound' (as published)")
     if reference is not None:
@@ -339,7 +339,7 @@ def plot_kept_weights(W, masks: dict, title: str, points: int = 400):
 
 
 def plot_reference_bars(aggs: dict, title: str = "Errors of pruned models at initialization (as published)"):
-    """Fig 3 panel C as published: grouped bars per task with the reference's aggregation (flawed; spec 9.1).
+    """Fig 3 panel C as published: grouped bars per task with the reference's aggregation (flawed; Fig 3 docs §9.1).
 
     Bar = maximum over runs of the per-run mean over all levels; error bar = 1.96 x SEM of all runs x levels pooled;
     label '*'/'ns' from the minimum uncorrected per-level Mann-Whitney p, centred at ``max(bar + err) + 0.1``.
@@ -411,7 +411,7 @@ def plot_paired_log_ratio(panels: dict, holm_p: dict | None = None, alpha: float
 # ----------------------------------------------------------------------------------------------------------------
 # Figure 5: connectivity differences between conditions
 # ----------------------------------------------------------------------------------------------------------------
-#: Node positions of the two-area diagram (spec section 6): V1 at x = 0, LM at x = 1.5; L2/3 y = 1, L4 0, L5 -1.
+#: Node positions of the two-area diagram (Figs 4-5 docs §6): V1 at x = 0, LM at x = 1.5; L2/3 y = 1, L4 0, L5 -1.
 NETWORK_POSITIONS = {f"{a}_{l}": (x, y) for a, x in (("V1", 0.0), ("LM", 1.5))
                      for l, y in (("L2/3", 1.0), ("L4", 0.0), ("L5", -1.0))}
 FIG5_PATHWAY_COLORS = {"intra": "0.6", "FF": "orange", "FB": "green"}
@@ -537,7 +537,7 @@ def _arc_rad(pos, src: int, dst: int, clearance: float = 0.5) -> float:
 def plot_network_diagram(ax, delta, density, labels, title: str = "", lim: float | None = None,
                          max_width: float = 4.0, edge_colors: dict | None = None, colorbar: bool = True,
                          scale: float = 1.0, significant=None):
-    """The two-area network diagram of spec section 6: 6 layer nodes, one arrow pre -> post per connected block.
+    """The two-area network diagram of the Figs 4-5 docs §6: 6 layer nodes, one arrow pre -> post per connected block.
 
     Edge colour = ``bwr`` of the difference (limits ``±max |Δ|``) unless ``edge_colors`` fixes it; width =
     ``max_width * ρ / max ρ`` with ρ the block density; curved arcs (``arc3``, rad 0.3 as published, bent the other
@@ -629,7 +629,7 @@ def plot_network_grid(panels: dict, labels, scale: float = 1e4, ncols: int = 3, 
 
 
 def plot_pathway_schematic(density, labels, inter_area: dict | None = None):
-    """The schematic of spec section 6: within-area edges grey, feedforward orange, feedback green, width ∝ density.
+    """The schematic of Figs 4-5 docs §6: within-area edges grey, feedforward orange, feedback green, width ∝ density.
 
     Args:
         density: ``(6, 6)`` block densities ``[post, pre]``.
@@ -690,9 +690,9 @@ def plot_pathway_agreement(table, value: str = "diff", reference: str = "ref_dif
 # ----------------------------------------------------------------------------------------------------------------
 #: Colours of the three cell types (Pyr excitatory red; SST and VIP inhibitory blues).
 CELLTYPE_COLORS = {"Pyr": "#c0392b", "SST": "#2e86c1", "VIP": "#7d3c98"}
-#: Colours of the inter-area pathways (spec Fig 5 schematic: feedforward orange, feedback green).
+#: Colours of the inter-area pathways (docs/paper/fig4-5-celltype-rnn.md section 6: feedforward orange, feedback green).
 CELLTYPE_PATHWAY_COLORS = {"FF": "darkorange", "FB_L23": "forestgreen", "FB_L5": "forestgreen"}
-#: Trace styles (spec section 5): target black dashed, dense grey, sparse green.
+#: Trace styles (docs/paper/fig4-5-celltype-rnn.md section 5): target black dashed, dense grey, sparse green.
 TRACE_STYLE = {"target": dict(color="k", ls="--", label="target"), "dense": dict(color="grey", label="dense"),
                "sparse": dict(color="green", label="sparse")}
 
@@ -835,7 +835,7 @@ def plot_celltype_traces(targets, dense, sparse, fits: dict | None = None, title
 
 
 def plot_weight_matrices(matrices: dict, sizes=None, lim: float | None = None):
-    """Recurrent matrices side by side (``matshow``, cmap seismic, one shared colour bar; spec section 5).
+    """Recurrent matrices side by side (``matshow``, cmap seismic, one shared colour bar; Figs 4-5 docs §5).
 
     Args:
         matrices: ``{title: (N, N) W[post, pre]}`` in index order.
@@ -870,7 +870,7 @@ def plot_block_heatmap(values, title: str = "", dispersion: str = "cv", ax=None,
     """Scatter heat map of an 18 x 18 block statistic over seeds (published order L2/3, L4, L5).
 
     Marker colour = mean over seeds; marker size = dispersion over seeds, ``std / |mean|`` (coefficient of variation,
-    spec Q12). Blocks whose mean is exactly 0 (pruned away, or absent pathways) are left blank.
+    Q12, fig4-5-celltype-rnn.md). Blocks whose mean is exactly 0 (pruned away, or absent pathways) are left blank.
 
     Args:
         values: ``(S, 18, 18)`` ``[post, pre]`` per-seed block values (e.g. mean ``|W|``), index order.

@@ -9,10 +9,10 @@ Every generator returns a :class:`TaskData` whose arrays are stacked over seeds:
 * ``x_test`` / ``y_test``: the same for the held-out set.
 
 Data are drawn from a generator seeded by the run's seed only (see :func:`biornn.config.derive_seed`), so the
-methods compared in Figure 2 share data and initial weights (paired runs, spec Q15). Pass ``draw_key`` to make
+methods compared in Figure 2 share data and initial weights (paired runs, Q15). Pass ``draw_key`` to make
 each method draw its own data, as the unseeded reference did.
 
-Facts: ``../shared/spec/fig2-dales-backprop.md`` sections 2, 3 and 10.
+Facts: ``docs/paper/fig2-dales-backprop.md`` sections 2, 3 and 10; the Q numbers below are that page's.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class TaskData:
 # Flip-flop
 # ----------------------------------------------------------------------------------------------------------------
 def flipflop_batch(rng: np.random.Generator, n: int, steps: int = 50, pulse_prob: float = 0.05):
-    """Draw ``n`` flip-flop sequences (spec 3.1).
+    """Draw ``n`` flip-flop sequences (section 3.1).
 
     Each step is a +-1 pulse with probability ``pulse_prob`` (sign equiprobable), else 0. The target holds the most
     recent pulse, switching at the pulse step itself, and is 0 before the first pulse.
@@ -123,11 +123,11 @@ def make_flipflop(seeds, n_train: int = 6000, n_test: int = 1000, steps: int = 5
 # Wave reconstruction
 # ----------------------------------------------------------------------------------------------------------------
 def wave_signals(rng: np.random.Generator, harmonics: bool = False, duration: float = 500.0, dt: float = 0.2):
-    """Draw one excitatory/inhibitory signal pair (spec 3.3).
+    """Draw one excitatory/inhibitory signal pair (section 3.3).
 
     Args:
         rng: random generator.
-        harmonics: ``False`` (as published, spec Q2): single sinusoids of amplitude 1.5 and 0.75. ``True``: the
+        harmonics: ``False`` (as published, Q2): single sinusoids of amplitude 1.5 and 0.75. ``True``: the
             intended two-component signals.
         duration: length in time units (500 as published; 1000 when test windows are held out, Q16).
         dt: sampling step (0.2 time units).
@@ -149,7 +149,7 @@ def wave_signals(rng: np.random.Generator, harmonics: bool = False, duration: fl
 
 
 def wave_windows(rng: np.random.Generator, signals: np.ndarray, n: int, steps: int, lo: int, hi: int):
-    """Cut ``n`` one-step-ahead windows; each channel gets its own start in ``[lo, hi)`` (spec Q17).
+    """Cut ``n`` one-step-ahead windows; each channel gets its own start in ``[lo, hi)`` (Q17).
 
     Returns:
         ``(x, y)``, both ``(n, steps, 2)`` float32 with ``y[:, t] = signal[start + t + 1]``.

@@ -1,8 +1,8 @@
 """Training Figure 2's E/I RNNs: all seeds of one (task, method) in one batched pass.
 
-The loop follows the reference (spec Fig 2, section 6): per mini-batch zero grads, forward, loss, backward, Adam
+The loop follows the reference (fig2-dales-backprop.md §6): per mini-batch zero grads, forward, loss, backward, Adam
 step, the method's post-step on ``W_hh``; after the train batches one full pass over the test set. Losses are stored
-as means (per-element MSE, per-sample cross-entropy; spec Q8/Q9); :func:`to_reference_sum` converts them to the
+as means (per-element MSE, per-sample cross-entropy; Q8/Q9 there); :func:`to_reference_sum` converts them to the
 reference's sum-over-batches convention for comparison with its printed numbers.
 
 Sizes come from :data:`TASK_SIZES`: ``paper`` holds the paper's values, ``quick`` small ones for tests and CI.
@@ -26,7 +26,7 @@ from biornn.errors import BiornnError
 from biornn.models import EIRNN, to_numpy
 from biornn.tasks import TASKS, TaskData, make_task
 
-#: Per-task sizes. ``paper`` = the reference's values (spec Fig 2, section 2); ``quick`` = a few seconds on a CPU.
+#: Per-task sizes. ``paper`` = the reference's values (fig2-dales-backprop.md §2); ``quick`` = a few seconds on a CPU.
 TASK_SIZES = {
     "flipflop": {
         "paper": dict(epochs=100, n_train=6000, n_test=1000, batch_size=200, steps=50),
@@ -36,7 +36,7 @@ TASK_SIZES = {
         "paper": dict(epochs=25, n_train=1000, n_test=1000, batch_size=100, steps=500),
         "quick": dict(epochs=12, n_train=200, n_test=100, batch_size=50, steps=100),
     },
-    # sklearn 8x8 stand-in: all 1437/360 images, the paper's batch, optimiser and 50 epochs (spec section 10).
+    # sklearn 8x8 stand-in: all 1437/360 images, the paper's batch, optimiser and 50 epochs (Fig 2 docs §10).
     # Note: 50 epochs of 1437 images are only 400 Adam steps against MNIST's 15,000; the Fig 2 notebook shows a
     # step-matched run (epochs=1875) beside it when that run is cached.
     "digits": {
@@ -65,11 +65,11 @@ class TrainConfig:
         hidden: N (paper 128).
         lr: Adam learning rate (paper 1e-3).
         batch_size, n_train, n_test, steps: data sizes (``None`` = the whole dataset).
-        rectify_state: pass ``relu(a_t)`` on; ``None`` = the method's published default (spec Q4).
-        readout_from_state: read out ``r_t`` instead of ``a_t`` (spec Q5).
+        rectify_state: pass ``relu(a_t)`` on; ``None`` = the method's published default (Q4).
+        readout_from_state: read out ``r_t`` instead of ``a_t`` (Q5).
         paired: share data and initial weights across methods for a seed (default, Q15); ``False`` draws them per
             method, as the unseeded reference effectively did.
-        wave_harmonics, wave_heldout, wave_input_routing: wave-task options (spec Q2, Q16, Q3); all off as published.
+        wave_harmonics, wave_heldout, wave_input_routing: wave-task options (Q2, Q16, Q3); all off as published.
     """
 
     task: str
@@ -358,7 +358,7 @@ def train(config: TrainConfig, device: str | None = None, on_step=None, progress
 
 def to_reference_sum(mean_loss, task: str, split: str = "test", batch_size: int | None = None,
                      n: int | None = None) -> np.ndarray:
-    """Convert per-element mean losses to the reference's sum over batches (spec Fig 2, section 6).
+    """Convert per-element mean losses to the reference's sum over batches (docs/paper/fig2-dales-backprop.md §6).
 
     The reference sums batch-mean losses over the 5 flip-flop test batches (30 train), 10 wave batches.
     """

@@ -15,7 +15,7 @@ from biornn.cli import OneLineParser
 from biornn.curate import CurateConfig, collect_windows, extract_windows
 from biornn.errors import BiornnError
 
-#: Experiments per population under `published`, computed from the shipped table (spec data 10.1: these equal the
+#: Experiments per population under `published`, computed from the shipped table (data docs §10.1: these equal the
 #: reference's 36 printed population sizes). (experience, area) -> type -> (L2/3, L4, L5).
 PUBLISHED = {
     ("familiar", "V1"): {"Pyr": (35, 23, 8), "SST": (37, 9, 7), "VIP": (48, 4, 2)},
@@ -26,7 +26,7 @@ PUBLISHED = {
 #: L4 under `split` (L2/3 and L5 equal `published`).
 SPLIT_L4 = {("familiar", "V1"): (23, 2, 2), ("familiar", "LM"): (23, 6, 8), ("novel", "V1"): (9, 3, 1),
             ("novel", "LM"): (7, 3, 1)}
-#: Stage A row anchors (spec data 8.2, published layers): familiar_change and novel_no_change.
+#: Stage A row anchors (docs/paper/allen-data-pipeline.md 8.2, published layers): familiar_change and novel_no_change.
 ROW_ANCHORS = {
     ("familiar", "V1"): {"Pyr": (9015, 6182, 1990), "SST": (8806, 2326, 1725), "VIP": (11453, 990, 351)},
     ("familiar", "LM"): {"Pyr": (8060, 6080, 888), "SST": (4668, 2710, 1115), "VIP": (12379, 3763, 2304)},

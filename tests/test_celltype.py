@@ -100,7 +100,7 @@ def test_realised_block_densities_within_binomial_error(pruning):
         sd = np.sqrt(n * target * (1 - target))
         assert np.all(np.abs(real * n - target * n) <= 4 * sd + 1)
     else:
-        # the reference's budgets keep more than the table (spec Q8), never less on average
+        # the reference's budgets keep more than the table (Q8, fig4-5-celltype-rnn.md), never less on average
         within = target.copy()
         within[np.ix_(range(9), range(9, 18))] = within[np.ix_(range(9, 18), range(9))] = 0
         assert real.mean(0)[within > 0].sum() > within[within > 0].sum()

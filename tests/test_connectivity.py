@@ -1,4 +1,4 @@
-"""Connectivity tables and population layout (spec Fig 4-5, sections 1-2)."""
+"""Connectivity tables and population layout (docs/paper/fig4-5-celltype-rnn.md, sections 1-2)."""
 
 import shutil
 

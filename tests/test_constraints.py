@@ -1,4 +1,4 @@
-"""Dale's projection and the rectified variants (spec Fig 2, sections 5 and 12)."""
+"""Dale's projection and the rectified variants (docs/paper/fig2-dales-backprop.md, sections 5 and 12)."""
 
 import pytest
 import torch
@@ -48,7 +48,7 @@ def test_rectify_published_silences_inhibition(W):
     s = make_signs(16)
     V = rectify_published_(W.clone(), s)
     assert sign_violations(V, s) == 0
-    # a second application zeroes every inhibitory column (the reference's bug, spec Q1)
+    # a second application zeroes every inhibitory column (the reference's bug, Q1)
     V2 = rectify_published_(V.clone(), s)
     assert (V2[..., s < 0] == 0).all()
 

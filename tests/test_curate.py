@@ -167,7 +167,7 @@ def test_published_framing(few):
         nc = C.extract_windows(d, "no_change", framing="published", no_change_alignment="trial_start")
         assert nc.values.shape[1] == 16
     positions = np.array(positions)
-    assert np.isin(positions, (8, 9)).mean() > 0.9  # spec: frame 8 or 9, about 1 % at 7 or 10
+    assert np.isin(positions, (8, 9)).mean() > 0.9  # allen-data-pipeline.md 5.3: frame 8 or 9, about 1 % at 7 or 10
     cfg = C.CurateConfig.published()
     assert (cfg.layer_rule, cfg.smoothing, cfg.heldout) == ("published", "shift_then_smooth", "none")
 

@@ -149,7 +149,7 @@ def test_tables_on_reference_arrays():
     for row, key in zip(df.itertuples(), ("flipflop", "wave", "smnist")):
         assert row.pub_bar_random == pytest.approx(bars[key][0], rel=5e-4)
         assert row.pub_min_p == pytest.approx(bars[key][4], abs=5e-7)
-    assert df["holm_levels"].tolist() == [5, 1, 5]  # spec 9.3
+    assert df["holm_levels"].tolist() == [5, 1, 5]  # docs/paper/fig3-topprob-pruning.md 9.3
     lt = pr.level_table(*tasks["Flip-flop"], ref["levels"])
     assert lt.shape[0] == 15 and np.isnan(lt["holm_t_log"][0]) and np.isnan(lt["holm_signflip"][14])
     assert lt["wins"].tolist()[7] == 5

@@ -39,7 +39,7 @@ def test_gradcheck_core():
 
 
 def test_reference_initialisation_statistics():
-    """Mean row sum and the outlier eigenvalue are about (102 - 26) * 0.0442 = 3.36 (spec section 12)."""
+    """Mean row sum and the outlier eigenvalue are about (102 - 26) * 0.0442 = 3.36 (fig2-dales-backprop.md §12)."""
     model = EIRNN(range(4), n_in=1, n_out=1)
     W = model.w_hh.detach().double()
     assert W.shape == (4, 128, 128)

@@ -22,7 +22,7 @@ def dale_matrix(seed, n=N, zero_frac=0.2, batch=()):
 
 
 def iterative_waterfill(a):
-    """The reference's loop (spec section 2, step 4), verbatim in numpy."""
+    """The reference's loop (docs/paper/fig3-topprob-pruning.md section 2, step 4), verbatim in numpy."""
     P = a.copy()
     for _ in range(100000):
         r = np.maximum(P - 1, 0).sum()
@@ -328,7 +328,7 @@ def test_expected_overlap_uniform_n100():
 
 
 def test_empirical_overlap_above_corrected_bound():
-    """Mean empirical overlap over random 10 x 10 matrices and draws is >= the corrected lower bound (spec 6.4)."""
+    """Mean empirical overlap over random 10 x 10 matrices and draws is >= the corrected lower bound (docs §6.4)."""
     rng = np.random.default_rng(2)
     mats = [rng.random((10, 10)) for _ in range(40)]
     for s in np.linspace(0, 1, 21):
@@ -348,7 +348,7 @@ def test_empirical_overlap_above_corrected_bound():
 
 def test_reference_bound_and_expectation_as_published():
     A = np.random.default_rng(3).random((10, 10))
-    # W-independent constant while the 10 heaviest weights are kept with certainty (spec 6.3, defect 3)
+    # W-independent constant while the 10 heaviest weights are kept with certainty (Fig 3 docs page 6.3, defect 3)
     assert pr.reference_lower_bound(A, 0.1) == pytest.approx(0.20840, abs=5e-6)
     assert pr.reference_lower_bound(A, 1.0) == 0.0
     # defect 2: the shrinking denominator makes the "bound" exceed the random expectation at s = 0.95

@@ -64,7 +64,7 @@ def test_cached_train_writes_provenance_and_reuses(tmp_path):
 
 
 def test_paper_cache_retrains_to_the_same_numbers():
-    """Retrain a committed paper-mode run (digits stand-in, Dale's, 50-epoch spec protocol, 5 seeds) and compare."""
+    """Retrain a committed paper-mode run (digits stand-in, Dale's, 50-epoch paper protocol, 5 seeds) and compare."""
     cfg = fig2_config("digits", "dales", "paper", epochs=50)
     directory = run_dir("fig2", "digits-dales", cfg.to_dict())
     assert directory.exists(), f"committed paper cache missing: {directory}"

@@ -1,6 +1,6 @@
 """Statistics: the reference's bar-chart aggregation reproduces the published numbers; the honest protocol's pieces.
 
-The three 5 x 15 error tables per task are the spec's Appendix arrays (Fig 3 spec, rounded to 4 significant digits).
+The three 5 x 15 error tables per task are the reference's arrays (fig3-topprob-pruning.md 8.1; 4 significant digits).
 """
 
 import numpy as np
@@ -85,14 +85,14 @@ def _table(text):
 
 TASKS = {"flipflop": _table(FLIPFLOP), "wave": _table(WAVE), "smnist": _table(SMNIST)}
 
-# spec 8.4: random bar, random err, top-prob bar, top-prob err, min p, mean-of-p
+# docs/paper/fig3-topprob-pruning.md 8.4: random bar, random err, top-prob bar, top-prob err, min p, mean-of-p
 BARS = {
     "flipflop": (0.50406, 0.04918, 0.38394, 0.07329, 0.012186, 0.29808),
     "wave": (0.15540, 0.02053, 0.15144, 0.02448, 0.021572, 0.32662),
     "smnist": (4.78294, 0.37686, 2.95261, 0.44498, 0.012186, 0.32628),
 }
 
-# spec 8.3: per-level p-values and win counts
+# docs/paper/fig3-topprob-pruning.md 8.3: per-level p-values and win counts
 LEVEL_P = {
     "flipflop": [1, .0947, .6761, .1437, .6761, .6761, .0947, .0122, .0122, .0122, .0122, .0122, .0122, .0367, 1],
     "wave": [1, .6761, .4034, .2101, .2963, .2963, .2963, .2101, .1437, .1437, .1437, .0216, .0367, .0216, 1],
@@ -185,7 +185,7 @@ def test_mean_ci_by_hand():
     assert np.isnan(mean_ci([3.0])[1])
 
 
-# spec 9.3: interior-mean errors, paired difference [95 % CI], paired t p (raw / log), Wilcoxon, Holm levels
+# docs §9.3: interior-mean errors, paired difference [95 % CI], paired t p (raw / log), Wilcoxon, Holm levels
 PROTOCOL = {
     "flipflop": (0.463, 0.252, 0.212, (0.141, 0.283), 0.0012, 0.0076, 0.0625, list(range(8, 13))),
     "wave": (0.101, 0.085, 0.017, (-0.057, 0.090), 0.56, 0.38, 0.625, [2]),
@@ -210,7 +210,7 @@ def test_recommended_protocol_on_reference_arrays(task):
     assert prim["pvalues"]["wilcoxon"] == pytest.approx(p_wil)
     significant = [j for j, p in zip(res["per_level"]["index"], res["per_level"]["p_holm"]) if p < 0.05]
     assert significant == holm_levels
-    # per-level summaries: spec 8.2 means at two levels
+    # per-level summaries: docs/paper/fig3-topprob-pruning.md 8.2 means at two levels
     assert len(res["random"]["mean"]) == 15 and res["random"]["ci_low"][3] < res["random"]["mean"][3]
 
 

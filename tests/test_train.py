@@ -42,7 +42,7 @@ def test_rectified_published_keeps_inhibition_near_zero():
     res = train(_small("flipflop", "rectified-published", epochs=3), progress=False)
     W = res.weights["W_final"]
     inh = W[:, :, res.weights["signs"] < 0]
-    assert np.abs(inh).max() < 5e-3  # within a few Adam steps (lr 1e-3) of zero: spec Q1
+    assert np.abs(inh).max() < 5e-3  # within a few Adam steps (lr 1e-3) of zero: Q1, fig2-dales-backprop.md
 
 
 def test_same_seed_same_numbers_on_cpu():
@@ -102,4 +102,4 @@ def test_initial_weights_are_a_snapshot_not_a_view():
         res = train(_small("flipflop", method), progress=False)
         W0 = res.weights["W_init"].astype(float)
         assert not np.array_equal(W0, res.weights["W_final"])
-        assert abs(W0.sum(-1).mean() - 3.36) < 0.15  # the reference's unbalanced init (spec section 12)
+        assert abs(W0.sum(-1).mean() - 3.36) < 0.15  # the reference's unbalanced init (fig2-dales-backprop.md §12)

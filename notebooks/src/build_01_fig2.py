@@ -9,7 +9,7 @@ cells = [
 This notebook reproduces **Figure 2** of Balwani, Wang, Najafi & Choi, *Constructing biologically constrained RNNs
 via Dale's backpropagation and topologically-informed pruning*, Science Advances (2025): E/I recurrent networks
 (N = 128, 80 % excitatory) trained on three toy tasks with three learning rules, and the recurrent-weight
-distributions each rule produces. Facts and numbers: `../shared/spec/fig2-dales-backprop.md`.
+distributions each rule produces. Facts and numbers: [`docs/paper/fig2-dales-backprop.md`](../docs/paper/fig2-dales-backprop.md) (quirks cited below as Q1, Q2, ...).
 
 **Learning objectives**
 1. State Dale's law as a sign constraint on each neuron's *outgoing* (column) weights, and write its Euclidean
@@ -43,7 +43,7 @@ print("mode:", MODE)
     md("""
 ## Parameters
 
-Four learning rules. `rectified-published` is the reference's rectified backprop (spec Q1: it writes
+Four learning rules. `rectified-published` is the reference's rectified backprop (Q1: it writes
 `D * relu(W)` back into the weights, which zeroes every inhibitory column); `rectified` is the fix, Song et al.'s
 parametrisation `W = relu(V) * signs`. All four share each seed's data and initial weights (paired runs).
 """),
@@ -85,8 +85,8 @@ for task in TASKS:
 ## The wave-reconstruction task
 
 Each seed draws one excitatory and one inhibitory sinusoid (amplitudes 1.5 and 0.75, as the reference actually ran
-them; spec Q2). The network predicts the next sample of each from the current one. These are the signals of seed 0,
-which was trained on (spec Q22).
+them; Q2). The network predicts the next sample of each from the current one. These are the signals of seed 0,
+which was trained on (Q22).
 """),
     code("""
 signals = np.asarray(runs[("wave", "dales")].info["signals"])[0]
@@ -130,7 +130,7 @@ save_figure(fig, "fig2_digits_test_accuracy")
 ## Final numbers, ours beside the reference's
 
 Mean ± SEM over seeds of the last epoch (flip-flop and wave: per-element test MSE; digits: test accuracy). The
-reference columns are its 5 stored runs converted to per-element means (spec section 8). For the digit task the
+reference columns are its 5 stored runs converted to per-element means (section 8 of the docs page). For the digit task the
 reference column is **real MNIST** and is shown for orientation only.
 """),
     code("""
@@ -195,7 +195,7 @@ else:
 ## Recurrent-weight distributions
 
 Kernel density of the pooled initial and final `W_hh` entries (all seeds), every curve evaluated on one common grid
-(spec Q12). The initial distribution is the reference's signed uniform: E columns `U(0, 1/√N)`, I columns
+(Q12). The initial distribution is the reference's signed uniform: E columns `U(0, 1/√N)`, I columns
 `U(−1/√N, 0]`, identical for every rule.
 """),
     code("""
@@ -220,7 +220,7 @@ save_figure(fig, "fig2_weights_digits")
 ## How far does each rule move from conventional backprop?
 
 KL(conventional ‖ rule) between histograms of final weights, 100 bins, for every (conventional seed, rule seed)
-pair. **Aligned** bins (the fix, spec Q11) share edges over the pooled range; **as published** each histogram spans
+pair. **Aligned** bins (the fix, Q11) share edges over the pooled range; **as published** each histogram spans
 its own min–max range, so bin *k* of one matrix and bin *k* of the other are different weight intervals. We report
 mean ± std over the pairs (the reference drew 0.5 × variance as its error bar, Q10).
 """),
@@ -310,7 +310,7 @@ else:
 
 * Dale's backprop (projection after every Adam step, plus state rectification) keeps every column's sign and
   learns all three tasks; conventional backprop breaks Dale's law.
-* The reference's rectified backprop silences all inhibition (spec Q1): its weight distributions have a spike at 0
+* The reference's rectified backprop silences all inhibition (Q1): its weight distributions have a spike at 0
   and its "rectified" numbers describe an excitatory-only network. The corrected rectified rule keeps inhibition.
 * Histogram KL depends on the bins: with the reference's per-matrix bins the numbers are not comparable across
   rules; with aligned bins they measure what they claim.
@@ -325,7 +325,7 @@ else:
    run with aligned and with per-matrix bins. Which one is close to 0, as it should be for two draws of the same
    distribution?
 3. **Why 10 % at epoch 1?** Compute the leading eigenvalue of an initial `W_hh` and compare it with
-   `(102 − 26) × 0.0442 ≈ 3.36` (spec Q7).
+   `(102 − 26) × 0.0442 ≈ 3.36` (Q7).
 """),
     code("""
 # Exercise 1 (solution)
