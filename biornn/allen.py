@@ -600,24 +600,23 @@ def experiment_from_allensdk(experiment, experiment_id: int | None = None, sessi
                           ophys_session_id=session_id, info={"source": "allensdk", "n_nan_cells": n_bad})
 
 
-def open_cache(cache_dir: str | os.PathLike):
-    """Open an AllenSDK ``VisualBehaviorOphysProjectCache`` (imports allensdk).
-
-    Uses ``from_local_cache`` when the folder already holds a downloaded manifest (works offline), else
-    ``from_s3_cache`` (needs a network).
-    """
+def open_cache(cache_dir: str | os.PathLike, download: bool = False):
+    """Open an AllenSDK ``VisualBehaviorOphysProjectCache`` (imports allensdk): ``from_s3_cache`` (downloads; needs a
+    network) when ``download`` or when the folder holds no manifest, else ``from_local_cache`` (offline)."""
     cache_dir = Path(cache_dir).expanduser().resolve()
     try:
         from allensdk.brain_observatory.behavior.behavior_project_cache import VisualBehaviorOphysProjectCache
     except ImportError as exc:
         raise BiornnError(f"reading a real cache needs allensdk ({exc}); install allensdk==2.16.2") from None
-    has_manifest = cache_dir.is_dir() and any(cache_dir.rglob("*manifest*.json"))
+    local = not download and cache_dir.is_dir() and any(cache_dir.glob("*_manifest_v*.json"))
     try:
-        if has_manifest:
-            return VisualBehaviorOphysProjectCache.from_local_cache(cache_dir=cache_dir)
-        return VisualBehaviorOphysProjectCache.from_s3_cache(cache_dir=cache_dir)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"\s*As of AllenSDK version 2.16.0")
+            if local:
+                return VisualBehaviorOphysProjectCache.from_local_cache(cache_dir=cache_dir)
+            return VisualBehaviorOphysProjectCache.from_s3_cache(cache_dir=cache_dir)
     except Exception as exc:  # noqa: BLE001 -- any failure here is a setup problem the user must fix
-        how = "from_local_cache" if has_manifest else "from_s3_cache (needs a network)"
+        how = "from_local_cache" if local else "from_s3_cache (needs a network)"
         raise BiornnError(f"could not open the AllenSDK cache at {cache_dir} with {how}: {type(exc).__name__}: "
                           f"{exc}; check the folder or the network") from None
 
@@ -627,21 +626,28 @@ class AllenCacheSource:
 
     Args:
         cache_dir: one shared absolute cache folder.
-        retries: extra attempts after an ``OSError`` (a corrupt or interrupted download) before skipping.
+        retries: extra attempts after an ``OSError``; a local file that does not match the manifest hash (an
+            interrupted download) is deleted first, so that the cache downloads it again.
+        download: open the cache with ``from_s3_cache`` (needs a network). workers: extraction processes.
     """
 
     name = "allensdk"
 
-    def __init__(self, cache_dir: str | os.PathLike, retries: int = 1):
+    def __init__(self, cache_dir: str | os.PathLike, retries: int = 1, download: bool = False, workers: int = 1):
         self.cache_dir = Path(cache_dir)
         self.retries = int(retries)
+        self.download = bool(download)
+        self.workers = max(1, int(workers))
         self._cache = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_cache": None}  # worker processes open their own cache
 
     @property
     def cache(self):
         """The AllenSDK project cache (opened on first use; imports allensdk)."""
         if self._cache is None:
-            self._cache = open_cache(self.cache_dir)
+            self._cache = open_cache(self.cache_dir, download=self.download)
         return self._cache
 
     def describe(self) -> str:
@@ -660,14 +666,20 @@ class AllenCacheSource:
 
     def load(self, experiment_id: int) -> ExperimentData:
         """Read one experiment; raise :class:`SkipExperiment` after repeated ``OSError`` (corrupt download)."""
+        from biornn.allen_nwb import discard_corrupt_file, shared_type_map
+
         last = None
         for attempt in range(self.retries + 1):
             try:
-                experiment = self.cache.get_behavior_ophys_experiment(int(experiment_id))
+                with shared_type_map(), warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message="This nwb file with identifier")
+                    experiment = self.cache.get_behavior_ophys_experiment(int(experiment_id))
                 return experiment_from_allensdk(experiment, experiment_id=int(experiment_id))
             except OSError as exc:
                 last = exc
                 log.warning("experiment %s: read failed (attempt %d): %s", experiment_id, attempt + 1, exc)
+                table = self.cache.get_ophys_experiment_table()
+                discard_corrupt_file(self.cache_dir, int(table.loc[int(experiment_id), "file_id"]))
         raise SkipExperiment(f"experiment {experiment_id}: could not read its NWB file ({last}); delete it from "
                              "the cache to download it again")
 
@@ -677,7 +689,7 @@ class AllenCacheSource:
 # --------------------------------------------------------------------------------------------------------------------
 
 def register_cli(sub) -> None:
-    """Add ``allen select`` and ``allen build`` to the command line."""
+    """Add ``allen select``, ``allen plan`` and ``allen build`` to the command line."""
     from biornn.curate import CONDITIONS, FRAMINGS, HELDOUT_MODES, NO_CHANGE_ALIGNMENTS, OMISSION_FILTERS, SMOOTHING
 
     p = sub.add_parser("allen", help="Allen Visual Behavior data: select experiments, build training datasets",
@@ -692,10 +704,19 @@ def register_cli(sub) -> None:
     s.add_argument("--out", required=True, help="output CSV file")
     s.set_defaults(func=_cmd_select)
 
+    from biornn.allen_nwb import add_plan_parser
+
+    add_plan_parser(allen_sub)
+
     b = allen_sub.add_parser("build", help="build the bootstrap training datasets of one or more conditions",
                              description="Cut event windows, bootstrap, smooth and write DIR/<condition>.npz plus "
                                          "DIR/<condition>.json per condition.")
-    b.add_argument("--source", required=True, help="'twin' (offline digital twin) or an AllenSDK cache folder")
+    b.add_argument("--source", required=True,
+                   help="'twin' (offline digital twin), an AllenSDK cache folder (offline) or 's3' (download)")
+    b.add_argument("--cache-dir", default=os.environ.get(CACHE_ENV), help="cache folder for --source s3")
+    b.add_argument("--max-experiments", type=int, default=None,
+                   help="at most K experiments per population (a smoke run of the real pipeline)")
+    b.add_argument("--workers", type=int, default=1, help="worker processes reading experiments (real cache)")
     b.add_argument("--condition", required=True,
                    help=f"'all' or a comma-separated list of: {', '.join(CONDITIONS)}")
     b.add_argument("--seed", type=int, default=0)
@@ -739,6 +760,7 @@ def _cmd_select(args) -> int:
 
 
 def _cmd_build(args) -> int:
+    from biornn.allen_nwb import cap_per_population
     from biornn.curate import CONDITIONS, CurateConfig, build_datasets, open_source, save_dataset
 
     conditions = CONDITIONS if args.condition == "all" else tuple(c.strip() for c in args.condition.split(","))
@@ -748,16 +770,21 @@ def _cmd_build(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise BiornnError(f"--out {out} is a file; pass a folder path")
-    if args.source != "twin" and not Path(args.source).is_dir():
-        raise BiornnError(f"--source {args.source!r} is neither 'twin' nor an existing folder; pass twin or an "
-                          "AllenSDK cache folder")
-    metadata = args.metadata or ("bundled" if args.source == "twin" else args.source)
+    if args.source == "s3" and not args.cache_dir:
+        raise BiornnError(f"--source s3 needs --cache-dir DIR (or ${CACHE_ENV}): the folder the files download to")
+    if args.source not in ("twin", "s3") and not Path(args.source).is_dir():
+        raise BiornnError(f"--source {args.source!r} is neither 'twin', 's3' nor an existing folder; pass twin, s3 "
+                          "or an AllenSDK cache folder")
+    folder = args.cache_dir if args.source == "s3" else args.source
     config = CurateConfig(seed=args.seed, layer_rule=args.layer_rule, omission_filter=args.omission_filter,
                           framing=args.framing, no_change_alignment=args.no_change_alignment,
                           smoothing=args.smoothing, heldout=args.heldout)
-    meta = load_metadata(metadata)
-    source = open_source(args.source, seed=args.seed, mode=args.mode, metadata=meta if args.source == "twin" else None)
-    datasets = build_datasets(source, meta, conditions=conditions, config=config)
+    meta = load_metadata(args.metadata or ("bundled" if args.source == "twin" else folder))
+    source = (open_source("twin", seed=args.seed, mode=args.mode, metadata=meta)
+              if args.source == "twin" else
+              AllenCacheSource(folder, download=args.source == "s3", workers=args.workers))
+    selection = cap_per_population(select_experiments(meta, layer_rule=args.layer_rule), args.max_experiments)
+    datasets = build_datasets(source, selection, conditions=conditions, config=config)
     for cond, ds in datasets.items():
         paths = save_dataset(ds, out, windows=args.windows)
         print(f"{cond}: inputs {ds.inputs.shape}, held-out {ds.heldout_inputs.shape}, rows "

@@ -73,7 +73,6 @@ from biornn.allen import (
     BEHAVIOR_BLOCK,
     ExperimentData,
     Metadata,
-    SkipExperiment,
     find_overlaps,
     require_nonempty,
     select_experiments,
@@ -81,7 +80,7 @@ from biornn.allen import (
 from biornn.config import derive_seed, get_mode
 from biornn.connectivity import POPULATION_LABELS, file_token
 from biornn.errors import BiornnError
-from biornn.synthetic import CONDITIONS, WINDOW_TYPES, _progress
+from biornn.synthetic import CONDITIONS, WINDOW_TYPES
 
 log = logging.getLogger("biornn.curate")
 
@@ -226,7 +225,8 @@ def find_events(data: ExperimentData, window_type: str, no_change_alignment: str
         if no_change_alignment == "trial_start":
             events = start + 0.75
         else:
-            onsets = np.sort(stim["start_time"].to_numpy(float))
+            onsets = np.sort(stim.loc[stim["stimulus_block_name"].to_numpy() == BEHAVIOR_BLOCK,
+                                      "start_time"].to_numpy(float))
             i = np.searchsorted(onsets, start, side="left") + 1
             ok = i < onsets.size
             events = np.full(start.shape, np.nan)
@@ -280,8 +280,12 @@ def extract_windows(data: ExperimentData, window_type: str, omission_filter: str
     keep = valid.copy()
     stim = data.stimulus_presentations
     if omission_filter != "none":
-        omitted = np.sort(stim.loc[stim["omitted"].to_numpy(bool), "start_time"].to_numpy(float))
-        changes = np.sort(stim.loc[stim["is_change"].to_numpy(bool), "start_time"].to_numpy(float))
+        # Behaviour block only, like the events: allensdk 2.16 recomputes is_change over the whole table, so the
+        # first presentation of each block counts as a "change" (dropped here) and passive blocks have omissions.
+        block = stim[stim["stimulus_block_name"].to_numpy() == BEHAVIOR_BLOCK]
+        omitted = np.sort(block.loc[block["omitted"].to_numpy(bool), "start_time"].to_numpy(float))
+        changes = block.loc[block["is_change"].to_numpy(bool), "start_time"].to_numpy(float)
+        changes = np.sort(changes[changes > block["start_time"].min()])
         special = np.sort(np.concatenate([omitted, changes]))
         if omission_filter == "window" or window_type == "omission":
             own = 0 if window_type == "no_change" else _count_between(special, ev - EVENT_TOLERANCE,
@@ -377,7 +381,8 @@ class PopulationWindows:
 
 
 def collect_windows(source, selection: pd.DataFrame, conditions=CONDITIONS, config: CurateConfig | None = None,
-                    progress: bool = True) -> tuple[dict[str, dict[str, PopulationWindows]], dict]:
+                    progress: bool = True, workers: int | None = None
+                    ) -> tuple[dict[str, dict[str, PopulationWindows]], dict]:
     """Stage A for several conditions in one pass per experiment.
 
     Args:
@@ -386,6 +391,8 @@ def collect_windows(source, selection: pd.DataFrame, conditions=CONDITIONS, conf
         conditions: conditions to cut.
         config: settings (omission filter, framing, alignment).
         progress: progress bar over experiments.
+        workers: processes reading and cutting experiments (default ``source.workers`` or 1); results are merged
+            in experiment order, so the windows do not depend on it.
 
     Returns:
         ``(windows, report)``: ``windows[condition][population]`` is a :class:`PopulationWindows`; ``report`` holds
@@ -400,22 +407,21 @@ def collect_windows(source, selection: pd.DataFrame, conditions=CONDITIONS, conf
     sel = selection[selection["experience_level"].isin(list(wanted))]
     exp_ids = list(dict.fromkeys(sel["ophys_experiment_id"].astype(int)))
     meta = sel.drop_duplicates("ophys_experiment_id").set_index("ophys_experiment_id")
+    from biornn.allen_nwb import extract_experiments  # per-experiment work, optionally in worker processes
+
     source.prefetch(exp_ids)
     per_exp: dict[int, dict[str, EventWindows]] = {}
     n_cells: dict[int, int] = {}
     skipped: dict[int, str] = {}
-    for exp_id in _progress(exp_ids, total=len(exp_ids), desc="experiments", enabled=progress):
-        try:
-            data = source.load(exp_id)
-        except SkipExperiment as exc:
-            skipped[exp_id] = str(exc)
-            log.warning("skipping %s", exc)
+    jobs = [(exp_id, tuple(wanted[meta.loc[exp_id, "experience_level"]])) for exp_id in exp_ids]
+    workers = getattr(source, "workers", 1) if workers is None else workers
+    for exp_id, (cells, result) in extract_experiments(source, jobs, config, workers, progress):
+        if cells is None:
+            skipped[exp_id] = result
+            log.warning("skipping %s", result)
             continue
-        experience = meta.loc[exp_id, "experience_level"]
-        per_exp[exp_id] = {w: extract_windows(data, w, config.omission_filter, config.framing,
-                                              config.no_change_alignment) for w in wanted[experience]}
-        n_cells[exp_id] = int(data.n_cells)
-        source.release(exp_id)
+        per_exp[exp_id] = result
+        n_cells[exp_id] = cells
     windows: dict[str, dict[str, PopulationWindows]] = {}
     no_events: dict[str, list[int]] = {}
     dropped: dict[str, Counter] = {}

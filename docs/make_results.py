@@ -252,6 +252,13 @@ def fig3_page() -> str:
                  "seeds x levels pooled as if independent; label from the smallest of 15 uncorrected unpaired "
                  "Mann-Whitney p-values. Shown for comparison only: section 9.1 lists why it misleads.\n\n")
     lines.append(table(["task", "random bar", "top-prob bar", "smallest p (label)"], rows))
+    lines.append(
+        "\nReading. The paper's claim holds on flip-flop near p = 0.5 (paired t on log errors with Holm; the exact "
+        "sign-flip test, pulled by the one unconverged dense seed, does not reach it) and on the digit stand-in, but "
+        "not on wave: there top-prob helps only at the sparsest levels and is worse than random in most seeds at "
+        "moderate sparsity. On flip-flop the log and raw scales disagree because the seeds where random wins weigh "
+        "more on the raw scale. The reference's own aggregation labels every task significant all the same, wave "
+        "included, although on wave its bars show top-prob's error about twice random's.\n")
     ref = results.reference("fig3")
     rows = []
     for task, entry in ref["tasks"].items():
@@ -398,6 +405,9 @@ as they were measured and are not recomputed by this script.
   budget, not because the bar is out of the data's reach: the models learn each condition's mean time course and
   little of what a sample's own past says about its next frame. No-change trials fail first because their mean
   time course carries the least variance (in FN the three LM L5 populations barely follow the repeated image).
+  (Until commit 7b6bfad the README read the held-out average trace, 0.897 on FN, as a limit set by bootstrap noise;
+  that predictor is not a ceiling, and the linear one shows the reading was wrong.)
+* **Cache size.** `data/results/fig4` holds about 0.2 MB per condition plus 3.7 MB of FC display matrices.
 * **Corrected variant, training** (commits 063db83, dd9c908). Its training loss was about 70 times the published
   variant's and still falling at epoch 70 of the dense stage (FC half: 0.0044 at epoch 35, 0.0028 at 70; published
   4e-5). With twice the epochs (140 + 100, FC half, seeds 0-2, 14 min on 2 cores, not cached) held-out r rose from

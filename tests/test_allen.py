@@ -299,3 +299,33 @@ def test_skips_are_counted_and_logged(caplog):
     assert "all 4 cells have NaN" in caplog.text and "no trials" in caplog.text
     assert windows["familiar_change"]["V1_L2/3_Pyr"].values.shape == (3, 16)
     assert set(windows["familiar_change"]["V1_L2/3_Pyr"].experiment_id) == {1}
+
+
+def test_omission_filter_and_events_use_the_behaviour_block_only():
+    """allensdk 2.16 recomputes is_change over the whole table (every block start is a 'change') and passive blocks
+    have omissions: neither may create events or drop behaviour windows."""
+    exp = fake_experiment(nan_cells=0)
+    stim = exp.stimulus_presentations.copy()
+    stim.loc[1, ["omitted", "image_name"]] = [True, "omitted"]  # an omission right after the block's first flash
+    stim.loc[0, "is_change"] = True  # what allensdk's recomputation gives the block's first flash
+    stim.loc[219, "is_change"] = True  # a real change on the last behaviour flash
+    last = stim["start_time"].iloc[-1]
+    onsets = last + 0.5 + 0.75 * np.arange(12)  # a passive block right after: omissions, recomputed change
+    passive = pd.DataFrame({"start_time": onsets, "end_time": onsets + 0.25, "image_name": "im062",
+                            "omitted": np.arange(12) % 4 == 0, "is_change": np.arange(12) == 1,
+                            "stimulus_block_name": "change_detection_passive"})
+    passive.loc[passive["omitted"], "image_name"] = "omitted"
+    exp.stimulus_presentations = pd.concat([stim, passive], ignore_index=True)
+    trials = exp.trials.copy()
+    start = stim["start_time"].iloc[214] - 0.02
+    trials.loc[len(trials)] = [start, start + 9.0, True, last]
+    exp.trials = trials
+    data = allen.experiment_from_allensdk(exp)
+    om = extract_windows(data, "omission")
+    assert om.counts["events"] == 3  # flashes 1, 30 and 90; none of the 3 passive omissions
+    np.testing.assert_allclose(om.event_time, stim["start_time"].to_numpy()[[1, 30, 90]])
+    change = extract_windows(data, "change")
+    assert change.counts["events"] == 4 and change.counts["kept"] == 4  # the last one reaches the passive block
+    assert change.event_time[-1] == last
+    no_change = extract_windows(data, "no_change")
+    assert np.all(np.isin(no_change.event_time, stim["start_time"]))  # second flashes of the behaviour block
