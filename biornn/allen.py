@@ -732,6 +732,8 @@ def register_cli(sub) -> None:
     b.add_argument("--windows", action="store_true", help="also write DIR/<condition>_windows.npz (every row)")
     b.add_argument("--mode", choices=("quick", "paper"), default=None,
                    help="twin session length (default $BIORNN_MODE or quick)")
+    b.add_argument("--twin", choices=("planted", "null"), default="planted",
+                   help="with --source twin: planted differences between conditions, or none (the null twin)")
     b.set_defaults(func=_cmd_build)
 
 
@@ -780,11 +782,15 @@ def _cmd_build(args) -> int:
                           framing=args.framing, no_change_alignment=args.no_change_alignment,
                           smoothing=args.smoothing, heldout=args.heldout)
     meta = load_metadata(args.metadata or ("bundled" if args.source == "twin" else folder))
-    source = (open_source("twin", seed=args.seed, mode=args.mode, metadata=meta)
+    source = (open_source("twin", seed=args.seed, mode=args.mode, metadata=meta, twin=args.twin)
               if args.source == "twin" else
               AllenCacheSource(folder, download=args.source == "s3", workers=args.workers))
     selection = cap_per_population(select_experiments(meta, layer_rule=args.layer_rule), args.max_experiments)
-    datasets = build_datasets(source, selection, conditions=conditions, config=config)
+    datasets = build_datasets(source, selection, conditions=conditions, config=config, keep_windows=args.windows)
+    if args.source == "twin":
+        from biornn.synthetic import write_ground_truth
+
+        print(f"ground truth ({args.twin} twin) -> {write_ground_truth(source.config, out)}")
     for cond, ds in datasets.items():
         paths = save_dataset(ds, out, windows=args.windows)
         print(f"{cond}: inputs {ds.inputs.shape}, held-out {ds.heldout_inputs.shape}, rows "

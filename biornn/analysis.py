@@ -42,7 +42,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -52,6 +51,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from biornn.celltype import find_fig4_runs, read_run_config
+from biornn.conditions import BY_ABBREVIATION as CONDITIONS
+from biornn.conditions import PAIRS, WINDOWS, condition_abbrev
 from biornn.connectivity import AREAS, DISPLAY_LAYERS, LAYERS, POPULATION_LABELS, TYPES, parse_label
 from biornn.errors import BiornnError
 from biornn.stats import holm
@@ -66,32 +68,9 @@ ORDERS = ("display", "index")
 TESTS = ("permutation", "welch")
 CORRECTIONS = ("fdr_bh", "holm")
 
-#: The six conditions: abbreviation -> the twin's / curation's condition name.
-CONDITIONS = {"FC": "familiar_change", "FN": "familiar_no_change", "FO": "familiar_omission",
-              "NC": "novel_change", "NN": "novel_no_change", "NO": "novel_omission"}
-#: Figure titles of the conditions (the reference's "<name>-Sparse" titles).
-CONDITION_TITLES = {"FC": "Familiar-Change", "FN": "Familiar-No-Change", "FO": "Familiar-Omission",
-                    "NC": "Novel-Change", "NN": "Novel-No-Change", "NO": "Novel-Omission"}
-#: The nine published pairs (A, B); every difference is B - A (spec section 6).
-PAIRS = (("FN", "FC"), ("FN", "FO"), ("FC", "FO"), ("NN", "NC"), ("NN", "NO"), ("NC", "NO"),
-         ("FN", "NN"), ("FC", "NC"), ("FO", "NO"))
-WINDOWS = ("full", "half")
 #: The three inter-area pathways as (post, pre) layer blocks, and the presynaptic population of each.
 PATHWAYS = {"FF": ("LM_L4", "V1_L2/3"), "FB_L23": ("V1_L2/3", "LM_L5"), "FB_L5": ("V1_L5", "LM_L5")}
 PATHWAY_TITLES = {"FF": "FF V1 L2/3 -> LM L4", "FB_L23": "FB LM L5 -> V1 L2/3", "FB_L5": "FB LM L5 -> V1 L5"}
-
-
-def condition_abbrev(name: str) -> str:
-    """``"FC"``, ``"fc"`` or ``"familiar_change"`` (also with ``-`` or spaces) -> ``"FC"``; BiornnError otherwise."""
-    key = str(name).strip()
-    if key.upper() in CONDITIONS:
-        return key.upper()
-    long = re.sub(r"[\s\-]+", "_", key.lower())
-    for abbrev, full in CONDITIONS.items():
-        if long == full:
-            return abbrev
-    raise BiornnError(f"unknown condition {name!r}; use one of {', '.join(CONDITIONS)} "
-                      f"or {', '.join(CONDITIONS.values())}")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -966,100 +945,6 @@ def pathway_specificity(comparisons: dict, quantity: str = "mean_abs", min_same_
 # Finding the Fig 4 runs
 # --------------------------------------------------------------------------------------------------------------------
 
-def _run_variant(cfg: dict) -> str | None:
-    """``published`` / ``corrected`` / ``mixed`` (prefixed ``vanilla-`` without Dale's projection), from a Fig 4
-    ``config`` (the naming of :attr:`biornn.celltype.CelltypeConfig.variant`); None when the config lacks the keys."""
-    keys = ("input_mapping", "pruning", "checkpoint_rule")
-    if not isinstance(cfg, dict) or not all(k in cfg for k in keys):
-        return None
-    switches = tuple(cfg[k] for k in keys)
-    name = "published" if switches == ("dense", "as_published", "as_published") else \
-        "corrected" if switches == ("population", "default", "best") else "mixed"
-    return name if cfg.get("dale", True) else f"vanilla-{name}"
-
-
-def _read_config(directory: Path) -> dict:
-    for name in ("metrics.json", "summary.json"):
-        try:
-            data = json.loads((directory / name).read_text())
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-            continue
-        if isinstance(data, dict) and isinstance(data.get("config"), dict):
-            return data["config"]
-    return {}
-
-
-def _identify(directory: Path, cfg: dict) -> tuple[str | None, str | None, str | None]:
-    """(condition abbreviation, window, variant) of a Fig 4 folder, from its config or else its name."""
-    cond, window, variant = cfg.get("condition"), cfg.get("window"), _run_variant(cfg)
-    name = directory.name
-    tokens = re.split(r"[-.\s]+", name)
-    if cond is None:
-        for token in tokens:
-            if token in CONDITIONS or token.lower() in CONDITIONS.values():
-                cond = token
-                break
-    if window is None:
-        low = {t.lower() for t in re.split(r"[-_.\s]+", name)}
-        window = "half" if "half" in low else "full"
-    if variant is None:
-        low = name.lower()
-        base = "published" if "published" in low else "corrected" if "corrected" in low else None
-        variant = None if base is None else f"vanilla-{base}" if "vanilla" in low else base
-        if variant is None and "vanilla" in low:
-            variant = "vanilla"
-    try:
-        cond = condition_abbrev(cond) if cond is not None else None
-    except BiornnError:
-        cond = None
-    return cond, str(window).lower(), variant
-
-
-def find_fig4_runs(root: str | os.PathLike | None = None, variant: str | None = None, **config_filter
-                   ) -> dict[tuple[str, str], Path]:
-    """The Fig 4 folders under ``root`` (default ``data/results/fig4``): ``{(window, condition): folder}``.
-
-    A folder counts when it holds ``weights.npz`` (a training run) or ``summary.npz`` (the figure cache of
-    :func:`biornn.celltype.save_summary`). Its condition, window and variant come from the ``config`` in
-    ``metrics.json`` / ``summary.json`` or else from its name (``FC`` / ``familiar_change``, ``full`` / ``half``,
-    ``published`` / ``corrected`` / ``vanilla``; no window token means ``full``).
-
-    Args:
-        root: folder to search.
-        variant: keep only this variant (``published``, ``corrected``, ``vanilla-published`` ...); None keeps every
-            variant without Dale's-projection-free (vanilla) training.
-        **config_filter: keep folders whose ``config`` has these values (e.g. ``pruning="as_published"``).
-
-    Raises:
-        BiornnError: two folders match the same (window, condition); choose with ``variant`` or ``config_filter``.
-    """
-    from biornn.results import RESULTS_DIR
-
-    root = Path(root) if root is not None else RESULTS_DIR / "fig4"
-    if not root.is_dir():
-        return {}
-    found: dict[tuple[str, str], Path] = {}
-    for directory in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if not ((directory / "weights.npz").exists() or (directory / "summary.npz").exists()):
-            continue
-        cfg = _read_config(directory)
-        if any(cfg.get(k) != v for k, v in config_filter.items()):
-            continue
-        cond, window, found_variant = _identify(directory, cfg)
-        if cond is None:
-            continue
-        if variant is None and found_variant is not None and found_variant.startswith("vanilla"):
-            continue
-        if variant is not None and found_variant != variant:
-            continue
-        key = (window, cond)
-        if key in found:
-            raise BiornnError(f"two Fig 4 runs for {cond} ({window} window): {found[key].name} and {directory.name}; "
-                              "choose one with variant= (published, corrected) or a config filter")
-        found[key] = directory
-    return found
-
-
 def load_summaries(directory: str | os.PathLike, granularities=GRANULARITIES, order: str = "display",
                    tol: float = 0.0, weights: str = "W_sparse") -> dict[str, BlockSummary]:
     """Block summaries of one Fig 4 folder: from ``weights.npz`` when present, else from the figure cache.
@@ -1088,7 +973,7 @@ def load_summaries(directory: str | os.PathLike, granularities=GRANULARITIES, or
                           ) from None
     except Exception as exc:
         raise BiornnError(f"cannot read {path} ({type(exc).__name__}: {exc}); summarise the run again") from None
-    cfg = _read_config(directory)
+    cfg = read_run_config(directory)
     sizes = cfg.get("sizes")
     if sizes is None or len(sizes) != 3:
         raise BiornnError(f"{directory}/summary.json has no config sizes (Pyr, SST, VIP); summarise the run again")
@@ -1366,55 +1251,3 @@ def planted_counts(planted: pd.DataFrame) -> dict:
 # --------------------------------------------------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------------------------------------------------
-
-def register_cli(sub) -> None:
-    """Add ``compare`` to the command line."""
-    p = sub.add_parser("compare", help="block differences of recurrent connectivity between two conditions",
-                       description="Compare the runs of condition B with those of condition A (differences B - A) "
-                                   "at the population, layer and area level: block mean |W| (zeros included), "
-                                   "realised density and mean |W| over surviving connections, with a run-label "
-                                   "permutation test (or Welch t), corrected within each table, and Hedges' g. "
-                                   "Writes differences_<granularity>.csv and comparison.json to --out.")
-    p.add_argument("--models", nargs=2, required=True, metavar=("DIR_A", "DIR_B"),
-                   help="two Fig 4 run directories (weights.npz with W_sparse and population)")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--weights", default="W_sparse", help="which array of weights.npz (default W_sparse)")
-    p.add_argument("--test", choices=TESTS, default="permutation")
-    p.add_argument("--correction", choices=CORRECTIONS, default="fdr_bh",
-                   help="fdr_bh (Benjamini-Hochberg, default) or holm, over the tested blocks of each table")
-    p.add_argument("--alpha", type=float, default=0.05)
-    p.add_argument("--n-resamples", type=int, default=9999, help="random relabellings when enumeration is too big")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random relabellings")
-    p.add_argument("--tol", type=float, default=0.0, help="an entry survives when |w| > tol (default 0)")
-    p.add_argument("--order", choices=ORDERS, default="display", help="display (L2/3, L4, L5) or index (L4 first)")
-    p.set_defaults(func=_cmd_compare)
-
-
-def _cmd_compare(args) -> int:
-    from biornn.results import atomic_write_bytes
-
-    if args.n_resamples < 1:
-        raise BiornnError(f"--n-resamples {args.n_resamples}; use a positive number such as 9999")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise BiornnError(f"output path {out} is a file; pass a folder path for --out")
-    a = load_models(args.models[0], args.weights)
-    b = load_models(args.models[1], args.weights)
-    comp = compare_conditions(a, b, order=args.order, tol=args.tol, test=args.test, correction=args.correction,
-                              alpha=args.alpha, n_resamples=args.n_resamples, seed=args.seed)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for g in GRANULARITIES:
-        path = out / f"differences_{g}.csv"
-        atomic_write_bytes(path, comp.table(g).to_csv(index=False, float_format="%.6g").encode())
-        written.append(path.name)
-    meta = comp.meta()
-    meta.update(models={"A": a.source, "B": b.source}, weights=args.weights, files=written,
-                columns={"mean_a": "run mean in A", "mean_b": "run mean in B", "diff": "mean_b - mean_a",
-                         "hedges_g": "effect size", "p": "raw two-sided p", "p_adj": f"{args.correction} adjusted p",
-                         "tested": "block in the correction family", "n_a": "runs of A with a value",
-                         "n_b": "runs of B with a value"})
-    atomic_write_bytes(out / "comparison.json", (json.dumps(meta, indent=1) + "\n").encode())
-    print(comp.describe())
-    print(f"wrote {', '.join(written)} and comparison.json to {out}")
-    return 0

@@ -59,12 +59,14 @@ matrices in float32 (display only).
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import hashlib
 import io
 import json
 import math
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -73,6 +75,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from biornn.conditions import ABBREVIATIONS, CONDITIONS, condition_abbrev, condition_name
 from biornn.config import derive_seed, get_device, get_mode
 from biornn.connectivity import (
     POPULATION_LABELS,
@@ -85,15 +88,17 @@ from biornn.connectivity import (
     populations,
 )
 from biornn.constraints import dale_project_, sign_violations
-from biornn.curate import ABBREVIATIONS, HALF_WINDOW, Dataset, load_dataset
+from biornn.curate import HALF_WINDOW, Dataset, load_dataset_with_windows
 from biornn.errors import BiornnError
 from biornn.models import INPUT_MAPPINGS, CelltypeRNN, to_numpy
 from biornn.pruning import blockwise_mask
+from biornn.replicates import RESAMPLING, replicate_stack
+from biornn.results import RESULTS_DIR, _json_default, atomic_write_bytes, load_run, provenance, run_dir
+from biornn.stimulus import STIMULUS_CHANNELS
 
 WINDOWS = ("full", "half")
 PRUNING = ("default", "as_published")
 CHECKPOINT_RULES = ("best", "as_published")
-CONDITIONS = tuple(ABBREVIATIONS)
 #: Per-mode sizes: ``paper`` = the reference (N = 1440, 70 + 50 epochs, 5 runs, 2000 samples in batches of 200).
 #: ``quick`` = N = 192 (16 Pyr, 8 SST, 8 VIP per area-layer: populations of at least 8 units keep the frozen readout
 #: biases, U(+-1/sqrt(n_p)), within reach), 1000 samples in batches of 100 (the paper's 10 steps per epoch at half
@@ -104,19 +109,16 @@ MODE_SIZES = {
                   batch_size=100),
 }
 STAGES = ("dense", "finetune")
+INITIAL_STATES = ("zero", "learned")
+#: Switches added after the first paper caches, with the values those caches were trained with.
+LATER_DEFAULTS = {"standardize": False, "initial_state": "zero", "burn_in": 0, "stimulus_inputs": False,
+                  "resample": "none"}
+#: The recommended variant on top of the corrected one (``CelltypeConfig.recommended``).
+RECOMMENDED = dict(input_mapping="population", pruning="default", checkpoint_rule="best", standardize=True,
+                   initial_state="learned", stimulus_inputs=True, resample="experiments")
+RECOMMENDED_EXTRAS = ("std", "init", "stim", "resample")
+VARIANTS = ("published", "corrected", "recommended")
 KERNELS = ("auto", "dense", "sparse")
-
-
-def condition_name(name: str) -> str:
-    """``"FC"`` or ``"familiar_change"`` -> ``"familiar_change"``; raise :class:`BiornnError` for unknown names."""
-    text = str(name).strip()
-    if text in ABBREVIATIONS:
-        return text
-    by_abbr = {v.lower(): k for k, v in ABBREVIATIONS.items()}
-    if text.lower() in by_abbr:
-        return by_abbr[text.lower()]
-    raise BiornnError(f"unknown condition {name!r}; use one of {', '.join(CONDITIONS)} or "
-                      f"{', '.join(ABBREVIATIONS.values())}")
 
 
 def sizes_dict(sizes) -> dict[str, int]:
@@ -148,6 +150,14 @@ class CelltypeConfig:
         dale: Dale projection after every step (False = vanilla control).
         readout_from_state: read out ``relu(a_t)`` instead of ``a_t`` (spec Q2 option).
         within_table, inter_table: connectivity CSV files (None = ``data/connectivity/``).
+        standardize: train on per-population z-scores with the dataset's statistics pooled over all six
+            conditions (:func:`biornn.curate.pooled_standardization`); fits are reported in ΔF/F.
+        initial_state: ``zero`` (``r_0 = 0``, as published) or ``learned`` (a learned initial drive per unit).
+        burn_in: leave the first ``burn_in`` predicted frames out of the training loss.
+        stimulus_inputs: three extra inputs (image, change, omission codes of the predicted frame, from the
+            stimulus table; :mod:`biornn.stimulus`) routed to every unit.
+        resample: ``none`` (every run trains on the dataset), ``experiments`` or ``trials``: every run redraws its
+            training set from the recorded rows (:mod:`biornn.replicates`), so runs are data replicates.
     """
 
     condition: str
@@ -168,6 +178,11 @@ class CelltypeConfig:
     readout_from_state: bool = False
     within_table: str | None = None
     inter_table: str | None = None
+    standardize: bool = False
+    initial_state: str = "zero"
+    burn_in: int = 0
+    stimulus_inputs: bool = False
+    resample: str = "none"
 
     def __post_init__(self):
         object.__setattr__(self, "condition", condition_name(self.condition))
@@ -178,7 +193,8 @@ class CelltypeConfig:
         if len(set(self.seeds)) != len(self.seeds):
             raise BiornnError(f"repeated seed in {self.seeds}; give each seed once")
         for name, allowed in (("window", WINDOWS), ("input_mapping", INPUT_MAPPINGS), ("pruning", PRUNING),
-                              ("checkpoint_rule", CHECKPOINT_RULES)):
+                              ("checkpoint_rule", CHECKPOINT_RULES), ("initial_state", INITIAL_STATES),
+                              ("resample", RESAMPLING)):
             if getattr(self, name) not in allowed:
                 raise BiornnError(f"unknown {name} {getattr(self, name)!r}; use one of {', '.join(allowed)}")
         for name in ("dense_epochs", "finetune_epochs"):
@@ -187,6 +203,8 @@ class CelltypeConfig:
                 raise BiornnError(f"{name} must be a whole number >= 1, got {value!r}")
         if self.n_train is not None and self.n_train < 1:
             raise BiornnError(f"n_train = {self.n_train}; pass a positive number of samples or None (all)")
+        if not isinstance(self.burn_in, int) or not 0 <= self.burn_in < 7:
+            raise BiornnError(f"burn_in = {self.burn_in!r}; use a whole number of frames from 0 to 6")
         if self.batch_size < 1 or self.t_max < 1:
             raise BiornnError("batch_size and t_max must be >= 1")
         if not (self.lr > 0 and 0 <= self.lr_min <= self.lr):
@@ -202,12 +220,31 @@ class CelltypeConfig:
     def sizes_dict(self) -> dict[str, int]:
         return sizes_dict(self.sizes)
 
+    @classmethod
+    def recommended(cls, condition: str, seeds, **changes) -> CelltypeConfig:
+        """The corrected switches plus pooled standardisation, a learned initial state, stimulus inputs and one
+        resample of the experiments per run (:data:`RECOMMENDED`)."""
+        return cls(condition=condition, seeds=tuple(seeds), **{**RECOMMENDED, **changes})
+
+    @property
+    def extras(self) -> tuple[str, ...]:
+        """Short names of the switches on beyond the corrected variant (``std``, ``init``, ``stim``, ``resample``,
+        ``burnin``)."""
+        on = {"std": self.standardize, "init": self.initial_state == "learned", "stim": self.stimulus_inputs,
+              "resample": self.resample != "none", "burnin": self.burn_in > 0}
+        return tuple(k for k, v in on.items() if v)
+
     @property
     def variant(self) -> str:
-        """``published``, ``corrected``, ``vanilla-published`` ... (a readable name for figure caches)."""
+        """``published``, ``corrected``, ``recommended``, ``corrected+std+init``, ``vanilla-published`` ... (a
+        readable name for figure caches)."""
         pub = (self.input_mapping, self.pruning, self.checkpoint_rule) == ("dense", "as_published", "as_published")
         fix = (self.input_mapping, self.pruning, self.checkpoint_rule) == ("population", "default", "best")
         name = "published" if pub else "corrected" if fix else "mixed"
+        if fix and self.extras == RECOMMENDED_EXTRAS and self.resample == "experiments":
+            name = "recommended"
+        elif self.extras:
+            name = "+".join((name, *self.extras))
         return name if self.dale else f"vanilla-{name}"
 
     def lr_at(self, epoch: int) -> float:
@@ -215,27 +252,40 @@ class CelltypeConfig:
         return self.lr_min + (self.lr - self.lr_min) * (1 + math.cos(math.pi * epoch / self.t_max)) / 2
 
     def to_dict(self) -> dict:
+        """Every setting; the switches added after the first caches are left out while at their defaults, so
+        older cache keys (hashes of this dict) stay valid."""
         d = dataclasses.asdict(self)
         d["seeds"] = list(self.seeds)
         d["sizes"] = list(self.sizes)
+        for key, default in LATER_DEFAULTS.items():
+            if d[key] == default:
+                del d[key]
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> CelltypeConfig:
-        d = dict(d)
+        d = {**LATER_DEFAULTS, **d}
         d["seeds"] = tuple(d["seeds"])
         d["sizes"] = tuple(d["sizes"])
         return cls(**d)
 
 
 def celltype_config(condition: str = "familiar_change", mode: str | None = None, published: bool = False,
-                    **overrides) -> CelltypeConfig:
-    """The Figure 4 configuration of ``condition`` in ``mode`` (paper: N = 1440, 70 + 50 epochs, 5 seeds)."""
+                    variant: str | None = None, **overrides) -> CelltypeConfig:
+    """The Figure 4 configuration of ``condition`` in ``mode`` (paper: N = 1440, 70 + 50 epochs, 5 seeds).
+
+    ``variant``: ``published``, ``corrected`` (default) or ``recommended`` (``published=True`` = ``published``).
+    """
     sizes = dict(MODE_SIZES[get_mode(mode)])
     sizes.update(overrides)
     seeds = sizes.pop("seeds")
-    if published:
+    variant = "published" if published else (variant or "corrected")
+    if variant not in VARIANTS:
+        raise BiornnError(f"unknown variant {variant!r}; use one of {', '.join(VARIANTS)}")
+    if variant == "published":
         return CelltypeConfig.published(condition, seeds, **sizes)
+    if variant == "recommended":
+        return CelltypeConfig.recommended(condition, seeds, **sizes)
     return CelltypeConfig(condition=condition, seeds=tuple(seeds), **sizes)
 
 
@@ -247,11 +297,14 @@ class CelltypeData:
     """Arrays of one condition and window, checked against the model's population order.
 
     Attributes:
-        x, y: ``(n, T, 18)`` float32 training inputs (frames t) and targets (frames t + 1).
-        hx, hy: ``(n_heldout, T, 18)`` held-out inputs and targets (``n_heldout`` may be 0).
+        x, y: ``(n, T, C)`` and ``(n, T, 18)`` float32 training inputs (frames t, plus the stimulus codes of frame
+            t + 1 when ``C = 21``) and targets (frames t + 1); ``(S, n, T, .)`` when every run has its own resample.
+        hx, hy: ``(n_heldout, T, C)`` and ``(n_heldout, T, 18)`` held-out inputs and targets (``n_heldout`` may be 0).
         condition: the dataset's condition.
         source: ``twin`` or ``allensdk``.
         sha256: hash of the training and held-out arrays (a resumed run must see the same data).
+        scale: ``(mean, sd)`` ``(18,)`` of the standardisation (None: the arrays are ΔF/F).
+        twin: ``planted`` / ``null`` for twin data (None otherwise).
     """
 
     x: np.ndarray
@@ -261,10 +314,25 @@ class CelltypeData:
     condition: str
     source: str
     sha256: str
+    scale: tuple[np.ndarray, np.ndarray] | None = None
+    twin: str | None = None
 
     def info(self) -> dict:
-        return {"condition": self.condition, "source": self.source, "sha256": self.sha256,
-                "n_train": int(self.x.shape[0]), "n_heldout": int(self.hx.shape[0]), "steps": int(self.x.shape[1])}
+        out = {"condition": self.condition, "source": self.source, "sha256": self.sha256,
+               "n_train": int(self.x.shape[-3]), "n_heldout": int(self.hx.shape[0]), "steps": int(self.x.shape[-2])}
+        if self.x.ndim == 4:
+            out["per_run_training_sets"] = True
+        if self.scale is not None:
+            out["standardization"] = {"mean": self.scale[0].tolist(), "sd": self.scale[1].tolist()}
+        if self.twin is not None:
+            out["twin"] = self.twin
+        return out
+
+    def to_dff(self, values: np.ndarray) -> np.ndarray:
+        """Model-space outputs or targets ``(..., 18)`` back in ΔF/F (identity without standardisation)."""
+        if self.scale is None:
+            return np.asarray(values, dtype=np.float64)
+        return np.asarray(values, dtype=np.float64) * self.scale[1] + self.scale[0]
 
 
 def check_populations(labels) -> None:
@@ -281,13 +349,15 @@ def check_populations(labels) -> None:
                       "biornn.connectivity.POPULATION_LABELS or rebuild the dataset with biornn.curate")
 
 
-def prepare_data(dataset: Dataset, window: str = "full", condition: str | None = None) -> CelltypeData:
-    """Check a :class:`biornn.curate.Dataset` and cut its window.
+def prepare_data(dataset: Dataset, window: str = "full", condition: str | None = None,
+                 config: CelltypeConfig | None = None) -> CelltypeData:
+    """Check a :class:`biornn.curate.Dataset`, cut its window and build the model's arrays.
 
     Args:
         dataset: one condition's dataset.
         window: ``full`` (all 15 steps) or ``half`` (steps 7-13).
         condition: the condition the run expects (raises if the dataset holds another).
+        config: the run (its ``resample``, ``standardize`` and ``stimulus_inputs`` switches); None = ΔF/F as is.
     """
     check_populations(dataset.populations)
     if condition is not None and condition_name(condition) != dataset.condition:
@@ -297,16 +367,44 @@ def prepare_data(dataset: Dataset, window: str = "full", condition: str | None =
         raise BiornnError(f"unknown window {window!r}; use one of {', '.join(WINDOWS)}")
     arrays = [np.asarray(a, dtype=np.float64) for a in (dataset.inputs, dataset.targets, dataset.heldout_inputs,
                                                         dataset.heldout_targets)]
-    if window == "half":
-        arrays = [a[:, HALF_WINDOW] for a in arrays]
+    if config is not None and config.resample != "none":
+        if dataset.windows is None:
+            raise BiornnError(f"resample={config.resample!r} needs the dataset's rows; load them with "
+                              "biornn.curate.load_windows (build with python -m biornn allen build --windows)")
+        arrays[:2] = replicate_stack(dataset, dataset.windows, config.seeds, config.resample)
+    cut = (slice(None), HALF_WINDOW) if window == "half" else (slice(None),)
+    arrays = [a[(slice(None),) * (a.ndim - 3) + cut] for a in arrays]
     for a in arrays:
         if not np.isfinite(a).all():
             raise BiornnError(f"dataset {dataset.condition} contains NaN or inf; rebuild it")
+    scale = None
+    if config is not None and config.standardize:
+        scale = _pooled_scale(dataset)
+        arrays = [(a - scale[0]) / scale[1] for a in arrays]
+    if config is not None and config.stimulus_inputs:
+        if dataset.stimulus is None:
+            raise BiornnError(f"dataset {dataset.condition} has no stimulus codes; rebuild it with this version of "
+                              "python -m biornn allen build (or run without stimulus inputs)")
+        course = np.asarray(dataset.stimulus, dtype=np.float64)[1:]  # the predicted frames' codes, (15, 3)
+        course = course[HALF_WINDOW] if window == "half" else course
+        for k in (0, 2):
+            a = arrays[k]
+            arrays[k] = np.concatenate([a, np.broadcast_to(course, a.shape[:-1] + course.shape[-1:])], axis=-1)
     h = hashlib.sha256()
     for a in arrays:
         h.update(np.ascontiguousarray(a).tobytes())
     x, y, hx, hy = (np.ascontiguousarray(a, dtype=np.float32) for a in arrays)
-    return CelltypeData(x, y, hx, hy, dataset.condition, dataset.source, h.hexdigest())
+    twin = dataset.manifest.get("twin_config", {}).get("twin", "planted") if dataset.source == "twin" else None
+    return CelltypeData(x, y, hx, hy, dataset.condition, dataset.source, h.hexdigest(), scale, twin)
+
+
+def _pooled_scale(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """The dataset's pooled ``(mean, sd)``; refuses statistics of fewer than all six conditions."""
+    stats = dataset.standardization
+    if stats is None or sorted(stats.get("pooled_over", [])) != sorted(CONDITIONS):
+        raise BiornnError(f"dataset {dataset.condition} has no standardisation statistics pooled over all six "
+                          "conditions; build all six together (python -m biornn allen build --condition all)")
+    return np.asarray(stats["mean"], dtype=np.float64), np.asarray(stats["sd"], dtype=np.float64)
 
 
 def connectivity_tables(config: CelltypeConfig):
@@ -378,14 +476,22 @@ def _permutations(seeds, n: int, *stream) -> torch.Tensor:
         derive_seed(s, "shuffle", "celltype", *stream))) for s in seeds])
 
 
-def per_seed_mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``(S,)`` MSE per seed, mean over batch, steps and the 18 outputs."""
-    return ((out - y) ** 2).flatten(1).mean(1)
+def per_seed_mse(out: torch.Tensor, y: torch.Tensor, burn_in: int = 0) -> torch.Tensor:
+    """``(S,)`` MSE per seed, mean over batch, steps (from ``burn_in`` on) and the 18 outputs."""
+    return ((out[:, :, burn_in:] - y[..., burn_in:, :]) ** 2).flatten(1).mean(1)
+
+
+def batch_of(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``(S, B, T, C)`` batch of sample indices ``idx`` ``(S, B)`` from shared ``(n, T, C)`` or per-run
+    ``(S, n, T, C)`` arrays."""
+    if x.ndim == 4:
+        return x[torch.arange(x.shape[0], device=x.device)[:, None], idx]
+    return x[idx]
 
 
 def train_epoch(model: CelltypeRNN, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
                 perms: torch.Tensor, batch_size: int, dale: bool = True, keep: torch.Tensor | None = None,
-                on_step=None) -> torch.Tensor:
+                on_step=None, burn_in: int = 0) -> torch.Tensor:
     """One epoch of (masked) training; the inner loop shared by training and the benchmark hook.
 
     Per batch: zero grads, forward, per-seed MSE, backward of their sum, gradient of ``W_rec`` zeroed outside
@@ -394,12 +500,14 @@ def train_epoch(model: CelltypeRNN, opt: torch.optim.Optimizer, x: torch.Tensor,
     Args:
         model: the batched network.
         opt: its optimiser.
-        x, y: ``(n, T, 18)`` training inputs and targets on the model's device.
+        x, y: ``(n, T, C)`` / ``(n, T, 18)`` training inputs and targets on the model's device (``(S, n, ...)``:
+            one training set per seed).
         perms: ``(S, n)`` sample order per seed.
         batch_size: samples per batch.
         dale: apply the Dale projection after every step.
         keep: ``(S, N, N)`` float 0/1 connectivity mask, or None (dense stage).
         on_step: optional ``callback(model)`` after every step (tests check the invariants with it).
+        burn_in: predicted frames left out of the loss.
 
     Returns:
         ``(S,)`` float64 mean batch loss of the epoch.
@@ -410,9 +518,9 @@ def train_epoch(model: CelltypeRNN, opt: torch.optim.Optimizer, x: torch.Tensor,
     batches = 0
     for lo in range(0, n, batch_size):
         idx = perms[:, lo:lo + batch_size]
-        xb, yb = x[idx], y[idx]  # (S, B, T, 18)
+        xb, yb = batch_of(x, idx), batch_of(y, idx)  # (S, B, T, C)
         opt.zero_grad(set_to_none=True)
-        losses = per_seed_mse(model(xb), yb)
+        losses = per_seed_mse(model(xb), yb, burn_in)
         losses.sum().backward()
         if keep is not None:
             model.w_rec.grad.mul_(keep)
@@ -430,22 +538,25 @@ def train_epoch(model: CelltypeRNN, opt: torch.optim.Optimizer, x: torch.Tensor,
 
 @torch.no_grad()
 def predict(model: CelltypeRNN, x, max_elems: int = 2 ** 24) -> np.ndarray:
-    """Predictions ``(S, n, T, 18)`` (float64) for inputs ``(n, T, 18)``, in chunks that bound memory."""
+    """Predictions ``(S, n, T, 18)`` (float64) for inputs ``(n, T, C)`` (or one set per seed, ``(S, n, T, C)``), in
+    chunks that bound memory."""
     x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x, dtype=torch.float32,
                         device=model.w_rec.device)
-    n = x.shape[0]
+    x = x if x.ndim == 4 else x[None]
+    n = x.shape[1]
     if n == 0:
-        return np.zeros((model.n_seeds, 0, *x.shape[1:]))
-    chunk = max(1, int(max_elems // (model.n_seeds * x.shape[1] * model.n_hidden)))
-    outs = [to_numpy(model(x[None, lo:lo + chunk])).astype(np.float64) for lo in range(0, n, chunk)]
+        return np.zeros((model.n_seeds, 0, x.shape[2], model.n_out))
+    chunk = max(1, int(max_elems // (model.n_seeds * x.shape[2] * model.n_hidden)))
+    outs = [to_numpy(model(x[:, lo:lo + chunk])).astype(np.float64) for lo in range(0, n, chunk)]
     return np.concatenate(outs, axis=1)
 
 
 def _mse(model: CelltypeRNN, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
-    if x.shape[0] == 0:
+    if x.shape[-3] == 0:
         return np.full(model.n_seeds, np.nan)
     pred = predict(model, x)
-    return ((pred - to_numpy(y).astype(np.float64)[None]) ** 2).reshape(model.n_seeds, -1).mean(1)
+    y = to_numpy(y).astype(np.float64)
+    return ((pred - (y if y.ndim == 4 else y[None])) ** 2).reshape(model.n_seeds, -1).mean(1)
 
 
 def fit_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
@@ -453,7 +564,7 @@ def fit_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
 
     Args:
         pred: ``(S, n, T, 18)`` predictions.
-        target: ``(n, T, 18)`` recorded next frames.
+        target: ``(n, T, 18)`` recorded next frames (or ``(S, n, T, 18)``, one set per seed).
 
     Returns:
         ``r``, ``r2``: ``(S, 18)`` Pearson r and ``R^2 = 1 - SSE / SST`` pooled over all samples and steps of a
@@ -461,7 +572,8 @@ def fit_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
         trace (the published figure's quantity, one trace at a time); ``mse``: ``(S,)``.
     """
     pred = np.asarray(pred, dtype=np.float64)
-    target = np.asarray(target, dtype=np.float64)[None]
+    target = np.asarray(target, dtype=np.float64)
+    target = target if target.ndim == 4 else target[None]
     S, n, T, P = pred.shape
 
     def r_and_r2(p, t, axis):
@@ -480,8 +592,6 @@ def fit_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _save_torch(path: Path, obj) -> None:
-    from biornn.results import atomic_write_bytes
-
     buf = io.BytesIO()
     torch.save(obj, buf)
     atomic_write_bytes(path, buf.getvalue())
@@ -551,16 +661,33 @@ def model_from_arrays(config: CelltypeConfig, arrays: dict, which: str = "sparse
             "last": ("W_last", "w_in_last")}
     if which not in keys:
         raise BiornnError(f"unknown weights {which!r}; use one of {', '.join(keys)}")
-    model = CelltypeRNN(config.seeds, config.sizes_dict, config.input_mapping, config.readout_from_state)
+    model = new_model(config)
     w_key, in_key = keys[which]
     with torch.no_grad():
         model.w_rec.copy_(torch.as_tensor(np.asarray(arrays[w_key])))
         if in_key is not None:
             model.w_in.copy_(torch.as_tensor(np.asarray(arrays[in_key])))
+            if model.h0 is not None:
+                model.h0.copy_(torch.as_tensor(np.asarray(arrays[in_key.replace("w_in", "h0")])))
         for name in ("w_out", "b_out"):
             if name in arrays:
                 getattr(model, name).copy_(torch.as_tensor(np.asarray(arrays[name])))
     return model.to(device if isinstance(device, torch.device) else get_device(device))
+
+
+def new_model(config: CelltypeConfig) -> CelltypeRNN:
+    """The untrained network stack of ``config`` (its inputs and initial state as the switches say)."""
+    return CelltypeRNN(config.seeds, config.sizes_dict, config.input_mapping, config.readout_from_state,
+                       n_stimulus=len(STIMULUS_CHANNELS) if config.stimulus_inputs else 0,
+                       learned_init=config.initial_state == "learned")
+
+
+def _trained(model: CelltypeRNN) -> dict[str, torch.Tensor]:
+    """Detached copies of the trained tensors kept for the best / sparse checkpoints (``w_rec``, ``w_in``, ``h0``)."""
+    out = {"w_rec": model.w_rec.detach().clone(), "w_in": model.w_in.detach().clone()}
+    if model.h0 is not None:
+        out["h0"] = model.h0.detach().clone()
+    return out
 
 
 def _sync(dev: torch.device) -> None:
@@ -599,16 +726,20 @@ def train_celltype(config: CelltypeConfig, dataset: Dataset | CelltypeData, devi
         raise BiornnError(f"unknown kernels {kernels!r}; use one of {', '.join(KERNELS)}")
     if kernels == "auto":
         kernels = "sparse" if dev.type == "cpu" else "dense"
-    data = dataset if isinstance(dataset, CelltypeData) else prepare_data(dataset, config.window, config.condition)
+    data = dataset if isinstance(dataset, CelltypeData) else prepare_data(dataset, config.window, config.condition,
+                                                                          config)
     if data.condition != config.condition:
         raise BiornnError(f"data hold condition {data.condition!r} but the run asks for {config.condition!r}")
     within, inter = connectivity_tables(config)
     sizes = config.sizes_dict
-    model = CelltypeRNN(config.seeds, sizes, config.input_mapping, config.readout_from_state).to(dev)
+    model = new_model(config).to(dev)
     S = model.n_seeds
-    x, y = torch.from_numpy(data.x[:config.n_train]).to(dev), torch.from_numpy(data.y[:config.n_train]).to(dev)
+    if data.x.shape[-1] != model.n_in:
+        raise BiornnError(f"data have {data.x.shape[-1]} input channels but the model takes {model.n_in}; prepare "
+                          "the data with this config (prepare_data(..., config=config))")
+    x, y = (torch.from_numpy(a[..., :config.n_train, :, :]).to(dev) for a in (data.x, data.y))
     hx, hy = torch.from_numpy(data.hx).to(dev), torch.from_numpy(data.hy).to(dev)
-    n = x.shape[0]
+    n = x.shape[-3]
     B = min(config.batch_size, n)
     ckdir = Path(out) / "checkpoints" if out is not None else None
     identity = {"config": config.to_dict(), "data_sha256": data.sha256}
@@ -639,8 +770,7 @@ def train_celltype(config: CelltypeConfig, dataset: Dataset | CelltypeData, devi
                                                                  "finetune_loss", "finetune_heldout_loss",
                                                                  "dense_seconds", "finetune_seconds")},
                  "best_loss": torch.full((S,), math.inf, dtype=torch.float64, device=dev),
-                 "best_epoch": [0] * S, "best_w_rec": model.w_rec.detach().clone(),
-                 "best_w_in": model.w_in.detach().clone(), "mask": None, "extra": {}}
+                 "best_epoch": [0] * S, "best": _trained(model), "mask": None, "extra": {}}
         if ckdir is not None:
             _save_torch(ckdir / "initial.pt", {"identity": identity, "model": _cpu(model.state_dict())})
     state["W_init"] = W_init
@@ -665,11 +795,11 @@ def train_celltype(config: CelltypeConfig, dataset: Dataset | CelltypeData, devi
             for g in opt.param_groups:
                 g["lr"] = config.lr_at(e)
             loss = train_epoch(model, opt, x, y, _permutations(config.seeds, n, "dense", e), B, config.dale,
-                               None, step_hook("dense", None))
+                               None, step_hook("dense", None), config.burn_in)
             better = loss < state["best_loss"]
             state["best_loss"] = torch.where(better, loss, state["best_loss"])
-            state["best_w_rec"][better] = model.w_rec.detach()[better]
-            state["best_w_in"][better] = model.w_in.detach()[better]
+            for key, value in _trained(model).items():
+                state["best"][key][better] = value[better]
             held = _mse(model, hx, hy)
             _sync(dev)  # CUDA runs asynchronously: without this, dt would time the kernel launches only
             dt = time.perf_counter() - t0
@@ -685,8 +815,8 @@ def train_celltype(config: CelltypeConfig, dataset: Dataset | CelltypeData, devi
                 on_epoch("dense", e)
         # reload the best dense epoch, prune, start the fine-tuning stage
         with torch.no_grad():
-            model.w_rec.copy_(state["best_w_rec"])
-            model.w_in.copy_(state["best_w_in"])
+            for key, value in state["best"].items():
+                getattr(model, key).copy_(value)
         if ckdir is not None:
             _save_torch(ckdir / "dense_best.pt", _cpu({"identity": identity, "model": model.state_dict(),
                                                         "best_epoch": state["best_epoch"]}))
@@ -696,7 +826,7 @@ def train_celltype(config: CelltypeConfig, dataset: Dataset | CelltypeData, devi
         state["mask"] = mask
         first = _permutations(config.seeds, n, "threshold")[:, :B].to(dev)
         with torch.no_grad():
-            batch_loss = per_seed_mse(model(x[first]), y[first]).double()
+            batch_loss = per_seed_mse(model(batch_of(x, first)), batch_of(y, first), config.burn_in).double()
         state["extra"] = {"pruned_batch_loss": [float(batch_loss[s]) for s in range(S)],
                           "pruned_loss": [float(v) for v in _mse(model, x, y)]}
         factor = math.ceil(n / B)
@@ -705,8 +835,7 @@ def train_celltype(config: CelltypeConfig, dataset: Dataset | CelltypeData, devi
         published = config.checkpoint_rule == "as_published"
         start = batch_loss.clone() if published else torch.full_like(batch_loss, math.inf)
         state.update(stage="finetune", epoch=0, sparse_threshold=start, sparse_epoch=[None] * S,
-                     sparse_w_rec=model.w_rec.detach().clone(), sparse_w_in=model.w_in.detach().clone(),
-                     sparse_factor=factor if published else 1)
+                     sparse=_trained(model), sparse_factor=factor if published else 1)
         opt = new_opt()
         checkpoint(force=True)
 
@@ -720,12 +849,12 @@ def train_celltype(config: CelltypeConfig, dataset: Dataset | CelltypeData, devi
         for g in opt.param_groups:
             g["lr"] = config.lr_at(e)
         loss = train_epoch(model, opt, x, y, _permutations(config.seeds, n, "finetune", e), B, config.dale, keep,
-                           step_hook("finetune", keep))
+                           step_hook("finetune", keep), config.burn_in)
         score = loss * state["sparse_factor"]
         better = score < state["sparse_threshold"]
         state["sparse_threshold"] = torch.where(better, score, state["sparse_threshold"])
-        state["sparse_w_rec"][better] = model.w_rec.detach()[better]
-        state["sparse_w_in"][better] = model.w_in.detach()[better]
+        for key, value in _trained(model).items():
+            state["sparse"][key][better] = value[better]
         held = _mse(model, hx, hy)
         _sync(dev)  # CUDA runs asynchronously: without this, dt would time the kernel launches only
         dt = time.perf_counter() - t0
@@ -743,28 +872,33 @@ def train_celltype(config: CelltypeConfig, dataset: Dataset | CelltypeData, devi
     model.use_sparse_kernels(None)
 
     # ---- results ------------------------------------------------------------------------------------------
-    W_last, w_in_last = model.w_rec.detach().clone(), model.w_in.detach().clone()
+    last = _trained(model)
     never = [s for s in range(S) if state["sparse_epoch"][s] is None]
-    W_sparse, w_in_sparse = state["sparse_w_rec"].clone(), state["sparse_w_in"].clone()
+    sparse = {k: v.clone() for k, v in state["sparse"].items()}
     for s in never:  # the as-published rule never saved: use the last epoch (flagged by sparse_epoch = None)
-        W_sparse[s], w_in_sparse[s] = W_last[s], w_in_last[s]
+        for key in sparse:
+            sparse[key][s] = last[key][s]
     if ckdir is not None:
-        _save_torch(ckdir / "sparse.pt", _cpu({"identity": identity, "W_sparse": W_sparse, "w_in_sparse": w_in_sparse,
-                                               "W_last": W_last, "w_in_last": w_in_last,
+        _save_torch(ckdir / "sparse.pt", _cpu({"identity": identity, "sparse": sparse, "last": last,
                                                "sparse_epoch": state["sparse_epoch"]}))
     mask = state["mask"].to(dev)
-    arrays = {"W_init": to_numpy(state["W_init"]), "W_dense": to_numpy(state["best_w_rec"]),
-              "W_sparse": to_numpy(W_sparse), "W_last": to_numpy(W_last), "mask": to_numpy(mask).astype(np.uint8),
+    arrays = {"W_init": to_numpy(state["W_init"]), "W_dense": to_numpy(state["best"]["w_rec"]),
+              "W_sparse": to_numpy(sparse["w_rec"]), "W_last": to_numpy(last["w_rec"]),
+              "mask": to_numpy(mask).astype(np.uint8),
               "signs": to_numpy(model.signs), "population": np.array([POPULATION_LABELS[i] for i in
                                                                       to_numpy(model.population)]),
               "population_index": to_numpy(model.population).astype(np.int64),
-              "w_in_dense": to_numpy(state["best_w_in"]), "w_in_sparse": to_numpy(w_in_sparse),
-              "w_in_last": to_numpy(w_in_last), "w_out": to_numpy(model.w_out), "b_out": to_numpy(model.b_out),
+              "w_out": to_numpy(model.w_out), "b_out": to_numpy(model.b_out),
               "target_density": block_density(within, inter), "realised_density": realised_density(mask, sizes)}
+    for key in ("w_in", "h0"):
+        if key in last:
+            for which, source in (("dense", state["best"]), ("sparse", sparse), ("last", last)):
+                arrays[f"{key}_{which}"] = to_numpy(source[key])
     fits = {}
     hx_np, hy_np = (data.hx, data.hy) if data.hx.shape[0] else (data.x, data.y)
-    for which in ("dense", "sparse"):
-        fits[which] = fit_metrics(predict(model_from_arrays(config, arrays, which, dev), hx_np), hy_np)
+    for which in ("dense", "sparse"):  # fits in ΔF/F: predictions and targets mapped back from model units
+        pred = predict(model_from_arrays(config, arrays, which, dev), hx_np)
+        fits[which] = fit_metrics(data.to_dff(pred), data.to_dff(hy_np))
     runs = []
     signs = model.signs
     for s, seed in enumerate(config.seeds):
@@ -809,8 +943,6 @@ def save_celltype(result: CelltypeResult, directory: str | os.PathLike) -> Path:
 
     ``metrics.json`` appears last, so its presence marks a complete run; ``directory/checkpoints`` is kept.
     """
-    from biornn.results import _json_default, atomic_write_bytes, provenance
-
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise BiornnError(f"output path {directory} is a file; pass a folder path for --out")
@@ -826,8 +958,6 @@ def save_celltype(result: CelltypeResult, directory: str | os.PathLike) -> Path:
 
 def load_celltype(directory: str | os.PathLike) -> CelltypeResult:
     """Read a run folder written by :func:`save_celltype` (``python -m biornn celltype train``)."""
-    from biornn.results import load_run
-
     metrics, arrays = load_run(directory, required=("W_init", "W_dense", "W_sparse", "mask", "signs"))
     try:
         config = CelltypeConfig.from_dict(metrics["config"])
@@ -853,9 +983,7 @@ def ground_truth_for(dataset: Dataset) -> np.ndarray:
     if dataset.source != "twin" or "twin_config" not in dataset.manifest:
         raise BiornnError(f"dataset {dataset.condition} comes from {dataset.source!r}, not the digital twin; "
                           "ground truth exists only for twin data")
-    names = {f.name for f in dataclasses.fields(TwinConfig)}
-    cfg = TwinConfig(**{k: v for k, v in dataset.manifest["twin_config"].items() if k in names})
-    return ground_truth_connectivity(cfg)[dataset.condition]
+    return ground_truth_connectivity(TwinConfig.from_dict(dataset.manifest["twin_config"]))[dataset.condition]
 
 
 def identifiability(W, ground_truth: np.ndarray, sizes) -> dict:
@@ -947,19 +1075,22 @@ def summarize(result: CelltypeResult, dataset: Dataset | None = None, n_traces: 
             out[f"{key}_seed"] = np.asarray(arr[key][s], dtype=np.float32)
         out["matrices_seed"] = int(cfg.seeds[s])
     if dataset is not None:
-        data = prepare_data(dataset, cfg.window, cfg.condition)
+        data = prepare_data(dataset, cfg.window, cfg.condition, cfg)  # the model's arrays
+        raw = prepare_data(dataset, cfg.window, cfg.condition)  # ΔF/F, the dataset's own training set
         hx, hy = (data.hx, data.hy) if data.hx.shape[0] else (data.x, data.y)
-        # fits on training samples too: the reference reports r on its training data only (spec Q5), so this is the
+        # fits on training samples too: the reference reports r on its training data only (Q5), so this is the
         # number to set beside its 0.94-0.97; the held-out fits in runs[...]["heldout"] are the honest ones
-        n_fit = min(n_train_fit, data.x.shape[0])
-        train_fits = fit_metrics(predict(result.model("sparse"), data.x[:n_fit]), data.y[:n_fit])
+        n_fit = min(n_train_fit, data.x.shape[-3])
+        train_pred = predict(result.model("sparse"), data.x[..., :n_fit, :, :])
+        train_fits = fit_metrics(data.to_dff(train_pred), data.to_dff(data.y[..., :n_fit, :, :]))
         out["runs"] = [{**run, "train_fit": {key: np.asarray(train_fits[key][i]).tolist() for key in ("r", "r2")},
                         "train_fit_samples": int(n_fit)} for i, run in enumerate(result.runs)]
-        k = min(n_traces, hx.shape[0])
-        out["trace_inputs"], out["trace_targets"] = hx[:k].astype(np.float64), hy[:k].astype(np.float64)
+        k = min(n_traces, hx.shape[-3])
+        rhx, rhy = (raw.hx, raw.hy) if raw.hx.shape[0] else (raw.x, raw.y)
+        out["trace_inputs"], out["trace_targets"] = rhx[:k].astype(np.float64), rhy[:k].astype(np.float64)
         for which in ("dense", "sparse"):
-            out[f"trace_{which}"] = predict(result.model(which), hx[:k])
-        out["baselines"] = baselines(hx, hy, data.x, data.y) if data.hx.shape[0] else baselines(hx, hy)
+            out[f"trace_{which}"] = data.to_dff(predict(result.model(which), hx[..., :k, :, :]))
+        out["baselines"] = baselines(rhx, rhy, raw.x, raw.y) if raw.hx.shape[0] else baselines(rhx, rhy)
         if dataset.source == "twin" and "twin_config" in dataset.manifest:
             gt = ground_truth_for(dataset)
             out["ground_truth"] = gt
@@ -1052,8 +1183,6 @@ def baselines(inputs, targets, train_inputs=None, train_targets=None, history: i
 
 def save_summary(summary: dict, directory: str | os.PathLike) -> Path:
     """Write a :func:`summarize` dict as ``summary.npz`` (arrays) plus ``summary.json`` (the rest), atomically."""
-    from biornn.results import atomic_write_bytes
-
     directory = Path(directory)
     arrays = {k: v for k, v in summary.items() if isinstance(v, np.ndarray)}
     rest = {k: v for k, v in summary.items() if not isinstance(v, np.ndarray)}
@@ -1072,8 +1201,6 @@ def save_summary(summary: dict, directory: str | os.PathLike) -> Path:
 
 
 def _write_summary_json(directory: Path, rest: dict) -> None:
-    from biornn.results import _json_default, atomic_write_bytes
-
     atomic_write_bytes(directory / "summary.json", (json.dumps(rest, indent=1, default=_json_default) + "\n").encode())
 
 
@@ -1139,17 +1266,123 @@ def load_summary(directory: str | os.PathLike) -> dict:
     arrays = {k: v.astype(np.float32) if v.dtype == np.float16 else v for k, v in arrays.items()}
     if "matrices_seed" in rest and "W_init_seed" not in arrays:
         cfg = CelltypeConfig.from_dict(rest["config"])
-        model = CelltypeRNN([rest["matrices_seed"]], cfg.sizes_dict, cfg.input_mapping)
+        model = new_model(dataclasses.replace(cfg, seeds=(rest["matrices_seed"],)))
         arrays["W_init_seed"] = model.w_rec.detach().numpy()[0].astype(np.float32)
     return {**rest, **arrays}
 
 
-def summary_dir(config: CelltypeConfig, root: str | os.PathLike | None = None) -> Path:
-    """Cache folder of a configuration's summary: ``data/results/fig4/<abbr>-<window>-<variant>-<key>``."""
-    from biornn.results import run_dir
-
-    name = f"{ABBREVIATIONS[config.condition]}-{config.window}-{config.variant}"
+def summary_dir(config: CelltypeConfig, root: str | os.PathLike | None = None, twin: str | None = None) -> Path:
+    """Cache folder of a configuration's summary: ``data/results/fig4/<abbr>-<window>-<variant>[-<twin>]-<key>``
+    (``twin``: ``planted`` / ``null`` for runs on the current twins; older caches have no twin token)."""
+    name = f"{ABBREVIATIONS[config.condition]}-{config.window}-{config.variant}" + (f"-{twin}" if twin else "")
     return run_dir("fig4", name, config.to_dict(), root)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Finding the cached runs
+# ----------------------------------------------------------------------------------------------------------------
+def _run_variant(cfg: dict) -> str | None:
+    """:attr:`CelltypeConfig.variant` of a stored ``config``; None when it is not a complete Fig 4 config."""
+    try:
+        return CelltypeConfig.from_dict(cfg).variant
+    except (TypeError, KeyError, ValueError, BiornnError):
+        return None
+
+
+def read_run_config(directory: Path) -> dict:
+    for name in ("metrics.json", "summary.json"):
+        try:
+            data = json.loads((directory / name).read_text())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("config"), dict):
+            return data["config"]
+    return {}
+
+
+def _identify(directory: Path, cfg: dict) -> tuple[str | None, str | None, str | None]:
+    """(condition abbreviation, window, variant) of a Fig 4 folder, from its config or else its name."""
+    cond, window, variant = cfg.get("condition"), cfg.get("window"), _run_variant(cfg)
+    name = directory.name
+    tokens = re.split(r"[-.\s]+", name)
+    if cond is None:
+        for token in tokens:
+            if token.upper() in ABBREVIATIONS.values() or token.lower() in CONDITIONS:
+                cond = token
+                break
+    if window is None:
+        low = {t.lower() for t in re.split(r"[-_.\s]+", name)}
+        window = "half" if "half" in low else "full"
+    if variant is None:
+        low = name.lower()
+        base = "published" if "published" in low else "corrected" if "corrected" in low else None
+        variant = None if base is None else f"vanilla-{base}" if "vanilla" in low else base
+        if variant is None and "vanilla" in low:
+            variant = "vanilla"
+    try:
+        cond = condition_abbrev(cond) if cond is not None else None
+    except BiornnError:
+        cond = None
+    return cond, str(window).lower(), variant
+
+
+def _read_twin(directory: Path) -> str | None:
+    """``planted`` / ``null`` for runs on the current twins (recorded in the run's data info), else None."""
+    for name in ("summary.json", "metrics.json"):
+        try:
+            data = json.loads((directory / name).read_text())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("data"), dict):
+            return data["data"].get("twin")
+    return None
+
+
+def find_fig4_runs(root: str | os.PathLike | None = None, variant: str | None = None, twin: str | None = None,
+                   **config_filter) -> dict[tuple[str, str], Path]:
+    """The Fig 4 folders under ``root`` (default ``data/results/fig4``): ``{(window, condition): folder}``.
+
+    A folder counts when it holds ``weights.npz`` (a training run) or ``summary.npz`` (the figure cache of
+    :func:`biornn.celltype.save_summary`). Its condition, window and variant come from the ``config`` in
+    ``metrics.json`` / ``summary.json`` or else from its name (``FC`` / ``familiar_change``, ``full`` / ``half``,
+    ``published`` / ``corrected`` / ``vanilla``; no window token means ``full``).
+
+    Args:
+        root: folder to search.
+        variant: keep only this variant (``published``, ``corrected``, ``vanilla-published`` ...); None keeps every
+            variant without Dale's-projection-free (vanilla) training.
+        twin: keep only runs on this twin (``planted`` / ``null``, recorded by runs on the current twins); None
+            keeps all.
+        **config_filter: keep folders whose ``config`` has these values (e.g. ``pruning="as_published"``).
+
+    Raises:
+        BiornnError: two folders match the same (window, condition); choose with ``variant`` or ``config_filter``.
+    """
+    root = Path(root) if root is not None else RESULTS_DIR / "fig4"
+    if not root.is_dir():
+        return {}
+    found: dict[tuple[str, str], Path] = {}
+    for directory in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if not ((directory / "weights.npz").exists() or (directory / "summary.npz").exists()):
+            continue
+        cfg = read_run_config(directory)
+        if any(cfg.get(k) != v for k, v in config_filter.items()):
+            continue
+        if twin is not None and _read_twin(directory) != twin:
+            continue
+        cond, window, found_variant = _identify(directory, cfg)
+        if cond is None:
+            continue
+        if variant is None and found_variant is not None and found_variant.startswith("vanilla"):
+            continue
+        if variant is not None and found_variant != variant:
+            continue
+        key = (window, cond)
+        if key in found:
+            raise BiornnError(f"two Fig 4 runs for {cond} ({window} window): {found[key].name} and {directory.name}; "
+                              "choose one with variant= (published, corrected) or a config filter")
+        found[key] = directory
+    return found
 
 
 def condition_fits(root: str | os.PathLike | None = None, variant: str = "published", threshold: float = 0.9):
@@ -1183,7 +1416,6 @@ def condition_fits(root: str | os.PathLike | None = None, variant: str = "publis
     """
     import pandas as pd
 
-    from biornn.analysis import find_fig4_runs
 
     rows = []
     for (window, condition), folder in sorted(find_fig4_runs(root, variant=variant).items()):
@@ -1237,7 +1469,6 @@ def population_fits(condition: str, window: str = "full", variant: str = "publis
     """
     import pandas as pd
 
-    from biornn.analysis import condition_abbrev, find_fig4_runs
 
     abbr = condition_abbrev(condition)
     folder = find_fig4_runs(root, variant=variant).get((window, abbr))
@@ -1358,6 +1589,16 @@ def register_cli(sub) -> None:
     t.add_argument("--finetune-epochs", type=int, default=None)
     t.add_argument("--published", action="store_true",
                    help="the reference's switches: dense input weights, as-published pruning and checkpoint rule")
+    t.add_argument("--variant", choices=VARIANTS, default=None,
+                   help="published, corrected (default) or recommended (corrected + pooled standardisation, learned "
+                        "initial state, stimulus inputs, one resample of the experiments per run)")
+    for flag, help_text in (("standardize", "z-score with statistics pooled over the six conditions"),
+                            ("stimulus-inputs", "image / change / omission codes as three extra inputs")):
+        t.add_argument(f"--{flag}", dest=flag.replace("-", "_"), action=argparse.BooleanOptionalAction,
+                       default=None, help=help_text)
+    t.add_argument("--initial-state", choices=INITIAL_STATES, default=None)
+    t.add_argument("--burn-in", type=int, default=None, help="predicted frames left out of the loss")
+    t.add_argument("--resample", choices=RESAMPLING, default=None, help="per-run resample of the recordings")
     t.add_argument("--input-mapping", choices=INPUT_MAPPINGS, default=None)
     t.add_argument("--pruning", choices=PRUNING, default=None)
     t.add_argument("--checkpoint-rule", choices=CHECKPOINT_RULES, default=None)
@@ -1396,7 +1637,7 @@ def _load_for_cli(path: str, condition: str) -> Dataset:
     if not path_.exists():
         raise BiornnError(f"--data {path} does not exist; pass a dataset folder written by python -m biornn "
                           "allen build")
-    return load_dataset(path_, condition if path_.is_dir() else None)
+    return load_dataset_with_windows(path_, condition if path_.is_dir() else None)
 
 
 def _cmd_train(args) -> int:
@@ -1414,12 +1655,13 @@ def _cmd_train(args) -> int:
             raise BiornnError(f"bad --sizes {args.sizes!r}; give three integers Pyr,SST,VIP such as 192,32,16"
                               ) from None
     for name in ("dense_epochs", "finetune_epochs", "input_mapping", "pruning", "checkpoint_rule",
-                 "within_table", "inter_table"):
+                 "within_table", "inter_table", "standardize", "stimulus_inputs", "initial_state", "burn_in",
+                 "resample"):
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
     if args.vanilla:
         overrides["dale"] = False
-    config = celltype_config(condition, args.mode, published=args.published, **overrides)
+    config = celltype_config(condition, args.mode, published=args.published, variant=args.variant, **overrides)
     connectivity_tables(config)  # validate the tables before loading data
     dataset = _load_for_cli(args.data, condition)
     result = train_celltype(config, dataset, device=args.device, out=out, resume=not args.no_resume,
@@ -1437,15 +1679,13 @@ def _cmd_summarize(args) -> int:
     result = load_celltype(args.run)
     dataset = _load_for_cli(args.data, result.config.condition)
     summary = summarize(result, dataset, matrices_seed=None if args.no_matrices else 0)
-    out = Path(args.out) if args.out else summary_dir(result.config)
+    out = Path(args.out) if args.out else summary_dir(result.config, twin=result.data.get("twin"))
     save_summary(summary, out)
     print(f"summary of {args.run} -> {out}")
     return 0
 
 
 def _cmd_baselines(args) -> int:
-    from biornn.results import RESULTS_DIR
-
     root = Path(args.root) if args.root else RESULTS_DIR / "fig4"
     folders = sorted(p.parent for p in root.glob("*/summary.json"))
     if not folders:

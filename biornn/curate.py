@@ -77,15 +77,14 @@ from biornn.allen import (
     require_nonempty,
     select_experiments,
 )
+from biornn.conditions import ABBREVIATIONS, CONDITIONS, WINDOW_TYPES, split_condition
 from biornn.config import derive_seed, get_mode
 from biornn.connectivity import POPULATION_LABELS, file_token
 from biornn.errors import BiornnError
-from biornn.synthetic import CONDITIONS, WINDOW_TYPES
+from biornn.stimulus import STIMULUS_CHANNELS, stimulus_codes
 
 log = logging.getLogger("biornn.curate")
 
-ABBREVIATIONS = {"familiar_change": "FC", "familiar_no_change": "FN", "familiar_omission": "FO",
-                 "novel_change": "NC", "novel_no_change": "NN", "novel_omission": "NO"}
 OMISSION_FILTERS = ("window", "trial", "none")
 FRAMINGS = ("timestamps", "published")
 NO_CHANGE_ALIGNMENTS = ("second_flash", "trial_start")
@@ -98,14 +97,6 @@ FORMAT_VERSION = 1
 FRAME_PERIOD_RANGE = (0.085, 0.10)
 #: Presentations within this many seconds of an event count as the event itself.
 EVENT_TOLERANCE = 0.1
-
-
-def split_condition(condition: str) -> tuple[str, str]:
-    """``"novel_no_change"`` -> ``("novel", "no_change")``; raise :class:`BiornnError` for unknown names."""
-    if condition not in CONDITIONS:
-        raise BiornnError(f"unknown condition {condition!r}; use one of {', '.join(CONDITIONS)}")
-    experience, window_type = condition.split("_", 1)
-    return experience, window_type
 
 
 @dataclass(frozen=True)
@@ -185,6 +176,7 @@ class EventWindows:
     event_id: np.ndarray
     n_trials: int
     counts: dict
+    stimulus: np.ndarray | None = None
 
 
 def frame_period(timestamps: np.ndarray) -> float:
@@ -307,7 +299,7 @@ def extract_windows(data: ExperimentData, window_type: str, omission_filter: str
     return EventWindows(values=trace[idx], t_rel=ts[idx] - ev[keep, None], event_time=ev[keep],
                         trial_index=events["trial_index"].to_numpy()[keep],
                         event_id=np.asarray(events["event_id"].to_numpy())[keep], n_trials=len(data.trials),
-                        counts=dict(counts))
+                        counts=dict(counts), stimulus=stimulus_codes(stim, ts[idx]))
 
 
 def _published_frames(data: ExperimentData, events: pd.DataFrame, window_type: str) -> tuple[np.ndarray, np.ndarray]:
@@ -350,11 +342,13 @@ class PopulationWindows:
     event_time: np.ndarray
     n_cells: np.ndarray
     n_trials: dict = field(default_factory=dict)
+    stimulus: np.ndarray | None = None
 
     @classmethod
     def empty(cls) -> PopulationWindows:
         z = np.zeros(0, dtype=np.int64)
-        return cls(np.zeros((0, WINDOW_FRAMES)), np.zeros((0, WINDOW_FRAMES)), z, z, z, np.zeros(0), z)
+        return cls(np.zeros((0, WINDOW_FRAMES)), np.zeros((0, WINDOW_FRAMES)), z, z, z, np.zeros(0), z,
+                   stimulus=np.zeros((0, WINDOW_FRAMES, len(STIMULUS_CHANNELS))))
 
     @classmethod
     def concat(cls, parts: list[tuple[int, int, int, EventWindows]]) -> PopulationWindows:
@@ -372,12 +366,15 @@ class PopulationWindows:
                    trial_index=np.concatenate([w.trial_index.astype(np.int64) for *_, w in parts]),
                    event_time=np.concatenate([w.event_time for *_, w in parts]),
                    n_cells=np.concatenate([rep(n, w) for _, _, n, w in parts]),
-                   n_trials={s: w.n_trials for _, s, _, w in parts})
+                   n_trials={s: w.n_trials for _, s, _, w in parts},
+                   stimulus=None if any(w.stimulus is None for *_, w in parts)
+                   else np.concatenate([w.stimulus for *_, w in parts]))
 
     def subset(self, mask: np.ndarray) -> PopulationWindows:
         return PopulationWindows(self.values[mask], self.t_rel[mask], self.experiment_id[mask],
                                  self.session_id[mask], self.trial_index[mask], self.event_time[mask],
-                                 self.n_cells[mask], dict(self.n_trials))
+                                 self.n_cells[mask], dict(self.n_trials),
+                                 None if self.stimulus is None else self.stimulus[mask])
 
 
 def collect_windows(source, selection: pd.DataFrame, conditions=CONDITIONS, config: CurateConfig | None = None,
@@ -558,6 +555,12 @@ class Dataset:
     t_rel: np.ndarray
     manifest: dict
     windows: dict[str, PopulationWindows] | None = None
+    stimulus: np.ndarray | None = None
+
+    @property
+    def standardization(self) -> dict | None:
+        """Per-population ``mean`` and ``sd`` (18,) pooled over the conditions named in ``pooled_over`` (or None)."""
+        return self.manifest.get("standardization")
 
     @property
     def seed(self) -> int:
@@ -589,7 +592,7 @@ def build_dataset(condition: str, windows: dict[str, PopulationWindows], config:
     config = config or CurateConfig()
     split_condition(condition)
     X, Y, HX, HY = [], [], [], []
-    counts, hcounts, nexp, mean, sd, trel = [], [], [], [], [], []
+    counts, hcounts, nexp, mean, sd, trel, stim_sum = [], [], [], [], [], [], []
     for pop in POPULATION_LABELS:
         w = windows.get(pop, PopulationWindows.empty())
         if len(w.values) == 0:
@@ -622,7 +625,11 @@ def build_dataset(condition: str, windows: dict[str, PopulationWindows], config:
         mean.append(train_rows.mean(axis=0))
         sd.append(train_rows.std(axis=0))
         trel.append(w.t_rel)
+        if w.stimulus is not None:
+            stim_sum.append(w.stimulus[~held].sum(axis=0))
     t_rel = np.median(np.concatenate(trel), axis=0)
+    # the condition's stimulus course: share of training windows (all populations) showing each code per frame
+    stimulus = np.sum(stim_sum, axis=0) / max(sum(counts), 1) if len(stim_sum) == len(POPULATION_LABELS) else None
     info = {"format_version": FORMAT_VERSION, "condition": condition, "abbreviation": ABBREVIATIONS[condition],
             "source": source, "seed": int(config.seed), "layer_rule": config.layer_rule, "config": config.to_dict(),
             "populations": list(POPULATION_LABELS),
@@ -636,7 +643,25 @@ def build_dataset(condition: str, windows: dict[str, PopulationWindows], config:
                    heldout_inputs=np.stack(HX, axis=-1), heldout_targets=np.stack(HY, axis=-1),
                    populations=POPULATION_LABELS, row_counts=np.array(counts, dtype=np.int64),
                    heldout_row_counts=np.array(hcounts, dtype=np.int64), n_experiments=np.array(nexp, dtype=np.int64),
-                   row_mean=np.array(mean), row_sd=np.array(sd), t_rel=t_rel, manifest=info, windows=dict(windows))
+                   row_mean=np.array(mean), row_sd=np.array(sd), t_rel=t_rel, manifest=info, windows=dict(windows),
+                   stimulus=stimulus)
+
+
+def pooled_standardization(datasets: dict[str, Dataset]) -> dict:
+    """Per-population mean and SD of the training inputs, pooled over all the given conditions.
+
+    One set of statistics for all conditions: per-condition statistics would rescale each condition's weights
+    differently and fake pathway differences between conditions.
+
+    Returns:
+        ``{"mean": [18], "sd": [18], "pooled_over": [conditions]}`` (ΔF/F units).
+    """
+    stacked = np.concatenate([ds.inputs.reshape(-1, ds.inputs.shape[-1]) for ds in datasets.values()])
+    sd = stacked.std(axis=0)
+    if not np.all(sd > 0):
+        raise BiornnError(f"population {POPULATION_LABELS[int(np.argmin(sd))]} has zero variance across the "
+                          "conditions; it cannot be standardised (check its windows)")
+    return {"mean": stacked.mean(axis=0).tolist(), "sd": sd.tolist(), "pooled_over": sorted(datasets)}
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -664,13 +689,15 @@ def open_default_source(mode: str | None = None, seed: int = 0, progress: bool =
 
 
 def open_source(spec: str | os.PathLike, seed: int = 0, mode: str | None = None, metadata: Metadata | None = None,
-                progress: bool = True):
-    """An experiment source: ``"twin"`` (the digital twin of the bundled metadata) or an AllenSDK cache folder."""
+                progress: bool = True, twin: str = "planted"):
+    """An experiment source: ``"twin"`` (the digital twin of the bundled metadata; ``twin`` = ``planted`` or
+    ``null``) or an AllenSDK cache folder."""
     if str(spec) == "twin":
         from biornn.allen import load_metadata
         from biornn.synthetic import TwinSource, twin_config
 
-        return TwinSource(metadata or load_metadata("bundled"), twin_config(mode, seed=seed), progress=progress)
+        return TwinSource(metadata or load_metadata("bundled"), twin_config(mode, seed=seed, twin=twin),
+                          progress=progress)
     from biornn.allen import AllenCacheSource
 
     folder = Path(spec)
@@ -722,9 +749,12 @@ def build_datasets(source, metadata: Metadata | pd.DataFrame, conditions=CONDITI
                            manifest={**extra, "overlapping_populations": shared,
                                      "report": {**report, "dropped": report["dropped"].get(cond, {}),
                                                 "no_events": report["no_events"].get(cond, [])}})
+        out[cond] = ds
+    stats = pooled_standardization(out)
+    for ds in out.values():
+        ds.manifest["standardization"] = stats
         if not keep_windows:
             ds.windows = None
-        out[cond] = ds
     return out
 
 
@@ -766,6 +796,8 @@ def save_dataset(dataset: Dataset, directory: str | os.PathLike, windows: bool =
               "row_counts": dataset.row_counts, "heldout_row_counts": dataset.heldout_row_counts,
               "n_experiments": dataset.n_experiments, "row_mean": dataset.row_mean, "row_sd": dataset.row_sd,
               "t_rel": dataset.t_rel}
+    if dataset.stimulus is not None:
+        arrays["stimulus"] = dataset.stimulus
     data = _npz_bytes(arrays)
     paths = [directory / f"{dataset.condition}.npz", directory / f"{dataset.condition}.json"]
     manifest = {**dataset.manifest, "npz_sha256": hashlib.sha256(data).hexdigest(), "code_version": code_version(),
@@ -780,13 +812,16 @@ def save_dataset(dataset: Dataset, directory: str | os.PathLike, windows: bool =
         w = dataset.windows
         pops = np.concatenate([np.full(len(w[p].values), i, dtype=np.int16) for i, p in enumerate(POPULATION_LABELS)])
         cat = {k: np.concatenate([getattr(w[p], k) for p in POPULATION_LABELS])
-               for k in ("values", "t_rel", "experiment_id", "session_id", "trial_index", "event_time", "n_cells")}
+               for k in WINDOW_KEYS}
+        if all(w[p].stimulus is not None for p in POPULATION_LABELS):
+            cat["stimulus"] = np.concatenate([w[p].stimulus for p in POPULATION_LABELS])
         atomic_write_bytes(paths[2], _npz_bytes({**cat, "population_index": pops,
                                                  "populations": np.array(POPULATION_LABELS)}))
     atomic_write_bytes(paths[1], (json.dumps(manifest, indent=1, default=_json_default) + "\n").encode())
     return paths
 
 
+WINDOW_KEYS = ("values", "t_rel", "experiment_id", "session_id", "trial_index", "event_time", "n_cells")
 DATASET_KEYS = ("inputs", "targets", "heldout_inputs", "heldout_targets", "populations", "condition", "layer_rule",
                 "source", "seed", "row_counts", "heldout_row_counts", "n_experiments", "row_mean", "row_sd", "t_rel")
 
@@ -835,7 +870,39 @@ def load_dataset(path: str | os.PathLike, condition: str | None = None) -> Datas
                    heldout_inputs=arrays["heldout_inputs"], heldout_targets=arrays["heldout_targets"],
                    populations=tuple(str(p) for p in arrays["populations"]), row_counts=arrays["row_counts"],
                    heldout_row_counts=arrays["heldout_row_counts"], n_experiments=arrays["n_experiments"],
-                   row_mean=arrays["row_mean"], row_sd=arrays["row_sd"], t_rel=arrays["t_rel"], manifest=manifest)
+                   row_mean=arrays["row_mean"], row_sd=arrays["row_sd"], t_rel=arrays["t_rel"], manifest=manifest,
+                   stimulus=arrays.get("stimulus"))
+
+
+def load_windows(path: str | os.PathLike, condition: str | None = None) -> dict[str, PopulationWindows]:
+    """Read ``<condition>_windows.npz`` (written by ``save_dataset(..., windows=True)``): every Stage A row.
+
+    Args:
+        path: the dataset's ``.npz`` (or its folder with ``condition``).
+
+    Returns:
+        ``{population label: PopulationWindows}`` (``n_trials`` per session rebuilt from the rows).
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / f"{condition}.npz"
+    wpath = path.with_name(path.stem + "_windows.npz")
+    try:
+        with np.load(wpath, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except FileNotFoundError:
+        raise BiornnError(f"no windows file {wpath}; rebuild the datasets with python -m biornn allen build "
+                          "--windows (per-run resampling needs every row)") from None
+    out = {}
+    for i, pop in enumerate(POPULATION_LABELS):
+        rows = arrays["population_index"] == i
+        parts = {k: arrays[k][rows] for k in WINDOW_KEYS}
+        n_trials = {}
+        for sess, trial in zip(parts["session_id"], parts["trial_index"]):
+            n_trials[int(sess)] = max(n_trials.get(int(sess), 0), int(trial) + 1)
+        out[pop] = PopulationWindows(**parts, n_trials=n_trials,
+                                     stimulus=arrays["stimulus"][rows] if "stimulus" in arrays else None)
+    return out
 
 
 def save_reference_layout(dataset: Dataset, directory: str | os.PathLike) -> list[Path]:
@@ -864,10 +931,11 @@ DATASETS_DIR = Path(os.environ.get("BIORNN_ALLEN_DATA", ROOT / "data" / "allen")
 
 def cached_datasets(source_spec: str | None = None, conditions=CONDITIONS, config: CurateConfig | None = None,
                     mode: str | None = None, root: str | os.PathLike | None = None, retrain: bool | None = None,
-                    progress: bool = True) -> tuple[dict[str, Dataset], Path]:
+                    progress: bool = True, twin: str = "planted") -> tuple[dict[str, Dataset], Path]:
     """Build the datasets once and read them back afterwards (``data/allen/<source>-<mode>-<key>/``).
 
-    ``source_spec``: ``"twin"``, a cache folder, or None for :func:`default_source_spec`.
+    ``source_spec``: ``"twin"``, a cache folder, or None for :func:`default_source_spec`; ``twin``: ``planted`` or
+    ``null`` (twin only). Every dataset keeps its Stage A rows (``dataset.windows``, for per-run resampling).
 
     The folder key hashes the source, mode and every setting, so a changed setting never reads a stale dataset;
     ``BIORNN_RETRAIN=1`` (or ``retrain=True``) rebuilds.
@@ -885,17 +953,25 @@ def cached_datasets(source_spec: str | None = None, conditions=CONDITIONS, confi
     if label == "twin":
         from biornn.synthetic import twin_config
 
-        identity["twin"] = twin_config(mode, seed=config.seed).to_dict()
+        identity["twin"] = twin_config(mode, seed=config.seed, twin=twin).to_dict()
     key = config_key(identity)
     folder = Path(root if root is not None else DATASETS_DIR) / f"{label}-{mode}-{key}"
-    if not want_retrain(retrain) and all((folder / f"{c}.json").exists() for c in conditions):
-        return {c: load_dataset(folder, c) for c in conditions}, folder
-    source = open_source(source_spec, seed=config.seed, mode=mode, progress=progress)
-    metadata = source.metadata if label == "twin" else source.metadata()
-    datasets = build_datasets(source, metadata, conditions, config, progress=progress)
-    for ds in datasets.values():
-        save_dataset(ds, folder)
-    return {c: load_dataset(folder, c) for c in conditions}, folder
+    if want_retrain(retrain) or not all((folder / f"{c}_windows.npz").exists() for c in conditions):
+        source = open_source(source_spec, seed=config.seed, mode=mode, progress=progress, twin=twin)
+        metadata = source.metadata if label == "twin" else source.metadata()
+        datasets = build_datasets(source, metadata, conditions, config, progress=progress, keep_windows=True)
+        for ds in datasets.values():
+            save_dataset(ds, folder, windows=True)
+    return {c: load_dataset_with_windows(folder, c) for c in conditions}, folder
+
+
+def load_dataset_with_windows(path: str | os.PathLike, condition: str | None = None) -> Dataset:
+    """:func:`load_dataset` plus its Stage A rows (``dataset.windows``) when ``<condition>_windows.npz`` exists."""
+    dataset = load_dataset(path, condition)
+    npz = Path(path) / f"{dataset.condition}.npz" if Path(path).is_dir() else Path(path)
+    if npz.with_name(npz.stem + "_windows.npz").exists():
+        dataset.windows = load_windows(npz)
+    return dataset
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -417,9 +417,14 @@ class CelltypeRNN(nn.Module):
         input_mapping: ``"dense"`` or ``"population"`` (see :data:`INPUT_MAPPINGS`).
         readout_from_state: read out ``r_t`` instead of ``a_t``.
         init_key: extra key for the initialisation stream.
+        n_stimulus: extra input channels after the 18 population channels (stimulus codes, routed to every unit;
+            their weights are drawn after all others, so the legacy stream is unchanged).
+        learned_init: learn an initial drive ``h0`` ``(S, N)`` added to step 0 (equivalent to a learned
+            ``W r_{-1}``; starts at 0), so the first predicted frames need not start from a silent network.
 
     Attributes:
-        w_in: ``(S, N, 18)`` input weights (trained; unsigned).
+        w_in: ``(S, N, 18 + n_stimulus)`` input weights (trained; unsigned).
+        h0: ``(S, N)`` learned initial drive (only with ``learned_init``).
         w_rec: ``(S, N, N)`` recurrent weights ``W[post, pre]`` (trained; column signs = :attr:`signs`).
         w_out: ``(S, N)`` frozen readout weight of every unit (for its own population's output).
         b_out: ``(S, 18)`` frozen readout biases.
@@ -429,7 +434,8 @@ class CelltypeRNN(nn.Module):
     """
 
     def __init__(self, seeds, sizes: dict[str, int] | None = None, input_mapping: str = "dense",
-                 readout_from_state: bool = False, init_key: str = ""):
+                 readout_from_state: bool = False, init_key: str = "", n_stimulus: int = 0,
+                 learned_init: bool = False):
         super().__init__()
         from biornn.connectivity import POPULATION_LABELS, population_index, populations, unit_signs
 
@@ -443,7 +449,9 @@ class CelltypeRNN(nn.Module):
         self.seeds = seeds
         self.labels = POPULATION_LABELS
         self.n_pop = len(POPULATION_LABELS)
-        self.n_in = self.n_out = self.n_pop
+        self.n_out = self.n_pop
+        self.n_stimulus = int(n_stimulus)
+        self.n_in = self.n_pop + self.n_stimulus
         self.input_mapping = input_mapping
         self.readout_from_state = readout_from_state
         pop = torch.as_tensor(population_index(self.sizes), dtype=torch.long)
@@ -455,6 +463,7 @@ class CelltypeRNN(nn.Module):
         onehot = torch.nn.functional.one_hot(pop, self.n_pop).float()  # (N, 18)
         self.register_buffer("readout_onehot", onehot)
         mask = onehot.clone() if input_mapping == "population" else torch.ones(n, self.n_pop)
+        mask = torch.cat([mask, torch.ones(n, self.n_stimulus)], dim=1)
         self.register_buffer("input_mask", mask)
         k = 1.0 / math.sqrt(n)
         fan = torch.as_tensor(table["size"].to_numpy(dtype=np.float64))
@@ -464,10 +473,13 @@ class CelltypeRNN(nn.Module):
         for seed in seeds:
             g = torch.Generator().manual_seed(derive_seed(seed, "init", "celltype", init_key))
             w_rec.append(signed_uniform_init(signs, g))
-            w_in.append((torch.rand((n, self.n_pop), generator=g) * 2 - 1) * k * mask)
+            w_in.append((torch.rand((n, self.n_pop), generator=g) * 2 - 1) * k * mask[:, :self.n_pop])
             w_out.append((torch.rand(n, generator=g) * 2 - 1) * bound_unit)
             b_out.append((torch.rand(self.n_pop, generator=g) * 2 - 1) * bound_pop)
+            if self.n_stimulus:
+                w_in[-1] = torch.cat([w_in[-1], (torch.rand((n, self.n_stimulus), generator=g) * 2 - 1) * k], dim=1)
         self.w_in = nn.Parameter(torch.stack(w_in))
+        self.h0 = nn.Parameter(torch.zeros(len(seeds), n)) if learned_init else None
         self.w_rec = nn.Parameter(torch.stack(w_rec))
         self.register_buffer("w_out", torch.stack(w_out))
         self.register_buffer("b_out", torch.stack(b_out))
@@ -504,6 +516,8 @@ class CelltypeRNN(nn.Module):
         w_in = self.w_in if self.input_mapping == "dense" else self.w_in * self.input_mask
         # the whole sequence's input projection in one matmul, no biases: U = x W_in^T, (S, T, B, N)
         U = torch.matmul(x.transpose(1, 2), w_in.transpose(1, 2)[:, None])
+        if self.h0 is not None:  # learned initial drive at step 0
+            U = torch.cat([U[:, :1] + self.h0[:, None, None, :], U[:, 1:]], dim=1)
         if self.sparse_pattern is not None:
             return rnn_core_sparse(U, self.w_rec, self.sparse_pattern, rectify=True)
         return rnn_core(U, self.w_rec, rectify=True)

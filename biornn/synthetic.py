@@ -37,10 +37,12 @@ or on which sessions are simulated together.
 from __future__ import annotations
 
 import dataclasses
+import io
 import logging
 import os
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -58,16 +60,14 @@ from biornn.allen import (
     layers_of_depth,
     validate_experiment_table,
 )
+from biornn.conditions import CONDITIONS, EXPERIENCE_LEVELS
 from biornn.config import derive_seed, get_mode
 from biornn.connectivity import POPULATION_LABELS, SIGNS, TYPES, block_density, pathway_blocks, population_label
 from biornn.errors import BiornnError
+from biornn.results import atomic_write_bytes
 
 log = logging.getLogger("biornn.synthetic")
 
-EXPERIENCE_LEVELS = ("familiar", "novel")
-WINDOW_TYPES = ("change", "no_change", "omission")
-#: The six conditions, in the order of the twin's connectivity stack (experience-major).
-CONDITIONS = tuple(f"{e}_{w}" for e in EXPERIENCE_LEVELS for w in WINDOW_TYPES)
 
 FAMILIAR_IMAGES = ("im061", "im062", "im063", "im065", "im066", "im069", "im077", "im085")
 NOVEL_IMAGES = tuple(f"novel_im{i}" for i in range(8))
@@ -82,6 +82,11 @@ DEFAULT_PATHWAY_GAINS = {
     "novel_change": {"FF": 1.8, "FB_L23": 1.3},
     "novel_omission": {"FF": 1.2, "FB_L23": 1.8, "FB_L5": 2.2},
 }
+
+#: The two twins: ``planted`` differences between conditions, or ``null`` (none).
+TWINS = ("planted", "null")
+#: Values of fields missing from manifests written before they existed (see :meth:`TwinConfig.from_dict`).
+LEGACY_FIELDS = {"twin": "planted", "strength_sd": 0.0}
 
 #: Stimulus drive per code: image flash, change flash (added to the image drive), omitted flash.
 DEFAULT_DRIVES = {
@@ -119,6 +124,13 @@ class TwinConfig:
         pathway_gains: planted differences (see :data:`DEFAULT_PATHWAY_GAINS`).
         drives: stimulus drive vectors (see :data:`DEFAULT_DRIVES`).
         layer_rule: depth -> true layer rule of the twin's planes.
+        twin: ``planted`` (the conditions differ by :attr:`pathway_gains`) or ``null`` (the same matrix in all six
+            conditions; drives and everything else unchanged): the null twin says how large a fitted
+            difference gets when nothing was planted.
+        strength_sd: SD of the seeded log-normal factor of every block's strength (``exp(sd z - sd^2 / 2)``,
+            ``z ~ N(0, 1)`` from ``derive_seed(seed, "twin-strength")``), drawn independently of the block's
+            density so that recovering strengths is not the same as recovering the mask; 0 = the legacy twin
+            (strength = density x type strength).
     """
 
     seed: int = 0
@@ -151,6 +163,14 @@ class TwinConfig:
     pathway_gains: dict = field(default_factory=lambda: {k: dict(v) for k, v in DEFAULT_PATHWAY_GAINS.items()})
     drives: dict = field(default_factory=lambda: {k: dict(v) for k, v in DEFAULT_DRIVES.items()})
     layer_rule: str = "split"
+    twin: str = "planted"
+    strength_sd: float = 0.5
+
+    def __post_init__(self):
+        if self.twin not in TWINS:
+            raise BiornnError(f"unknown twin {self.twin!r}; use one of {', '.join(TWINS)}")
+        if not (np.isfinite(self.strength_sd) and self.strength_sd >= 0):
+            raise BiornnError(f"strength_sd = {self.strength_sd}; use a number >= 0 (0 = strength set by density)")
 
     @property
     def dt(self) -> float:
@@ -164,6 +184,20 @@ class TwinConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TwinConfig:
+        """Rebuild a configuration from :meth:`to_dict` output; keys it lacks take their **legacy** values.
+
+        Manifests written before the null twin and the independent block strengths existed have neither
+        ``twin`` nor ``strength_sd``; those twins were planted with strengths set by density (``strength_sd = 0``).
+        """
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {**LEGACY_FIELDS, **{k: v for k, v in d.items() if k in names}}
+        for key in ("change_flashes", "post_change", "iti", "context_span"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return cls(**values)
 
     def replace(self, **changes) -> TwinConfig:
         return dataclasses.replace(self, **changes)
@@ -208,14 +242,18 @@ def ground_truth_connectivity(config: TwinConfig | None = None) -> dict[str, np.
     density = block_density()
     pre_types = [lab.split("_")[2] for lab in POPULATION_LABELS]
     col = np.array([SIGNS[t] * config.type_strength[t] for t in pre_types])
-    base = density * col[None, :]
+    if config.strength_sd == 0:  # legacy twin: coupling = density x type strength
+        base = density * col[None, :]
+    else:  # coupling independent of density: type strength x a log-normal factor per block, on the table's blocks
+        base = (density > 0) * col[None, :] * block_strength_factor(config)
     radius = np.max(np.abs(np.linalg.eigvals(base)))
     base = base * (config.spectral_radius / radius)
     pathways = pathway_blocks()
+    gains = config.pathway_gains if config.twin == "planted" else {}
     out = {}
     for cond in CONDITIONS:
         W = base.copy()
-        for key, gain in config.pathway_gains.get(cond, {}).items():
+        for key, gain in gains.get(cond, {}).items():
             if key in pathways:
                 for post, pre in pathways[key]:
                     W[post, pre] *= gain
@@ -224,6 +262,35 @@ def ground_truth_connectivity(config: TwinConfig | None = None) -> dict[str, np.
                 W[post, pre] *= gain
         out[cond] = W
     return out
+
+
+def block_strength_factor(config: TwinConfig) -> np.ndarray:
+    """``(18, 18)`` log-normal strength factor per block (mean 1), independent of density; ones when
+    ``strength_sd = 0``."""
+    P = len(POPULATION_LABELS)
+    if config.strength_sd == 0:
+        return np.ones((P, P))
+    z = np.random.default_rng(derive_seed(config.seed, "twin-strength")).standard_normal((P, P))
+    return np.exp(config.strength_sd * z - config.strength_sd ** 2 / 2)
+
+
+def ground_truth_stack(config: TwinConfig | None = None) -> dict[str, np.ndarray]:
+    """The arrays of ``ground_truth.npz``: ``W_true`` ``(6, 18, 18)`` ``[post, pre]`` in :data:`CONDITIONS` order,
+    ``conditions`` ``(6,)``, ``density`` ``(18, 18)`` (the table's block densities) and ``twin`` (``planted`` /
+    ``null``)."""
+    config = config or TwinConfig()
+    W = ground_truth_connectivity(config)
+    return {"W_true": np.stack([W[c] for c in CONDITIONS]), "conditions": np.array(CONDITIONS),
+            "density": block_density(), "twin": np.array(config.twin)}
+
+
+def write_ground_truth(config: TwinConfig, directory) -> str:
+    """Write ``DIR/ground_truth.npz`` (:func:`ground_truth_stack`) atomically; return its path."""
+    buf = io.BytesIO()
+    np.savez(buf, **ground_truth_stack(config))
+    path = Path(directory) / "ground_truth.npz"
+    atomic_write_bytes(path, buf.getvalue())
+    return str(path)
 
 
 def drive_vectors(config: TwinConfig | None = None) -> dict[str, np.ndarray]:
@@ -617,7 +684,7 @@ def true_population_of(source: TwinSource) -> dict[int, str]:
     return dict(zip(source.planes["ophys_experiment_id"], source.planes["population"]))
 
 
-__all__ = ["CONDITIONS", "DEFAULT_DRIVES", "DEFAULT_PATHWAY_GAINS", "TYPES", "Timeline", "TwinConfig", "TwinSource",
-           "drive_vectors", "ground_truth_connectivity", "observe_plane", "plot_block_matrix", "simulate_sessions",
-           "simulate_timeline",
-           "true_population_of", "twin_config", "twin_planes"]
+__all__ = ["CONDITIONS", "DEFAULT_DRIVES", "DEFAULT_PATHWAY_GAINS", "TWINS", "TYPES", "Timeline", "TwinConfig",
+           "TwinSource", "block_strength_factor", "drive_vectors", "ground_truth_connectivity", "ground_truth_stack",
+           "observe_plane", "plot_block_matrix", "simulate_sessions", "simulate_timeline", "true_population_of",
+           "twin_config", "twin_planes"]

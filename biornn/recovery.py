@@ -1,0 +1,295 @@
+"""Does a fitted cell-type RNN recover the connectivity differences planted in the digital twin?
+
+The question of Figures 4-5 asked of data whose answer is known. Two twins share everything (timelines, drives,
+block strengths, noise streams) except the planted pathway gains: the **planted** twin's conditions differ by
+:data:`biornn.synthetic.DEFAULT_PATHWAY_GAINS`, the **null** twin's do not differ at all. Fitting both with the same
+variant and testing the same condition pairs shows how often a fitted difference is real (planted twin, planted
+pathway), spurious (planted twin, unplanted pathway) or produced by drive and data alone (null twin).
+
+The measurement per twin, window, condition pair ``(A, B)`` (:data:`biornn.analysis.PAIRS`) and inter-area pathway
+(FF, FB_L23, FB_L5):
+
+* **pathway strength** of a run: the mean over the pathway's population blocks of the block strength (mean ``|w|``
+  over the run's kept entries, ``nonzero_abs_sparse`` of the summaries); the true strength is the same mean of
+  ``|W_true|``;
+* **delta**: ``log(strength_B) - log(strength_A)``; fitted delta = mean over B's runs minus mean over A's runs;
+* **test**: Welch's two-sided t-test on the per-run log strengths, unit of replication = the run (one resample of
+  the recordings plus one initialisation; :mod:`biornn.replicates`), ``n = runs of A`` vs ``runs of B``;
+  **correction**: Benjamini-Hochberg over the 9 pairs x 3 pathways of one twin and window; ``alpha`` 0.05;
+* a planted change is **recovered** when its adjusted p is below alpha and the fitted delta has the planted sign;
+  an unplanted difference (planted twin, true delta 0) or any null-twin difference is **flagged** when its adjusted
+  p is below alpha.
+
+Identifiability on block strength: Spearman's rho over the twin's nonzero blocks between a run's block strengths
+and ``|W_true|``, beside the structure-only baseline ``density x |type strength|`` (what the connectivity table and
+the cell types alone predict; not circular because the twin's strengths are drawn independently of density).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from biornn.analysis import CONDITIONS as ABBREV_TO_CONDITION  # noqa: I001
+from biornn.analysis import (
+    CORRECTIONS,
+    GRANULARITIES,
+    ORDERS,
+    PAIRS,
+    PATHWAYS,
+    TESTS,
+    adjust,
+    compare_conditions,
+    find_fig4_runs,
+    load_models,
+    welch_test,
+)
+from biornn.celltype import load_summary
+from biornn.connectivity import POPULATION_LABELS, pathway_blocks
+from biornn.errors import BiornnError
+from biornn.results import atomic_write_bytes
+from biornn.synthetic import TwinConfig
+
+TWIN_KINDS = ("planted", "null")
+TEST = "welch"
+CORRECTION = "fdr_bh"
+ALPHA = 0.05
+#: |true delta| below this counts as no planted change (float round-off of equal strengths).
+PLANTED_TOL = 1e-9
+
+
+def pathway_strength(strength) -> dict[str, np.ndarray]:
+    """Per pathway, the mean block strength over its blocks: ``(..., 18, 18)`` -> ``{pathway: (...)}``."""
+    strength = np.asarray(strength, dtype=np.float64)
+    out = {}
+    for name, blocks in pathway_blocks().items():
+        out[name] = np.nanmean(np.stack([strength[..., post, pre] for post, pre in blocks], axis=-1), axis=-1)
+    return out
+
+
+def _log_strength(strength: np.ndarray) -> dict[str, np.ndarray]:
+    with np.errstate(divide="ignore"):
+        return {k: np.log(v) for k, v in pathway_strength(strength).items()}
+
+
+def compare_twin(runs: dict[str, np.ndarray], pairs=PAIRS, alpha: float = ALPHA) -> list[dict]:
+    """Welch tests of every pair and pathway of one twin, BH-adjusted over them.
+
+    Args:
+        runs: ``{abbreviation: (S, 18, 18) block strengths}`` (``FC``, ``FN`` ...).
+        pairs: condition pairs ``(A, B)``; deltas are B - A.
+
+    Returns:
+        One row per (pair, pathway): ``pair``, ``pathway``, ``delta``, ``p``, ``p_adj``, ``significant``, ``n_a``,
+        ``n_b``.
+    """
+    missing = sorted({c for pair in pairs for c in pair} - set(runs))
+    if missing:
+        raise BiornnError(f"no runs for condition(s) {', '.join(missing)}; train and summarise them first")
+    logs = {c: _log_strength(v) for c, v in runs.items()}
+    rows = []
+    for a, b in pairs:
+        for path in PATHWAYS:
+            res = welch_test(logs[a][path][:, None], logs[b][path][:, None])
+            rows.append({"pair": f"{a}->{b}", "pathway": path, "delta": float(res["statistic"][0]),
+                         "p": float(res["pvalue"][0]), "n_a": int(res["n_a"]), "n_b": int(res["n_b"])})
+    p = np.array([r["p"] for r in rows])
+    p_adj = adjust(np.nan_to_num(p, nan=1.0), CORRECTION)
+    for row, q in zip(rows, p_adj):
+        row["p_adj"] = float(q)
+        row["significant"] = bool(q < alpha)
+    return rows
+
+
+def true_deltas(truth: dict[str, np.ndarray], pairs=PAIRS) -> dict[tuple[str, str], float]:
+    """``{(pair, pathway): log true-strength ratio}`` from ``{abbreviation: W_true (18, 18)}``."""
+    logs = {c: _log_strength(np.abs(w)) for c, w in truth.items()}
+    return {(f"{a}->{b}", p): float(logs[b][p] - logs[a][p]) for a, b in pairs for p in PATHWAYS}
+
+
+def recovery_report(planted: dict[str, np.ndarray], null: dict[str, np.ndarray], truth: dict[str, np.ndarray],
+                    pairs=PAIRS, alpha: float = ALPHA) -> dict:
+    """Calibrated recovery: planted changes recovered, unplanted and null differences flagged.
+
+    Args:
+        planted, null: ``{abbreviation: (S, 18, 18) block strengths}`` of the two twins' runs.
+        truth: ``{abbreviation: (18, 18) W_true}`` of the planted twin.
+
+    Returns:
+        JSON-ready dict: ``rows`` (per pair and pathway: ``planted_delta``, ``fitted_delta``, ``null_delta``,
+        ``p``, ``p_adj``, ``null_p_adj``, ``n_a``, ``n_b``, ``kind`` planted / unplanted, ``recovered`` or
+        ``flagged``, ``null_flagged``), totals ``planted_total``, ``planted_recovered``, ``unplanted_total``,
+        ``unplanted_flagged``, ``null_total``, ``null_flagged``, and ``test``, ``correction``, ``alpha``,
+        ``unit_of_replication``.
+    """
+    fitted = compare_twin(planted, pairs, alpha)
+    nulls = {(r["pair"], r["pathway"]): r for r in compare_twin(null, pairs, alpha)}
+    deltas = true_deltas(truth, pairs)
+    rows = []
+    for r in fitted:
+        key = (r["pair"], r["pathway"])
+        true, nr = deltas[key], nulls[key]
+        planted_change = abs(true) > PLANTED_TOL
+        row = {**{k: r[k] for k in ("pair", "pathway", "n_a", "n_b", "p", "p_adj")}, "planted_delta": true,
+               "fitted_delta": r["delta"], "null_delta": nr["delta"], "null_p_adj": nr["p_adj"],
+               "null_flagged": nr["significant"], "kind": "planted" if planted_change else "unplanted"}
+        if planted_change:
+            row["recovered"] = bool(r["significant"] and np.sign(r["delta"]) == np.sign(true))
+        else:
+            row["flagged"] = bool(r["significant"])
+        rows.append(row)
+    planted_rows = [r for r in rows if r["kind"] == "planted"]
+    unplanted_rows = [r for r in rows if r["kind"] == "unplanted"]
+    return {"rows": rows, "planted_total": len(planted_rows),
+            "planted_recovered": sum(r["recovered"] for r in planted_rows),
+            "unplanted_total": len(unplanted_rows), "unplanted_flagged": sum(r["flagged"] for r in unplanted_rows),
+            "null_total": len(rows), "null_flagged": sum(r["null_flagged"] for r in rows),
+            "test": "Welch two-sided t-test on per-run log pathway strength", "correction":
+            "Benjamini-Hochberg over the pairs x pathways of one twin", "alpha": alpha,
+            "unit_of_replication": "run (one resample of the recordings + one initialisation)"}
+
+
+def strength_identifiability(strength, truth, density, type_strength) -> dict:
+    """Spearman rho of block strengths with ``|W_true|`` over its nonzero blocks, and the structure-only baseline.
+
+    Args:
+        strength: ``(S, 18, 18)`` fitted block strengths (mean ``|w|`` over kept entries).
+        truth: ``(18, 18)`` ``W_true``.
+        density: ``(18, 18)`` the table's block densities.
+        type_strength: ``(18,)`` ``|type strength|`` of each presynaptic population.
+
+    Returns:
+        ``{"rho": [S], "baseline": float, "n_blocks": int}``.
+    """
+    truth = np.abs(np.asarray(truth, dtype=np.float64))
+    nz = truth > 0
+    structure = np.asarray(density, dtype=np.float64) * np.asarray(type_strength, dtype=np.float64)[None, :]
+    rho = [float(spearmanr(np.nan_to_num(s[nz]), truth[nz])[0]) for s in np.asarray(strength, dtype=np.float64)]
+    return {"rho": rho, "baseline": float(spearmanr(structure[nz], truth[nz])[0]), "n_blocks": int(nz.sum())}
+
+
+def load_twin_runs(root: str | os.PathLike | None, variant: str, window: str, twin: str) -> dict[str, dict]:
+    """``{abbreviation: summary}`` of one twin's cached runs (:func:`biornn.analysis.find_fig4_runs`)."""
+    found = find_fig4_runs(root, variant=variant, twin=twin)
+    out = {c: load_summary(path) for (w, c), path in found.items() if w == window}
+    if not out:
+        raise BiornnError(f"no cached {variant} runs of the {twin} twin ({window} window) under "
+                          f"{root or 'data/results/fig4'}; train and summarise them first")
+    return out
+
+
+def report_from_cache(root: str | os.PathLike | None, variant: str, window: str) -> dict:
+    """:func:`recovery_report` of the cached planted- and null-twin runs, with held-out fits and identifiability."""
+    runs = {t: load_twin_runs(root, variant, window, t) for t in TWIN_KINDS}
+    truth = {c: np.asarray(s["ground_truth"]) for c, s in runs["planted"].items()}
+    report = recovery_report({c: s["nonzero_abs_sparse"] for c, s in runs["planted"].items()},
+                             {c: s["nonzero_abs_sparse"] for c, s in runs["null"].items()}, truth)
+    report.update(variant=variant, window=window, heldout_median_r={}, identifiability={})
+    for twin, summaries in runs.items():
+        report["heldout_median_r"][twin] = {ABBREV_TO_CONDITION[c]: float(np.median(
+            [np.median(r["heldout"]["sparse"]["r"]) for r in s["runs"]])) for c, s in sorted(summaries.items())}
+        report["identifiability"][twin] = {c: _identifiability_of(s) for c, s in sorted(summaries.items())}
+    report["n_runs"] = {t: {c: len(s["runs"]) for c, s in sorted(v.items())} for t, v in runs.items()}
+    return report
+
+
+def _identifiability_of(summary: dict) -> dict:
+    strengths = TwinConfig().type_strength
+    types = [lab.split("_")[2] for lab in POPULATION_LABELS]
+    return strength_identifiability(summary["nonzero_abs_sparse"], summary["ground_truth"],
+                                    summary["target_density"], [strengths[t] for t in types])
+
+
+def write_report(report: dict, out: str | os.PathLike) -> Path:
+    """Write ``OUT/recovery.json`` atomically."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise BiornnError(f"--out {out} is a file; pass a folder path")
+    path = out / "recovery.json"
+    atomic_write_bytes(path, (json.dumps(report, indent=1) + "\n").encode())
+    return path
+
+
+def describe(report: dict) -> str:
+    """A few lines for the terminal and the notebooks."""
+    return (f"{report.get('variant', '?')} / {report.get('window', '?')} window: planted changes recovered "
+            f"{report['planted_recovered']} of {report['planted_total']}; unplanted differences flagged "
+            f"{report['unplanted_flagged']} of {report['unplanted_total']}; null-twin differences flagged "
+            f"{report['null_flagged']} of {report['null_total']} ({report['test']}, {report['correction']}, "
+            f"alpha {report['alpha']}; unit of replication: {report['unit_of_replication']})")
+
+
+def register_cli(sub) -> None:
+    """Add ``compare`` to the command line."""
+    p = sub.add_parser("compare", help="block differences of recurrent connectivity between two conditions",
+                       description="Compare the runs of condition B with those of condition A (differences B - A) "
+                                   "at the population, layer and area level: block mean |W| (zeros included), "
+                                   "realised density and mean |W| over surviving connections, with a run-label "
+                                   "permutation test (or Welch t), corrected within each table, and Hedges' g. "
+                                   "Writes differences_<granularity>.csv and comparison.json to --out.")
+    p.add_argument("--models", nargs=2, metavar=("DIR_A", "DIR_B"),
+                   help="two Fig 4 run directories (weights.npz with W_sparse and population)")
+    p.add_argument("--out", default=None, help="output folder")
+    p.add_argument("--weights", default="W_sparse", help="which array of weights.npz (default W_sparse)")
+    p.add_argument("--test", choices=TESTS, default="permutation")
+    p.add_argument("--correction", choices=CORRECTIONS, default="fdr_bh",
+                   help="fdr_bh (Benjamini-Hochberg, default) or holm, over the tested blocks of each table")
+    p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument("--n-resamples", type=int, default=9999, help="random relabellings when enumeration is too big")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random relabellings")
+    p.add_argument("--tol", type=float, default=0.0, help="an entry survives when |w| > tol (default 0)")
+    p.add_argument("--order", choices=ORDERS, default="display", help="display (L2/3, L4, L5) or index (L4 first)")
+    p.set_defaults(func=_cmd_compare)
+    csub = p.add_subparsers(dest="compare_command", metavar="ACTION", parser_class=type(p))
+    r = csub.add_parser("recovery", help="planted vs null twin: which planted pathway changes the fits recover",
+                        description="Read the cached runs of the planted and the null twin (trains nothing) and "
+                                    "write OUT/recovery.json: per condition pair and pathway the planted, fitted and "
+                                    "null deltas, Welch test, n, BH correction, recovered / flagged, and totals.")
+    r.add_argument("--root", default=None, help="figure cache (default data/results/fig4)")
+    r.add_argument("--variant", default="recommended", help="published, corrected, recommended ...")
+    r.add_argument("--window", choices=("full", "half"), default="half")
+    r.add_argument("--out", required=True, help="output folder (recovery.json)")
+    r.set_defaults(func=_cmd_recovery)
+
+
+def _cmd_recovery(args) -> int:
+    report = report_from_cache(args.root, args.variant, args.window)
+    path = write_report(report, args.out)
+    print(describe(report))
+    print(f"held-out median r per condition (planted twin): {report['heldout_median_r']['planted']}")
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_compare(args) -> int:
+    if not args.models or not args.out:
+        raise BiornnError("compare needs --models DIR_A DIR_B and --out DIR (or the action: compare recovery ...)")
+    if args.n_resamples < 1:
+        raise BiornnError(f"--n-resamples {args.n_resamples}; use a positive number such as 9999")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise BiornnError(f"output path {out} is a file; pass a folder path for --out")
+    a = load_models(args.models[0], args.weights)
+    b = load_models(args.models[1], args.weights)
+    comp = compare_conditions(a, b, order=args.order, tol=args.tol, test=args.test, correction=args.correction,
+                              alpha=args.alpha, n_resamples=args.n_resamples, seed=args.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for g in GRANULARITIES:
+        path = out / f"differences_{g}.csv"
+        atomic_write_bytes(path, comp.table(g).to_csv(index=False, float_format="%.6g").encode())
+        written.append(path.name)
+    meta = comp.meta()
+    meta.update(models={"A": a.source, "B": b.source}, weights=args.weights, files=written,
+                columns={"mean_a": "run mean in A", "mean_b": "run mean in B", "diff": "mean_b - mean_a",
+                         "hedges_g": "effect size", "p": "raw two-sided p", "p_adj": f"{args.correction} adjusted p",
+                         "tested": "block in the correction family", "n_a": "runs of A with a value",
+                         "n_b": "runs of B with a value"})
+    atomic_write_bytes(out / "comparison.json", (json.dumps(meta, indent=1) + "\n").encode())
+    print(comp.describe())
+    print(f"wrote {', '.join(written)} and comparison.json to {out}")
+    return 0

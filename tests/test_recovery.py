@@ -1,0 +1,219 @@
+"""Figures 4-5 inference against a null: the twins, runs as replicates, pooled standardisation, stimulus codes,
+the recommended variant and the calibrated recovery report."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy.stats import spearmanr
+
+from biornn import celltype as ct
+from biornn import recovery as rc
+from biornn import synthetic as S
+from biornn.cli import main
+from biornn.connectivity import POPULATION_LABELS
+from biornn.curate import (
+    CONDITIONS,
+    ABBREVIATIONS,
+    PopulationWindows,
+    build_dataset,
+    load_windows,
+    pooled_standardization,
+    save_dataset,
+)
+from biornn.errors import BiornnError
+from biornn.replicates import resample_training
+from biornn.stimulus import stimulus_codes
+
+RNG = np.random.default_rng(0)
+
+
+# ---- twins ----------------------------------------------------------------------------------------------------------
+def test_null_twin_is_identical_across_conditions_and_shares_the_planted_base():
+    null = S.ground_truth_stack(S.TwinConfig(twin="null"))["W_true"]
+    planted = S.ground_truth_stack(S.TwinConfig(twin="planted"))["W_true"]
+    assert all(np.array_equal(null[0], w) for w in null[1:])
+    assert not all(np.array_equal(planted[0], w) for w in planted[1:])
+    # familiar no-change has no planted gain: both twins agree there
+    fn = CONDITIONS.index("familiar_no_change")
+    np.testing.assert_array_equal(planted[fn], null[fn])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_planted_strength_is_not_a_function_of_density(seed):
+    g = S.ground_truth_stack(S.TwinConfig(seed=seed))
+    for W in g["W_true"]:
+        nz = W != 0
+        assert abs(spearmanr(np.abs(W[nz]), g["density"][nz])[0]) < 0.5
+    legacy = S.ground_truth_stack(S.TwinConfig(seed=seed, strength_sd=0.0))
+    W = legacy["W_true"][0]
+    assert spearmanr(np.abs(W[W != 0]), legacy["density"][W != 0])[0] > 0.85  # the old, circular twin
+
+
+def test_legacy_manifests_rebuild_the_legacy_twin():
+    old = {k: v for k, v in S.TwinConfig().to_dict().items() if k not in ("twin", "strength_sd")}
+    cfg = S.TwinConfig.from_dict(old)
+    assert cfg.strength_sd == 0 and cfg.twin == "planted"
+    with pytest.raises(BiornnError, match="unknown twin"):
+        S.TwinConfig(twin="empty")
+
+
+def test_ground_truth_file(tmp_path):
+    path = S.write_ground_truth(S.TwinConfig(twin="null"), tmp_path)
+    with np.load(path) as npz:
+        assert npz["W_true"].shape == (6, 18, 18)
+        assert tuple(npz["conditions"]) == CONDITIONS
+        assert npz["density"].shape == (18, 18) and str(npz["twin"]) == "null"
+
+
+# ---- stimulus codes -------------------------------------------------------------------------------------------------
+def test_stimulus_codes_follow_the_presentation_table():
+    stim = pd.DataFrame({"start_time": [0.0, 1.0, 1.75, 2.5], "duration": [1.0, 0.25, 0.25, 0.25],
+                         "image_name": [np.nan, "im1", "omitted", "im2"], "omitted": [False, False, True, False],
+                         "is_change": [False, False, False, True],
+                         "stimulus_block_name": ["gray", "change_detection_behavior", "change_detection_behavior",
+                                                 "change_detection_behavior"]})
+    codes = stimulus_codes(stim, np.array([0.5, 1.1, 1.3, 1.8, 2.6, 2.8]))
+    np.testing.assert_array_equal(codes, [[0, 0, 0], [1, 0, 0], [0, 0, 0], [0, 0, 1], [1, 1, 0], [0, 0, 0]])
+    passive = stim.assign(stimulus_block_name="passive")
+    assert stimulus_codes(passive, np.array([2.6]))[0, 1] == 0  # changes count in the behaviour block only
+
+
+# ---- datasets: replicates and pooled standardisation ----------------------------------------------------------------
+def _windows(n_exp=4, rows=30, shift=0.0):
+    out = {}
+    for i, pop in enumerate(POPULATION_LABELS):
+        n = n_exp * rows
+        exp = np.repeat(np.arange(n_exp) + 100 * i, rows)
+        values = RNG.normal(0.1 * (1 + i % 3) + shift, 0.05, (n, 16)) + 0.02 * exp[:, None] % 3
+        out[pop] = PopulationWindows(values=values, t_rel=np.tile(np.arange(16) * 0.093 - 0.75, (n, 1)),
+                                     experiment_id=exp, session_id=exp, trial_index=np.tile(np.arange(rows), n_exp),
+                                     event_time=np.zeros(n), n_cells=np.full(n, 10),
+                                     n_trials={int(e): rows for e in np.unique(exp)},
+                                     stimulus=np.zeros((n, 16, 3)))
+    return out
+
+
+def _datasets():
+    from biornn.curate import CurateConfig
+
+    config = CurateConfig(n_samples=50, n_draw=10, n_heldout_samples=20)
+    out = {c: build_dataset(c, _windows(shift=0.05 * k), config, source="twin")
+           for k, c in enumerate(CONDITIONS)}
+    stats = pooled_standardization(out)
+    for ds in out.values():
+        ds.manifest["standardization"] = stats
+    return out
+
+
+def test_runs_see_different_resamples_of_the_same_rows(tmp_path):
+    ds = _datasets()["familiar_change"]
+    save_dataset(ds, tmp_path, windows=True)
+    windows = load_windows(tmp_path, "familiar_change")
+    a = resample_training(ds, windows, seed=0)
+    b = resample_training(ds, windows, seed=1)
+    again = resample_training(ds, windows, seed=0)
+    assert a[0].shape == ds.inputs.shape
+    assert not np.allclose(a[0], b[0])
+    np.testing.assert_array_equal(a[0], again[0])
+    cfg = ct.CelltypeConfig("familiar_change", (0, 1), sizes=(2, 1, 1), resample="experiments")
+    ds.windows = windows
+    data = ct.prepare_data(ds, "full", None, cfg)
+    assert data.x.shape == (2, 50, 15, 18) and not np.allclose(data.x[0], data.x[1])
+    np.testing.assert_array_equal(data.hx, ds.heldout_inputs.astype(np.float32))  # held-out set is shared
+
+
+def test_standardisation_statistics_are_shared_by_the_six_conditions():
+    datasets = _datasets()
+    stats = [ds.standardization for ds in datasets.values()]
+    assert all(s == stats[0] for s in stats) and sorted(stats[0]["pooled_over"]) == sorted(CONDITIONS)
+    cfg = ct.CelltypeConfig("novel_change", (0,), sizes=(2, 1, 1), standardize=True)
+    data = ct.prepare_data(datasets["novel_change"], "full", None, cfg)
+    np.testing.assert_allclose(data.to_dff(data.y), datasets["novel_change"].targets, atol=1e-5)
+    single = _datasets()["novel_change"]
+    single.manifest["standardization"] = pooled_standardization({"novel_change": single})
+    with pytest.raises(BiornnError, match="pooled over all six"):
+        ct.prepare_data(single, "full", None, cfg)
+
+
+# ---- the recommended variant --------------------------------------------------------------------------------------
+def test_recommended_config_names_and_keeps_old_cache_keys():
+    cfg = ct.CelltypeConfig.recommended("FC", (0,))
+    assert cfg.variant == "recommended"
+    assert ct.CelltypeConfig("FC", (0,), standardize=True).variant == "corrected+std"
+    old = ct.CelltypeConfig.published("FC", (0, 1))
+    assert "standardize" not in old.to_dict()  # older summaries hash to the same folder
+    assert ct.CelltypeConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(BiornnError, match="initial_state"):
+        ct.CelltypeConfig("FC", (0,), initial_state="noise")
+
+
+def test_recommended_run_trains_with_stimulus_inputs_and_a_learned_initial_state(tmp_path):
+    datasets = _datasets()
+    ds = datasets["familiar_omission"]
+    save_dataset(ds, tmp_path, windows=True)
+    ds.windows = load_windows(tmp_path, ds.condition)
+    ds.stimulus = np.zeros((16, 3))
+    ds.stimulus[8, 2] = 1.0
+    cfg = ct.CelltypeConfig.recommended("FO", (0, 1), sizes=(2, 1, 1), dense_epochs=2, finetune_epochs=2,
+                                        batch_size=25, window="half")
+    result = ct.train_celltype(cfg, ds, progress=False, out=tmp_path / "run")
+    assert result.arrays["w_in_sparse"].shape[-1] == 21
+    assert np.abs(result.arrays["h0_sparse"]).max() > 0  # the initial state was learned
+    assert result.data["per_run_training_sets"] and result.data["twin"] == "planted"
+    again = ct.load_celltype(tmp_path / "run")
+    model = again.model("sparse")
+    assert model.h0 is not None
+    torch.testing.assert_close(model.h0.detach(), torch.as_tensor(result.arrays["h0_sparse"]))
+
+
+# ---- the recovery report --------------------------------------------------------------------------------------------
+def _runs_from_truth(W, n_runs=5, noise=0.02, seed=0):
+    rng = np.random.default_rng(seed)
+    return {ABBREVIATIONS[c]: np.abs(W[i])[None] * np.exp(noise * rng.standard_normal((n_runs, 18, 18)))
+            for i, c in enumerate(CONDITIONS)}
+
+
+def test_recovery_from_true_weights_recovers_every_planted_change_and_flags_nothing_on_the_null():
+    planted = S.ground_truth_stack(S.TwinConfig())["W_true"]
+    null = S.ground_truth_stack(S.TwinConfig(twin="null"))["W_true"]
+    truth = {ABBREVIATIONS[c]: planted[i] for i, c in enumerate(CONDITIONS)}
+    report = rc.recovery_report(_runs_from_truth(planted), _runs_from_truth(null, seed=1), truth)
+    assert report["planted_total"] > 10
+    assert report["planted_recovered"] == report["planted_total"]
+    assert report["unplanted_flagged"] == 0 and report["null_flagged"] == 0
+    assert report["null_total"] == 27 and "Welch" in report["test"]
+
+
+def test_recovery_misses_changes_that_the_fits_do_not_show():
+    planted = S.ground_truth_stack(S.TwinConfig())["W_true"]
+    null = S.ground_truth_stack(S.TwinConfig(twin="null"))["W_true"]
+    truth = {ABBREVIATIONS[c]: planted[i] for i, c in enumerate(CONDITIONS)}
+    report = rc.recovery_report(_runs_from_truth(null), _runs_from_truth(null, seed=1), truth)
+    assert report["planted_recovered"] == 0  # fits that learned no difference recover nothing
+
+
+def test_recovery_cli_reads_cached_twins(tmp_path):
+    planted = S.ground_truth_stack(S.TwinConfig())["W_true"]
+    null = S.ground_truth_stack(S.TwinConfig(twin="null"))["W_true"]
+    root = tmp_path / "fig4"
+    for twin, W in (("planted", planted), ("null", null)):
+        runs = _runs_from_truth(W, seed=len(twin))
+        for i, cond in enumerate(CONDITIONS):
+            cfg = ct.CelltypeConfig.recommended(cond, (0, 1, 2, 3, 4), window="half")
+            folder = ct.summary_dir(cfg, tmp_path, twin=twin)  # tmp_path/fig4/<name>
+            heldout = {"sparse": {"r": [0.95] * 18}}
+            summary = {"config": cfg.to_dict(), "data": {"twin": twin, "condition": cond},
+                       "runs": [{"seed": s, "heldout": heldout} for s in range(5)],
+                       "nonzero_abs_sparse": runs[ABBREVIATIONS[cond]], "ground_truth": W[i],
+                       "target_density": S.block_density()}
+            ct.save_summary(summary, folder)
+    assert main(["compare", "recovery", "--root", str(root), "--variant", "recommended", "--window", "half",
+                 "--out", str(tmp_path / "out")]) == 0
+    report = json.loads((tmp_path / "out" / "recovery.json").read_text())
+    assert report["planted_recovered"] == report["planted_total"] and report["null_flagged"] == 0
+    assert report["heldout_median_r"]["planted"]["familiar_change"] == pytest.approx(0.95)
+    ident = report["identifiability"]["planted"]["FC"]
+    assert min(ident["rho"]) > 0.9 and ident["baseline"] < 0.5
