@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from biornn import pruning as pr
+from biornn import fig3
 from biornn.constraints import sign_violations
 from biornn.errors import BiornnError
 from biornn.results import reference
@@ -28,7 +28,7 @@ def run():
 
 @pytest.fixture(scope="module")
 def sweep(run):
-    return pr.sweep_errors(run, LEVELS, draws=2, progress=False)
+    return fig3.sweep_errors(run, LEVELS, draws=2, progress=False)
 
 
 def _error_with(run, W):
@@ -70,12 +70,12 @@ def test_end_levels_are_dense_and_empty_networks(run, sweep):
 
 def test_sweep_draws_differ_and_are_reproducible(run, sweep):
     assert not np.array_equal(sweep.loss["random"][:, 1, 0], sweep.loss["random"][:, 1, 1])
-    again = pr.sweep_errors(run, [0.3], methods=("random",), draws=1, first_draw=1, progress=False)
+    again = fig3.sweep_errors(run, [0.3], methods=("random",), draws=1, first_draw=1, progress=False)
     np.testing.assert_array_equal(again.loss["random"][:, 0, 0], sweep.loss["random"][:, 1, 1])
 
 
 def test_retrain_keeps_mask_and_signs(run, sweep):
-    res = pr.retrain_pruned(run, "topprob", density=0.3, epochs=2, progress=False)
+    res = fig3.retrain_pruned(run, "topprob", density=0.3, epochs=2, progress=False)
     assert res.test_loss.shape == (2, 3) and res.train_loss.shape == (2, 2)
     assert res.outside_mask == 0 and res.sign_violations == 0
     assert np.all(res.W_final[~res.mask] == 0)
@@ -87,42 +87,42 @@ def test_retrain_keeps_mask_and_signs(run, sweep):
 
 
 def test_cache_round_trip(run, tmp_path):
-    a = pr.cached_sweep(run, [0.0, 0.5], draws=1, root=tmp_path, progress=False)
+    a = fig3.cached_sweep(run, [0.0, 0.5], draws=1, root=tmp_path, progress=False)
     dirs = list((tmp_path / "fig3").iterdir())
     assert len(dirs) == 1 and dirs[0].name.startswith("flipflop-sweep-")
-    b = pr.cached_sweep(run, [0.0, 0.5], draws=1, root=tmp_path, progress=False)  # read back
+    b = fig3.cached_sweep(run, [0.0, 0.5], draws=1, root=tmp_path, progress=False)  # read back
     np.testing.assert_array_equal(a.loss["topprob"], b.loss["topprob"])
     meta = json.loads((dirs[0] / "metrics.json").read_text())
     assert meta["config"]["dense"] == run.config.to_dict() and "code_version" in meta["provenance"]
-    r = pr.cached_retrain(run, "random", density=0.5, epochs=1, root=tmp_path, progress=False)
-    r2 = pr.cached_retrain(run, "random", density=0.5, epochs=1, root=tmp_path, progress=False)
+    r = fig3.cached_retrain(run, "random", density=0.5, epochs=1, root=tmp_path, progress=False)
+    r2 = fig3.cached_retrain(run, "random", density=0.5, epochs=1, root=tmp_path, progress=False)
     np.testing.assert_array_equal(r.test_loss, r2.test_loss)
     assert r2.W_final is None and r2.mask.dtype == bool and r2.outside_mask == 0
 
 
 def test_classification_sweep_reports_accuracy():
     cfg = fig2_config("digits", "dales", "quick", seeds=(0, 1), hidden=32, n_train=200, n_test=60, epochs=1)
-    res = pr.sweep_errors(train(cfg, progress=False), [0.0, 0.5, 1.0], draws=1, progress=False)
+    res = fig3.sweep_errors(train(cfg, progress=False), [0.0, 0.5, 1.0], draws=1, progress=False)
     assert res.accuracy["topprob"].shape == (2, 3, 1) and res.dense_accuracy.shape == (2,)
     np.testing.assert_array_equal(res.accuracy["topprob"][:, 2, 0], res.dense_accuracy)
 
 
 def test_sweep_rejects_bad_input(run):
     with pytest.raises(BiornnError, match="outside"):
-        pr.sweep_errors(run, [0.5, 1.5], draws=1, progress=False)
+        fig3.sweep_errors(run, [0.5, 1.5], draws=1, progress=False)
     with pytest.raises(BiornnError, match="pruning method"):
-        pr.sweep_errors(run, [0.5], methods=("magnitude",), draws=1, progress=False)
+        fig3.sweep_errors(run, [0.5], methods=("magnitude",), draws=1, progress=False)
 
 
 def test_sweep_constants():
-    assert pr.SWEEP.size == 15 and pr.SWEEP[0] == 0 and pr.SWEEP[-1] == 1
-    assert pr.RETRAIN_DENSITY == pytest.approx(0.0862, abs=1e-4)
-    cfg = pr.fig3_config("flipflop", "paper")
-    assert cfg.seeds == tuple(range(10)) and cfg.method == "dales" and pr.default_draws("paper") == 10
+    assert fig3.SWEEP.size == 15 and fig3.SWEEP[0] == 0 and fig3.SWEEP[-1] == 1
+    assert fig3.RETRAIN_DENSITY == pytest.approx(0.0862, abs=1e-4)
+    cfg = fig3.fig3_config("flipflop", "paper")
+    assert cfg.seeds == tuple(range(10)) and cfg.method == "dales" and fig3.default_draws("paper") == 10
 
 
 def test_mst_overlap_curves_small():
-    c = pr.mst_overlap_curves(sizes=(6,), sparsities=[0.0, 0.5, 1.0], matrices=2, draws=2)
+    c = fig3.mst_overlap_curves(sizes=(6,), sparsities=[0.0, 0.5, 1.0], matrices=2, draws=2)
     assert c["empirical"]["topprob"].shape == (1, 2, 2, 3) and c["bound"].shape == (1, 2, 3)
     np.testing.assert_allclose(c["expected"]["topprob"][..., 0], 1.0)
     np.testing.assert_allclose(c["expected"]["random"][..., 2], 0.0)
@@ -135,7 +135,7 @@ def test_reference_json_matches_the_typed_in_arrays():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     ref = reference("fig3")
-    np.testing.assert_allclose(ref["levels"], pr.SWEEP)
+    np.testing.assert_allclose(ref["levels"], fig3.SWEEP)
     for task, (R, T) in mod.TASKS.items():
         np.testing.assert_array_equal(ref["tasks"][task]["random"], R)
         np.testing.assert_array_equal(ref["tasks"][task]["topprob"], T)
@@ -144,13 +144,13 @@ def test_reference_json_matches_the_typed_in_arrays():
 def test_tables_on_reference_arrays():
     ref = reference("fig3")
     tasks = {v["label"]: (np.array(v["random"]), np.array(v["topprob"])) for v in ref["tasks"].values()}
-    df = pr.side_by_side(tasks, ref["levels"])
+    df = fig3.side_by_side(tasks, ref["levels"])
     bars = ref["bars_as_published"]
     for row, key in zip(df.itertuples(), ("flipflop", "wave", "smnist")):
         assert row.pub_bar_random == pytest.approx(bars[key][0], rel=5e-4)
         assert row.pub_min_p == pytest.approx(bars[key][4], abs=5e-7)
     assert df["holm_levels"].tolist() == [5, 1, 5]  # docs/paper/fig3-topprob-pruning.md 9.3
-    lt = pr.level_table(*tasks["Flip-flop"], ref["levels"])
+    lt = fig3.level_table(*tasks["Flip-flop"], ref["levels"])
     assert lt.shape[0] == 15 and np.isnan(lt["holm_t_log"][0]) and np.isnan(lt["holm_signflip"][14])
     assert lt["wins"].tolist()[7] == 5
 
@@ -158,10 +158,10 @@ def test_tables_on_reference_arrays():
 def test_effects_table_on_reference_arrays():
     ref = reference("fig3")
     tasks = {v["label"]: (np.array(v["random"]), np.array(v["topprob"])) for v in ref["tasks"].values()}
-    eff = pr.effects_table(tasks, ref["levels"])
-    assert list(eff.columns) == list(pr.EFFECT_COLUMNS)
+    eff = fig3.effects_table(tasks, ref["levels"])
+    assert list(eff.columns) == list(fig3.EFFECT_COLUMNS)
     primary = eff[eff.j == -1].set_index("task")
-    side = pr.side_by_side(tasks, ref["levels"]).set_index("task")
+    side = fig3.side_by_side(tasks, ref["levels"]).set_index("task")
     assert list(primary.index) == list(tasks)
     for col in ("ratio", "ratio_lo", "ratio_hi", "p_t_log", "diff", "diff_lo", "diff_hi", "p_t", "p_signflip",
                 "p_wilcoxon"):
@@ -169,7 +169,7 @@ def test_effects_table_on_reference_arrays():
     assert primary["holm_t_log"].isna().all() and eff.loc[eff.j >= 0, "holm_t_log"].notna().all()
     ff = eff[eff.task == "Flip-flop"]
     assert int((ff.holm_t_log < 0.05).sum()) == side.loc["Flip-flop", "holm_levels"]
-    line = pr.format_effect(primary.loc["Flip-flop"])
+    line = fig3.format_effect(primary.loc["Flip-flop"])
     assert f"{primary.loc['Flip-flop', 'ratio']:.3g}" in line and "paired t on log p" in line and "Wilcoxon" in line
 
 
@@ -177,15 +177,15 @@ def test_cli_registers_reproduce_fig3():
     from biornn.cli import build_parser
 
     args = build_parser().parse_args(["reproduce-fig3", "--mode", "quick", "--tasks", "wave", "--draws", "1"])
-    assert args.func is pr._cmd_reproduce_fig3 and args.draws == 1
+    assert args.func is fig3._cmd_reproduce_fig3 and args.draws == 1
 
 
 def test_informative_levels_skip_identical_columns():
     R = np.array([[1.0, 2.0, 3.0, 4.0], [1.0, 2.5, 3.0, 4.0]])
     T = np.array([[1.0, 1.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0]])
-    assert pr.informative_levels(R, T, [0.0, 0.5, 0.9, 1.0]).tolist() == [1]
+    assert fig3.informative_levels(R, T, [0.0, 0.5, 0.9, 1.0]).tolist() == [1]
     rng = np.random.default_rng(0)
-    lt = pr.level_table(np.c_[R, rng.random((2, 4)) + 1], np.c_[T, rng.random((2, 4)) + 0.5],
+    lt = fig3.level_table(np.c_[R, rng.random((2, 4)) + 1], np.c_[T, rng.random((2, 4)) + 0.5],
                         [0.0, 0.5, 0.9, 1.0, 0.2, 0.4, 0.6, 0.8])
     assert np.isnan(lt["holm_t_log"][2]) and np.isfinite(lt["holm_t_log"][1])
 
@@ -194,7 +194,7 @@ def test_informative_levels_skip_identical_columns():
 def _paper_run(task):
     from biornn.results import StoredRun, run_dir
 
-    cfg = pr.fig3_config(task, "paper")
+    cfg = fig3.fig3_config(task, "paper")
     directory = run_dir("fig3", f"{task}-dales", cfg.to_dict())
     assert directory.exists(), f"committed paper cache missing: {directory}"
     return StoredRun(directory)
@@ -220,13 +220,13 @@ def test_fig3_cached_sweep_and_retraining_recompute_to_the_same_numbers():
     run = _paper_run("digits")
     for kind in ("sweep", "retrain"):  # committed, so nothing below computes (and writes) a missing piece
         assert list((Path(RESULTS_DIR) / "fig3").glob(f"digits-{kind}-*")), f"committed digits {kind} cache missing"
-    sw = pr.cached_sweep(run, pr.SWEEP, draws=pr.FIG3_DRAWS["paper"], retrain=False)
+    sw = fig3.cached_sweep(run, fig3.SWEEP, draws=fig3.FIG3_DRAWS["paper"], retrain=False)
     assert sw.draws == 10 and len(sw.seeds) == 10
     j = 4
-    fresh = pr.sweep_errors(run, pr.SWEEP[[j]], draws=2, progress=False)
+    fresh = fig3.sweep_errors(run, fig3.SWEEP[[j]], draws=2, progress=False)
     for m in ("random", "topprob"):
         np.testing.assert_allclose(fresh.loss[m][:, 0], sw.loss[m][:, j, :2], rtol=1e-5)
-    cached = pr.cached_retrain(run, "topprob", epochs=pr.retrain_epochs("digits", "paper"), retrain=False)
-    again = pr.retrain_pruned(run, "topprob", epochs=cached.epochs, progress=False)
+    cached = fig3.cached_retrain(run, "topprob", epochs=fig3.retrain_epochs("digits", "paper"), retrain=False)
+    again = fig3.retrain_pruned(run, "topprob", epochs=cached.epochs, progress=False)
     np.testing.assert_allclose(again.test_loss, cached.test_loss, rtol=1e-4, atol=1e-6)
     assert again.outside_mask == 0 and again.sign_violations == 0

@@ -36,7 +36,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 import torch
 
-from biornn import pruning
+from biornn import fig3, pruning
 from biornn.config import get_mode
 from biornn.constraints import sign_violations
 from biornn.plotting import METHOD_STYLE, PRUNING_STYLE, save_figure
@@ -129,7 +129,7 @@ its test error.
 DENSITY = 0.2  # keep 20 % of the synapses
 DRAWS = 3 if MODE == "quick" else 10  # mask draws per network and method
 dales = runs["dales"]
-sweep = pruning.sweep_errors(dales, [DENSITY], draws=DRAWS, progress=False)
+sweep = fig3.sweep_errors(dales, [DENSITY], draws=DRAWS, progress=False)
 print(f"p = {DENSITY}: test MSE per seed (mean over {DRAWS} mask draws)")
 print("  dense   ", np.round(sweep.dense_loss, 3))
 for method in ("random", "topprob"):
@@ -250,9 +250,9 @@ for name, columns in (("excitatory", s > 0), ("inhibitory", s < 0)):
 """, tags=["exercise"]),
     code("""
 # Exercise 2 (solution)
-# Hint: pruning.sweep_errors(dales, levels, draws=1, progress=False).errors(method) is a (seeds, levels) array.
+# Hint: fig3.sweep_errors(dales, levels, draws=1, progress=False).errors(method) is a (seeds, levels) array.
 levels = [0.05, 0.1, 0.4]
-sw = pruning.sweep_errors(dales, levels, draws=1, progress=False)
+sw = fig3.sweep_errors(dales, levels, draws=1, progress=False)
 for j, p in enumerate(levels):
     r, t = sw.errors("random")[:, j].mean(), sw.errors("topprob")[:, j].mean()
     print(f"p = {p:4.2f}: random {r:.3f}, top-prob {t:.3f}, difference {r - t:+.3f}")

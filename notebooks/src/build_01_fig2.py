@@ -173,7 +173,7 @@ the reference's, show no failure at that rate.
 if MODE == "paper":
     from scipy.stats import beta
 
-    from biornn.pruning import fig3_config
+    from biornn.fig3 import fig3_config
     from biornn.results import StoredRun, run_dir
 
     folder = run_dir("fig3", "flipflop-dales", fig3_config("flipflop", "paper").to_dict())

@@ -11,7 +11,7 @@ via Dale's backpropagation and topologically-informed pruning*, Science Advances
 (N = 128, 80 % excitatory) are pruned once, either at random or with **top-prob** pruning (keep probabilities
 `P = min(1, κ|w| + Δ)`, the capped excess spread additively), across 15 connection probabilities; their error is
 measured without retraining and, at p = 0.0862 (≈ 91 % sparse), during masked retraining. Facts and numbers:
-`../shared/spec/fig3-topprob-pruning.md`.
+`../docs/paper/fig3-topprob-pruning.md`.
 
 **Learning objectives**
 1. Write top-prob's keep probabilities and say how they differ from random pruning at the same expected number of
@@ -38,6 +38,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 import torch
 
+from biornn import fig3
 from biornn import pruning as pr
 from biornn.config import get_mode
 from biornn.constraints import sign_violations
@@ -57,12 +58,12 @@ cannot go below p = 0.0625) and 10 mask draws per (seed, level, method), average
 seeds, 2 draws.
 """),
     code("""
-TASKS = pr.FIG3_TASKS
-LEVELS = pr.SWEEP
+TASKS = fig3.FIG3_TASKS
+LEVELS = fig3.SWEEP
 REF = reference("fig3")
 print("levels p:", np.round(LEVELS, 4))
-print("seeds:", pr.FIG3_SEEDS[MODE], "| mask draws per (seed, level, method):", pr.default_draws(MODE))
-print(f"masked retraining at p = {pr.RETRAIN_DENSITY:.4f}, epochs:", {t: pr.retrain_epochs(t, MODE) for t in TASKS})
+print("seeds:", fig3.FIG3_SEEDS[MODE], "| mask draws per (seed, level, method):", fig3.default_draws(MODE))
+print(f"masked retraining at p = {fig3.RETRAIN_DENSITY:.4f}, epochs:", {t: fig3.retrain_epochs(t, MODE) for t in TASKS})
 """),
     md("""
 ## Train (quick mode) or load the cached paper results
@@ -72,7 +73,7 @@ network; the pruned networks are evaluated on each seed's **full held-out test s
 batch, spec Q7). Only `W_hh` is pruned. Then masked retraining of both methods from p = 0.0862.
 """),
     code("""
-res = pr.fig3_results(TASKS, MODE)
+res = fig3.fig3_results(TASKS, MODE)
 dense, sweeps, retrained = res["dense"], res["sweep"], res["retrain"]
 for task, sw in sweeps.items():
     print(f"{task:9s} seeds={len(sw.seeds)} draws={sw.draws} levels={sw.levels.size} "
@@ -146,7 +147,7 @@ tree's edges) and random's `1 − s`; dotted: the corrected lower bound (spec 6.
 s > 0.8 and is not a bound (spec 6.3).
 """),
     code("""
-mst = pr.mst_overlap_curves(sizes=(10, 50, 100), matrices=3, draws=3)
+mst = fig3.mst_overlap_curves(sizes=(10, 50, 100), matrices=3, draws=3)
 fig = plot_mst_overlap(mst, REF["mst_overlap"])
 save_figure(fig, "fig3_mst_overlap");
 """),
@@ -183,9 +184,9 @@ the strong tail of the trained weights.
     code("""
 run = dense["flipflop"]
 W = np.asarray(run.weights["W_final"])
-masks_ff = {m: pr.prune(torch.from_numpy(W), m, pr.RETRAIN_DENSITY, list(run.config.seeds))[1].numpy()
+masks_ff = {m: pr.prune(torch.from_numpy(W), m, fig3.RETRAIN_DENSITY, list(run.config.seeds))[1].numpy()
             for m in ("topprob", "random")}
-fig = plot_kept_weights(W, masks_ff, f"Trained flip-flop networks, p = {pr.RETRAIN_DENSITY:.4f} (all seeds)")
+fig = plot_kept_weights(W, masks_ff, f"Trained flip-flop networks, p = {fig3.RETRAIN_DENSITY:.4f} (all seeds)")
 save_figure(fig, "fig3_kept_weights_flipflop");
 """),
     md("""
@@ -242,7 +243,7 @@ weight (both masks are then the whole non-zero set; Dale's projection leaves som
 levels. `wins` = seeds with top-prob below random.
 """),
     code("""
-tables = {task: pr.level_table(sw.loss["random"], sw.loss["topprob"], sw.levels) for task, sw in sweeps.items()}
+tables = {task: fig3.level_table(sw.loss["random"], sw.loss["topprob"], sw.levels) for task, sw in sweeps.items()}
 cols = ["j", "p", "random", "random_lo", "random_hi", "topprob", "topprob_lo", "topprob_hi", "wins",
         "p_t_log", "holm_t_log", "p_signflip", "holm_signflip"]
 for task, df in tables.items():
@@ -280,11 +281,11 @@ levels: one comparison per test, uncorrected), then every informative level with
 levels (`holm_*`).
 """),
     code("""
-effects = pr.effects_table({sw.data_label: (sw.loss["random"], sw.loss["topprob"]) for sw in sweeps.values()}, LEVELS)
+effects = fig3.effects_table({sw.data_label: (sw.loss["random"], sw.loss["topprob"]) for sw in sweeps.values()}, LEVELS)
 for task, g in effects.groupby("task", sort=False):
     head = g[g.j == -1].iloc[0]
     print(f"{task} (n = {head.n} seeds), mean over the {len(g) - 1} informative levels: random {head.random:.3g}, "
-          f"top-prob {head.topprob:.3g}, top-prob lower in {head.wins} seeds\\n  {pr.format_effect(head)}")
+          f"top-prob {head.topprob:.3g}, top-prob lower in {head.wins} seeds\\n  {fig3.format_effect(head)}")
 cols = ["p", "wins", "ratio", "ratio_lo", "ratio_hi", "p_t_log", "holm_t_log", "diff", "diff_lo", "diff_hi", "p_t",
         "holm_t", "p_signflip", "holm_signflip", "p_wilcoxon", "holm_wilcoxon"]
 for task, g in effects[effects.j >= 0].groupby("task", sort=False):
@@ -314,7 +315,7 @@ top-prob with its 95 % t-interval (`diff*`) and the paired t on raw errors (`p_t
 p-values; and how many of the `n_levels` informative levels survive Holm (paired t on log errors).
 """),
     code("""
-ours = pr.side_by_side({sw.data_label: (sw.loss["random"], sw.loss["topprob"]) for sw in sweeps.values()}, LEVELS)
+ours = fig3.side_by_side({sw.data_label: (sw.loss["random"], sw.loss["topprob"]) for sw in sweeps.values()}, LEVELS)
 print(ours.set_index("task").T.to_string(float_format=lambda v: f"{v:.4g}"))
 """),
     md("""
@@ -328,7 +329,7 @@ line is what Holm does to the reference's own minimum Mann-Whitney p-value.
     code("""
 # NBVAL_CHECK_OUTPUT
 ref_tables = {v["label"]: (np.array(v["random"]), np.array(v["topprob"])) for v in REF["tasks"].values()}
-ref_side = pr.side_by_side(ref_tables, REF["levels"])
+ref_side = fig3.side_by_side(ref_tables, REF["levels"])
 print(ref_side.set_index("task").T.to_string(float_format=lambda v: f"{v:.4g}"))
 print("Holm over the 13 interior levels of the as-published MWU p-values, minimum:",
       {k: round(float(holm(reference_aggregation(R, T)["pvalues"][1:14]).min()), 3) for k, (R, T) in ref_tables.items()})
@@ -403,7 +404,7 @@ for j in (7, 8):
 # Exercise 1 (solution)
 run = dense["flipflop"]
 for crn in (False, True):
-    sw = pr.sweep_errors(run, LEVELS[[7]], draws=3, common_random_numbers=crn, progress=False)
+    sw = fig3.sweep_errors(run, LEVELS[[7]], draws=3, common_random_numbers=crn, progress=False)
     d = sw.loss["random"][:, 0] - sw.loss["topprob"][:, 0]
     print(f"common random numbers={crn}: SD over draws of random - top-prob, mean over seeds {d.std(1, ddof=1).mean():.3g}")
 # Sharing U makes masks nested across levels (a synapse kept at p is kept at every p' > p, per method); whether it
