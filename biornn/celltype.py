@@ -289,6 +289,26 @@ def celltype_config(condition: str = "familiar_change", mode: str | None = None,
     return CelltypeConfig(condition=condition, seeds=tuple(seeds), **sizes)
 
 
+#: The ablation of notebook 06: the recommended variant with one switch off at a time, between the corrected and
+#: the recommended variants (label -> changes to :meth:`CelltypeConfig.recommended`).
+ABLATION = {"published": None, "corrected": None, "recommended": {},
+            "- pooled standardisation": {"standardize": False}, "- learned initial state": {"initial_state": "zero"},
+            "- stimulus inputs": {"stimulus_inputs": False}, "- per-run resampling": {"resample": "none"}}
+
+
+def ablation_configs(condition: str, mode: str | None = None, window: str = "half", **overrides
+                     ) -> dict[str, CelltypeConfig]:
+    """The configurations of :data:`ABLATION` for one condition, at ``mode``'s sizes."""
+    out = {}
+    for label, changes in ABLATION.items():
+        if changes is None:
+            out[label] = celltype_config(condition, mode, variant=label, window=window, **overrides)
+        else:
+            out[label] = celltype_config(condition, mode, variant="recommended", window=window,
+                                         **{**overrides, **changes})
+    return out
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Data and tables
 # ----------------------------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from biornn.errors import BiornnError
 
 #: Modules that contribute commands, in the order ``--help`` lists them. Modules not written yet are skipped.
 COMMAND_MODULES = ("biornn.train", "biornn.fig3", "biornn.allen", "biornn.curate", "biornn.celltype",
-                   "biornn.analysis")
+                   "biornn.recovery")
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from biornn.analysis import CONDITIONS as ABBREV_TO_CONDITION  # noqa: I001
+from biornn.allen import load_metadata
 from biornn.analysis import (
     CORRECTIONS,
     GRANULARITIES,
@@ -48,11 +48,21 @@ from biornn.analysis import (
     load_models,
     welch_test,
 )
-from biornn.celltype import load_summary
+from biornn.celltype import celltype_config, load_summary, save_summary, summarize, summary_dir, train_celltype
+from biornn.conditions import ABBREVIATIONS, CONDITIONS
+from biornn.conditions import BY_ABBREVIATION as ABBREV_TO_CONDITION
 from biornn.connectivity import POPULATION_LABELS, pathway_blocks
+from biornn.curate import (
+    CurateConfig,
+    build_datasets,
+    cached_datasets,
+    load_dataset_with_windows,
+    open_source,
+    save_dataset,
+)
 from biornn.errors import BiornnError
 from biornn.results import atomic_write_bytes
-from biornn.synthetic import TwinConfig
+from biornn.synthetic import TwinConfig, write_ground_truth
 
 TWIN_KINDS = ("planted", "null")
 TEST = "welch"
@@ -184,17 +194,7 @@ def load_twin_runs(root: str | os.PathLike | None, variant: str, window: str, tw
 
 def report_from_cache(root: str | os.PathLike | None, variant: str, window: str) -> dict:
     """:func:`recovery_report` of the cached planted- and null-twin runs, with held-out fits and identifiability."""
-    runs = {t: load_twin_runs(root, variant, window, t) for t in TWIN_KINDS}
-    truth = {c: np.asarray(s["ground_truth"]) for c, s in runs["planted"].items()}
-    report = recovery_report({c: s["nonzero_abs_sparse"] for c, s in runs["planted"].items()},
-                             {c: s["nonzero_abs_sparse"] for c, s in runs["null"].items()}, truth)
-    report.update(variant=variant, window=window, heldout_median_r={}, identifiability={})
-    for twin, summaries in runs.items():
-        report["heldout_median_r"][twin] = {ABBREV_TO_CONDITION[c]: float(np.median(
-            [np.median(r["heldout"]["sparse"]["r"]) for r in s["runs"]])) for c, s in sorted(summaries.items())}
-        report["identifiability"][twin] = {c: _identifiability_of(s) for c, s in sorted(summaries.items())}
-    report["n_runs"] = {t: {c: len(s["runs"]) for c, s in sorted(v.items())} for t, v in runs.items()}
-    return report
+    return report_from_summaries({t: load_twin_runs(root, variant, window, t) for t in TWIN_KINDS}, variant, window)
 
 
 def _identifiability_of(summary: dict) -> dict:
@@ -254,6 +254,29 @@ def register_cli(sub) -> None:
     r.add_argument("--window", choices=("full", "half"), default="half")
     r.add_argument("--out", required=True, help="output folder (recovery.json)")
     r.set_defaults(func=_cmd_recovery)
+    q = csub.add_parser("queue", help="train + summarise every missing (twin, condition) of a variant and window",
+                        description="Resumable background queue for the recovery report: builds both twins' "
+                                    "datasets once, trains each missing condition (resuming from checkpoints) and "
+                                    "writes its summary into the figure cache. Run it again after an interruption.")
+    q.add_argument("--variant", default="recommended", choices=("published", "corrected", "recommended"))
+    q.add_argument("--window", choices=("full", "half"), default="half")
+    q.add_argument("--twins", default="planted,null", help="comma-separated: planted, null")
+    q.add_argument("--mode", choices=("quick", "paper"), default="paper")
+    q.add_argument("--data-root", default="data/allen", help="where the twin datasets are built")
+    q.add_argument("--runs-root", default="data/runs", help="where full runs and checkpoints go (not committed)")
+    q.add_argument("--device", default=None)
+    q.set_defaults(func=_cmd_queue)
+
+
+def _cmd_queue(args) -> int:
+    twins = tuple(t.strip() for t in args.twins.split(","))
+    bad = [t for t in twins if t not in TWIN_KINDS]
+    if bad:
+        raise BiornnError(f"unknown twin {bad[0]!r} in --twins; use planted, null or both")
+    written = run_queue(args.variant, args.window, twins, args.mode, args.data_root, args.runs_root,
+                        device=args.device)
+    print(f"queue done: {len(written)} new summaries")
+    return 0
 
 
 def _cmd_recovery(args) -> int:
@@ -293,3 +316,89 @@ def _cmd_compare(args) -> int:
     print(comp.describe())
     print(f"wrote {', '.join(written)} and comparison.json to {out}")
     return 0
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The paper-mode queue: both twins, six conditions, one window
+# --------------------------------------------------------------------------------------------------------------------
+def twin_datasets(twin: str, mode: str, root: str | os.PathLike, progress: bool = True) -> dict:
+    """The six datasets of one twin with their rows, built once into ``ROOT/twin-<mode>-<twin>/`` (with
+    ``ground_truth.npz``) and read back afterwards."""
+    folder = Path(root) / f"twin-{mode}-{twin}"
+    if not all((folder / f"{c}_windows.npz").exists() for c in CONDITIONS):
+        meta = load_metadata("bundled")
+        source = open_source("twin", mode=mode, metadata=meta, progress=progress, twin=twin)
+        for ds in build_datasets(source, meta, CONDITIONS, CurateConfig(), progress=progress,
+                                 keep_windows=True).values():
+            save_dataset(ds, folder, windows=True)
+        write_ground_truth(source.config, folder)
+    return {c: load_dataset_with_windows(folder, c) for c in CONDITIONS}
+
+
+def run_queue(variant: str = "recommended", window: str = "half", twins=TWIN_KINDS, mode: str = "paper",
+              data_root: str | os.PathLike = "data/allen", runs_root: str | os.PathLike = "data/runs",
+              results_root: str | os.PathLike | None = None, device: str | None = None,
+              checkpoint_every: int = 5, progress: bool = True) -> list[Path]:
+    """Train and summarise every missing (twin, condition) of one variant and window, in a fixed order.
+
+    Resumable at every level: a condition whose summary is cached is skipped, a half-trained run resumes from
+    ``RUNS/<variant>-<window>-<twin>/<condition>/checkpoints/resume.pt``, datasets are built once. Kill it at any
+    time and run the same command again.
+
+    Returns:
+        The summary folders written by this call.
+    """
+    written = []
+    for twin in twins:
+        datasets = twin_datasets(twin, mode, data_root, progress)
+        for cond in CONDITIONS:
+            cfg = celltype_config(cond, mode, variant=variant, window=window)
+            target = summary_dir(cfg, results_root, twin=twin)
+            if (target / "summary.json").exists():
+                continue
+            out = Path(runs_root) / f"{variant}-{window}-{twin}" / cond
+            result = train_celltype(cfg, datasets[cond], device=device, out=out, progress=progress,
+                                    checkpoint_every=checkpoint_every)
+            save_summary(summarize(result, datasets[cond], matrices_seed=None), target)
+            written.append(target)
+            print(f"{twin} {cond}: {result.wall_seconds:.0f} s -> {target}", flush=True)
+    return written
+
+
+def twin_recovery(mode: str, variant: str = "recommended", window: str = "half", root=None, progress: bool = False,
+                  device: str | None = None) -> tuple[dict, dict]:
+    """The recovery report of notebook 07 and the summaries behind it.
+
+    Paper mode reads the cached runs of both twins (:func:`report_from_cache`). Quick mode trains ``variant`` on the
+    quick twins now (3 runs per condition at the quick sizes; about 10 s per condition on 2 cores) and scores the
+    same report.
+
+    Returns:
+        ``(report, {twin: {abbreviation: summary}})``.
+    """
+    if mode == "paper":
+        runs = {t: load_twin_runs(root, variant, window, t) for t in TWIN_KINDS}
+        return report_from_cache(root, variant, window), runs
+    runs = {}
+    for twin in TWIN_KINDS:
+        datasets, _ = cached_datasets("twin", mode="quick", twin=twin, progress=progress)
+        runs[twin] = {}
+        for cond in CONDITIONS:
+            cfg = celltype_config(cond, "quick", variant=variant, window=window)
+            result = train_celltype(cfg, datasets[cond], device=device, progress=progress)
+            runs[twin][ABBREVIATIONS[cond]] = summarize(result, datasets[cond], n_traces=1, matrices_seed=None)
+    return report_from_summaries(runs, variant, window), runs
+
+
+def report_from_summaries(runs: dict[str, dict[str, dict]], variant: str, window: str) -> dict:
+    """:func:`recovery_report` plus held-out fits and identifiability from ``{twin: {abbreviation: summary}}``."""
+    truth = {c: np.asarray(s["ground_truth"]) for c, s in runs["planted"].items()}
+    report = recovery_report({c: s["nonzero_abs_sparse"] for c, s in runs["planted"].items()},
+                             {c: s["nonzero_abs_sparse"] for c, s in runs["null"].items()}, truth)
+    report.update(variant=variant, window=window, heldout_median_r={}, identifiability={})
+    for twin, summaries in runs.items():
+        report["heldout_median_r"][twin] = {ABBREV_TO_CONDITION[c]: float(np.median(
+            [np.median(r["heldout"]["sparse"]["r"]) for r in s["runs"]])) for c, s in sorted(summaries.items())}
+        report["identifiability"][twin] = {c: _identifiability_of(s) for c, s in sorted(summaries.items())}
+    report["n_runs"] = {t: {c: len(s["runs"]) for c, s in sorted(v.items())} for t, v in runs.items()}
+    return report
