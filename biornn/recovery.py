@@ -32,6 +32,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from scipy.stats import spearmanr
 
 from biornn.allen import load_metadata
@@ -48,7 +49,15 @@ from biornn.analysis import (
     load_models,
     welch_test,
 )
-from biornn.celltype import celltype_config, load_summary, save_summary, summarize, summary_dir, train_celltype
+from biornn.celltype import (
+    ablation_configs,
+    celltype_config,
+    load_summary,
+    save_summary,
+    summarize,
+    summary_dir,
+    train_celltype,
+)
 from biornn.conditions import ABBREVIATIONS, CONDITIONS
 from biornn.conditions import BY_ABBREVIATION as ABBREV_TO_CONDITION
 from biornn.connectivity import POPULATION_LABELS, pathway_blocks
@@ -335,6 +344,11 @@ def twin_datasets(twin: str, mode: str, root: str | os.PathLike, progress: bool 
     return {c: load_dataset_with_windows(folder, c) for c in CONDITIONS}
 
 
+#: Training order of :func:`run_queue`: the headline familiar pairs first (FN, FC, FO), then the novel ones.
+QUEUE_ORDER = ("familiar_no_change", "familiar_change", "familiar_omission", "novel_no_change", "novel_change",
+               "novel_omission")
+
+
 def run_queue(variant: str = "recommended", window: str = "half", twins=TWIN_KINDS, mode: str = "paper",
               data_root: str | os.PathLike = "data/allen", runs_root: str | os.PathLike = "data/runs",
               results_root: str | os.PathLike | None = None, device: str | None = None,
@@ -349,17 +363,18 @@ def run_queue(variant: str = "recommended", window: str = "half", twins=TWIN_KIN
         The summary folders written by this call.
     """
     written = []
-    for twin in twins:
-        datasets = twin_datasets(twin, mode, data_root, progress)
-        for cond in CONDITIONS:
+    datasets = {twin: twin_datasets(twin, mode, data_root, progress) for twin in twins}
+    for cond in QUEUE_ORDER:  # pair by pair, both twins, so a partial queue already answers for whole pairs
+        for twin in twins:
             cfg = celltype_config(cond, mode, variant=variant, window=window)
             target = summary_dir(cfg, results_root, twin=twin)
             if (target / "summary.json").exists():
                 continue
             out = Path(runs_root) / f"{variant}-{window}-{twin}" / cond
-            result = train_celltype(cfg, datasets[cond], device=device, out=out, progress=progress,
+            data = datasets[twin][cond]
+            result = train_celltype(cfg, data, device=device, out=out, progress=progress,
                                     checkpoint_every=checkpoint_every)
-            save_summary(summarize(result, datasets[cond], matrices_seed=None), target)
+            save_summary(summarize(result, data, matrices_seed=None), target)
             written.append(target)
             print(f"{twin} {cond}: {result.wall_seconds:.0f} s -> {target}", flush=True)
     return written
@@ -391,14 +406,64 @@ def twin_recovery(mode: str, variant: str = "recommended", window: str = "half",
 
 
 def report_from_summaries(runs: dict[str, dict[str, dict]], variant: str, window: str) -> dict:
-    """:func:`recovery_report` plus held-out fits and identifiability from ``{twin: {abbreviation: summary}}``."""
+    """:func:`recovery_report` plus held-out fits and identifiability from ``{twin: {abbreviation: summary}}``.
+
+    Only the pairs whose two conditions have runs on both twins are tested (``pairs_tested``; all nine once the
+    queue is complete); ``pairs_missing`` lists the others.
+    """
+    both = set(runs["planted"]) & set(runs["null"])
+    pairs = tuple(p for p in PAIRS if set(p) <= both)
+    if not pairs:
+        raise BiornnError(f"no condition pair has runs on both twins (planted: {sorted(runs['planted'])}, null: "
+                          f"{sorted(runs['null'])}); run python -m biornn compare queue further")
     truth = {c: np.asarray(s["ground_truth"]) for c, s in runs["planted"].items()}
     report = recovery_report({c: s["nonzero_abs_sparse"] for c, s in runs["planted"].items()},
-                             {c: s["nonzero_abs_sparse"] for c, s in runs["null"].items()}, truth)
-    report.update(variant=variant, window=window, heldout_median_r={}, identifiability={})
+                             {c: s["nonzero_abs_sparse"] for c, s in runs["null"].items()}, truth, pairs)
+    report.update(variant=variant, window=window, heldout_median_r={}, identifiability={},
+                  pairs_tested=["->".join(p) for p in pairs],
+                  pairs_missing=["->".join(p) for p in PAIRS if p not in pairs])
     for twin, summaries in runs.items():
         report["heldout_median_r"][twin] = {ABBREV_TO_CONDITION[c]: float(np.median(
             [np.median(r["heldout"]["sparse"]["r"]) for r in s["runs"]])) for c, s in sorted(summaries.items())}
         report["identifiability"][twin] = {c: _identifiability_of(s) for c, s in sorted(summaries.items())}
     report["n_runs"] = {t: {c: len(s["runs"]) for c, s in sorted(v.items())} for t, v in runs.items()}
     return report
+
+
+def ablation(condition: str = "familiar_change", window: str = "half", progress: bool = False,
+             device: str | None = None) -> tuple[pd.DataFrame, dict]:
+    """Notebook 06's ablation at quick sizes on the planted twin: every variant of
+    :data:`biornn.celltype.ABLATION`, trained now (3 runs each; about 10 s per variant on 2 cores).
+
+    Returns:
+        ``(table, summaries)``: one row per (variant, run) with ``variant``, ``seed``, ``heldout_r`` (median over the
+        18 populations of the sparse model's held-out r), ``rho_strength`` and ``baseline``
+        (:func:`strength_identifiability`); ``summaries`` by variant label.
+    """
+    datasets, _ = cached_datasets("twin", mode="quick", twin="planted", progress=progress)
+    rows, summaries = [], {}
+    for label, cfg in ablation_configs(condition, "quick", window).items():
+        result = train_celltype(cfg, datasets[condition], device=device, progress=progress)
+        summaries[label] = summary = summarize(result, datasets[condition], n_traces=1, matrices_seed=None)
+        ident = _identifiability_of(summary)
+        for run, rho in zip(summary["runs"], ident["rho"]):
+            rows.append({"variant": label, "seed": run["seed"], "heldout_r": float(np.median(
+                run["heldout"]["sparse"]["r"])), "rho_strength": rho, "baseline": ident["baseline"]})
+    return pd.DataFrame(rows), summaries
+
+
+def recovery_frame(report: dict) -> pd.DataFrame:
+    """The report's rows as a DataFrame with an ``outcome`` column (recovered / missed / flagged / quiet)."""
+    rows = pd.DataFrame(report["rows"])
+    planted = rows["kind"] == "planted"
+    outcome = np.where(planted, np.where(rows.get("recovered", False).fillna(False).astype(bool), "recovered",
+                                         "missed"),
+                       np.where(rows.get("flagged", False).fillna(False).astype(bool), "flagged", "quiet"))
+    return rows.assign(outcome=outcome)
+
+
+def recovery_table(report: dict) -> pd.DataFrame:
+    """The report's rows for printing: pair, pathway, planted / fitted / null deltas, n, p, p_adj, outcome."""
+    cols = ["pair", "pathway", "planted_delta", "fitted_delta", "null_delta", "n_a", "n_b", "p_adj", "null_p_adj",
+            "outcome"]
+    return recovery_frame(report)[cols]
