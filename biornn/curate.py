@@ -956,10 +956,11 @@ def cached_datasets(source_spec: str | None = None, conditions=CONDITIONS, confi
         identity["twin"] = twin_config(mode, seed=config.seed, twin=twin).to_dict()
     key = config_key(identity)
     folder = Path(root if root is not None else DATASETS_DIR) / f"{label}-{mode}-{key}"
-    if want_retrain(retrain) or not all((folder / f"{c}_windows.npz").exists() for c in conditions):
+    if want_retrain(retrain) or not all((folder / f"{c}_windows.npz").exists() for c in CONDITIONS):
+        # always all six: the pooled standardisation statistics must not depend on which conditions were asked for
         source = open_source(source_spec, seed=config.seed, mode=mode, progress=progress, twin=twin)
         metadata = source.metadata if label == "twin" else source.metadata()
-        datasets = build_datasets(source, metadata, conditions, config, progress=progress, keep_windows=True)
+        datasets = build_datasets(source, metadata, CONDITIONS, config, progress=progress, keep_windows=True)
         for ds in datasets.values():
             save_dataset(ds, folder, windows=True)
     return {c: load_dataset_with_windows(folder, c) for c in conditions}, folder
