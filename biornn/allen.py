@@ -1,6 +1,8 @@
-"""Allen Visual Behavior Ophys: metadata, experiment selection and the real-cache reader (spec data pipeline 2–4).
+"""Allen Visual Behavior Ophys: metadata, experiment selection and the real-cache reader.
 
-Selection (spec section 4) keeps experiments (imaging planes) with
+Background: docs/paper/allen-data-pipeline.md §2–4.
+
+Selection (§4) keeps experiments (imaging planes) with
 
 1. cre line ``Slc17a7-IRES2-Cre`` -> Pyr, ``Sst-IRES-Cre`` -> SST, ``Vip-IRES-Cre`` -> VIP;
 2. project ``VisualBehaviorMultiscope`` (mesoscope, ~10.7 Hz per plane);
@@ -54,7 +56,7 @@ PROJECT_CODE = "VisualBehaviorMultiscope"
 LAYER_RULES = ("published", "split", "fixed")
 DEFAULT_LAYER_RULE = "split"
 
-#: The reference's L5 lower bound (µm) per (cell type, area) and experience level (spec data 4.2).
+#: The reference's L5 lower bound (µm) per (cell type, area) and experience level (§4.2).
 L5_LOWER_BOUNDS = {
     ("Pyr", "V1"): {"familiar": 370, "novel": 370},
     ("Pyr", "LM"): {"familiar": 370, "novel": 350},
@@ -457,7 +459,7 @@ class SkipExperiment(BiornnError):
 
 @dataclass
 class ExperimentData:
-    """What the curation needs from one experiment (spec data 3c–3e).
+    """What the curation needs from one experiment (§3c–3e).
 
     Attributes:
         ophys_experiment_id: experiment (imaging plane) id.

@@ -1,19 +1,19 @@
-"""Figure 5: how the inferred connectivity differs between conditions (spec Fig 4–5, sections 5–9).
+"""Figure 5: how the inferred connectivity differs between conditions (``docs/paper/fig4-5-celltype-rnn.md`` §5–9).
 
 Block summaries of trained recurrent matrices ``W[post, pre]`` at three granularities, each reported three ways
-(spec Q4: density and strength are never confused):
+(Q4: density and strength are never confused):
 
-* ``mean_abs``: block mean of ``|W|`` **including the pruned zeros** (the reference's quantity, spec section 6);
+* ``mean_abs``: block mean of ``|W|`` **including the pruned zeros** (the reference's quantity, §6);
 * ``density``: realised density, the fraction of block entries with ``|w| > tol`` (``tol = 0``: exact zeros are
   pruned, masked or clamped connections);
 * ``strength``: mean ``|w|`` over the surviving entries (NaN for an empty block).
 
 With ``tol = 0``, ``mean_abs = density * strength`` exactly. Granularities: ``population`` (18 x 18), ``layer``
 (area x layer, 6 x 6) and ``area`` (2 x 2). Blocks are listed in the published display order (area-major, layers
-**L2/3, L4, L5**, types Pyr, SST, VIP; spec Q11) unless ``order="index"`` asks for the internal index layout (L4
+**L2/3, L4, L5**, types Pyr, SST, VIP; Q11) unless ``order="index"`` asks for the internal index layout (L4
 first, :data:`biornn.connectivity.POPULATION_LABELS`). All sums are one-hot matrix products, batched over runs.
 
-Condition comparisons (spec section 6, quirk Q3): for conditions A and B with runs ``a_1..a_nA`` and ``b_1..b_nB``
+Condition comparisons (§6, Q3): for conditions A and B with runs ``a_1..a_nA`` and ``b_1..b_nB``
 of a block quantity, ``diff = mean(b) - mean(a)`` (= the mean over all ``nA * nB`` run pairs of ``b_j - a_i``, the
 reference's Δ). Tests, per block, two-sided, on run-level values (the run is the unit of replication):
 
@@ -822,7 +822,7 @@ def compare_pairs(summaries: dict, pairs=PAIRS, windows=WINDOWS, **kwargs) -> di
 # --------------------------------------------------------------------------------------------------------------------
 
 def reference_fig5() -> dict:
-    """The published Fig 5 numbers (``data/reference/fig5.json``; spec sections 7.5–7.7)."""
+    """The published Fig 5 numbers (``data/reference/fig5.json``; §7.5–7.7)."""
     from biornn.results import reference
 
     return reference("fig5")

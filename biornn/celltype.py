@@ -1,6 +1,6 @@
-"""Training the cell-type constrained two-area RNN of paper Figure 4 (spec ``fig4-5-celltype-rnn.md``).
+"""Training the cell-type constrained two-area RNN of paper Figure 4 (``docs/paper/fig4-5-celltype-rnn.md``).
 
-Pipeline per (condition, window), all seeds batched (spec section 4.3):
+Pipeline per (condition, window), all seeds batched (§4.3):
 
 1. **Dense Dale's training**: Adam (lr 1e-3), cosine schedule ``T_max = 10`` epochs, ``eta_min = 1e-4``, stepped
    per epoch and never restarted (``lr(e) = 1e-4 + 0.9e-3 (1 + cos(pi e / 10)) / 2``, ``e = 0`` in the first epoch);
@@ -17,7 +17,7 @@ Pipeline per (condition, window), all seeds batched (spec section 4.3):
 Loss: MSE, mean over ``B x T x 18``; an epoch's loss is the **mean batch loss** (multiply by the number of batches,
 10, for the reference's sum; :attr:`CelltypeResult.reference_factor`).
 
-Switches (spec section 9; defaults = the [Rec] column, :meth:`CelltypeConfig.published` = the reference):
+Switches (§9; defaults = biornn's choice, :meth:`CelltypeConfig.published` = the reference):
 
 =====================  =========================================  ==============================================
 option                 default (corrected)                        ``as published``
@@ -148,7 +148,7 @@ class CelltypeConfig:
         pruning: ``default`` (exact budgets) or ``as_published``.
         checkpoint_rule: ``best`` (default) or ``as_published``.
         dale: Dale projection after every step (False = vanilla control).
-        readout_from_state: read out ``relu(a_t)`` instead of ``a_t`` (spec Q2 option).
+        readout_from_state: read out ``relu(a_t)`` instead of ``a_t`` (Q2 option).
         within_table, inter_table: connectivity CSV files (None = ``data/connectivity/``).
         standardize: train on per-population z-scores with the dataset's statistics pooled over all six
             conditions (:func:`biornn.curate.pooled_standardization`); fits are reported in ΔF/F.
@@ -850,7 +850,7 @@ def train_celltype(config: CelltypeConfig, dataset: Dataset | CelltypeData, devi
         state["extra"] = {"pruned_batch_loss": [float(batch_loss[s]) for s in range(S)],
                           "pruned_loss": [float(v) for v in _mse(model, x, y)]}
         factor = math.ceil(n / B)
-        # sparse checkpoint bookkeeping (spec Q7): "best" = lowest mean epoch loss; "as_published" = the epoch
+        # sparse checkpoint bookkeeping (Q7): "best" = lowest mean epoch loss; "as_published" = the epoch
         # *sum* must beat a running minimum that starts at one batch's MSE of the pruned model
         published = config.checkpoint_rule == "as_published"
         start = batch_loss.clone() if published else torch.full_like(batch_loss, math.inf)
@@ -1052,7 +1052,7 @@ def identifiability(W, ground_truth: np.ndarray, sizes) -> dict:
 # Figure summaries (the paper-mode cache keeps these, not the full runs)
 # ----------------------------------------------------------------------------------------------------------------
 def nonzero_mean_abs(W, sizes) -> np.ndarray:
-    """``(S, 18, 18)`` mean ``|w|`` over the nonzero entries of every block (NaN for empty blocks; spec Q4)."""
+    """``(S, 18, 18)`` mean ``|w|`` over the nonzero entries of every block (NaN for empty blocks; Q4)."""
     W = np.asarray(W, dtype=np.float64)
     sizes = sizes_dict(sizes)
     total = np.stack([block_means(np.abs(w), sizes) for w in W])

@@ -1,4 +1,6 @@
-"""From experiments to training data: event windows, bootstrap, smoothing, one-step shift (spec data 5–8).
+"""From experiments to training data: event windows, bootstrap, smoothing, one-step shift.
+
+Background: ``docs/paper/allen-data-pipeline.md`` §5–8.
 
 Conditions: experience level {familiar, novel} x window type {change, no-change, omission} (:data:`CONDITIONS`).
 
@@ -303,7 +305,7 @@ def extract_windows(data: ExperimentData, window_type: str, omission_filter: str
 
 
 def _published_frames(data: ExperimentData, events: pd.DataFrame, window_type: str) -> tuple[np.ndarray, np.ndarray]:
-    """The reference's frame arithmetic (spec data 5.3): per-trial period estimate, offset from trial start."""
+    """The reference's frame arithmetic (§5.3): per-trial period estimate, offset from trial start."""
     ts = data.timestamps
     tr = data.trials
     t_idx = events["trial_index"].to_numpy()

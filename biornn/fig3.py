@@ -63,19 +63,19 @@ from biornn.train import build_data, build_model, evaluate, fig2_config, load_we
 
 #: The tasks of Figure 3 (``digits`` is the sklearn 8x8 stand-in for sequential MNIST; see :mod:`biornn.tasks`).
 FIG3_TASKS = ("flipflop", "wave", "digits")
-#: The paper's sweep of connection probabilities: ``{0} ∪ linspace(0.01, 1, 14)`` (15 levels, spec 5.3).
+#: The paper's sweep of connection probabilities: ``{0} ∪ linspace(0.01, 1, 14)`` (15 levels, §5.3).
 SWEEP = np.r_[0.0, np.linspace(0.01, 1.0, 14)]
-#: Level of the masked-retraining experiment: ``SWEEP[2] = 0.0862`` (s = 0.914, "~90 % sparse", spec 5.2).
+#: Level of the masked-retraining experiment: ``SWEEP[2] = 0.0862`` (s = 0.914, "~90 % sparse", §5.2).
 RETRAIN_DENSITY = float(SWEEP[2])
-#: Sparsities of the spanning-tree panel (spec 5.3).
+#: Sparsities of the spanning-tree panel (§5.3).
 MST_SPARSITIES = np.linspace(0.0, 1.0, 21)
 #: Seeds of the dense networks: paper mode needs >= 10 (an exact paired test on 5 seeds cannot reach p < 0.0625).
 FIG3_SEEDS = {"paper": tuple(range(10)), "quick": (0, 1, 2)}
-#: Mask draws per (seed, level, method) (spec 9.2: K >= 10); quick mode uses fewer.
+#: Mask draws per (seed, level, method) (§9.2: K >= 10); quick mode uses fewer.
 FIG3_DRAWS = {"paper": 10, "quick": 2}
 #: Dense training epochs in quick mode (the Fig 2 quick sizes, trained longer so flip-flop is learned at all).
 QUICK_DENSE_EPOCHS = {"flipflop": 40, "wave": 25, "digits": 30, "mnist": 2}
-#: Masked-retraining epochs (spec 5.4: wave 10, flip-flop 40, sMNIST 25). The 8x8 digits stand-in uses sMNIST's 25
+#: Masked-retraining epochs (§5.4: wave 10, flip-flop 40, sMNIST 25). The 8x8 digits stand-in uses sMNIST's 25
 #: epochs, half its dense run's epochs as in the reference (50 dense : 25 retraining); that is 200 Adam steps.
 RETRAIN_EPOCHS = {
     "paper": {"flipflop": 40, "wave": 10, "digits": 25, "mnist": 25},
@@ -140,7 +140,7 @@ def dense_runs(tasks: Sequence[str] = FIG3_TASKS, mode: str | None = None, retra
 
 
 def default_draws(mode: str | None = None) -> int:
-    """Mask draws per (seed, level, method): 10 in paper mode, 2 in quick mode (spec 9.2)."""
+    """Mask draws per (seed, level, method): 10 in paper mode, 2 in quick mode (§9.2)."""
 
     return FIG3_DRAWS[get_mode(mode)]
 
@@ -302,7 +302,7 @@ def sweep_errors(run, levels=SWEEP, methods: Sequence[str] = ("random", "topprob
 
 @dataclasses.dataclass
 class RetrainResult:
-    """Masked retraining of one task's pruned networks (spec 5.4).
+    """Masked retraining of one task's pruned networks (§5.4).
 
     Attributes:
         task, method: the task and the pruning method.
@@ -353,7 +353,7 @@ def retrain_epochs(task: str, mode: str | None = None) -> int:
 def retrain_pruned(run, method: str = "topprob", density: float = RETRAIN_DENSITY, epochs: int | None = None, *,
                    draw: int = 0, common_random_numbers: bool = False, eligibility: str = "default",
                    device: str | None = None, progress: bool = True, data=None) -> RetrainResult:
-    """Prune every network of ``run`` once at ``density`` and retrain it with the mask fixed (spec 5.4 [Rec]).
+    """Prune every network of ``run`` once at ``density`` and retrain it with the mask fixed (§5.4, biornn's choice).
 
     The mask is the one :func:`sweep_errors` draws at the same level and draw index. Retraining starts from the
     trained network with ``W_hh`` pruned, with a fresh Adam on all parameters; before every step the ``W_hh``
@@ -565,7 +565,7 @@ def fig3_results(tasks: Sequence[str] = FIG3_TASKS, mode: str | None = None, dra
 # -- spanning-tree overlap (panel A) -----------------------------------------------------------------------------
 def mst_overlap_curves(sizes: Sequence[int] = (10, 50, 100), sparsities=MST_SPARSITIES, matrices: int = 3,
                        draws: int = 3, seed: int = 0) -> dict:
-    """Overlap of pruning masks with the maximum spanning tree of uniform random matrices (spec 6, panel A).
+    """Overlap of pruning masks with the maximum spanning tree of uniform random matrices (§6, panel A).
 
     For each size ``N`` and each of ``matrices`` matrices ``W ~ U[0, 1)^{N x N}`` (seeded): the empirical overlap of
     ``draws`` masks per sparsity and method, the exact expectation (:func:`expected_overlap`: mean keep probability

@@ -10,7 +10,7 @@ survive.
   (:func:`topprob_probabilities`); ``redistribution="proportional"`` (``P = min(1, c |w|)``) is an ablation.
 * **Random**: every eligible entry is kept with the same probability.
 
-Bookkeeping (spec section 4). ``density`` ``p`` is relative to *all* entries of the matrix (or block), ``n``.
+Bookkeeping (§4). ``density`` ``p`` is relative to *all* entries of the matrix (or block), ``n``.
 
 * ``eligibility="default"`` (the fix): the eligible set ``E`` is the nonzero entries of ``W`` (existing zeros, e.g.
   written by Dale's projection, are never kept and do not count as eligible), intersected with ``eligible`` if given;
@@ -26,10 +26,10 @@ Bookkeeping (spec section 4). ``density`` ``p`` is relative to *all* entries of 
 Masks are drawn from one uniform ``U_ij`` per entry (keep if ``U_ij < P_ij``), generated on the CPU in float64 from a
 ``torch.Generator`` seeded with :func:`biornn.config.derive_seed` (so the same seed gives the same mask on any
 device). By default the stream is keyed by method, density and ``draw``; ``common_random_numbers=True`` reuses one
-``U`` per (seed, draw) across levels and methods, which gives nested masks and paired noise (spec 9.2).
+``U`` per (seed, draw) across levels and methods, which gives nested masks and paired noise (§9.2).
 
 Also here: the block-wise form (:func:`blockwise_mask`, one budget per (post, pre) population block) and the
-maximum-spanning-tree overlap analysis (spec section 6). The Figure 3 experiment (sweeps, masked retraining, the
+maximum-spanning-tree overlap analysis (§6). The Figure 3 experiment (sweeps, masked retraining, the
 cache, tables and the ``prune`` / ``reproduce-fig3`` commands) is :mod:`biornn.fig3`.
 
 Facts: ``docs/paper/fig3-topprob-pruning.md`` sections 2-4, 6 and 12.
@@ -316,7 +316,7 @@ def _eligible_b(eligible, W: torch.Tensor):
 
 def topprob_probabilities(W, density: float, eligible=None, exclude_diagonal: bool = False,
                           redistribution: str = "additive", eligibility: str = "default") -> torch.Tensor:
-    """Top-prob keep probabilities ``P = min(1, kappa |w| + Delta)`` with ``sum P = B`` (spec section 2).
+    """Top-prob keep probabilities ``P = min(1, kappa |w| + Delta)`` with ``sum P = B`` (§2).
 
     The whole matrix is one block: excitatory and inhibitory columns share one budget and the sign is ignored.
     The excess of capped entries is redistributed additively (water-filling, exact closed form; matches the
@@ -349,7 +349,7 @@ def topprob_probabilities(W, density: float, eligible=None, exclude_diagonal: bo
 
 def random_probabilities(W, density: float, eligible=None, exclude_diagonal: bool = False,
                          eligibility: str = "default") -> torch.Tensor:
-    """Random-pruning keep probabilities: one rate for every eligible entry (spec sections 3-4).
+    """Random-pruning keep probabilities: one rate for every eligible entry (§3-4).
 
     Args:
         W: ``(..., R, C)`` weights.
@@ -505,7 +505,7 @@ def prune(W, method: str, density: float, seed: SeedLike = 0, **options) -> tupl
 
 
 def mask_stats(W, mask) -> dict[str, torch.Tensor]:
-    """What to log per (seed, level, method, draw) (spec section 4).
+    """What to log per (seed, level, method, draw) (§4).
 
     Args:
         W: ``(..., R, C)`` weights before pruning.
@@ -631,7 +631,7 @@ def blockwise_mask(W, block_density, population, method: str = "topprob", seed: 
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Maximum-spanning-tree overlap (spec section 6)
+# Maximum-spanning-tree overlap (§6)
 # ----------------------------------------------------------------------------------------------------------------
 def _as_matrix(W, name: str = "weights") -> np.ndarray:
     A = W.detach().cpu().numpy() if torch.is_tensor(W) else np.asarray(W)
@@ -677,7 +677,7 @@ def max_spanning_tree_edges(Wabs) -> tuple[np.ndarray, np.ndarray]:
 
 
 def expected_overlap(W, sparsity: float, method: str = "topprob", **options) -> float:
-    """Exact expected fraction of the maximum spanning tree's edges kept by one mask draw (spec 6.4).
+    """Exact expected fraction of the maximum spanning tree's edges kept by one mask draw (§6.4).
 
     The tree ``T`` of ``|W|`` is fixed and the draws are independent, so ``E[overlap | W] = mean_{e in T} P_e``:
     for top-prob the mean of its keep probabilities over the ``R + C - 1`` tree edges; for random pruning its
@@ -722,7 +722,7 @@ def empirical_overlap(W, mask) -> float:
 
 
 def overlap_lower_bound(N: int, sparsity: float, P_sorted=None) -> float:
-    """Corrected lower bound on the expected MST overlap for i.i.d. continuous weights (spec 6.4).
+    """Corrected lower bound on the expected MST overlap for i.i.d. continuous weights (§6.4).
 
     ``E[overlap] >= (1 / (2N - 1)) sum_k P_(k) L_k`` with ``P_(k)`` the keep probability of the rank-``k`` weight
     (0 = heaviest), ``L_0 = L_1 = L_2 = 1``, ``L_k = 1 - (k^2 - k) / (N^2 - k)`` for ``3 <= k < N`` and ``L_k = 0``
@@ -756,7 +756,7 @@ def overlap_lower_bound(N: int, sparsity: float, P_sorted=None) -> float:
 
 
 def reference_lower_bound(W, sparsity: float) -> float:
-    """The reference's "top-prob lower bound" LB_ref with its defects (spec 6.3; as published, not a bound).
+    """The reference's "top-prob lower bound" LB_ref with its defects (§6.3; as published, not a bound).
 
     ``P`` is computed as in section 2 but without the floor and without the ``+N`` term (``B = N^2 (1 - s)``, all
     entries eligible), ordered by decreasing weight, and
@@ -789,7 +789,7 @@ def reference_lower_bound(W, sparsity: float) -> float:
 
 
 def reference_random_expectation(sparsity: float, n_total: int = 100) -> float:
-    """The reference's random-pruning MST expectation (spec 6.2, as published).
+    """The reference's random-pruning MST expectation (§6.2, as published).
 
     Its hypergeometric sum equals ``n_S / n_total`` with ``n_S = floor((1 - s) n_total)`` computed in floating
     point and ``n_total = 100`` hard-coded (correct only for ``N = 10``); e.g. 0.64 at ``s = 0.35`` from

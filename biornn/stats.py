@@ -1,9 +1,11 @@
 """Statistics used by the figures. Every function says which test it runs, on what n, and with what correction.
 
-Figure 2: :func:`kl_divergence` and :func:`pairwise_kl` (histogram KL of weight distributions; spec Fig 2, section 7,
+Figure 2: :func:`kl_divergence` and :func:`pairwise_kl` (histogram KL of weight distributions;
+docs/paper/fig2-dales-backprop.md §7,
 quirk Q11: ``aligned=True`` uses common bin edges, ``aligned=False`` reproduces the reference's per-matrix bins).
 
-Figure 3 (spec Fig 3, section 9): seed-level summaries :func:`mean_ci`, :func:`holm`, :func:`paired_test`,
+Figure 3 (docs/paper/fig3-topprob-pruning.md §9): seed-level summaries :func:`mean_ci`, :func:`holm`,
+:func:`paired_test`,
 :func:`paired_effect` / :func:`paired_effects` (each effect with its interval on the scale of its test, and all four
 paired p-values) and :func:`pruning_comparison` (the recommended protocol), and :func:`reference_aggregation`
 (the published bar chart's statistics, reproduced with their flaws for side-by-side reporting).
@@ -56,7 +58,7 @@ def pairwise_kl(reference_runs, other_runs, **kwargs) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Figure 3: seed-level summaries and tests (spec Fig 3, section 9)
+# Figure 3: seed-level summaries and tests (docs/paper/fig3-topprob-pruning.md §9)
 # ----------------------------------------------------------------------------------------------------------------
 PAIRED_TESTS = ("t_log", "t", "signflip", "wilcoxon")
 
@@ -301,7 +303,7 @@ def _errors_table(values, name: str) -> np.ndarray:
 
 
 def reference_aggregation(errors_random, errors_topprob) -> dict:
-    """The reference's bar-chart statistics for one task, reproduced as published (spec 8.4 and 9.1; flawed).
+    """The reference's bar-chart statistics for one task, reproduced as published (§8.4 and 9.1; flawed).
 
     * Bar: per run the mean over all levels, then the **maximum over runs** (a worst-run statistic).
     * Error bar: ``1.96 * SEM`` (SD with ddof 1 / sqrt(n)) of all runs x levels pooled as ``n = 75`` i.i.d. values.
@@ -346,7 +348,7 @@ def reference_aggregation(errors_random, errors_topprob) -> dict:
 
 def pruning_comparison(errors_random, errors_topprob, levels, test: str = "t_log", level: float = 0.95,
                        interior=None) -> dict:
-    """The recommended seed-level comparison of random vs top-prob pruning (spec 9.2).
+    """The recommended seed-level comparison of random vs top-prob pruning (§9.2).
 
     Unit of replication: the seed (one trained network); mask draws within a seed are averaged first.
 

@@ -1,6 +1,7 @@
 """The digital twin: offline ΔF/F for the real selected experiments, driven by a known cell-type network.
 
-The twin stands in for the AllenSDK cache (spec data section 10.2). It keeps the real experiment ids, sessions, areas,
+The twin stands in for the AllenSDK cache (``docs/paper/allen-data-pipeline.md`` §10.2).
+It keeps the real experiment ids, sessions, areas,
 depths and cell counts of the release metadata and simulates what the cache would return for each experiment:
 frame timestamps, the plane's mean ΔF/F, the trials table and the stimulus-presentation table
 (:class:`biornn.allen.ExperimentData`). The same :mod:`biornn.curate` code then turns twin and real data into
