@@ -1,7 +1,7 @@
 # biornn: two commands do everything.
 #   make test     unit tests + ruff + every notebook under nbval (quick mode)
 #   make figures  execute every notebook (paper mode, from the cached results) and write figures/
-# Both create .venv/ (Python 3.11) on first use. Other targets: bench, student, html, clean.
+# Both create .venv/ (Python 3.11) on first use. Other targets: bench, student, html, sync, clean.
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -16,7 +16,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 # `make figures PAPER_READY="01 02 ..."`.
 PAPER_READY ?= 00 01 02 03 04 05 06 07
 
-.PHONY: venv test unit nbval lint figures bench student html clean
+.PHONY: venv test unit nbval lint figures bench student html sync clean
 
 venv: $(STAMP)
 
@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: venv
-	$(PY) -m ruff check biornn tests benchmarks notebooks/src
+	$(PY) -m ruff check biornn tests benchmarks notebooks/src notebooks/*.py
 
 unit: venv
 	BIORNN_MODE=quick $(PY) -m pytest tests
@@ -59,6 +59,10 @@ student: venv
 html: venv
 	BIORNN_MODE=quick BIORNN_FIGURES=site/figures BIORNN_PROGRESS=0 $(PY) notebooks/src/make_html.py --out site $(NOTEBOOKS)
 	@echo "open site/index.html (screenshot: notebooks/src/screenshot.sh)"
+
+# Notebooks are text: bring every notebooks/NN_name.ipynb in line with its jupytext source NN_name.py (or back).
+sync: venv
+	$(PY) -m jupytext --sync notebooks/[0-9][0-9]_*.py
 
 clean:
 	rm -rf $(VENV) site notebooks/student

@@ -1,8 +1,19 @@
-"""Build notebooks from plain Python lists of cells (used by the scripts in this folder).
+"""Notebook tooling: the reference outputs of checked cells (:func:`fill`), the jupytext pairing (:func:`sync`), and
+the older builder helpers.
 
-``md(text)`` / ``code(text, tags=...)``; ``write(path, cells)`` writes an output-free notebook. A code cell whose
-first line is ``# NBVAL_CHECK_OUTPUT`` is compared by nbval; its reference output is filled in by
-``python notebooks/src/fill_outputs.py NOTEBOOK`` (:func:`fill`) and the cell is tagged ``keep_output``.
+Notebooks are text: ``notebooks/NN_name.py`` (jupytext percent format) is paired with ``notebooks/NN_name.ipynb``
+(``formats: ipynb,py:percent`` in the notebook metadata). Edit either side, then::
+
+    jupytext --sync notebooks/NN_name.py                            # the other side follows
+    python notebooks/src/fill_outputs.py notebooks/NN_name.py       # sync, then refill the nbval references
+
+A code cell whose first line is ``# NBVAL_CHECK_OUTPUT`` is compared by nbval and carries the tag ``keep_output``
+(``# %% tags=["keep_output"]`` in the .py); :func:`fill` executes the notebook in quick mode and keeps only those
+cells' outputs. Exercise solutions are tagged ``exercise``.
+
+``md(text)`` / ``code(text, tags=...)`` / ``write(path, cells)`` serve the notebooks still written by a builder script
+(``build_NN_*.py``, a notebook without a paired .py): ``write`` writes an output-free notebook, keeping the stored
+output of checked cells whose source is unchanged.
 """
 
 import hashlib
@@ -50,9 +61,31 @@ def write(path, cells):
     nbformat.write(nb, target)
 
 
+def paired_source(path) -> Path | None:
+    """The jupytext source ``NN_name.py`` beside ``NN_name.ipynb`` (or ``path`` itself if it is the .py); None if none."""
+    path = Path(path)
+    source = path.with_suffix(".py")
+    return source if source.exists() else None
+
+
+def sync(path) -> Path:
+    """``jupytext --sync``: bring the paired .ipynb and .py of ``path`` (either one) in line; return the .ipynb."""
+    from jupytext.cli import jupytext as jupytext_cli
+
+    source = paired_source(path)
+    if source is not None:
+        jupytext_cli(["--sync", str(source)])
+    return Path(path).with_suffix(".ipynb")
+
+
 def fill(path) -> None:
-    """Execute ``path`` (quick mode) and keep only the outputs of ``keep_output`` cells."""
+    """Execute ``path`` (quick mode) and keep only the outputs of ``keep_output`` cells.
+
+    Only the .ipynb changes (outputs are not part of the .py), so the pair stays in sync.
+    """
     from nbconvert.preprocessors import ExecutePreprocessor
+
+    path = Path(path)
 
     nb = nbformat.read(path, as_version=4)
     env = {"BIORNN_MODE": "quick", "BIORNN_PROGRESS": "0", "BIORNN_FIGURES": tempfile.mkdtemp()}
