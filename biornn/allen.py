@@ -740,7 +740,7 @@ def register_cli(sub) -> None:
 
 
 def _cmd_select(args) -> int:
-    from biornn.results import atomic_write_bytes
+    from biornn.store import atomic_write_bytes
 
     out = Path(args.out)
     if out.is_dir():

@@ -40,6 +40,7 @@ import pandas as pd
 
 from biornn.allen import BEHAVIOR_BLOCK, DEFAULT_LAYER_RULE, LAYER_RULES, load_metadata
 from biornn.errors import BiornnError
+from biornn.progress import progress as progress_bar
 
 log = logging.getLogger("biornn.allen_nwb")
 
@@ -641,18 +642,17 @@ def extract_experiments(source, jobs: list[tuple[int, tuple[str, ...]]], config,
     import concurrent.futures
     import multiprocessing
 
-    from biornn.synthetic import _progress
 
     if int(workers) < 1:
         raise BiornnError(f"workers = {workers}; pass 1 or more worker processes")
     jobs = [(int(e), tuple(w), config) for e, w in jobs]
     if workers == 1 or len(jobs) < 2:
         results = (extract_experiment(source, *job) for job in jobs)
-        yield from zip([j[0] for j in jobs], _progress(results, total=len(jobs), desc="experiments", enabled=progress))
+        yield from zip([j[0] for j in jobs], progress_bar(results, total=len(jobs), desc="experiments", enabled=progress))
         return
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     with concurrent.futures.ProcessPoolExecutor(max_workers=int(workers), mp_context=context,
                                                 initializer=_init_worker, initargs=(source,)) as pool:
         results = pool.map(_worker_extract, jobs)
-        yield from zip([j[0] for j in jobs], _progress(results, total=len(jobs), desc="experiments",
+        yield from zip([j[0] for j in jobs], progress_bar(results, total=len(jobs), desc="experiments",
                                                        enabled=progress))

@@ -823,7 +823,7 @@ def compare_pairs(summaries: dict, pairs=PAIRS, windows=WINDOWS, **kwargs) -> di
 
 def reference_fig5() -> dict:
     """The published Fig 5 numbers (``data/reference/fig5.json``; §7.5–7.7)."""
-    from biornn.results import reference
+    from biornn.store import reference
 
     return reference("fig5")
 
@@ -1106,7 +1106,7 @@ class Fig5Inputs:
 
 def _quick_models(windows, variant: str, progress: bool, device, retrain) -> Fig5Inputs:
     from biornn import celltype, curate
-    from biornn.results import run_dir, save_run, want_retrain
+    from biornn.store import run_dir, save_run, want_retrain
 
     names = tuple(CONDITIONS.values())
     datasets, data_folder = curate.cached_datasets(conditions=names, mode="quick", progress=progress)

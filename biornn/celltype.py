@@ -67,7 +67,6 @@ import json
 import math
 import os
 import re
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,7 +75,7 @@ import numpy as np
 import torch
 
 from biornn.conditions import ABBREVIATIONS, CONDITIONS, condition_abbrev, condition_name
-from biornn.config import derive_seed, get_device, get_mode
+from biornn.config import RESULTS_DIR, derive_seed, get_device, get_mode
 from biornn.connectivity import (
     POPULATION_LABELS,
     TYPES,
@@ -91,10 +90,11 @@ from biornn.constraints import dale_project_, sign_violations
 from biornn.curate import HALF_WINDOW, Dataset, load_dataset_with_windows
 from biornn.errors import BiornnError
 from biornn.models import INPUT_MAPPINGS, CelltypeRNN, to_numpy
+from biornn.progress import progress as progress_bar
 from biornn.pruning import blockwise_mask
 from biornn.replicates import RESAMPLING, replicate_stack
-from biornn.results import RESULTS_DIR, _json_default, atomic_write_bytes, load_run, provenance, run_dir
 from biornn.stimulus import STIMULUS_CHANNELS
+from biornn.store import _json_default, atomic_write_bytes, load_run, provenance, run_dir
 
 WINDOWS = ("full", "half")
 PRUNING = ("default", "as_published")
@@ -482,14 +482,6 @@ def realised_density(mask, sizes) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------------------
 # Training
 # ----------------------------------------------------------------------------------------------------------------
-def _progress(iterable, total: int, desc: str, enabled: bool):
-    if not enabled or os.environ.get("BIORNN_PROGRESS", "1") == "0":
-        return iterable
-    from tqdm import tqdm
-
-    return tqdm(iterable, total=total, desc=desc, file=sys.stderr, leave=False, mininterval=1.0)
-
-
 def _permutations(seeds, n: int, *stream) -> torch.Tensor:
     """``(S, n)`` one shuffle per seed, derived from ``(seed, "shuffle", "celltype", *stream)``."""
     return torch.stack([torch.randperm(n, generator=torch.Generator().manual_seed(
@@ -810,7 +802,7 @@ def train_celltype(config: CelltypeConfig, dataset: Dataset | CelltypeData, devi
     # ---- stage 1: dense training --------------------------------------------------------------------------
     if state["stage"] == "dense":
         epochs = range(state["epoch"], config.dense_epochs)
-        for e in _progress(epochs, len(epochs), f"{config.condition}/dense", progress):
+        for e in progress_bar(epochs, len(epochs), f"{config.condition}/dense", progress):
             t0 = time.perf_counter()
             for g in opt.param_groups:
                 g["lr"] = config.lr_at(e)
@@ -864,7 +856,7 @@ def train_celltype(config: CelltypeConfig, dataset: Dataset | CelltypeData, devi
     if kernels == "sparse":
         model.use_sparse_kernels(keep)
     epochs = range(state["epoch"], config.finetune_epochs)
-    for e in _progress(epochs, len(epochs), f"{config.condition}/fine-tune", progress):
+    for e in progress_bar(epochs, len(epochs), f"{config.condition}/fine-tune", progress):
         t0 = time.perf_counter()
         for g in opt.param_groups:
             g["lr"] = config.lr_at(e)

@@ -1,4 +1,7 @@
-"""Run modes, devices and seeds: the few settings every experiment shares.
+"""Run modes, devices, seeds, folders and switches: the few settings every experiment shares.
+
+This is the one module that reads environment variables (``BIORNN_MODE``, ``BIORNN_PROGRESS``, ``BIORNN_RESULTS``,
+``BIORNN_FIGURES``, ``BIORNN_ALLEN_CACHE``, ``BIORNN_ALLEN_DATA``, ``BIORNN_RETRAIN``) and defines :data:`ROOT`.
 
 ``BIORNN_MODE`` selects how big the experiments are:
 
@@ -11,12 +14,42 @@ from __future__ import annotations
 
 import os
 import zlib
+from pathlib import Path
 
 import numpy as np
 
 from biornn.errors import BiornnError
 
 MODES = ("quick", "paper")
+
+#: The repository root (``data/``, ``figures/`` and ``docs/`` live here).
+ROOT = Path(__file__).resolve().parent.parent
+#: Where cached runs live: ``$BIORNN_RESULTS`` or ``data/results`` (read once, at import).
+RESULTS_DIR = Path(os.environ.get("BIORNN_RESULTS", ROOT / "data" / "results"))
+#: Where curated Allen datasets are cached: ``$BIORNN_ALLEN_DATA`` or ``data/allen`` (read once, at import).
+DATASETS_DIR = Path(os.environ.get("BIORNN_ALLEN_DATA", ROOT / "data" / "allen"))
+#: Environment variable naming a real AllenSDK cache folder (used by the notebooks).
+ALLEN_CACHE_ENV = "BIORNN_ALLEN_CACHE"
+
+
+def figures_dir() -> Path:
+    """Where figures are saved: ``$BIORNN_FIGURES`` (read at each call) or ``figures/``."""
+    return Path(os.environ.get("BIORNN_FIGURES", ROOT / "figures"))
+
+
+def allen_cache_dir() -> str | None:
+    """``$BIORNN_ALLEN_CACHE`` (a real AllenSDK cache folder), or None when unset."""
+    return os.environ.get(ALLEN_CACHE_ENV)
+
+
+def progress_enabled() -> bool:
+    """False when ``$BIORNN_PROGRESS`` is ``0`` (no progress bars), else True."""
+    return os.environ.get("BIORNN_PROGRESS", "1") != "0"
+
+
+def retrain_requested() -> bool:
+    """``$BIORNN_RETRAIN`` is ``1``/``true``/``yes``."""
+    return os.environ.get("BIORNN_RETRAIN", "0").lower() in ("1", "true", "yes")
 
 
 def get_mode(mode: str | None = None) -> str:

@@ -786,7 +786,7 @@ def save_dataset(dataset: Dataset, directory: str | os.PathLike, windows: bool =
     Returns:
         The written paths (npz first).
     """
-    from biornn.results import atomic_write_bytes, code_version
+    from biornn.store import atomic_write_bytes, code_version
 
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
@@ -910,7 +910,7 @@ def load_windows(path: str | os.PathLike, condition: str | None = None) -> dict[
 def save_reference_layout(dataset: Dataset, directory: str | os.PathLike) -> list[Path]:
     """Also write the reference's per-population files ``dff_{V1,LM}_{L23,L4,L5}_{pyr,sst,vip}_{cond}_{train,test}.npy``
     (``train`` = input, ``test`` = target; ``(n_samples, 15)`` float64) for code that reads that layout."""
-    from biornn.results import atomic_write_bytes
+    from biornn.store import atomic_write_bytes
 
     paths = []
     for i, pop in enumerate(dataset.populations):
@@ -945,7 +945,7 @@ def cached_datasets(source_spec: str | None = None, conditions=CONDITIONS, confi
     Returns:
         ``({condition: Dataset}, folder)``.
     """
-    from biornn.results import config_key, want_retrain
+    from biornn.store import config_key, want_retrain
 
     config = config or CurateConfig()
     mode = get_mode(mode)

@@ -27,9 +27,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from biornn.config import derive_seed, get_device, get_mode
+from biornn.config import RESULTS_DIR, derive_seed, get_device, get_mode
 from biornn.constraints import sign_violations
 from biornn.errors import BiornnError
+from biornn.fig2 import cached_train
+from biornn.progress import progress as progress_bar
 from biornn.pruning import (
     ELIGIBILITY,
     METHODS,
@@ -47,18 +49,8 @@ from biornn.pruning import (
     reference_random_expectation,
     topprob_probabilities,
 )
-from biornn.results import (
-    RESULTS_DIR,
-    atomic_write_bytes,
-    cached_train,
-    load_run,
-    provenance,
-    run_dir,
-    save_run,
-    want_retrain,
-)
 from biornn.stats import PAIRED_TESTS, paired_effects, pruning_comparison, reference_aggregation
-from biornn.train import _progress as _train_progress
+from biornn.store import atomic_write_bytes, load_run, provenance, run_dir, save_run, want_retrain
 from biornn.train import build_data, build_model, evaluate, fig2_config, load_weights, train
 
 #: The tasks of Figure 3 (``digits`` is the sklearn 8x8 stand-in for sequential MNIST; see :mod:`biornn.tasks`).
@@ -143,10 +135,6 @@ def default_draws(mode: str | None = None) -> int:
     """Mask draws per (seed, level, method): 10 in paper mode, 2 in quick mode (§9.2)."""
 
     return FIG3_DRAWS[get_mode(mode)]
-
-
-def _progress(iterable, total: int, desc: str, enabled: bool):
-    return _train_progress(iterable, total, desc, enabled)
 
 
 class _Evaluator:
@@ -275,7 +263,7 @@ def sweep_errors(run, levels=SWEEP, methods: Sequence[str] = ("random", "topprob
     functional = {m: np.zeros(shape) for m in methods}
     budget = {m: np.zeros((S, L)) for m in methods}
     dense_loss, dense_acc = ev(W)
-    for j in _progress(range(L), L, f"{ev.config.task} sweep", progress):
+    for j in progress_bar(range(L), L, f"{ev.config.task} sweep", progress):
         p = float(levels[j])
         seen: dict[bytes, tuple] = {}
         for m in methods:

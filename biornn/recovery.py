@@ -70,7 +70,7 @@ from biornn.curate import (
     save_dataset,
 )
 from biornn.errors import BiornnError
-from biornn.results import atomic_write_bytes
+from biornn.store import atomic_write_bytes
 from biornn.synthetic import TwinConfig, write_ground_truth
 
 TWIN_KINDS = ("planted", "null")

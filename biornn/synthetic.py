@@ -40,8 +40,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import logging
-import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,7 +63,8 @@ from biornn.conditions import CONDITIONS, EXPERIENCE_LEVELS
 from biornn.config import derive_seed, get_mode
 from biornn.connectivity import POPULATION_LABELS, SIGNS, TYPES, block_density, pathway_blocks, population_label
 from biornn.errors import BiornnError
-from biornn.results import atomic_write_bytes
+from biornn.progress import progress as progress_bar
+from biornn.store import atomic_write_bytes
 
 log = logging.getLogger("biornn.synthetic")
 
@@ -472,14 +471,6 @@ def twin_planes(metadata: Metadata | pd.DataFrame, cells: pd.DataFrame | None = 
     return table[cols].reset_index(drop=True)
 
 
-def _progress(iterable, total: int, desc: str, enabled: bool = True):
-    if not enabled or os.environ.get("BIORNN_PROGRESS", "1") == "0":
-        return iterable
-    from tqdm import tqdm
-
-    return tqdm(iterable, total=total, desc=desc, file=sys.stderr, leave=False, mininterval=1.0)
-
-
 def simulate_sessions(config: TwinConfig, sessions: pd.DataFrame, planes: pd.DataFrame, progress: bool = True
                       ) -> tuple[dict[int, Timeline], dict[int, np.ndarray]]:
     """Run the network of several sessions in one batch and record each plane's calcium signal at its frames.
@@ -545,7 +536,7 @@ def simulate_sessions(config: TwinConfig, sessions: pd.DataFrame, planes: pd.Dat
     rows = np.arange(B) * len(CONDITIONS)
     chunk = 2048
     starts = range(0, n_steps, chunk)
-    for s0 in _progress(starts, total=len(starts), desc="twin network", enabled=progress):
+    for s0 in progress_bar(starts, total=len(starts), desc="twin network", enabled=progress):
         s1 = min(s0 + chunk, n_steps)
         noise = np.stack([g.standard_normal((chunk, P))[: s1 - s0] for g in rngs], axis=1) * noise_sd
         inp = drive[np.arange(B)[None, :], code[:, s0:s1].T] + noise  # (L, B, P)

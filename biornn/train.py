@@ -11,8 +11,6 @@ Sizes come from :data:`TASK_SIZES`: ``paper`` holds the paper's values, ``quick`
 from __future__ import annotations
 
 import dataclasses
-import os
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -24,6 +22,7 @@ from biornn.config import derive_seed, get_device, get_mode
 from biornn.constraints import apply_post_step, get_method
 from biornn.errors import BiornnError
 from biornn.models import EIRNN, to_numpy
+from biornn.progress import progress as progress_bar
 from biornn.tasks import TASKS, TaskData, make_task
 
 #: Per-task sizes. ``paper`` = the reference's values (fig2-dales-backprop.md §2); ``quick`` = a few seconds on a CPU.
@@ -235,14 +234,6 @@ class TrainResult:
                 "runs": self.runs}
 
 
-def _progress(iterable, total: int, desc: str, enabled: bool):
-    if not enabled or os.environ.get("BIORNN_PROGRESS", "1") == "0":
-        return iterable
-    from tqdm import tqdm
-
-    return tqdm(iterable, total=total, desc=desc, file=sys.stderr, leave=False, mininterval=1.0)
-
-
 def load_weights(model: EIRNN, weights: dict) -> None:
     """Copy stored parameters (a ``weights.npz`` dict: ``W_final``, ``w_ih``, ...) into ``model``, in place."""
     S, N = model.n_seeds, model.n_hidden
@@ -311,7 +302,7 @@ def train(config: TrainConfig, device: str | None = None, on_step=None, progress
     hist = {k: [[] for _ in range(S)] for k in ("train_loss", "test_loss", "test_accuracy",
                                                   "train_loss_last_batch", "epoch_seconds")}
     step = 0
-    for _epoch in _progress(range(config.epochs), config.epochs, f"{config.task}/{config.method}", progress):
+    for _epoch in progress_bar(range(config.epochs), config.epochs, f"{config.task}/{config.method}", progress):
         t0 = time.perf_counter()
         perm = torch.stack([torch.randperm(n, generator=g) for g in shuffles]).to(dev)
         run_loss = torch.zeros(S, dtype=torch.float64, device=dev)
@@ -371,77 +362,3 @@ def to_reference_sum(mean_loss, task: str, split: str = "test", batch_size: int 
         raise BiornnError(f"no reference sum convention for {task}/{split}; the reference stores last-batch "
                           "cross-entropy for sequential MNIST")
     return np.asarray(mean_loss) * k
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Command line
-# ----------------------------------------------------------------------------------------------------------------
-def register_cli(sub) -> None:
-    """Add ``train``, ``reproduce-fig2`` and ``fetch-mnist`` to the command line."""
-    from biornn.constraints import METHODS
-
-    p = sub.add_parser("train", help="train E/I RNNs on a Figure 2 task (all seeds batched)",
-                       description="Train all seeds of one (task, method) in one batched pass; write DIR/metrics.json "
-                                   "and DIR/weights.npz.")
-    p.add_argument("--task", required=True, choices=TASKS)
-    p.add_argument("--method", required=True, choices=tuple(METHODS))
-    p.add_argument("--epochs", required=True, type=int)
-    p.add_argument("--seeds", required=True, help="e.g. 0,1,2 or 0-4")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--device", default="auto", help="cpu, cuda or auto (CUDA when present)")
-    p.add_argument("--mode", choices=("quick", "paper"), default=None,
-                   help="data sizes (default $BIORNN_MODE or quick)")
-    p.set_defaults(func=_cmd_train)
-
-    p = sub.add_parser("reproduce-fig2", help="train (or read from the cache) every Figure 2 run of a mode")
-    p.add_argument("--mode", choices=("quick", "paper"), default=None)
-    p.add_argument("--tasks", default="flipflop,wave,digits")
-    p.add_argument("--retrain", action="store_true", help="train again even if cached")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--digits-epochs", type=int, default=None,
-                   help="override the digits stand-in's epochs (1875 matches MNIST's 15,000 Adam steps)")
-    p.set_defaults(func=_cmd_reproduce)
-
-    p = sub.add_parser("fetch-mnist", help="download the four MNIST IDX files into data/mnist (needs a network)")
-    p.add_argument("--dir", default=None)
-    p.set_defaults(func=_cmd_fetch_mnist)
-
-
-def _cmd_train(args) -> int:
-    from pathlib import Path
-
-    from biornn.config import parse_seeds
-    from biornn.results import save_train_result
-
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise BiornnError(f"--out {out} is a file; pass a folder path")
-    config = fig2_config(args.task, args.method, args.mode, seeds=parse_seeds(args.seeds), epochs=args.epochs,
-                         hidden=args.hidden)
-    result = train(config, device=args.device)
-    save_train_result(result, out)
-    final = result.curve("test_loss")[:, -1]
-    print(f"{args.task}/{args.method}: {len(config.seeds)} seeds, {config.epochs} epochs on {result.device} in "
-          f"{result.wall_seconds:.1f} s; final test loss {final.mean():.4g} (mean over seeds) -> {out}")
-    return 0
-
-
-def _cmd_reproduce(args) -> int:
-    from biornn.constraints import METHODS
-    from biornn.results import cached_train
-
-    for task in args.tasks.split(","):
-        extra = {"epochs": args.digits_epochs} if task == "digits" and args.digits_epochs else {}
-        for method in METHODS:
-            run = cached_train(fig2_config(task, method, args.mode, **extra), retrain=args.retrain or None,
-                               device=args.device)
-            print(f"{task}/{method}: final test loss {run.curve('test_loss')[:, -1].mean():.4g} -> {run.directory}")
-    return 0
-
-
-def _cmd_fetch_mnist(args) -> int:
-    from biornn.tasks import fetch_mnist
-
-    print(f"MNIST IDX files in {fetch_mnist(args.dir)}")
-    return 0

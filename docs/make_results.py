@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from biornn import analysis as an
-from biornn import celltype, results
+from biornn import celltype, fig2, store
 from biornn import fig3 as f3
 from biornn.errors import BiornnError
 from biornn.stats import pruning_comparison, reference_aggregation
@@ -91,9 +91,9 @@ def rng(values, decimals: int = 3) -> str:
 
 # -- Figure 2 ----------------------------------------------------------------------------------------------------
 def fig2_page() -> str:
-    runs = results.fig2_runs(mode="paper", retrain=False)
-    tab = results.fig2_table(runs)
-    ref = results.reference("fig2")
+    runs = fig2.fig2_runs(mode="paper", retrain=False)
+    tab = fig2.fig2_table(runs)
+    ref = store.reference("fig2")
     lines = [HEADER, "# Figure 2 results: Dale's backprop against conventional and rectified backprop\n",
              f"Facts about the paper and the reference implementation: `{PAPER}/fig2-dales-backprop.md`. Notebook: "
              "`notebooks/01_fig2_dales_backprop.ipynb`.\n",
@@ -132,7 +132,7 @@ def fig2_page() -> str:
         f"{int((ff < ref_ff.mean()).sum())} of {ff.size} seeds are below the reference mean {g(ref_ff.mean())}, "
         f"but the worst seed ends at {g(ff.max())}, so the flip-flop mean ({g(ff.mean())}) is above the "
         "reference's.\n")
-    long = results.fig2_runs(tasks=("digits",), mode="paper", retrain=False, epochs=1875)
+    long = fig2.fig2_runs(tasks=("digits",), mode="paper", retrain=False, epochs=1875)
     rows = [[METHOD_NAMES.get(m, m), int(run.curve("test_accuracy").shape[1]),
              g(run.curve("test_accuracy")[:, -1].mean()), rng(run.curve("test_accuracy")[:, -1], 1)]
             for (_, m), run in long.items()]
@@ -255,7 +255,7 @@ def fig3_page() -> str:
         "moderate sparsity. On flip-flop the log and raw scales disagree because the seeds where random wins weigh "
         "more on the raw scale. The reference's own aggregation labels every task significant all the same, wave "
         "included, although on wave its bars show top-prob's error about twice random's.\n")
-    ref = results.reference("fig3")
+    ref = store.reference("fig3")
     rows = []
     for task, entry in ref["tasks"].items():
         R, T = np.asarray(entry["random"], dtype=float), np.asarray(entry["topprob"], dtype=float)

@@ -14,7 +14,7 @@ import torch
 from biornn import fig3
 from biornn.constraints import sign_violations
 from biornn.errors import BiornnError
-from biornn.results import reference
+from biornn.store import reference
 from biornn.train import build_data, build_model, evaluate, fig2_config, load_weights, train
 
 SIZES = dict(seeds=(0, 1), hidden=32, n_train=200, n_test=40, batch_size=20, steps=20, epochs=2)
@@ -192,7 +192,8 @@ def test_informative_levels_skip_identical_columns():
 
 # -- the committed paper-mode cache (data/results/fig3) -----------------------------------------------------------
 def _paper_run(task):
-    from biornn.results import StoredRun, run_dir
+    from biornn.fig2 import StoredRun
+    from biornn.store import run_dir
 
     cfg = fig3.fig3_config(task, "paper")
     directory = run_dir("fig3", f"{task}-dales", cfg.to_dict())
@@ -202,7 +203,8 @@ def _paper_run(task):
 
 def test_fig3_dense_flipflop_equals_fig2_seeds():
     """The 10-seed Fig 3 networks contain the 5 Fig 2 networks: same seed, same numbers, whatever the batch."""
-    from biornn.results import StoredRun, run_dir
+    from biornn.fig2 import StoredRun
+    from biornn.store import run_dir
 
     ff10 = _paper_run("flipflop")
     cfg2 = fig2_config("flipflop", "dales", "paper")
@@ -215,7 +217,7 @@ def test_fig3_dense_flipflop_equals_fig2_seeds():
 def test_fig3_cached_sweep_and_retraining_recompute_to_the_same_numbers():
     """Recompute one level of the cached digits sweep and the cached top-prob retraining, and compare."""
     torch.set_num_threads(1)
-    from biornn.results import RESULTS_DIR
+    from biornn.config import RESULTS_DIR
 
     run = _paper_run("digits")
     for kind in ("sweep", "retrain"):  # committed, so nothing below computes (and writes) a missing piece

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from biornn.errors import BiornnError
-from biornn.results import StoredRun, cached_train, load_run, run_dir, save_run
+from biornn.fig2 import StoredRun, cached_train
+from biornn.store import load_run, run_dir, save_run
 from biornn.train import fig2_config, train
 
 

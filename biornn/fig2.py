@@ -1,0 +1,178 @@
+"""The Figure 2 experiment: stored runs, the run cache around :func:`biornn.train.train`, every run of a mode, the
+final-epoch table, and the ``train``, ``reproduce-fig2`` and ``fetch-mnist`` commands.
+
+Paper-mode runs live in ``data/results/fig2/<task>-<method>-<key>/`` (:mod:`biornn.store`); notebooks call
+:func:`cached_train` or :func:`fig2_runs`; set ``BIORNN_RETRAIN=1`` (or pass ``retrain=True``) to train again.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from biornn.config import get_mode, parse_seeds
+from biornn.constraints import METHODS
+from biornn.errors import BiornnError
+from biornn.store import load_run, reference, run_dir, save_train_result, want_retrain
+from biornn.tasks import TASKS, fetch_mnist
+from biornn.train import TrainConfig, fig2_config, train
+
+
+class StoredRun:
+    """A trained run read back from disk; offers the same accessors as :class:`biornn.train.TrainResult`."""
+
+    def __init__(self, directory: str | os.PathLike):
+        self.directory = Path(directory)
+        self.metrics, self.weights = load_run(self.directory)
+        self.runs = self.metrics["runs"]
+        self.device = self.metrics.get("device", "?")
+        self.data_label = self.metrics.get("data_label", "")
+        self.provenance = self.metrics.get("provenance", {})
+        self.wall_seconds = self.provenance.get("wall_seconds", float("nan"))
+        self.info = {"params": self.metrics.get("task_params")}
+        if "wave_signals" in self.weights:
+            self.info["signals"] = self.weights["wave_signals"]
+
+    @property
+    def config(self):
+        return TrainConfig.from_dict(self.metrics["config"])
+
+    def curve(self, key: str) -> np.ndarray:
+        return np.array([r[key] for r in self.runs], dtype=float)
+
+
+def cached_train(config, retrain: bool | None = None, root: str | os.PathLike | None = None, device=None,
+                 progress: bool = True, experiment: str = "fig2"):
+    """Return the stored run of ``config`` if the cache has it, else train, store and return it.
+
+    Args:
+        config: a :class:`biornn.train.TrainConfig`.
+        experiment: cache sub-folder (``fig2``, ``fig3``, ...).
+        retrain: train even if cached (default ``$BIORNN_RETRAIN``).
+        root: cache root (default ``data/results``).
+        device: training device (default CUDA when present).
+        progress: progress bar while training.
+    """
+    directory = run_dir(experiment, f"{config.task}-{config.method}", config.to_dict(), root)
+    if directory.exists() and not want_retrain(retrain):
+        stored = StoredRun(directory)
+        if stored.metrics["config"] != config.to_dict():
+            raise BiornnError(f"cache {directory} holds a different configuration; delete it and train again")
+        return stored
+    result = train(config, device=device, progress=progress)
+    save_train_result(result, directory)
+    return StoredRun(directory)
+
+
+def fig2_runs(tasks=("flipflop", "wave", "digits"), methods=None, mode: str | None = None,
+              retrain: bool | None = None, device=None, **overrides) -> dict:
+    """Every Figure 2 run of ``mode``: ``{(task, method): run}``.
+
+    Paper mode reads the committed cache (training only what is missing, or everything with ``retrain``); quick
+    mode trains small models on the spot (seconds). Runs offer ``curve(key)``, ``weights``, ``runs``, ``info``.
+    """
+    mode = get_mode(mode)
+    methods = tuple(METHODS) if methods is None else tuple(methods)
+    out = {}
+    for task in tasks:
+        for method in methods:
+            config = fig2_config(task, method, mode, **overrides)
+            if mode == "paper":
+                out[(task, method)] = cached_train(config, retrain=retrain, device=device)
+            else:
+                out[(task, method)] = train(config, device=device)
+    return out
+
+
+def fig2_table(runs: dict, ref: dict | None = None):
+    """Final-epoch numbers per (task, method), ours beside the reference's (pandas DataFrame).
+
+    Ours: mean, SEM (ddof 1) and n over seeds of the last epoch's per-element test MSE (flip-flop, wave) or test
+    accuracy (digits/MNIST). Reference: the same statistics of its 5 stored runs, converted to per-element means.
+    The reference's MNIST numbers are shown beside the digits stand-in for orientation only: different data.
+    """
+    ref = reference("fig2") if ref is None else ref
+    rows = []
+    for (task, method), run in runs.items():
+        key = "test_accuracy" if task in ("digits", "mnist") else "test_loss"
+        final = run.curve(key)[:, -1]
+        n = len(final)
+        row = {"task": task, "dataset": run.data_label, "method": method,
+               "metric": "test accuracy (%)" if key == "test_accuracy" else "test MSE / element",
+               "epochs": run.curve(key).shape[1], "n": n, "mean": final.mean(),
+               "sem": final.std(ddof=1) / np.sqrt(n) if n > 1 else float("nan")}
+        ref_task = "mnist" if task in ("digits", "mnist") else task
+        ref_runs = ref.get(ref_task, {}).get("runs", {}).get(method)
+        if ref_runs is not None:
+            r = np.asarray(ref_runs, dtype=float)
+            row.update(ref_mean=r.mean(), ref_sem=r.std(ddof=1) / np.sqrt(len(r)), ref_n=len(r),
+                       ref_data="MNIST 28x28" if ref_task == "mnist" else "same task")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def register_cli(sub) -> None:
+    """Add ``train``, ``reproduce-fig2`` and ``fetch-mnist`` to the command line."""
+    p = sub.add_parser("train", help="train E/I RNNs on a Figure 2 task (all seeds batched)",
+                       description="Train all seeds of one (task, method) in one batched pass; write DIR/metrics.json "
+                                   "and DIR/weights.npz.")
+    p.add_argument("--task", required=True, choices=TASKS)
+    p.add_argument("--method", required=True, choices=tuple(METHODS))
+    p.add_argument("--epochs", required=True, type=int)
+    p.add_argument("--seeds", required=True, help="e.g. 0,1,2 or 0-4")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (CUDA when present)")
+    p.add_argument("--mode", choices=("quick", "paper"), default=None,
+                   help="data sizes (default $BIORNN_MODE or quick)")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("reproduce-fig2", help="train (or read from the cache) every Figure 2 run of a mode")
+    p.add_argument("--mode", choices=("quick", "paper"), default=None)
+    p.add_argument("--tasks", default="flipflop,wave,digits")
+    p.add_argument("--retrain", action="store_true", help="train again even if cached")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--digits-epochs", type=int, default=None,
+                   help="override the digits stand-in's epochs (1875 matches MNIST's 15,000 Adam steps)")
+    p.set_defaults(func=_cmd_reproduce)
+
+    p = sub.add_parser("fetch-mnist", help="download the four MNIST IDX files into data/mnist (needs a network)")
+    p.add_argument("--dir", default=None)
+    p.set_defaults(func=_cmd_fetch_mnist)
+
+
+def _cmd_train(args) -> int:
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise BiornnError(f"--out {out} is a file; pass a folder path")
+    config = fig2_config(args.task, args.method, args.mode, seeds=parse_seeds(args.seeds), epochs=args.epochs,
+                         hidden=args.hidden)
+    result = train(config, device=args.device)
+    save_train_result(result, out)
+    final = result.curve("test_loss")[:, -1]
+    print(f"{args.task}/{args.method}: {len(config.seeds)} seeds, {config.epochs} epochs on {result.device} in "
+          f"{result.wall_seconds:.1f} s; final test loss {final.mean():.4g} (mean over seeds) -> {out}")
+    return 0
+
+
+def _cmd_reproduce(args) -> int:
+    for task in args.tasks.split(","):
+        extra = {"epochs": args.digits_epochs} if task == "digits" and args.digits_epochs else {}
+        for method in METHODS:
+            run = cached_train(fig2_config(task, method, args.mode, **extra), retrain=args.retrain or None,
+                               device=args.device)
+            print(f"{task}/{method}: final test loss {run.curve('test_loss')[:, -1].mean():.4g} -> {run.directory}")
+    return 0
+
+
+def _cmd_fetch_mnist(args) -> int:
+    print(f"MNIST IDX files in {fetch_mnist(args.dir)}")
+    return 0
