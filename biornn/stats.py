@@ -9,11 +9,18 @@ Figure 3 (docs/paper/fig3-topprob-pruning.md §9): seed-level summaries :func:`m
 :func:`paired_effect` / :func:`paired_effects` (each effect with its interval on the scale of its test, and all four
 paired p-values) and :func:`pruning_comparison` (the recommended protocol), and :func:`reference_aggregation`
 (the published bar chart's statistics, reproduced with their flaws for side-by-side reporting).
+
+Figure 5 (docs/paper/fig4-5-celltype-rnn.md §6): run-label :func:`permutation_test` and :func:`welch_test` of
+block values, :func:`hedges_g`, and the corrections :func:`fdr_bh` / :func:`adjust` (one implementation each;
+:mod:`biornn.analysis` re-exports them).
 """
 
 from __future__ import annotations
 
+import math
 import warnings
+from functools import lru_cache
+from itertools import combinations
 
 import numpy as np
 
@@ -413,3 +420,190 @@ def pruning_comparison(errors_random, errors_topprob, levels, test: str = "t_log
                       "pvalue": pvalues[test], "pvalues": pvalues,
                       "per_seed_random": r_seed.tolist(), "per_seed_topprob": t_seed.tolist()}
     return out
+
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Two-group tests of run-level block values (Figure 5 condition comparisons) and multiple-comparison corrections
+# ----------------------------------------------------------------------------------------------------------------------
+
+TESTS = ("permutation", "welch")
+
+
+CORRECTIONS = ("fdr_bh", "holm")
+
+
+def fdr_bh(pvalues) -> np.ndarray:
+    """Benjamini–Hochberg adjusted p-values (step-up; controls the false discovery rate over all m inputs).
+
+    ``p_adj_(i) = min_{j >= i} min(1, m p_(j) / j)`` for the ascending p-values, returned in input order.
+
+    Args:
+        pvalues: ``(m,)`` p-values in [0, 1].
+
+    Returns:
+        ``(m,)`` adjusted p-values.
+    """
+    p = np.asarray(pvalues, dtype=np.float64).ravel()
+    if not np.isfinite(p).all() or ((p < 0) | (p > 1)).any():
+        raise BiornnError("p-values must be finite numbers in [0, 1]")
+    m = p.size
+    if m == 0:
+        return p
+    order = np.argsort(p, kind="stable")
+    ranked = p[order] * m / np.arange(1, m + 1)
+    adj = np.minimum(1.0, np.minimum.accumulate(ranked[::-1])[::-1])
+    out = np.empty(m)
+    out[order] = adj
+    return out
+
+
+def adjust(pvalues, correction: str = "fdr_bh") -> np.ndarray:
+    """Adjust p-values with ``fdr_bh`` (:func:`fdr_bh`) or ``holm`` (:func:`biornn.stats.holm`)."""
+    if correction not in CORRECTIONS:
+        raise BiornnError(f"unknown correction {correction!r}; use one of {', '.join(CORRECTIONS)}")
+    p = np.asarray(pvalues, dtype=np.float64).ravel()
+    if p.size == 0:
+        return p
+    return fdr_bh(p) if correction == "fdr_bh" else holm(p)
+
+
+def _nanstat(fn, x: np.ndarray, **kwargs) -> np.ndarray:
+    """``fn(x, axis=0, **kwargs)`` for a NaN-aware numpy statistic, NaN without a warning for all-NaN columns."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return fn(x, axis=0, **kwargs)
+
+
+def _values(x, name: str) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2 or x.shape[0] < 1:
+        raise BiornnError(f"{name} must be (runs, blocks) with at least one run, got shape {x.shape}")
+    if np.isinf(x).any():
+        raise BiornnError(f"{name} contain inf")
+    return x
+
+
+def _group_means(x0: np.ndarray, valid: np.ndarray, members: np.ndarray):
+    """Means of the member rows and of the rest: ``members`` ``(K, n)`` 0/1 -> two ``(K, m)`` arrays."""
+    s_in, c_in = members @ x0, members @ valid
+    s_out, c_out = x0.sum(0) - s_in, valid.sum(0) - c_in
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return s_in / c_in, s_out / c_out
+
+
+@lru_cache(maxsize=16)
+def _relabellings(n: int, k: int) -> np.ndarray:
+    """``(C(n, k), n)`` 0/1 rows: every way to pick the ``k`` members of group B among ``n`` runs."""
+    idx = np.array(list(combinations(range(n), k)), dtype=np.int64).reshape(-1, k)
+    members = np.zeros((idx.shape[0], n))
+    np.put_along_axis(members, idx, 1.0, axis=1)
+    members.setflags(write=False)
+    return members
+
+
+def permutation_test(a, b, n_resamples: int = 9999, max_exact: int = 20000, seed: int = 0) -> dict:
+    """Two-sided run-label permutation test of ``mean(b) - mean(a)``, vectorised over blocks.
+
+    Under the null, run labels are exchangeable between the conditions. Every relabelling keeps the group sizes.
+    NaN values (e.g. the strength of an empty block) are left out of the means; relabellings that leave a group
+    without a value are left out of the reference distribution.
+
+    Args:
+        a: ``(nA, m)`` values of condition A (runs x blocks); ``(nA,)`` for one block.
+        b: ``(nB, m)`` values of condition B.
+        n_resamples: random relabellings when enumeration is too large.
+        max_exact: enumerate all ``C(nA + nB, nB)`` relabellings when there are at most this many.
+        seed: seed of the random relabellings.
+
+    Returns:
+        Dict with ``statistic`` ``(m,)`` (mean B - mean A), ``pvalue`` ``(m,)`` (NaN when a condition has no value),
+        ``method`` (``exact`` or ``monte carlo``), ``n_permutations``, ``n_a``, ``n_b``.
+    """
+    a, b = _values(a, "values of A"), _values(b, "values of B")
+    if a.shape[1] != b.shape[1]:
+        raise BiornnError(f"A has {a.shape[1]} blocks and B {b.shape[1]}; pass the same blocks")
+    na, nb = a.shape[0], b.shape[0]
+    n = na + nb
+    x = np.concatenate([a, b])
+    valid = np.isfinite(x).astype(np.float64)
+    x0 = np.where(valid > 0, x, 0.0)
+    observed = np.zeros((1, n))
+    observed[0, na:] = 1.0
+    mb, ma = _group_means(x0, valid, observed)
+    stat = (mb - ma)[0]
+    total = math.comb(n, nb)
+    if total <= max_exact:
+        members = _relabellings(n, nb)
+        method = "exact"
+    else:
+        rng = np.random.default_rng(seed)
+        picks = np.argsort(rng.random((int(n_resamples), n)), axis=1)[:, :nb]
+        members = np.zeros((int(n_resamples), n))
+        np.put_along_axis(members, picks, 1.0, axis=1)
+        method = "monte carlo"
+    pb, pa = _group_means(x0, valid, members)
+    perm = pb - pa
+    ok = np.isfinite(perm)
+    scale = np.max(np.abs(x0), axis=0)  # ties up to rounding count as at least as extreme
+    with np.errstate(invalid="ignore"):
+        hits = (ok & (np.abs(perm) >= np.abs(stat) - 1e-9 * scale)).sum(0)
+    used = ok.sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = hits / used if method == "exact" else (1 + hits) / (1 + used)
+    p = np.where(np.isfinite(stat) & (used > 0), np.minimum(p, 1.0), np.nan)
+    return {"statistic": stat, "pvalue": p, "method": method, "n_permutations": int(members.shape[0]),
+            "n_a": na, "n_b": nb}
+
+
+def welch_test(a, b) -> dict:
+    """Welch's two-sided unequal-variance t-test of ``mean(b) - mean(a)``, vectorised over blocks (NaN ignored).
+
+    Args:
+        a: ``(nA, m)`` values of condition A; b: ``(nB, m)`` of condition B.
+
+    Returns:
+        Dict with ``statistic`` ``(m,)`` (mean difference), ``t``, ``df``, ``pvalue`` (1 when both groups are
+        constant and equal, 0 when constant and different, NaN with fewer than 2 values in a group), ``n_a``,
+        ``n_b``.
+    """
+    from scipy import stats
+
+    a, b = _values(a, "values of A"), _values(b, "values of B")
+    ca, cb = np.isfinite(a).sum(0), np.isfinite(b).sum(0)
+    ma, mb = _nanstat(np.nanmean, a), _nanstat(np.nanmean, b)
+    va, vb = _nanstat(np.nanvar, a, ddof=1), _nanstat(np.nanvar, b, ddof=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        se2 = va / ca + vb / cb
+        diff = mb - ma
+        t = diff / np.sqrt(se2)
+        df = se2 ** 2 / ((va / ca) ** 2 / (ca - 1) + (vb / cb) ** 2 / (cb - 1))
+        p = 2 * stats.t.sf(np.abs(t), df)
+    p = np.where(se2 == 0, np.where(diff == 0, 1.0, 0.0), p)
+    p = np.where((ca < 2) | (cb < 2), np.nan, p)
+    return {"statistic": diff, "t": t, "df": df, "pvalue": p, "method": "welch", "n_a": a.shape[0],
+            "n_b": b.shape[0]}
+
+
+def hedges_g(a, b) -> np.ndarray:
+    """Hedges' g of B vs A per block: ``(mean B - mean A) / pooled SD * (1 - 3 / (4 (nA + nB) - 9))``.
+
+    Pooled SD with ddof 1 in each group; NaN values left out. NaN when either group has fewer than 2 values or when
+    the difference and the SD are both 0; +-inf when only the SD is 0.
+
+    Args:
+        a: ``(nA, m)``; b: ``(nB, m)``.
+
+    Returns:
+        ``(m,)`` effect sizes.
+    """
+    a, b = _values(a, "values of A"), _values(b, "values of B")
+    ca, cb = np.isfinite(a).sum(0), np.isfinite(b).sum(0)
+    diff = _nanstat(np.nanmean, b) - _nanstat(np.nanmean, a)
+    va, vb = _nanstat(np.nanvar, a, ddof=1), _nanstat(np.nanvar, b, ddof=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pooled = np.sqrt(((ca - 1) * va + (cb - 1) * vb) / (ca + cb - 2))
+        g = diff / pooled * (1 - 3 / (4 * (ca + cb) - 9))
+    return np.where((ca < 2) | (cb < 2) | ((diff == 0) & (pooled == 0)), np.nan, g)
