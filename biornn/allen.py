@@ -25,7 +25,8 @@ Metadata come from one of two sources (:func:`load_metadata`):
   ``from_s3_cache`` (downloads; needs a network). A folder that simply holds the four CSV files also works.
 
 Per-experiment traces, timestamps, trials and stimulus presentations exist only in a real cache
-(:class:`AllenCacheSource`); :mod:`biornn.synthetic` provides the offline digital twin with the same interface.
+(:class:`biornn.allen_nwb.AllenCacheSource`); :mod:`biornn.synthetic` provides the offline digital twin with the same
+interface.
 ``allensdk`` is imported lazily inside the real-cache functions only.
 """
 
@@ -41,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from biornn.config import ALLEN_CACHE_ENV
 from biornn.connectivity import AREAS, DISPLAY_LAYERS, LAYERS, POPULATION_LABELS, TYPES, population_label
 from biornn.errors import BiornnError
 
@@ -81,7 +83,7 @@ BUNDLED_SUBDIR = ("test", "brain_observatory", "behavior", "behavior_project_cac
 TABLE_FILES = {"experiments": "ophys_experiment_table.csv", "sessions": "ophys_session_table.csv",
                "behavior_sessions": "behavior_session_table.csv", "cells": "ophys_cells_table.csv"}
 #: Environment variable naming a real AllenSDK cache folder (used by the notebooks).
-CACHE_ENV = "BIORNN_ALLEN_CACHE"
+CACHE_ENV = ALLEN_CACHE_ENV
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -621,180 +623,3 @@ def open_cache(cache_dir: str | os.PathLike, download: bool = False):
         how = "from_local_cache" if local else "from_s3_cache (needs a network)"
         raise BiornnError(f"could not open the AllenSDK cache at {cache_dir} with {how}: {type(exc).__name__}: "
                           f"{exc}; check the folder or the network") from None
-
-
-class AllenCacheSource:
-    """Experiment source backed by a real AllenSDK cache (downloads one NWB file per experiment when needed).
-
-    Args:
-        cache_dir: one shared absolute cache folder.
-        retries: extra attempts after an ``OSError``; a local file that does not match the manifest hash (an
-            interrupted download) is deleted first, so that the cache downloads it again.
-        download: open the cache with ``from_s3_cache`` (needs a network). workers: extraction processes.
-    """
-
-    name = "allensdk"
-
-    def __init__(self, cache_dir: str | os.PathLike, retries: int = 1, download: bool = False, workers: int = 1):
-        self.cache_dir = Path(cache_dir)
-        self.retries = int(retries)
-        self.download = bool(download)
-        self.workers = max(1, int(workers))
-        self._cache = None
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_cache": None}  # worker processes open their own cache
-
-    @property
-    def cache(self):
-        """The AllenSDK project cache (opened on first use; imports allensdk)."""
-        if self._cache is None:
-            self._cache = open_cache(self.cache_dir, download=self.download)
-        return self._cache
-
-    def describe(self) -> str:
-        """One line for manifests."""
-        return f"AllenSDK cache {self.cache_dir} (allensdk {allensdk_version()})"
-
-    def metadata(self) -> Metadata:
-        """The release metadata of this cache."""
-        return load_metadata(self.cache_dir)
-
-    def prefetch(self, experiment_ids) -> None:
-        """Nothing to do: experiments are read one at a time."""
-
-    def release(self, experiment_id: int) -> None:
-        """Nothing is kept in memory."""
-
-    def load(self, experiment_id: int) -> ExperimentData:
-        """Read one experiment; raise :class:`SkipExperiment` after repeated ``OSError`` (corrupt download)."""
-        from biornn.allen_nwb import discard_corrupt_file, shared_type_map
-
-        last = None
-        for attempt in range(self.retries + 1):
-            try:
-                with shared_type_map(), warnings.catch_warnings():
-                    warnings.filterwarnings("ignore", message="This nwb file with identifier")
-                    experiment = self.cache.get_behavior_ophys_experiment(int(experiment_id))
-                return experiment_from_allensdk(experiment, experiment_id=int(experiment_id))
-            except OSError as exc:
-                last = exc
-                log.warning("experiment %s: read failed (attempt %d): %s", experiment_id, attempt + 1, exc)
-                table = self.cache.get_ophys_experiment_table()
-                discard_corrupt_file(self.cache_dir, int(table.loc[int(experiment_id), "file_id"]))
-        raise SkipExperiment(f"experiment {experiment_id}: could not read its NWB file ({last}); delete it from "
-                             "the cache to download it again")
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------------------------------------------------
-
-def register_cli(sub) -> None:
-    """Add ``allen select``, ``allen plan`` and ``allen build`` to the command line."""
-    from biornn.curate import CONDITIONS, FRAMINGS, HELDOUT_MODES, NO_CHANGE_ALIGNMENTS, OMISSION_FILTERS, SMOOTHING
-
-    p = sub.add_parser("allen", help="Allen Visual Behavior data: select experiments, build training datasets",
-                       description="Allen Visual Behavior Ophys pipeline (see biornn.allen and biornn.curate).")
-    allen_sub = p.add_subparsers(dest="allen_command", metavar="ACTION", parser_class=type(p))
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
-
-    s = allen_sub.add_parser("select", help="select experiments and write one row per (experiment, population)")
-    s.add_argument("--metadata", default="bundled",
-                   help="'bundled' (tables shipped in the allensdk wheel), a folder of release CSVs, or a cache folder")
-    s.add_argument("--layer-rule", choices=LAYER_RULES, default=DEFAULT_LAYER_RULE)
-    s.add_argument("--out", required=True, help="output CSV file")
-    s.set_defaults(func=_cmd_select)
-
-    from biornn.allen_nwb import add_plan_parser
-
-    add_plan_parser(allen_sub)
-
-    b = allen_sub.add_parser("build", help="build the bootstrap training datasets of one or more conditions",
-                             description="Cut event windows, bootstrap, smooth and write DIR/<condition>.npz plus "
-                                         "DIR/<condition>.json per condition.")
-    b.add_argument("--source", required=True,
-                   help="'twin' (offline digital twin), an AllenSDK cache folder (offline) or 's3' (download)")
-    b.add_argument("--cache-dir", default=os.environ.get(CACHE_ENV), help="cache folder for --source s3")
-    b.add_argument("--max-experiments", type=int, default=None,
-                   help="at most K experiments per population (a smoke run of the real pipeline)")
-    b.add_argument("--workers", type=int, default=1, help="worker processes reading experiments (real cache)")
-    b.add_argument("--condition", required=True,
-                   help=f"'all' or a comma-separated list of: {', '.join(CONDITIONS)}")
-    b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--out", required=True, help="output folder")
-    b.add_argument("--metadata", default=None,
-                   help="metadata for the selection (default: bundled for the twin, the cache folder otherwise)")
-    b.add_argument("--layer-rule", choices=LAYER_RULES, default=DEFAULT_LAYER_RULE)
-    b.add_argument("--omission-filter", choices=OMISSION_FILTERS, default="window")
-    b.add_argument("--framing", choices=FRAMINGS, default="timestamps")
-    b.add_argument("--no-change-alignment", choices=NO_CHANGE_ALIGNMENTS, default="second_flash")
-    b.add_argument("--smoothing", choices=SMOOTHING, default="smooth_then_shift")
-    b.add_argument("--heldout", choices=HELDOUT_MODES, default="trials")
-    b.add_argument("--windows", action="store_true", help="also write DIR/<condition>_windows.npz (every row)")
-    b.add_argument("--mode", choices=("quick", "paper"), default=None,
-                   help="twin session length (default $BIORNN_MODE or quick)")
-    b.add_argument("--twin", choices=("planted", "null"), default="planted",
-                   help="with --source twin: planted differences between conditions, or none (the null twin)")
-    b.set_defaults(func=_cmd_build)
-
-
-def _cmd_select(args) -> int:
-    from biornn.store import atomic_write_bytes
-
-    out = Path(args.out)
-    if out.is_dir():
-        raise BiornnError(f"--out {out} is a folder; pass a CSV file path")
-    meta = load_metadata(args.metadata)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        selection = select_experiments(meta, layer_rule=args.layer_rule)
-    table = selection[list(SELECTION_COLUMNS)]
-    atomic_write_bytes(out, table.to_csv(index=False).encode())
-    counts = population_counts(selection)
-    print(f"{len(table)} rows ({table['ophys_experiment_id'].nunique()} experiments) under layer rule "
-          f"{args.layer_rule!r} from {meta.source} -> {out}")
-    print(count_table(selection).to_string())
-    for w in caught:
-        print(f"warning: {w.message}")
-    empty = int((counts["n_experiments"] == 0).sum())
-    if empty:
-        print(f"warning: {empty} empty populations; the 18-population model cannot be built under this rule")
-    return 0
-
-
-def _cmd_build(args) -> int:
-    from biornn.allen_nwb import cap_per_population
-    from biornn.curate import CONDITIONS, CurateConfig, build_datasets, open_source, save_dataset
-
-    conditions = CONDITIONS if args.condition == "all" else tuple(c.strip() for c in args.condition.split(","))
-    for cond in conditions:
-        if cond not in CONDITIONS:
-            raise BiornnError(f"unknown condition {cond!r}; use 'all' or some of {', '.join(CONDITIONS)}")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise BiornnError(f"--out {out} is a file; pass a folder path")
-    if args.source == "s3" and not args.cache_dir:
-        raise BiornnError(f"--source s3 needs --cache-dir DIR (or ${CACHE_ENV}): the folder the files download to")
-    if args.source not in ("twin", "s3") and not Path(args.source).is_dir():
-        raise BiornnError(f"--source {args.source!r} is neither 'twin', 's3' nor an existing folder; pass twin, s3 "
-                          "or an AllenSDK cache folder")
-    folder = args.cache_dir if args.source == "s3" else args.source
-    config = CurateConfig(seed=args.seed, layer_rule=args.layer_rule, omission_filter=args.omission_filter,
-                          framing=args.framing, no_change_alignment=args.no_change_alignment,
-                          smoothing=args.smoothing, heldout=args.heldout)
-    meta = load_metadata(args.metadata or ("bundled" if args.source == "twin" else folder))
-    source = (open_source("twin", seed=args.seed, mode=args.mode, metadata=meta, twin=args.twin)
-              if args.source == "twin" else
-              AllenCacheSource(folder, download=args.source == "s3", workers=args.workers))
-    selection = cap_per_population(select_experiments(meta, layer_rule=args.layer_rule), args.max_experiments)
-    datasets = build_datasets(source, selection, conditions=conditions, config=config, keep_windows=args.windows)
-    if args.source == "twin":
-        from biornn.synthetic import write_ground_truth
-
-        print(f"ground truth ({args.twin} twin) -> {write_ground_truth(source.config, out)}")
-    for cond, ds in datasets.items():
-        paths = save_dataset(ds, out, windows=args.windows)
-        print(f"{cond}: inputs {ds.inputs.shape}, held-out {ds.heldout_inputs.shape}, rows "
-              f"{int(ds.row_counts.sum())} -> {paths[0]}")
-    return 0

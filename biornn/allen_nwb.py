@@ -38,11 +38,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from biornn.allen import BEHAVIOR_BLOCK, DEFAULT_LAYER_RULE, LAYER_RULES, load_metadata
+from biornn.allen import (
+    BEHAVIOR_BLOCK,
+    DEFAULT_LAYER_RULE,
+    LAYER_RULES,
+    ExperimentData,
+    Metadata,
+    SkipExperiment,
+    allensdk_version,
+    experiment_from_allensdk,
+    load_metadata,
+    open_cache,
+    population_counts,
+    select_experiments,
+)
+from biornn.conditions import CONDITIONS, split_condition
 from biornn.errors import BiornnError
-from biornn.progress import progress as progress_bar
 
 log = logging.getLogger("biornn.allen_nwb")
+allen_log = logging.getLogger("biornn.allen")  # AllenCacheSource logs as it did in biornn.allen
 
 PROJECT_NAME = "visual-behavior-ophys"
 BUCKET = "visual-behavior-ophys-data"
@@ -371,7 +385,6 @@ def fixture_experiments(layer_rule: str = "split", experience_levels=("familiar"
                         ) -> pd.DataFrame:
     """Real experiment-table rows for the fixture: the first ``per_population`` selected experiments of every
     population (so a full 18-population build works), from the tables shipped in the allensdk wheel."""
-    from biornn.allen import select_experiments
 
     meta = load_metadata("bundled")
     with warnings.catch_warnings():
@@ -572,8 +585,6 @@ def add_plan_parser(allen_sub) -> None:
 
 def cmd_plan(args) -> int:
     """``python -m biornn allen plan``: print what a real build of the selection downloads, before any download."""
-    from biornn.allen import population_counts, select_experiments
-    from biornn.curate import CONDITIONS, split_condition
 
     conditions = CONDITIONS if args.condition == "all" else tuple(c.strip() for c in args.condition.split(","))
     levels = {split_condition(c)[0] for c in conditions}
@@ -601,58 +612,66 @@ def cmd_plan(args) -> int:
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Per-experiment extraction in worker processes
+# The real-cache experiment source
 # --------------------------------------------------------------------------------------------------------------------
 
-_WORKER_SOURCE = None
+class AllenCacheSource:
+    """Experiment source backed by a real AllenSDK cache (downloads one NWB file per experiment when needed).
 
-
-def _init_worker(source) -> None:
-    global _WORKER_SOURCE
-    _WORKER_SOURCE = source
-
-
-def extract_experiment(source, experiment_id: int, window_types: tuple[str, ...], config) -> tuple:
-    """Read one experiment and cut its windows: ``(n_cells, {window type: EventWindows})``, or ``(None, reason)``
-    when the source raises :class:`biornn.allen.SkipExperiment`."""
-    from biornn.allen import SkipExperiment
-    from biornn.curate import extract_windows
-
-    try:
-        data = source.load(experiment_id)
-    except SkipExperiment as exc:
-        return None, str(exc)
-    out = {w: extract_windows(data, w, config.omission_filter, config.framing, config.no_change_alignment)
-           for w in window_types}
-    source.release(experiment_id)
-    return int(data.n_cells), out
-
-
-def _worker_extract(job: tuple) -> tuple:
-    return extract_experiment(_WORKER_SOURCE, *job)
-
-
-def extract_experiments(source, jobs: list[tuple[int, tuple[str, ...]]], config, workers: int = 1,
-                        progress: bool = True):
-    """Yield ``(experiment_id, extract_experiment(...))`` for every job ``(experiment_id, window types)`` in job order.
-
-    With ``workers > 1`` the experiments are read in that many forked processes (each opens its own AllenSDK cache);
-    results still come back in job order, so what is built from them does not depend on ``workers``.
+    Args:
+        cache_dir: one shared absolute cache folder.
+        retries: extra attempts after an ``OSError``; a local file that does not match the manifest hash (an
+            interrupted download) is deleted first, so that the cache downloads it again.
+        download: open the cache with ``from_s3_cache`` (needs a network). workers: extraction processes.
     """
-    import concurrent.futures
-    import multiprocessing
 
+    name = "allensdk"
 
-    if int(workers) < 1:
-        raise BiornnError(f"workers = {workers}; pass 1 or more worker processes")
-    jobs = [(int(e), tuple(w), config) for e, w in jobs]
-    if workers == 1 or len(jobs) < 2:
-        results = (extract_experiment(source, *job) for job in jobs)
-        yield from zip([j[0] for j in jobs], progress_bar(results, total=len(jobs), desc="experiments", enabled=progress))
-        return
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-    with concurrent.futures.ProcessPoolExecutor(max_workers=int(workers), mp_context=context,
-                                                initializer=_init_worker, initargs=(source,)) as pool:
-        results = pool.map(_worker_extract, jobs)
-        yield from zip([j[0] for j in jobs], progress_bar(results, total=len(jobs), desc="experiments",
-                                                       enabled=progress))
+    def __init__(self, cache_dir: str | os.PathLike, retries: int = 1, download: bool = False, workers: int = 1):
+        self.cache_dir = Path(cache_dir)
+        self.retries = int(retries)
+        self.download = bool(download)
+        self.workers = max(1, int(workers))
+        self._cache = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_cache": None}  # worker processes open their own cache
+
+    @property
+    def cache(self):
+        """The AllenSDK project cache (opened on first use; imports allensdk)."""
+        if self._cache is None:
+            self._cache = open_cache(self.cache_dir, download=self.download)
+        return self._cache
+
+    def describe(self) -> str:
+        """One line for manifests."""
+        return f"AllenSDK cache {self.cache_dir} (allensdk {allensdk_version()})"
+
+    def metadata(self) -> Metadata:
+        """The release metadata of this cache."""
+        return load_metadata(self.cache_dir)
+
+    def prefetch(self, experiment_ids) -> None:
+        """Nothing to do: experiments are read one at a time."""
+
+    def release(self, experiment_id: int) -> None:
+        """Nothing is kept in memory."""
+
+    def load(self, experiment_id: int) -> ExperimentData:
+        """Read one experiment; raise :class:`SkipExperiment` after repeated ``OSError`` (corrupt download)."""
+
+        last = None
+        for attempt in range(self.retries + 1):
+            try:
+                with shared_type_map(), warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message="This nwb file with identifier")
+                    experiment = self.cache.get_behavior_ophys_experiment(int(experiment_id))
+                return experiment_from_allensdk(experiment, experiment_id=int(experiment_id))
+            except OSError as exc:
+                last = exc
+                allen_log.warning("experiment %s: read failed (attempt %d): %s", experiment_id, attempt + 1, exc)
+                table = self.cache.get_ophys_experiment_table()
+                discard_corrupt_file(self.cache_dir, int(table.loc[int(experiment_id), "file_id"]))
+        raise SkipExperiment(f"experiment {experiment_id}: could not read its NWB file ({last}); delete it from "
+                             "the cache to download it again")

@@ -14,8 +14,7 @@ import sys
 from biornn.errors import BiornnError
 
 #: Modules that contribute commands, in the order ``--help`` lists them. Modules not written yet are skipped.
-COMMAND_MODULES = ("biornn.fig2", "biornn.fig3", "biornn.allen", "biornn.curate", "biornn.celltype",
-                   "biornn.recovery")
+COMMAND_MODULES = ("biornn.fig2", "biornn.fig3", "biornn.curate.cli", "biornn.celltype", "biornn.recovery")
 
 
 class OneLineParser(argparse.ArgumentParser):

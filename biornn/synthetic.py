@@ -576,7 +576,7 @@ def observe_plane(calcium: np.ndarray, n_cells: int, cell_type: str, experiment_
 
 class TwinSource:
     """Experiment source that simulates the selected real experiments (same interface as
-    :class:`biornn.allen.AllenCacheSource`).
+    :class:`biornn.allen_nwb.AllenCacheSource`).
 
     Args:
         metadata: release metadata (experiment and cells tables), e.g. ``load_metadata("bundled")``.

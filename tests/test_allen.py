@@ -13,6 +13,7 @@ import pytest
 from biornn import allen
 from biornn.cli import OneLineParser
 from biornn.curate import CurateConfig, collect_windows, extract_windows
+from biornn.curate import cli as curate_cli
 from biornn.errors import BiornnError
 
 #: Experiments per population under `published`, computed from the shipped table (data docs §10.1: these equal the
@@ -38,7 +39,7 @@ ROW_ANCHORS = {
 def cli_main(argv):
     """``python -m biornn allen ...`` without importing the other command modules (torch): same error handling."""
     parser = OneLineParser(prog="python -m biornn")
-    allen.register_cli(parser.add_subparsers(dest="command", parser_class=OneLineParser))
+    curate_cli.register_cli(parser.add_subparsers(dest="command", parser_class=OneLineParser))
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

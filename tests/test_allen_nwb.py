@@ -15,6 +15,7 @@ import pytest
 
 from biornn import allen, allen_nwb
 from biornn.curate import CurateConfig, build_datasets, collect_windows, extract_windows
+from biornn.curate import cli as curate_cli
 from biornn.errors import BiornnError
 
 pytest.importorskip("allensdk")
@@ -25,7 +26,7 @@ def cli_main(argv):
     from biornn.cli import OneLineParser
 
     parser = OneLineParser(prog="python -m biornn")
-    allen.register_cli(parser.add_subparsers(dest="command", parser_class=OneLineParser))
+    curate_cli.register_cli(parser.add_subparsers(dest="command", parser_class=OneLineParser))
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
@@ -84,7 +85,7 @@ def test_nwb_metadata_and_selection(nwb_cache, fixture_rows):
 
 def test_nwb_windows_match_written_stimulus_times(nwb_cache, fixture_rows):
     row = fixture_rows.iloc[0]
-    source = allen.AllenCacheSource(nwb_cache)
+    source = allen_nwb.AllenCacheSource(nwb_cache)
     data = source.load(int(row["ophys_experiment_id"]))
     stim, trials = allen_nwb.session_timeline(int(row["ophys_session_id"]))
     go = trials[trials["go"]]
@@ -138,13 +139,13 @@ def test_nwb_workers_do_not_change_the_dataset(nwb_cache, fixture_rows, tmp_path
     config = CurateConfig(n_samples=200, heldout="none")
     shas = []
     for workers in (1, 2):
-        source = allen.AllenCacheSource(nwb_cache, workers=workers)
+        source = allen_nwb.AllenCacheSource(nwb_cache, workers=workers)
         ds = build_datasets(source, selection, (CONDITION,), config, progress=False)[CONDITION]
         path = save_dataset(ds, tmp_path / f"w{workers}")[0]
         shas.append(hashlib.sha256(path.read_bytes()).hexdigest())
     assert shas[0] == shas[1]
     with pytest.raises(BiornnError, match="workers = 0"):
-        collect_windows(allen.AllenCacheSource(nwb_cache), selection, (CONDITION,), config, progress=False,
+        collect_windows(allen_nwb.AllenCacheSource(nwb_cache), selection, (CONDITION,), config, progress=False,
                         workers=0)
 
 
@@ -160,7 +161,7 @@ def test_nwb_interrupted_download_is_discarded(nwb_cache, fixture_rows, tmp_path
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 3])  # what an interrupted download leaves behind
     assert allen_nwb.download_plan(fixture_rows, cache)["n_cached"] == 18
-    source = allen.AllenCacheSource(cache)
+    source = allen_nwb.AllenCacheSource(cache)
     with pytest.raises(allen.SkipExperiment, match=f"experiment {exp_id}: could not read"):
         source.load(exp_id)
     assert not path.exists()  # deleted, so that from_s3_cache downloads it again

@@ -221,7 +221,7 @@ def test_errors(built):
 def test_cli_build(tmp_path, monkeypatch):
     import argparse
 
-    from biornn.allen import register_cli
+    from biornn.curate.cli import register_cli
 
     monkeypatch.setenv("BIORNN_PROGRESS", "0")
     parser = argparse.ArgumentParser()
