@@ -14,6 +14,7 @@ import torch
 from biornn import fig3
 from biornn.constraints import sign_violations
 from biornn.errors import BiornnError
+from biornn.fig3 import cli as fig3_cli
 from biornn.store import reference
 from biornn.train import build_data, build_model, evaluate, fig2_config, load_weights, train
 
@@ -177,7 +178,7 @@ def test_cli_registers_reproduce_fig3():
     from biornn.cli import build_parser
 
     args = build_parser().parse_args(["reproduce-fig3", "--mode", "quick", "--tasks", "wave", "--draws", "1"])
-    assert args.func is fig3._cmd_reproduce_fig3 and args.draws == 1
+    assert args.func is fig3_cli._cmd_reproduce_fig3 and args.draws == 1
 
 
 def test_informative_levels_skip_identical_columns():

@@ -1,33 +1,19 @@
-"""The Figure 3 experiment: prune trained Dale's networks across a sweep of densities and compare the methods.
-
-Dale's-backprop networks are trained per task (paper mode: 10 seeds, the Fig 2 paper sizes; :func:`dense_runs`),
-pruned once per (seed, level, method, draw) from their final weights with :mod:`biornn.pruning` and evaluated on each
-seed's full held-out test set without retraining (:func:`sweep_errors`); at one level (p = 0.0862) they are also
-retrained with the mask fixed (:func:`retrain_pruned`; paper sections 5 and 9). Paper-mode results are cached under
-``data/results/fig3/`` (:func:`cached_sweep`, :func:`cached_retrain`, :func:`fig3_results`).
-
-Also here: the spanning-tree overlap curves of panel A (:func:`mst_overlap_curves`), the statistics tables
-(:func:`level_table`, :func:`side_by_side`, :func:`effects_table`, built on :mod:`biornn.stats`) and the ``prune``
-and ``reproduce-fig3`` commands.
-
-The pruning algorithms themselves (top-prob, random, block-wise masks, spanning-tree bounds) live in
-:mod:`biornn.pruning`. Facts: ``docs/paper/fig3-topprob-pruning.md``.
+"""The Figure 3 experiment itself: sizes per mode, the dense runs, pruning sweeps without retraining, masked
+retraining at one level, their cache, and the spanning-tree overlap curves of panel A.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
-from biornn.config import RESULTS_DIR, derive_seed, get_device, get_mode
+from biornn.config import derive_seed, get_device, get_mode
 from biornn.constraints import sign_violations
 from biornn.errors import BiornnError
 from biornn.fig2 import cached_train
@@ -35,8 +21,6 @@ from biornn.progress import progress as progress_bar
 from biornn.pruning import (
     ELIGIBILITY,
     METHODS,
-    REDISTRIBUTION,
-    _as_weights,
     _check_choice,
     _check_density,
     keep_budget,
@@ -49,8 +33,7 @@ from biornn.pruning import (
     reference_random_expectation,
     topprob_probabilities,
 )
-from biornn.stats import PAIRED_TESTS, paired_effects, pruning_comparison, reference_aggregation
-from biornn.store import atomic_write_bytes, load_run, provenance, run_dir, save_run, want_retrain
+from biornn.store import load_run, provenance, run_dir, save_run, want_retrain
 from biornn.train import build_data, build_model, evaluate, fig2_config, load_weights, train
 
 #: The tasks of Figure 3 (``digits`` is the sklearn 8x8 stand-in for sequential MNIST; see :mod:`biornn.tasks`).
@@ -89,7 +72,6 @@ def fig3_config(task: str, mode: str | None = None, **overrides):
     Returns:
         A :class:`biornn.train.TrainConfig`.
     """
-
     mode = get_mode(mode)
     opts: dict = {"seeds": FIG3_SEEDS[mode]}
     if mode == "quick" and task in QUICK_DENSE_EPOCHS:
@@ -118,7 +100,6 @@ def dense_runs(tasks: Sequence[str] = FIG3_TASKS, mode: str | None = None, retra
         ``{task: run}``; each run has ``config``, ``weights`` (``W_final`` ``(S, N, N)``, ...), ``runs`` and
         ``curve(key)`` (a :class:`biornn.results.StoredRun` or :class:`biornn.train.TrainResult`).
     """
-
     mode = get_mode(mode)
     out = {}
     for task in tasks:
@@ -133,15 +114,12 @@ def dense_runs(tasks: Sequence[str] = FIG3_TASKS, mode: str | None = None, retra
 
 def default_draws(mode: str | None = None) -> int:
     """Mask draws per (seed, level, method): 10 in paper mode, 2 in quick mode (§9.2)."""
-
     return FIG3_DRAWS[get_mode(mode)]
 
 
 class _Evaluator:
     """A run's trained model and held-out test set, to evaluate any recurrent matrices ``(S, N, N)`` quickly."""
-
     def __init__(self, run, data=None, device=None):
-
         self.config = run.config
         self.data = build_data(self.config) if data is None else data
         self.device = get_device(device)
@@ -186,7 +164,6 @@ class SweepResult:
         options: the pruning options (``eligibility``, ``common_random_numbers``, ``first_draw``).
         wall_seconds: compute time.
     """
-
     task: str
     data_label: str
     seeds: tuple
@@ -242,7 +219,6 @@ def sweep_errors(run, levels=SWEEP, methods: Sequence[str] = ("random", "topprob
     Returns:
         A :class:`SweepResult` with ``(S, L, K)`` arrays.
     """
-
     t0 = time.perf_counter()
     for m in methods:
         _check_choice(m, METHODS, "pruning method")
@@ -309,7 +285,6 @@ class RetrainResult:
         options: ``draw``, ``eligibility``, ``common_random_numbers``.
         wall_seconds: compute time.
     """
-
     task: str
     method: str
     density: float
@@ -334,7 +309,6 @@ class RetrainResult:
 
 def retrain_epochs(task: str, mode: str | None = None) -> int:
     """Masked-retraining epochs of ``task`` in ``mode`` (:data:`RETRAIN_EPOCHS`)."""
-
     return RETRAIN_EPOCHS[get_mode(mode)][task]
 
 
@@ -362,8 +336,6 @@ def retrain_pruned(run, method: str = "topprob", density: float = RETRAIN_DENSIT
     Returns:
         A :class:`RetrainResult`; ``outside_mask`` and ``sign_violations`` are 0 by construction (checked here).
     """
-
-
     t0 = time.perf_counter()
     _check_choice(method, METHODS, "pruning method")
     ev = _Evaluator(run, data, device)
@@ -398,7 +370,6 @@ def retrain_pruned(run, method: str = "topprob", density: float = RETRAIN_DENSIT
 # -- the cache ---------------------------------------------------------------------------------------------------
 def save_sweep(result: SweepResult, directory, dense_config: dict | None = None) -> Path:
     """Write a :class:`SweepResult` as ``metrics.json`` + ``weights.npz`` (with provenance) into ``directory``."""
-
     metrics = {"config": {"dense": dense_config, **result.key()}, "task": result.task,
                "data_label": result.data_label, "seeds": list(result.seeds),
                "runs": [{"seed": s, "dense_loss": float(result.dense_loss[i]),
@@ -419,7 +390,6 @@ def save_sweep(result: SweepResult, directory, dense_config: dict | None = None)
 
 def load_sweep(directory) -> SweepResult:
     """Read a :class:`SweepResult` written by :func:`save_sweep`."""
-
     metrics, arrays = load_run(directory, required=("levels", "dense_loss"))
     cfg = metrics["config"]
     methods = tuple(cfg["methods"])
@@ -440,7 +410,6 @@ def load_sweep(directory) -> SweepResult:
 
 def save_retrain(result: RetrainResult, directory, dense_config: dict | None = None) -> Path:
     """Write a :class:`RetrainResult` (curves, mask, checks; not the retrained weights) into ``directory``."""
-
     metrics = {"config": {"dense": dense_config, **result.key()}, "task": result.task, "seeds": list(result.seeds),
                "runs": [{"seed": s} for s in result.seeds], "outside_mask": result.outside_mask,
                "sign_violations": result.sign_violations, "provenance": provenance("-", result.wall_seconds)}
@@ -453,7 +422,6 @@ def save_retrain(result: RetrainResult, directory, dense_config: dict | None = N
 
 def load_retrain(directory) -> RetrainResult:
     """Read a :class:`RetrainResult` written by :func:`save_retrain` (``W_final`` is ``None``)."""
-
     metrics, a = load_run(directory, required=("test_loss", "train_loss", "dense_loss", "mask"))
     cfg = metrics["config"]
     return RetrainResult(metrics["task"], cfg["method"], float(cfg["density"]), tuple(metrics["seeds"]),
@@ -465,7 +433,6 @@ def load_retrain(directory) -> RetrainResult:
 
 
 def _cached(kind: str, run, key: dict, compute, save, load, retrain, root):
-
     dense = run.config.to_dict()
     directory = run_dir("fig3", f"{run.config.task}-{kind}", {"dense": dense, **key}, root)
     if directory.exists() and not want_retrain(retrain):
@@ -528,7 +495,6 @@ def fig3_results(tasks: Sequence[str] = FIG3_TASKS, mode: str | None = None, dra
         ``{"mode", "dense": {task: run}, "sweep": {task: SweepResult},
         "retrain": {(task, method): RetrainResult}}``.
     """
-
     mode = get_mode(mode)
     K = default_draws(mode) if draws is None else int(draws)
     dense = dense_runs(tasks, mode, retrain=retrain, device=device, progress=progress, root=root)
@@ -606,268 +572,21 @@ def mst_overlap_curves(sizes: Sequence[int] = (10, 50, 100), sparsities=MST_SPAR
 
 
 # -- statistics tables -------------------------------------------------------------------------------------------
-def _seed_tables(errors_random, errors_topprob):
-    R = np.asarray(errors_random, dtype=np.float64)
-    T = np.asarray(errors_topprob, dtype=np.float64)
-    return (R.mean(axis=2), T.mean(axis=2)) if R.ndim == 3 else (R, T)
 
 
-def informative_levels(errors_random, errors_topprob, levels=SWEEP) -> np.ndarray:
-    """Indices of the levels that can differ between the methods: ``0 < p < 1`` and not identical for every seed.
-
-    Besides ``p = 0`` and ``p = 1``, a level is identical by construction when its budget ``p N^2`` reaches the
-    number of non-zero weights (both masks are then the full non-zero set); such levels are left out of the tests.
-
-    Args:
-        errors_random, errors_topprob: ``(S, L)`` or ``(S, L, K)`` errors.
-        levels: ``(L,)`` connection probabilities.
-
-    Returns:
-        ``(m,)`` int indices.
-    """
-    R, T = _seed_tables(errors_random, errors_topprob)
-    lv = np.asarray(levels, dtype=np.float64).ravel()
-    return np.flatnonzero((lv > 0) & (lv < 1) & np.any(R != T, axis=0))
 
 
-def level_table(errors_random, errors_topprob, levels=SWEEP, tests: Sequence[str] = ("t_log", "signflip")):
-    """Per-level comparison of random vs top-prob pruning (pandas DataFrame, one row per level).
-
-    Columns: ``j``, ``p``; per method the mean over seeds and its 95 % t-interval (n - 1 df); ``diff`` (mean of
-    random - top-prob); ``wins`` (seeds with top-prob < random); for each paired test in ``tests`` (two-sided,
-    matched seeds, :func:`biornn.stats.paired_test`) the raw ``p_<test>`` and the Holm-adjusted ``holm_<test>`` over
-    the informative levels (:func:`informative_levels`; NaN at the levels where both methods are identical by
-    construction: ``p = 0``, ``p = 1`` and any level whose budget covers every non-zero weight).
-
-    Args:
-        errors_random, errors_topprob: ``(S, L)`` or ``(S, L, K)`` errors (draws averaged within seed).
-        levels: ``(L,)`` connection probabilities.
-        tests: paired tests (see :data:`biornn.stats.PAIRED_TESTS`).
-    """
 
 
-    R, T = _seed_tables(errors_random, errors_topprob)
-    lv = np.asarray(levels, dtype=np.float64).ravel()
-    idx = informative_levels(R, T, lv)
-    first = pruning_comparison(R, T, lv, test=tests[0], interior=idx)
-    df = pd.DataFrame({"j": np.arange(lv.size), "p": lv,
-                       "random": first["random"]["mean"], "random_lo": first["random"]["ci_low"],
-                       "random_hi": first["random"]["ci_high"], "topprob": first["topprob"]["mean"],
-                       "topprob_lo": first["topprob"]["ci_low"], "topprob_hi": first["topprob"]["ci_high"],
-                       "diff": (R - T).mean(axis=0), "wins": (T < R).sum(axis=0)})
-    for test in tests:
-        res = first if test == tests[0] else pruning_comparison(R, T, lv, test=test, interior=idx)
-        raw = np.full(lv.size, np.nan)
-        adj = np.full(lv.size, np.nan)
-        raw[res["per_level"]["index"]] = res["per_level"]["p"]
-        adj[res["per_level"]["index"]] = res["per_level"]["p_holm"]
-        df[f"p_{test}"] = raw
-        df[f"holm_{test}"] = adj
-    return df
 
 
-def side_by_side(tables: dict, levels=SWEEP, test: str = "t_log"):
-    """The reference's aggregation ("as published") beside the recommended protocol, one row per task.
-
-    As published (:func:`biornn.stats.reference_aggregation`): bar = max over seeds of the per-seed mean over all
-    levels, error = 1.96 x SEM of all seeds x levels pooled, label from the minimum uncorrected per-level
-    Mann-Whitney p. Recommended (:func:`biornn.stats.pruning_comparison`): per seed the mean error over the
-    informative levels (:func:`informative_levels`: ``0 < p < 1``, not identical by construction), compared across
-    seeds (the primary endpoint): each effect beside the p of the test on its scale (geometric-mean ratio random /
-    top-prob with its 95 % t-interval and ``p_t_log``; mean difference random - top-prob with its 95 % t-interval
-    and ``p_t``), the exact sign-flip and Wilcoxon p, and the number of informative levels whose Holm-adjusted
-    paired ``test`` p is below 0.05 (``n_levels`` of them).
-
-    Args:
-        tables: ``{task_label: (errors_random, errors_topprob)}``, each ``(S, L)`` or ``(S, L, K)``.
-        levels: ``(L,)`` connection probabilities.
-        test: paired test of the per-level Holm counts.
-
-    Returns:
-        A pandas DataFrame.
-    """
 
 
-    rows = []
-    for label, (R, T) in tables.items():
-        agg = reference_aggregation(R, T)
-        res = pruning_comparison(R, T, levels, test=test, interior=informative_levels(R, T, levels))
-        prim = res["primary"]
-        rows.append({"task": label, "n": res["n_seeds"],
-                     "pub_bar_random": agg["bar_random"], "pub_err_random": agg["err_random"],
-                     "pub_bar_topprob": agg["bar_topprob"], "pub_err_topprob": agg["err_topprob"],
-                     "pub_min_p": agg["min_p"], "pub_label": agg["label"],
-                     "mean_random": prim["random"], "mean_topprob": prim["topprob"], "ratio": prim["ratio"],
-                     "ratio_lo": prim["ratio_ci"][0], "ratio_hi": prim["ratio_ci"][1],
-                     "p_t_log": prim["pvalues"]["t_log"], "diff": prim["diff"], "diff_lo": prim["diff_ci"][0],
-                     "diff_hi": prim["diff_ci"][1], "p_t": prim["pvalues"]["t"],
-                     "p_signflip": prim["pvalues"]["signflip"], "p_wilcoxon": prim["pvalues"]["wilcoxon"],
-                     "n_levels": len(res["interior"]),
-                     "holm_levels": int(np.sum(np.asarray(res["per_level"]["p_holm"]) < 0.05)),
-                     "min_holm_p": float(np.min(res["per_level"]["p_holm"]))})
-    return pd.DataFrame(rows)
 
 
-#: Columns of :func:`effects_table`: each effect beside its interval and the p-value of the test on its scale.
-EFFECT_COLUMNS = ("task", "n", "j", "p", "random", "topprob", "wins", "ratio", "ratio_lo", "ratio_hi", "p_t_log",
-                  "holm_t_log", "diff", "diff_lo", "diff_hi", "p_t", "holm_t", "p_signflip", "holm_signflip",
-                  "p_wilcoxon", "holm_wilcoxon", "log_diff", "log_lo", "log_hi")
 
 
-def effects_table(tables: dict, levels=SWEEP, level: float = 0.95):
-    """Random vs top-prob per (task, level), each effect on the scale of its test, with all four paired p-values.
-
-    Per task the informative levels (:func:`informative_levels`) and, in the row with ``j = -1`` and ``p`` NaN, the
-    primary endpoint (per seed the mean error over those levels), from :func:`biornn.stats.paired_effects`:
-
-    * log scale, paired t on log errors: ``ratio`` = geometric mean over seeds of random / top-prob error with its
-      ``level`` t-interval (``log_diff`` and ``log_lo``/``log_hi`` are the same on the natural-log scale),
-      ``p_t_log``;
-    * raw scale, paired t: ``diff`` = mean of random - top-prob with its t-interval, ``p_t``;
-    * ``p_signflip`` (exact for n <= 16) and ``p_wilcoxon`` on the raw differences.
-
-    ``holm_<test>``: Holm over the informative levels of the task, per test (NaN in the primary row, which is one
-    pre-specified comparison). ``random``/``topprob``: means over seeds; ``wins``: seeds with top-prob below
-    random. ``ratio > 1`` and ``diff > 0`` mean top-prob's error is lower.
-
-    Args:
-        tables: ``{task_label: (errors_random, errors_topprob)}``, each ``(S, L)`` or ``(S, L, K)``.
-        levels: ``(L,)`` connection probabilities.
-        level: confidence level.
-
-    Returns:
-        A pandas DataFrame with :data:`EFFECT_COLUMNS`.
-    """
 
 
-    rows = []
-    lv = np.asarray(levels, dtype=np.float64).ravel()
-    for label, (errors_random, errors_topprob) in tables.items():
-        R, T = _seed_tables(errors_random, errors_topprob)
-        res = paired_effects(R, T, lv, interior=informative_levels(R, T, lv), level=level)
-        primary = {**res["primary"], **{f"holm_{t}": np.nan for t in PAIRED_TESTS}}
-        idx = [row["index"] for row in res["per_level"]]
-        means = [(R[:, j].mean(), T[:, j].mean()) for j in idx] + [(R[:, idx].mean(), T[:, idx].mean())]
-        for row, (r, t) in zip([*res["per_level"], primary], means):
-            rows.append({**row, "task": label, "j": row["index"], "p": row["level"], "random": r, "topprob": t})
-    return pd.DataFrame(rows, columns=list(EFFECT_COLUMNS))
 
 
-def _p(value: float) -> str:
-    return "n/a" if not np.isfinite(value) else f"{value:.2g}" if value >= 1e-3 else f"{value:.1e}"
-
-
-def format_effect(row) -> str:
-    """One line of an :func:`effects_table` row: each effect with its interval, next to the p of its own test."""
-    return (f"random/top-prob {row['ratio']:.3g} [{row['ratio_lo']:.3g}, {row['ratio_hi']:.3g}] (geometric mean), "
-            f"paired t on log p = {_p(row['p_t_log'])}; random - top-prob {row['diff']:+.3g} [{row['diff_lo']:+.3g}, "
-            f"{row['diff_hi']:+.3g}], paired t p = {_p(row['p_t'])}; sign-flip p = {_p(row['p_signflip'])}; "
-            f"Wilcoxon p = {_p(row['p_wilcoxon'])}")
-
-
-def _cmd_reproduce_fig3(args) -> int:
-
-    mode = get_mode(args.mode)
-    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    for t in tasks:
-        if t not in ("flipflop", "wave", "digits", "mnist"):
-            raise BiornnError(f"unknown task {t!r}; choose from flipflop, wave, digits, mnist")
-    res = fig3_results(tasks, mode, draws=args.draws, retrain=args.retrain or None, device=args.device)
-    for task in tasks:
-        sw = res["sweep"][task]
-        R, T = sw.errors("random"), sw.errors("topprob")
-        j = int(np.argmin(np.abs(sw.levels - 0.5)))
-        print(f"{task}: {len(sw.seeds)} seeds x {sw.draws} draws x {sw.levels.size} levels; dense loss "
-              f"{sw.dense_loss.mean():.4g}; at p = {sw.levels[j]:.3f} random {R[:, j].mean():.4g} vs top-prob "
-              f"{T[:, j].mean():.4g}")
-        for method in ("random", "topprob"):
-            rt = res["retrain"][(task, method)]
-            print(f"  retrained {method:8s} p = {rt.density:.4f}, {rt.epochs} epochs: held-out loss "
-                  f"{rt.test_loss[:, 0].mean():.4g} -> {rt.test_loss[:, -1].mean():.4g}")
-    if mode == "paper":
-
-        print(f"cached under {RESULTS_DIR / 'fig3'}")
-    return 0
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Command line
-# ----------------------------------------------------------------------------------------------------------------
-def register_cli(sub) -> None:
-    """Add ``prune`` and ``reproduce-fig3`` to the command line."""
-    p = sub.add_parser("prune", help="prune trained recurrent matrices (top-prob or random)",
-                       description="Draw one keep mask per network of a trained run's W_final and write FILE.npz "
-                                   "with mask and W (seeds, N, N) and the achieved density per network.")
-    p.add_argument("--weights", required=True, help="weights.npz of a trained run (or its folder)")
-    p.add_argument("--method", required=True, choices=METHODS)
-    p.add_argument("--density", required=True, type=float, help="target keep probability p in [0, 1]")
-    p.add_argument("--seed", type=int, default=0, help="seed of the mask draw (default 0)")
-    p.add_argument("--out", required=True, help="output .npz file")
-    p.add_argument("--draw", type=int, default=0, help="mask draw index (default 0)")
-    p.add_argument("--eligibility", choices=ELIGIBILITY, default="default",
-                   help="default: nonzero entries, B = p N^2; as_published: 1e-25 floor, B_ref")
-    p.add_argument("--redistribution", choices=REDISTRIBUTION, default="additive",
-                   help="top-prob capping rule (proportional is an ablation)")
-    p.add_argument("--exclude-diagonal", action="store_true", help="never keep self-connections")
-    p.set_defaults(func=_cmd_prune)
-
-    p = sub.add_parser("reproduce-fig3", help="compute (or read from the cache) every Figure 3 result of a mode",
-                       description="Train the dense Dale's networks, run the pruning sweep (random and top-prob, "
-                                   "every level and draw) and the masked retraining at p = 0.0862 for each task. "
-                                   "Paper mode stores everything under data/results/fig3/ and reuses what is "
-                                   "there; quick mode computes small versions and stores nothing.")
-    p.add_argument("--mode", choices=("quick", "paper"), default=None, help="default $BIORNN_MODE or quick")
-    p.add_argument("--tasks", default=",".join(FIG3_TASKS), help="comma-separated (default flipflop,wave,digits)")
-    p.add_argument("--draws", type=int, default=None, help="mask draws per (seed, level, method); default 10 "
-                                                          "(paper) or 2 (quick)")
-    p.add_argument("--retrain", action="store_true", help="compute again even if cached")
-    p.add_argument("--device", default="auto", help="cpu, cuda or auto (CUDA when present)")
-    p.set_defaults(func=_cmd_reproduce_fig3)
-
-
-def _load_w_final(path: Path) -> np.ndarray:
-    if path.is_dir():
-        path = path / "weights.npz"
-    fix = "pass the weights.npz written by `python -m biornn train --out DIR`"
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            if not hasattr(npz, "files"):
-                raise BiornnError(f"{path} is a single .npy array, not an .npz archive; {fix}")
-            if "W_final" not in npz.files:
-                found = ", ".join(npz.files) or "nothing"
-                raise BiornnError(f"{path} has no W_final array (found {found}); {fix}")
-            return np.asarray(npz["W_final"])
-    except FileNotFoundError:
-        raise BiornnError(f"no weights file {path}; {fix}") from None
-    except BiornnError:
-        raise
-    except Exception as exc:  # zipfile.BadZipFile, ValueError, OSError, EOFError ...
-        raise BiornnError(f"cannot read {path} ({type(exc).__name__}: {exc}); {fix}") from None
-
-
-def _cmd_prune(args) -> int:
-
-    density = _check_density(args.density, "--density")
-    out = Path(args.out)
-    if out.is_dir():
-        raise BiornnError(f"--out {out} is a folder; pass a file path such as {out / 'pruned.npz'}")
-    W_np = _load_w_final(Path(args.weights))
-    if W_np.ndim == 2:
-        W_np = W_np[None]
-    if W_np.ndim != 3 or W_np.shape[1] != W_np.shape[2]:
-        raise BiornnError(f"W_final has shape {W_np.shape}; expected (seeds, N, N)")
-    W = _as_weights(torch.from_numpy(W_np), "W_final weights")
-    options = dict(draw=args.draw, eligibility=args.eligibility, exclude_diagonal=args.exclude_diagonal)
-    if args.method == "topprob":
-        options["redistribution"] = args.redistribution
-    W_pruned, mask, achieved = prune(W, args.method, density, args.seed, **options)
-    stats = mask_stats(W, mask)
-    buf = io.BytesIO()
-    np.savez_compressed(buf, mask=mask.numpy(), W=W_pruned.numpy(), density=achieved.numpy(),
-                        functional_density=stats["functional_density"].numpy(),
-                        target_density=np.float64(density), seed=np.int64(args.seed), method=np.array(args.method),
-                        eligibility=np.array(args.eligibility))
-    atomic_write_bytes(out, buf.getvalue())
-    dens = ", ".join(f"{d:.4f}" for d in achieved.tolist())
-    print(f"{args.method} pruning at p = {density:g}: {W.shape[0]} networks, achieved density {dens} -> {out}")
-    return 0
