@@ -37,6 +37,7 @@ import logging
 import os
 import warnings
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -160,8 +161,6 @@ def bundled_metadata_dir() -> Path:
 
 def allensdk_version() -> str:
     """The installed allensdk version (without importing it), or ``"not installed"``."""
-    from importlib import metadata
-
     try:
         return metadata.version("allensdk")
     except metadata.PackageNotFoundError:

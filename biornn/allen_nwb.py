@@ -27,6 +27,7 @@ functions only.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -504,8 +505,6 @@ def manifest_data_files(cache_dir: str | os.PathLike) -> dict[str, tuple[Path, s
 
 def file_matches(path: Path, file_hash: str) -> bool:
     """Whether a local file exists and has the manifest's blake2b hash (allensdk's ``file_hash_from_path``)."""
-    import hashlib
-
     if not path.is_file():
         return False
     hasher = hashlib.blake2b()

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from biornn.config import derive_seed
+from biornn.connectivity import POPULATION_LABELS, population_index, populations, unit_signs
 from biornn.errors import BiornnError
 
 
@@ -437,8 +438,6 @@ class CelltypeRNN(nn.Module):
                  readout_from_state: bool = False, init_key: str = "", n_stimulus: int = 0,
                  learned_init: bool = False):
         super().__init__()
-        from biornn.connectivity import POPULATION_LABELS, population_index, populations, unit_signs
-
         seeds = list(seeds)
         if not seeds:
             raise BiornnError("no seeds given; pass at least one seed")

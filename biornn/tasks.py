@@ -20,6 +20,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -246,8 +247,6 @@ def find_mnist(directory: str | os.PathLike | None = None) -> dict[str, Path] | 
 
 def fetch_mnist(directory: str | os.PathLike | None = None, base_url: str = MNIST_URL) -> Path:
     """Download the four gzipped MNIST IDX files into ``directory`` (needs a network; never called offline)."""
-    import urllib.request
-
     directory = Path(directory) if directory is not None else MNIST_DIR
     directory.mkdir(parents=True, exist_ok=True)
     for stem in MNIST_FILES.values():
