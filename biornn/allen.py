@@ -44,7 +44,17 @@ import numpy as np
 import pandas as pd
 
 from biornn.config import ALLEN_CACHE_ENV
-from biornn.connectivity import AREAS, DISPLAY_LAYERS, LAYERS, POPULATION_LABELS, TYPES, population_label
+from biornn.connectivity import (
+    AREAS,
+    DISPLAY_LAYERS,
+    L4_UPPER,
+    L5_UPPER,
+    L23_UPPER,
+    LAYERS,
+    POPULATION_LABELS,
+    TYPES,
+    population_label,
+)
 from biornn.errors import BiornnError
 
 log = logging.getLogger("biornn.allen")
@@ -68,7 +78,6 @@ L5_LOWER_BOUNDS = {
     ("VIP", "V1"): {"familiar": 295, "novel": 295},
     ("VIP", "LM"): {"familiar": 295, "novel": 295},
 }
-L23_UPPER, L4_UPPER, L5_UPPER = 250, 370, 500
 
 #: Columns every experiment table must have (``ophys_experiment_id`` may be the index).
 EXPERIMENT_COLUMNS = ("ophys_experiment_id", "ophys_session_id", "cre_line", "project_code", "passive",

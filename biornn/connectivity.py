@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from biornn.config import ROOT
 from biornn.errors import BiornnError
 
-ROOT = Path(__file__).resolve().parent.parent
 CONNECTIVITY_DIR = ROOT / "data" / "connectivity"
 WITHIN_AREA_CSV = CONNECTIVITY_DIR / "within_area_probabilities.csv"
 INTER_AREA_CSV = CONNECTIVITY_DIR / "inter_area_pathways.csv"
@@ -36,6 +36,8 @@ DISPLAY_LAYERS = ("L2/3", "L4", "L5")
 #: Layers of the published probability table (L6 is not modelled).
 TABLE_LAYERS = ("L2/3", "L4", "L5", "L6")
 TYPES = ("Pyr", "SST", "VIP")
+#: Upper cortical depth bounds (µm) of L2/3, L4 and L5 used by the Allen layer rules (biornn.allen.layer_bounds).
+L23_UPPER, L4_UPPER, L5_UPPER = 250, 370, 500
 SIGNS = {"Pyr": 1, "SST": -1, "VIP": -1}
 DEFAULT_SIZES = {"Pyr": 192, "SST": 32, "VIP": 16}
 PATHWAYS = ("FF", "FB_L23", "FB_L5")

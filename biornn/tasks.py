@@ -26,13 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from biornn.config import derive_seed
+from biornn.config import ROOT, derive_seed
 from biornn.errors import BiornnError
 
 TASKS = ("flipflop", "wave", "digits", "mnist")
 
 #: Where the four MNIST IDX files are looked for (``train-images-idx3-ubyte[.gz]`` etc.).
-MNIST_DIR = Path(__file__).resolve().parent.parent / "data" / "mnist"
+MNIST_DIR = ROOT / "data" / "mnist"
 MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
