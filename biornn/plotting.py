@@ -1018,3 +1018,153 @@ def plot_condition_fits(table, threshold: float = 0.9, ax=None):
     if created:
         ax.figure.tight_layout()  # room for the legend outside the axes
     return ax.figure
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Teaching notebooks (00 tour, 01 Fig 2): the plumbing of their multi-panel figures
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def plot_tour_dales_law(runs: dict, wrong_sign: dict, chance: float):
+    """Tour, step 1: wrong-sign share per Adam step, test error per epoch, final excitatory weights.
+
+    Args:
+        runs: method -> stored run (``curve("test_loss")`` of shape (seeds, epochs), ``weights["W_final"]`` of shape
+            (seeds, N, N) and ``weights["signs"]`` of shape (N,)).
+        wrong_sign: method -> share of wrong-sign synapses after every optimiser step.
+        chance: the task's chance-level test error (a dotted line).
+
+    Returns:
+        The figure (three panels).
+    """
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+    for method, run in runs.items():
+        style = METHOD_STYLE[method]
+        axes[0].plot(100 * np.asarray(wrong_sign[method]), color=style["color"], label=style["label"])
+        loss = run.curve("test_loss")
+        epochs = np.arange(1, loss.shape[1] + 1)
+        axes[1].plot(epochs, loss.mean(0), color=style["color"], label=style["label"])
+        axes[1].fill_between(epochs, loss.min(0), loss.max(0), color=style["color"], alpha=0.15)
+        W, s = np.asarray(run.weights["W_final"]), np.asarray(run.weights["signs"])
+        axes[2].hist(W[:, :, s > 0].ravel(), bins=np.linspace(-0.6, 0.6, 121), histtype="step", color=style["color"],
+                     label=style["label"], density=True)
+    axes[1].axhline(chance, color="grey", ls=":", label="chance")
+    axes[2].axvspan(-0.6, 0, color="red", alpha=0.06)
+    axes[0].set(xlabel="Adam step", ylabel="wrong-sign synapses (%)", title="Signs during training")
+    axes[1].set(xlabel="epoch", ylabel="test MSE per element", title="Flip-flop test error (band: min-max over seeds)")
+    axes[2].set(xlabel="final weight, excitatory columns", ylabel="density", title="Excitatory neurons' outputs",
+                yscale="log")
+    axes[0].legend()
+    axes[1].legend()
+    return fig
+
+
+def plot_tour_pruning(w_abs, probabilities: dict, errors: dict, dense_loss, density: float, chance: float):
+    """Tour, step 2: keep probability against |w| (one network), and each network's error after pruning.
+
+    Args:
+        w_abs: |w| of one network's synapses, flattened.
+        probabilities: pruning method -> keep probability of each of those synapses (same order).
+        errors: pruning method -> test error per network (seed) at ``density``.
+        dense_loss: test error per network before pruning.
+        density: the kept fraction of synapses.
+        chance: the task's chance-level test error.
+
+    Returns:
+        The figure (two panels).
+    """
+    w_abs = np.asarray(w_abs).ravel()
+    order = np.argsort(w_abs)
+    seeds = np.arange(len(dense_loss))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    for method, probs in probabilities.items():
+        style = PRUNING_STYLE[method]
+        axes[0].plot(w_abs[order], np.asarray(probs).ravel()[order], color=style["color"], label=style["label"])
+        axes[1].plot(seeds, errors[method], color=style["color"], marker=style["marker"], ls="none", ms=8,
+                     label=style["label"])
+    axes[1].plot(seeds, dense_loss, "k_", ms=14, label="dense (unpruned)")
+    axes[1].axhline(chance, color="grey", ls=":", label="chance")
+    axes[0].set(xlabel="|w| (seed 0; zeros from Dale's projection are never kept)", ylabel="keep probability",
+                title=f"Keep probabilities at p = {density}")
+    axes[1].set(xlabel="network (seed)", ylabel="test MSE per element", xticks=seeds,
+                title=f"Pruned to p = {density}, no retraining")
+    axes[0].legend()
+    axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return fig
+
+
+def plot_celltype_mask(density, mask, signs, population, labels):
+    """Tour, step 3: the published block connection probabilities beside one unit-level mask drawn from them.
+
+    Args:
+        density: (P, P) connection probability per [post, pre] population block.
+        mask: (N, N) boolean unit-level mask, [post, pre].
+        signs: (N,) +1 excitatory / -1 inhibitory per unit.
+        population: (N,) population index per unit (contiguous blocks).
+        labels: the P population names.
+
+    Returns:
+        The figure (two panels).
+    """
+    density, mask, signs = np.asarray(density), np.asarray(mask), np.asarray(signs)
+    n_pop = len(labels)
+    fig, axes = plt.subplots(1, 2, figsize=(14, 6.2))
+    im = axes[0].imshow(density, cmap="Greys", vmin=0, vmax=density.max())
+    axes[0].set(xticks=range(n_pop), yticks=range(n_pop), title="Published connection probabilities [post, pre]",
+                xlabel="presynaptic population", ylabel="postsynaptic population")
+    axes[0].set_xticklabels(labels, rotation=90, fontsize=7)
+    axes[0].set_yticklabels(labels, fontsize=7)
+    fig.colorbar(im, ax=axes[0], shrink=0.7, label="probability")
+    axes[1].imshow(mask * signs[None, :], cmap="bwr_r", vmin=-1.5, vmax=1.5, interpolation="nearest")
+    for b in np.flatnonzero(np.diff(np.asarray(population))) + 0.5:
+        axes[1].axhline(b, color="0.85", lw=0.4)
+        axes[1].axvline(b, color="0.85", lw=0.4)
+    axes[1].set(title="Unit-level mask (blue: excitatory synapse, red: inhibitory)", xlabel="presynaptic unit",
+                ylabel="postsynaptic unit")
+    return fig
+
+
+def plot_kl_bars(kl: dict, tasks, rules, task_labels, variant: str = "aligned"):
+    """Fig 2: KL(conventional || rule) per task as grouped bars (error bars = std over the seed pairs).
+
+    Args:
+        kl: (task, rule, variant) -> array of divergences, one per (conventional seed, rule seed) pair.
+        tasks: the tasks (bar groups).
+        rules: the rules compared with conventional backprop (one bar each per group).
+        task_labels: x tick label per task (e.g. the dataset label).
+        variant: which binning to show (``"aligned"`` or ``"as published"``).
+
+    Returns:
+        The figure.
+    """
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / len(rules)
+    for i, rule in enumerate(rules):
+        means = [np.mean(kl[(task, rule, variant)]) for task in tasks]
+        stds = [np.std(kl[(task, rule, variant)]) for task in tasks]
+        ax.bar(np.arange(len(tasks)) + i * width, means, width, yerr=stds, capsize=3,
+               color=METHOD_STYLE[rule]["color"], label=METHOD_STYLE[rule]["label"])
+    ax.set_xticks(np.arange(len(tasks)) + width * (len(rules) - 1) / 2, list(task_labels), fontsize=8)
+    ax.set(ylabel="KL(conventional || rule), nats", title="Divergence from conventional backprop (final weights)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_mean_weight_matrices(matrices: dict, lim: float = 0.2):
+    """Fig 2: one mean recurrent weight matrix per learning rule, side by side on one colour scale.
+
+    Args:
+        matrices: rule -> (N, N) mean final ``W_hh`` [post, pre].
+        lim: the colour scale runs from -lim to +lim.
+
+    Returns:
+        The figure.
+    """
+    fig, axes = plt.subplots(1, len(matrices), figsize=(4 * len(matrices), 4.2))
+    axes = np.atleast_1d(axes)
+    for ax, (rule, mean_w) in zip(axes, matrices.items()):
+        im = ax.imshow(mean_w, cmap="bwr", vmin=-lim, vmax=lim, interpolation="nearest")
+        ax.set(title=METHOD_STYLE[rule]["label"], xlabel="presynaptic", ylabel="postsynaptic" if ax is axes[0] else "")
+        ax.title.set_fontsize(9)
+    fig.colorbar(im, ax=list(axes), shrink=0.8)
+    return fig
