@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sps
 from scipy.stats import spearmanr
 
 from biornn.allen import load_metadata
@@ -161,15 +162,49 @@ def recovery_report(planted: dict[str, np.ndarray], null: dict[str, np.ndarray],
         else:
             row["flagged"] = bool(r["significant"])
         rows.append(row)
+    _beyond_null(rows, planted, null)
     planted_rows = [r for r in rows if r["kind"] == "planted"]
     unplanted_rows = [r for r in rows if r["kind"] == "unplanted"]
+    calibrated = np.array([r["calibrated_delta"] for r in rows])
+    true = np.array([r["planted_delta"] for r in rows])
     return {"rows": rows, "planted_total": len(planted_rows),
+            "calibrated_vs_planted": {
+                "spearman_rho": float(spearmanr(calibrated, true)[0]), "n": len(rows),
+                "what": "Spearman rho over pairs x pathways between the planted log change and the fitted change "
+                        "beyond the null twin (planted-twin delta minus null-twin delta); descriptive, no test"},
+            "interaction_significant": sum(r["interaction_significant"] for r in rows),
             "planted_recovered": sum(r["recovered"] for r in planted_rows),
             "unplanted_total": len(unplanted_rows), "unplanted_flagged": sum(r["flagged"] for r in unplanted_rows),
             "null_total": len(rows), "null_flagged": sum(r["null_flagged"] for r in rows),
             "test": "Welch two-sided t-test on per-run log pathway strength", "correction":
             "Benjamini-Hochberg over the pairs x pathways of one twin", "alpha": alpha,
             "unit_of_replication": "run (one resample of the recordings + one initialisation)"}
+
+
+def _beyond_null(rows: list[dict], planted: dict, null: dict) -> None:
+    """Add ``calibrated_delta`` (planted-twin minus null-twin fitted delta) and its test to every row, in place.
+
+    Test: the twin x condition interaction of per-run log pathway strength,
+    ``(mean B_p - mean A_p) - (mean B_n - mean A_n)``, against its standard error from the four groups' run
+    variances (Welch-Satterthwaite degrees of freedom), two-sided; Benjamini-Hochberg over the rows (``interaction_p``,
+    ``interaction_p_adj``, ``interaction_significant`` at :data:`ALPHA`). Unit of replication: the run.
+    """
+    logs = {"p": {c: _log_strength(v) for c, v in planted.items()}, "n": {c: _log_strength(v) for c, v in null.items()}}
+    pvals = []
+    for row in rows:
+        a, b = row["pair"].split("->")
+        groups = [logs[t][c][row["pathway"]] for t in ("p", "n") for c in (b, a)]
+        groups = [g[np.isfinite(g)] for g in groups]
+        var = np.array([g.var(ddof=1) / g.size for g in groups])
+        se2 = var.sum()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            df = se2 ** 2 / np.sum(var ** 2 / (np.array([g.size for g in groups]) - 1))
+            t = (row["fitted_delta"] - row["null_delta"]) / np.sqrt(se2)
+        row["calibrated_delta"] = float(row["fitted_delta"] - row["null_delta"])
+        pvals.append(float(2 * sps.t.sf(abs(t), df)) if se2 > 0 else 1.0)
+    adj = adjust(np.nan_to_num(np.array(pvals), nan=1.0), CORRECTION)
+    for row, p, q in zip(rows, pvals, adj):
+        row.update(interaction_p=p, interaction_p_adj=float(q), interaction_significant=bool(q < ALPHA))
 
 
 def strength_identifiability(strength, truth, density, type_strength) -> dict:
@@ -229,7 +264,10 @@ def describe(report: dict) -> str:
             f"{report['planted_recovered']} of {report['planted_total']}; unplanted differences flagged "
             f"{report['unplanted_flagged']} of {report['unplanted_total']}; null-twin differences flagged "
             f"{report['null_flagged']} of {report['null_total']} ({report['test']}, {report['correction']}, "
-            f"alpha {report['alpha']}; unit of replication: {report['unit_of_replication']})")
+            f"alpha {report['alpha']}; unit of replication: {report['unit_of_replication']}). Beyond the null twin: "
+            f"{report['interaction_significant']} of {report['null_total']} twin x condition interactions "
+            f"significant (BH); planted vs calibrated change Spearman rho "
+            f"{report['calibrated_vs_planted']['spearman_rho']:.2f} (n = {report['calibrated_vs_planted']['n']})")
 
 
 def register_cli(sub) -> None:
@@ -464,6 +502,6 @@ def recovery_frame(report: dict) -> pd.DataFrame:
 
 def recovery_table(report: dict) -> pd.DataFrame:
     """The report's rows for printing: pair, pathway, planted / fitted / null deltas, n, p, p_adj, outcome."""
-    cols = ["pair", "pathway", "planted_delta", "fitted_delta", "null_delta", "n_a", "n_b", "p_adj", "null_p_adj",
-            "outcome"]
+    cols = ["pair", "pathway", "planted_delta", "fitted_delta", "null_delta", "calibrated_delta", "n_a", "n_b",
+            "p_adj", "null_p_adj", "interaction_p_adj", "outcome"]
     return recovery_frame(report)[cols]

@@ -15,8 +15,8 @@ from biornn import synthetic as S
 from biornn.cli import main
 from biornn.connectivity import POPULATION_LABELS
 from biornn.curate import (
-    CONDITIONS,
     ABBREVIATIONS,
+    CONDITIONS,
     PopulationWindows,
     build_dataset,
     load_windows,
@@ -185,6 +185,9 @@ def test_recovery_from_true_weights_recovers_every_planted_change_and_flags_noth
     assert report["planted_recovered"] == report["planted_total"]
     assert report["unplanted_flagged"] == 0 and report["null_flagged"] == 0
     assert report["null_total"] == 27 and "Welch" in report["test"]
+    # beyond the null twin: the calibrated change tracks the planted one, and every planted row's interaction is found
+    assert report["calibrated_vs_planted"]["spearman_rho"] > 0.8
+    assert all(r["interaction_significant"] == (r["kind"] == "planted") for r in report["rows"])
 
 
 def test_recovery_misses_changes_that_the_fits_do_not_show():
@@ -193,6 +196,7 @@ def test_recovery_misses_changes_that_the_fits_do_not_show():
     truth = {ABBREVIATIONS[c]: planted[i] for i, c in enumerate(CONDITIONS)}
     report = rc.recovery_report(_runs_from_truth(null), _runs_from_truth(null, seed=1), truth)
     assert report["planted_recovered"] == 0  # fits that learned no difference recover nothing
+    assert report["interaction_significant"] == 0
 
 
 def test_recovery_cli_reads_cached_twins(tmp_path):
