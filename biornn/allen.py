@@ -365,35 +365,6 @@ def selection_funnel(experiments: pd.DataFrame | Metadata) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def plot_depths(selection: pd.DataFrame, ax=None):
-    """Imaging depth of every selected plane per (experience, area, cell type), coloured by assigned layer.
-
-    One marker per (experiment, population) row, so a plane that feeds two layers appears twice (side by side).
-    """
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(10, 4))
-    colors = {"L2/3": "tab:blue", "L4": "tab:orange", "L5": "tab:green"}
-    offsets = {"L2/3": 0.0, "L4": -0.12, "L5": 0.12}
-    keys = [(e, a, t) for e in EXPERIENCE_LEVELS for a in AREAS for t in TYPES]
-    for x, key in enumerate(keys):
-        rows = selection[(selection["experience_level"] == key[0]) & (selection["area"] == key[1])
-                         & (selection["cell_type"] == key[2])]
-        for layer, group in rows.groupby("layer"):
-            ax.scatter(np.full(len(group), x + offsets[layer]), group["imaging_depth"], s=10, color=colors[layer],
-                       alpha=0.7)
-    for depth in (L23_UPPER, L4_UPPER):
-        ax.axhline(depth, color="grey", lw=0.5, ls="--")
-    ax.set_xticks(range(len(keys)), [f"{e[0].upper()} {a} {t}" for e, a, t in keys], rotation=70)
-    ax.invert_yaxis()
-    ax.set_ylabel("imaging depth (µm)")
-    ax.set_title(f"selected planes, layer rule {selection.attrs.get('layer_rule', '?')!r}")
-    from matplotlib.lines import Line2D
-
-    handles = [Line2D([], [], ls="", marker="o", color=c, label=l) for l, c in colors.items()]
-    ax.legend(handles=handles, title="layer", loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    return ax
 
 
 def find_overlaps(selection: pd.DataFrame) -> pd.DataFrame:
@@ -631,3 +602,17 @@ def open_cache(cache_dir: str | os.PathLike, download: bool = False):
         how = "from_local_cache" if local else "from_s3_cache (needs a network)"
         raise BiornnError(f"could not open the AllenSDK cache at {cache_dir} with {how}: {type(exc).__name__}: "
                           f"{exc}; check the folder or the network") from None
+
+
+#: Plots that moved to :mod:`biornn.plotting.allen`, still reachable here for the notebooks.
+_PLOTS = ("plot_depths",)
+
+
+def __getattr__(name: str):
+    """``biornn.allen.plot_*`` for the notebooks: the plots live in :mod:`biornn.plotting.allen` (imported on
+    first use, so this module does not pull in matplotlib or the plotting layer)."""
+    if name in _PLOTS:
+        from biornn.plotting import allen as plots  # upward re-export, on first use only
+
+        return getattr(plots, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

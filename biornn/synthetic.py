@@ -652,23 +652,6 @@ class TwinSource:
         self._data.pop(int(experiment_id), None)
 
 
-def plot_block_matrix(W: np.ndarray, ax=None, title: str = "", symmetric: bool = True):
-    """An ``(18, 18)`` ``[post, pre]`` population matrix as a heat map (rows post, columns pre; index order)."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 5.5))
-    lim = float(np.max(np.abs(W))) or 1.0
-    im = ax.imshow(W, cmap="bwr" if symmetric else "viridis", vmin=-lim if symmetric else None,
-                   vmax=lim if symmetric else None)
-    labels = [lab.replace("_", " ") for lab in POPULATION_LABELS]
-    ax.set_xticks(range(18), labels, rotation=70, fontsize=7)
-    ax.set_yticks(range(18), labels, fontsize=7)
-    ax.set_xlabel("pre")
-    ax.set_ylabel("post")
-    ax.set_title(title)
-    plt.colorbar(im, ax=ax, fraction=0.046)
-    return ax
 
 
 def true_population_of(source: TwinSource) -> dict[int, str]:
@@ -678,5 +661,19 @@ def true_population_of(source: TwinSource) -> dict[int, str]:
 
 __all__ = ["CONDITIONS", "DEFAULT_DRIVES", "DEFAULT_PATHWAY_GAINS", "TWINS", "TYPES", "Timeline", "TwinConfig",
            "TwinSource", "block_strength_factor", "drive_vectors", "ground_truth_connectivity", "ground_truth_stack",
-           "observe_plane", "plot_block_matrix", "simulate_sessions", "simulate_timeline", "true_population_of",
+           "observe_plane", "simulate_sessions", "simulate_timeline", "true_population_of",
            "twin_config", "twin_planes"]
+
+
+#: Plots that moved to :mod:`biornn.plotting.allen`, still reachable here for the notebooks.
+_PLOTS = ("plot_block_matrix",)
+
+
+def __getattr__(name: str):
+    """``biornn.synthetic.plot_*`` for the notebooks: the plots live in :mod:`biornn.plotting.allen` (imported on
+    first use, so this module does not pull in matplotlib or the plotting layer)."""
+    if name in _PLOTS:
+        from biornn.plotting import allen as plots  # upward re-export, on first use only
+
+        return getattr(plots, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -54,8 +54,8 @@ Optional ``<condition>_windows.npz``: every Stage A row with provenance (the ``w
 
 Submodules (imports point one way): :mod:`~biornn.curate.windows` (settings, Stage A),
 :mod:`~biornn.curate.collect` (windows per population, worker processes), :mod:`~biornn.curate.datasets` (Stage B,
-the pipeline), :mod:`~biornn.curate.files` (files, the notebooks' cache), :mod:`~biornn.curate.plots` and
-:mod:`~biornn.curate.cli` (the ``allen`` command). This package re-exports their public names.
+the pipeline), :mod:`~biornn.curate.files` (files, the notebooks' cache), :mod:`~biornn.curate.cli` (the ``allen``
+command). This package re-exports their public names; the plots live in :mod:`biornn.plotting.curate`.
 """
 
 from __future__ import annotations
@@ -87,7 +87,6 @@ from biornn.curate.files import (
     save_dataset,
     save_reference_layout,
 )
-from biornn.curate.plots import WINDOW_COLORS, plot_conditions, plot_population_means, plot_timeline, plot_windows
 from biornn.curate.windows import (
     EVENT_TOLERANCE,
     FORMAT_VERSION,
@@ -111,10 +110,22 @@ from biornn.curate.windows import (
 __all__ = ["ABBREVIATIONS", "CONDITIONS", "CurateConfig", "DATASETS_DIR", "DATASET_KEYS", "Dataset",
            "EVENT_TOLERANCE", "EventWindows", "FORMAT_VERSION", "FRAME_PERIOD_RANGE", "FRAMINGS", "HALF_WINDOW",
            "HELDOUT_MODES", "NO_CHANGE_ALIGNMENTS", "OMISSION_FILTERS", "PRE_FRAMES", "PopulationWindows",
-           "SMOOTHING", "WINDOW_COLORS", "WINDOW_FRAMES", "WINDOW_KEYS", "WINDOW_TYPES", "bootstrap_means",
-           "build_dataset", "build_datasets", "cached_datasets", "check_frame_period", "collect_windows",
-           "default_source_spec", "extract_experiment", "extract_experiments", "extract_windows", "find_events",
-           "frame_period", "half_window", "heldout_mask", "inputs_targets", "load_dataset",
-           "load_dataset_with_windows", "load_windows", "open_default_source", "open_source", "plot_conditions",
-           "plot_population_means", "plot_timeline", "plot_windows", "pooled_standardization", "save_dataset",
+           "SMOOTHING", "WINDOW_FRAMES", "WINDOW_KEYS", "WINDOW_TYPES", "bootstrap_means", "build_dataset",
+           "build_datasets", "cached_datasets", "check_frame_period", "collect_windows", "default_source_spec",
+           "extract_experiment", "extract_experiments", "extract_windows", "find_events", "frame_period",
+           "half_window", "heldout_mask", "inputs_targets", "load_dataset", "load_dataset_with_windows",
+           "load_windows", "open_default_source", "open_source", "pooled_standardization", "save_dataset",
            "save_reference_layout", "smooth", "split_condition"]
+
+#: Plots that moved to :mod:`biornn.plotting.curate`, still reachable here for the notebooks.
+_PLOTS = ("plot_conditions", "plot_population_means", "plot_timeline", "plot_windows")
+
+
+def __getattr__(name: str):
+    """``biornn.curate.plot_*`` for the notebooks: the plots live in :mod:`biornn.plotting.curate` (imported on
+    first use, so this module does not pull in matplotlib or the plotting layer)."""
+    if name in _PLOTS:
+        from biornn.plotting import curate as plots  # upward re-export, on first use only
+
+        return getattr(plots, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

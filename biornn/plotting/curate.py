@@ -1,7 +1,12 @@
-"""Plots of the curation used by the notebooks (matplotlib is imported when a plot is drawn)."""
+"""Plots of the curation used by the notebooks: an experiment's timeline, the cut windows, bootstrap means per
+population and the conditions of one population.
+
+:mod:`biornn.curate` re-exports these on first use, for the notebooks.
+"""
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 from biornn.allen import (
@@ -19,8 +24,6 @@ WINDOW_COLORS = {"change": "tab:red", "no_change": "tab:grey", "omission": "tab:
 def plot_timeline(data: ExperimentData, start: float, stop: float, ax=None):
     """The plane's mean ΔF/F between ``start`` and ``stop`` s with flashes (grey), changes (red) and omissions
     (purple dashed)."""
-    import matplotlib.pyplot as plt
-
     if ax is None:
         _, ax = plt.subplots(figsize=(10, 3))
     ts = data.timestamps
@@ -43,8 +46,6 @@ def plot_timeline(data: ExperimentData, start: float, stop: float, ax=None):
 
 def plot_windows(windows: dict[str, EventWindows], ax=None):
     """Mean ± SD over rows of each window type against the median event-relative frame time."""
-    import matplotlib.pyplot as plt
-
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4))
     for wtype, w in windows.items():
@@ -65,8 +66,6 @@ def plot_windows(windows: dict[str, EventWindows], ax=None):
 def plot_population_means(dataset: Dataset, area: str = "V1", axes=None):
     """3 x 3 grid (layers L2/3, L4, L5 x Pyr, SST, VIP) of one area: mean ± SD over training samples of the model
     inputs (frames 0–14, solid) and targets (frames 1–15, dashed)."""
-    import matplotlib.pyplot as plt
-
 
     if axes is None:
         fig, axes = plt.subplots(3, 3, figsize=(9, 7), sharex=True, constrained_layout=True)
@@ -89,8 +88,6 @@ def plot_population_means(dataset: Dataset, area: str = "V1", axes=None):
 
 def plot_conditions(datasets: dict[str, Dataset], population: str, ax=None):
     """Mean model input of one population in every condition (solid familiar, dashed novel)."""
-    import matplotlib.pyplot as plt
-
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4))
     for cond, ds in datasets.items():

@@ -1,0 +1,200 @@
+"""The package's shape: imports point one way (no import loops), no module over 800 lines, no function over 80.
+
+The import graph is built from the source with :mod:`ast`, not by importing: every ``import``/``from ... import``
+counts, at module level and inside functions alike (an import hidden in a function is still a dependency). A
+package's ``__init__.py`` is the node of the package itself; ``from biornn.p import name`` points at the submodule
+``biornn.p.name`` when that is a module, else at ``biornn.p``; relative imports are resolved against the importer.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1] / "biornn"
+MAX_MODULE_LINES = 800
+MAX_FUNCTION_LINES = 80
+
+#: The layers, lowest first; a module may import its own layer or lower ones (loops inside a layer are caught by the
+#: cycle test). Keyed by the first name under ``biornn`` (a package's submodules share its layer).
+LAYERS = (
+    ("core", ("biornn", "__main__", "errors", "config", "conditions", "progress", "store", "cli")),
+    ("science", ("constraints", "connectivity", "models", "tasks", "pruning", "train")),
+    ("data", ("stimulus", "allen", "allen_nwb", "synthetic", "curate", "replicates")),
+    ("fig4 model", ("celltype",)),
+    ("statistics", ("stats", "analysis")),
+    ("experiments and figures", ("fig2", "results", "fig3", "fig4_tables", "recovery", "plotting", "plot_recovery")),
+)
+#: The only upward imports: the notebooks still call ``allen.plot_depths``, ``synthetic.plot_block_matrix`` and
+#: ``curate.plot_*``, which moved to the plotting layer; those modules import them on first use (``__getattr__``).
+UPWARD_REEXPORTS = {("biornn.allen", "biornn.plotting.allen"), ("biornn.synthetic", "biornn.plotting.allen"),
+                    ("biornn.curate", "biornn.plotting.curate")}
+
+
+def module_names(package_dir: Path) -> dict[str, Path]:
+    """Dotted module name -> file, for every ``*.py`` under ``package_dir`` (``__init__.py`` names its package)."""
+    names = {}
+    for path in sorted(package_dir.rglob("*.py")):
+        parts = [package_dir.name, *path.relative_to(package_dir).with_suffix("").parts]
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        names[".".join(parts)] = path
+    return names
+
+
+def _resolve(name: str, modules: dict[str, Path]) -> str | None:
+    """The longest prefix of the dotted ``name`` that is one of ``modules`` (None when outside the package)."""
+    parts = name.split(".")
+    while parts:
+        candidate = ".".join(parts)
+        if candidate in modules:
+            return candidate
+        parts.pop()
+    return None
+
+
+def imports_of(module: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The package's modules that ``module`` imports anywhere in its source (module and function level)."""
+    is_package = path.name == "__init__.py"
+    targets = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = module.split(".") if is_package else module.split(".")[:-1]
+                base = base[: len(base) - (node.level - 1)]
+                source = ".".join(base + ([node.module] if node.module else []))
+            else:
+                source = node.module or ""
+            names = [f"{source}.{alias.name}" if f"{source}.{alias.name}" in modules else source
+                     for alias in node.names]
+        else:
+            continue
+        for name in names:
+            target = _resolve(name, modules)
+            if target is not None and target != module:
+                targets.add(target)
+    return targets
+
+
+def import_graph(package_dir: Path = PACKAGE_DIR) -> dict[str, set[str]]:
+    """Module -> the package's modules it imports."""
+    modules = module_names(package_dir)
+    return {name: imports_of(name, path, modules) for name, path in modules.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import loop as ``[a, b, ..., a]``, or None when the graph has none (iterative depth-first search)."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for start in sorted(graph):
+        if state.get(start):
+            continue
+        path, stack = [start], [iter(sorted(graph.get(start, ())))]
+        state[start] = 1
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            elif not state.get(nxt):
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append(iter(sorted(graph.get(nxt, ()))))
+    return None
+
+
+def long_functions(path: Path, limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    """Functions whose body (after the docstring) is longer than ``limit`` lines, as ``name:line (n lines)``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if (len(body) > 1 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                    and isinstance(body[0].value.value, str)):
+                body = body[1:]
+            lines = node.end_lineno - body[0].lineno + 1
+            if lines > limit:
+                found.append(f"{node.name}:{node.lineno} ({lines} lines)")
+    return found
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Self-checks: the checks can fail
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def test_find_cycle_reports_a_loop():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set(), "d": {"a", "c"}}) is None
+
+
+def test_graph_sees_function_level_and_relative_imports(tmp_path):
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from pkg.sub import b\n")
+    (pkg / "sub" / "__init__.py").write_text("from .b import f\n")
+    (pkg / "sub" / "b.py").write_text("def f():\n    from .. import a\n    return a\n")
+    graph = import_graph(pkg)
+    assert graph == {"pkg": set(), "pkg.a": {"pkg.sub.b"}, "pkg.sub": {"pkg.sub.b"}, "pkg.sub.b": {"pkg.a"}}
+    assert find_cycle(graph) == ["pkg.a", "pkg.sub.b", "pkg.a"]
+
+
+def test_long_function_check_can_fail(tmp_path):
+    path = tmp_path / "m.py"
+    path.write_text('def f():\n    """Doc."""\n' + "    x = 1\n" * 81)
+    assert long_functions(path) == ["f:1 (81 lines)"]
+    path.write_text('def f():\n    """Doc."""\n' + "    x = 1\n" * 80)
+    assert long_functions(path) == []
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The package itself
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def test_no_import_cycles():
+    cycle = find_cycle(import_graph())
+    assert cycle is None, "import loop: " + " -> ".join(cycle)
+
+
+def layer_of(module: str) -> int | None:
+    """Index in :data:`LAYERS` of a ``biornn`` module (None when no layer lists it)."""
+    parts = module.split(".")
+    key = parts[1] if len(parts) > 1 else parts[0]
+    return next((i for i, (_, names) in enumerate(LAYERS) if key in names), None)
+
+
+def test_every_module_has_a_layer():
+    missing = sorted(m for m in import_graph() if layer_of(m) is None)
+    assert not missing, f"modules in no layer (add them to LAYERS in tests/test_structure.py): {missing}"
+
+
+def test_imports_point_down_the_layers():
+    upward = [f"{m} ({LAYERS[layer_of(m)][0]}) imports {t} ({LAYERS[layer_of(t)][0]})"
+              for m, targets in import_graph().items() for t in sorted(targets)
+              if None not in (layer_of(m), layer_of(t)) and layer_of(t) > layer_of(m)
+              and (m, t) not in UPWARD_REEXPORTS]
+    assert not upward, upward
+
+
+def test_submodules_do_not_import_their_own_package():
+    graph = import_graph()
+    offenders = [f"{module} imports {target}" for module, targets in graph.items() for target in targets
+                 if module.startswith(target + ".") and target != PACKAGE_DIR.name]
+    assert not offenders, offenders
+
+
+def test_modules_are_short():
+    long = {str(p.relative_to(PACKAGE_DIR.parent)): n for p in PACKAGE_DIR.rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
+
+
+def test_functions_are_short():
+    long = {str(p.relative_to(PACKAGE_DIR.parent)): found for p in sorted(PACKAGE_DIR.rglob("*.py"))
+            if (found := long_functions(p))}
+    assert not long, f"function bodies over {MAX_FUNCTION_LINES} lines: {long}"
