@@ -390,7 +390,7 @@ QUEUE_ORDER = ("familiar_no_change", "familiar_change", "familiar_omission", "no
 def run_queue(variant: str = "recommended", window: str = "half", twins=TWIN_KINDS, mode: str = "paper",
               data_root: str | os.PathLike = "data/allen", runs_root: str | os.PathLike = "data/runs",
               results_root: str | os.PathLike | None = None, device: str | None = None,
-              checkpoint_every: int = 5, progress: bool = True) -> list[Path]:
+              checkpoint_every: int | None = None, progress: bool = True) -> list[Path]:
     """Train and summarise every missing (twin, condition) of one variant and window, in a fixed order.
 
     Resumable at every level: a condition whose summary is cached is skipped, a half-trained run resumes from

@@ -172,6 +172,18 @@ def test_vanilla_control_may_break_signs_but_keeps_the_mask():
     assert res.config.variant == "vanilla-corrected"
 
 
+def test_default_checkpoints_are_off_the_hot_path(tmp_path):
+    """By default resume.pt is written at stage ends and by wall time, not after every epoch."""
+    def interrupt(stage, epoch):
+        if (stage, epoch) == ("dense", 1):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ct.train_celltype(_config(), _dataset(), out=tmp_path / "run", progress=False, on_epoch=interrupt)
+    assert (tmp_path / "run" / "checkpoints" / "initial.pt").exists()
+    assert not (tmp_path / "run" / "checkpoints" / "resume.pt").exists()  # 2 epochs in, far from 5 minutes
+
+
 def test_learning_rate_schedule():
     cfg = _config()
     assert cfg.lr_at(0) == pytest.approx(1e-3) and cfg.lr_at(10) == pytest.approx(1e-4)
@@ -190,7 +202,7 @@ def test_resumed_run_equals_uninterrupted(tmp_path):
                 raise KeyboardInterrupt
 
         with pytest.raises(KeyboardInterrupt):
-            ct.train_celltype(cfg, data, out=out, progress=False, on_epoch=interrupt)
+            ct.train_celltype(cfg, data, out=out, progress=False, on_epoch=interrupt, checkpoint_every=1)
         assert (out / "checkpoints" / "resume.pt").exists() and not (out / "metrics.json").exists()
         resumed = ct.train_celltype(cfg, data, out=out, progress=False)
         for key, value in full.arrays.items():

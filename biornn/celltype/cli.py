@@ -79,7 +79,9 @@ def register_cli(sub) -> None:
     t.add_argument("--inter-table", default=None, help="inter-area pathway CSV (default data/connectivity/)")
     t.add_argument("--device", default="auto", help="cpu, cuda or auto (CUDA when present)")
     t.add_argument("--no-resume", action="store_true", help="start afresh even if DIR/checkpoints/resume.pt exists")
-    t.add_argument("--checkpoint-every", type=int, default=1, help="write the resume checkpoint every K epochs")
+    t.add_argument("--checkpoint-every", type=int, default=None,
+                   help="write the resume checkpoint every K epochs (default: at stage ends and every 5 min of wall "
+                        "time)")
     t.add_argument("--kernels", choices=KERNELS, default="auto",
                    help="fine-tuning stage kernels: sparse (CSR), dense, or auto (sparse on the CPU, dense on CUDA)")
     t.set_defaults(func=_cmd_train)

@@ -41,6 +41,9 @@ from biornn.progress import progress as progress_bar
 from biornn.stimulus import STIMULUS_CHANNELS
 from biornn.store import _json_default, atomic_write_bytes, load_run, provenance
 
+#: Wall time between resume checkpoints when no epoch interval is given (s); stage ends always write one.
+CHECKPOINT_SECONDS = 300.0
+
 
 def _permutations(seeds, n: int, *stream) -> torch.Tensor:
     """``(S, n)`` one shuffle per seed, derived from ``(seed, "shuffle", "celltype", *stream)``."""
@@ -285,11 +288,13 @@ class _Training:
     progress: bool
     on_step: object
     on_epoch: object
-    checkpoint_every: int
+    checkpoint_every: int | None
     within: object = None
     inter: object = None
     state: dict | None = None
     opt: torch.optim.Optimizer | None = None
+    checkpoint_seconds: float = CHECKPOINT_SECONDS
+    last_save: float = field(default_factory=time.perf_counter)
 
     @property
     def S(self) -> int:
@@ -309,9 +314,14 @@ class _Training:
     def checkpoint(self, force: bool = False):
         if self.ckdir is None:
             return
-        if force or self.state["epoch"] % max(1, self.checkpoint_every) == 0:
+        if self.checkpoint_every is None:  # by wall time: off the hot path (a 1440-unit state is ~200 MB)
+            due = time.perf_counter() - self.last_save >= self.checkpoint_seconds
+        else:
+            due = self.state["epoch"] % max(1, self.checkpoint_every) == 0
+        if force or due:
             _save_torch(self.ckdir / "resume.pt", _cpu({**self.state, "model": self.model.state_dict(),
                                                         "opt": self.opt.state_dict()}))
+            self.last_save = time.perf_counter()
 
     def step_hook(self, stage, keep):
         if self.on_step is None:
@@ -533,7 +543,8 @@ def _result_runs(t: _Training, arrays: dict) -> list[dict]:
 
 def train_celltype(config: CelltypeConfig, dataset: Dataset | CelltypeData, device: str | None = None,
                    out: str | os.PathLike | None = None, resume: bool = True, progress: bool = True,
-                   on_step=None, on_epoch=None, checkpoint_every: int = 1, kernels: str = "auto") -> CelltypeResult:
+                   on_step=None, on_epoch=None, checkpoint_every: int | None = None, kernels: str = "auto"
+                   ) -> CelltypeResult:
     """Dense Dale's training, pruning and masked fine-tuning of all seeds of ``config`` (module docstring).
 
     Args:
@@ -546,7 +557,9 @@ def train_celltype(config: CelltypeConfig, dataset: Dataset | CelltypeData, devi
         progress: progress bars over epochs.
         on_step: ``callback(model, stage, mask)`` after every optimiser step (``mask`` None in the dense stage).
         on_epoch: ``callback(stage, epoch)`` after every completed (and checkpointed) epoch, 0-based.
-        checkpoint_every: write ``resume.pt`` every this many epochs (and at the end of each stage).
+        checkpoint_every: write ``resume.pt`` every this many epochs (and at the end of each stage); None (default):
+            at stage ends and whenever :data:`CHECKPOINT_SECONDS` of wall time have passed since the last one. Resuming
+            is exact either way (per-epoch shuffles are derived from the seed, not carried).
         kernels: recurrence kernels of the masked fine-tuning stage: ``dense`` (masked dense matmuls), ``sparse``
             (CSR kernels over the mask, :meth:`CelltypeRNN.use_sparse_kernels`; same maths, float32 round-off
             apart) or ``auto`` (sparse on the CPU, where it measured ~2x faster at N = 1440; dense on CUDA, not
