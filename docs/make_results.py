@@ -439,7 +439,9 @@ def fig5_page() -> str:
              "`notebooks/07_fig5_condition_comparisons.ipynb`.\n",
              f"Setting: the twelve cached Figure 4 condition-windows (as published, {'/'.join(map(str, n_runs))} runs "
              "each, digital-twin data): B - A of the block-mean |W| (zeros included, the reference's quantity) for "
-             "the nine pairs and both windows, in units of 1e-4. Unit of replication: the run (one trained model). "
+             "the nine pairs and both windows, in units of 1e-4. Unit of replication: the run (one trained model); "
+             "all five runs of a condition were trained on the same bootstrap dataset, so these tests measure "
+             "optimisation noise (initialisation, pruning draws), not how the data vary. "
              f"Test: {head.test_name}, n = {head.n_a} vs {head.n_b} runs; Benjamini-Hochberg FDR over the tested "
              "blocks of each map, or Holm over the three inter-area pathways (`p_holm3`, the pre-specified "
              "family); Hedges' g as effect size.\n"]
