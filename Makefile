@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: venv
-	$(PY) -m ruff check biornn tests benchmarks notebooks/src notebooks/*.py
+	$(PY) -m ruff check biornn tests benchmarks docs notebooks/src notebooks/*.py
 
 unit: venv
 	BIORNN_MODE=quick $(PY) -m pytest tests

@@ -387,9 +387,36 @@ def _start_or_resume(t: _Training, out, resume: bool) -> CelltypeResult | None:
     return None
 
 
+#: Per stage: where the kept weights go and which per-seed epoch records them.
+_KEEP = {"dense": ("best", "best_epoch"), "finetune": ("sparse", "sparse_epoch")}
+
+
+def _end_epoch(t: _Training, stage: str, e: int, t0: float, loss: torch.Tensor, better: torch.Tensor,
+               n_epochs: int) -> None:
+    """Shared end of a dense or fine-tuning epoch: keep the better seeds' weights, score the held-out set, record
+    the history, checkpoint (always after the stage's last epoch) and call ``on_epoch``."""
+    state, hist = t.state, t.state["history"]
+    store, epoch_key = _KEEP[stage]
+    for key, value in _trained(t.model).items():
+        state[store][key][better] = value[better]
+    held = _mse(t.model, t.hx, t.hy)
+    _sync(t.dev)  # CUDA runs asynchronously: without this, dt would time the kernel launches only
+    dt = time.perf_counter() - t0
+    for s in range(t.S):
+        if bool(better[s]):
+            state[epoch_key][s] = e + 1
+        hist[f"{stage}_loss"][s].append(float(loss[s]))
+        hist[f"{stage}_heldout_loss"][s].append(float(held[s]))
+        hist[f"{stage}_seconds"][s].append(dt)
+    state["epoch"] = e + 1
+    t.checkpoint(force=e + 1 == n_epochs)
+    if t.on_epoch is not None:
+        t.on_epoch(stage, e)
+
+
 def _dense_stage(t: _Training) -> None:
     """Stage 1: dense training, keeping each seed's best epoch."""
-    config, model, state, hist = t.config, t.model, t.state, t.state["history"]
+    config, model, state = t.config, t.model, t.state
     epochs = range(state["epoch"], config.dense_epochs)
     for e in progress_bar(epochs, len(epochs), f"{config.condition}/dense", t.progress):
         t0 = time.perf_counter()
@@ -399,21 +426,7 @@ def _dense_stage(t: _Training) -> None:
                            None, t.step_hook("dense", None), config.burn_in)
         better = loss < state["best_loss"]
         state["best_loss"] = torch.where(better, loss, state["best_loss"])
-        for key, value in _trained(model).items():
-            state["best"][key][better] = value[better]
-        held = _mse(model, t.hx, t.hy)
-        _sync(t.dev)  # CUDA runs asynchronously: without this, dt would time the kernel launches only
-        dt = time.perf_counter() - t0
-        for s in range(t.S):
-            if bool(better[s]):
-                state["best_epoch"][s] = e + 1
-            hist["dense_loss"][s].append(float(loss[s]))
-            hist["dense_heldout_loss"][s].append(float(held[s]))
-            hist["dense_seconds"][s].append(dt)
-        state["epoch"] = e + 1
-        t.checkpoint(force=e + 1 == config.dense_epochs)
-        if t.on_epoch is not None:
-            t.on_epoch("dense", e)
+        _end_epoch(t, "dense", e, t0, loss, better, config.dense_epochs)
 
 
 def _prune_dense(t: _Training) -> None:
@@ -448,7 +461,7 @@ def _prune_dense(t: _Training) -> None:
 
 def _finetune_stage(t: _Training) -> None:
     """Stage 3: masked fine-tuning, keeping each seed's checkpoint under the configured rule."""
-    config, model, state, hist = t.config, t.model, t.state, t.state["history"]
+    config, model, state = t.config, t.model, t.state
     keep = state["mask"].to(t.dev).float()
     if t.kernels == "sparse":
         model.use_sparse_kernels(keep)
@@ -462,21 +475,7 @@ def _finetune_stage(t: _Training) -> None:
         score = loss * state["sparse_factor"]
         better = score < state["sparse_threshold"]
         state["sparse_threshold"] = torch.where(better, score, state["sparse_threshold"])
-        for key, value in _trained(model).items():
-            state["sparse"][key][better] = value[better]
-        held = _mse(model, t.hx, t.hy)
-        _sync(t.dev)  # CUDA runs asynchronously: without this, dt would time the kernel launches only
-        dt = time.perf_counter() - t0
-        for s in range(t.S):
-            if bool(better[s]):
-                state["sparse_epoch"][s] = e + 1
-            hist["finetune_loss"][s].append(float(loss[s]))
-            hist["finetune_heldout_loss"][s].append(float(held[s]))
-            hist["finetune_seconds"][s].append(dt)
-        state["epoch"] = e + 1
-        t.checkpoint(force=e + 1 == config.finetune_epochs)
-        if t.on_epoch is not None:
-            t.on_epoch("finetune", e)
+        _end_epoch(t, "finetune", e, t0, loss, better, config.finetune_epochs)
     model.use_sparse_kernels(None)
 
 
