@@ -578,7 +578,7 @@ def train_celltype(config: CelltypeConfig, dataset: Dataset | CelltypeData, devi
     _finetune_stage(t)
     arrays = _result_arrays(t)
     runs = _result_runs(t, arrays)
-    info = {**t.data.info(), "n_train": int(t.n), "n_available": int(t.data.x.shape[0])}
+    info = {**t.data.info(), "n_train": int(t.n), "n_available": int(t.data.x.shape[-3])}
     result = CelltypeResult(config, t.dev.type, runs, arrays, info, time.perf_counter() - t_start,
                             kernels={"dense": "dense", "finetune": t.kernels})
     if out is not None:
