@@ -191,6 +191,31 @@ def test_informative_levels_skip_identical_columns():
     assert np.isnan(lt["holm_t_log"][2]) and np.isfinite(lt["holm_t_log"][1])
 
 
+def test_significant_levels_follow_the_holm_column():
+    ref = reference("fig3")
+    R, T = (np.array(ref["tasks"]["flipflop"][k]) for k in ("random", "topprob"))
+    lt = fig3.level_table(R, T, ref["levels"])
+    better, worse = fig3.significant_levels(lt), fig3.significant_levels(lt, better=False)
+    assert better.size + worse.size == 5  # holm_levels of the reference's flip-flop arrays (9.3)
+    rows = lt.set_index("p").loc[better]
+    assert (rows.topprob < rows.random).all() and (rows.holm_t_log < 0.05).all()
+    assert fig3.format_levels([]) == "none" and fig3.format_levels([0.5, 0.25]) == "0.50, 0.25"
+
+
+def test_retrain_table_counts_seeds_per_method():
+    from types import SimpleNamespace
+
+    def fake(final):
+        return SimpleNamespace(test_loss=np.array([[1.0, 0.5, final[0]], [1.0, 0.5, final[1]]]), epochs=2,
+                               dense_loss=np.array([0.1, 0.1]), test_accuracy=None)
+
+    tab = fig3.retrain_table({("wave", "random"): fake((0.2, 0.1)), ("wave", "topprob"): fake((0.1, 0.3))})
+    tab = tab.set_index("method")
+    assert tab.loc["random", "seeds_lower"] == 1 and tab.loc["topprob", "seeds_lower"] == 1
+    assert tab.loc["random", "final"] == pytest.approx(0.15) and tab.loc["topprob", "epoch_1"] == 0.5
+    assert tab["final_accuracy"].isna().all() and (tab["n"] == 2).all()
+
+
 # -- the committed paper-mode cache (data/results/fig3) -----------------------------------------------------------
 def _paper_run(task):
     from biornn.fig2 import StoredRun

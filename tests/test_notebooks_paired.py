@@ -1,8 +1,8 @@
 """Notebooks as text: every ``notebooks/NN_*.ipynb`` with a paired jupytext source ``notebooks/NN_*.py`` (percent
 format) has the same code cells, in the same order, with the same tags, and records the pairing in its metadata.
 
-Edit either side, then ``jupytext --sync notebooks/NN_name.py`` (see docs/contributing.md). A notebook without a
-``.py`` yet is skipped, and the skip reason lists them all.
+Edit either side, then ``jupytext --sync notebooks/NN_name.py`` (see docs/contributing.md). Every notebook has its
+``.py`` (a new one starts with ``jupytext --set-formats ipynb,py:percent notebooks/NN_name.ipynb``).
 """
 
 from pathlib import Path
@@ -36,9 +36,9 @@ def mismatches(notebook: Path, source: Path) -> list[str]:
     return out
 
 
-def test_every_notebook_has_a_source_or_is_listed():
-    if UNPAIRED:
-        pytest.skip(f"not yet paired with a jupytext .py: {', '.join(UNPAIRED)}")
+def test_every_notebook_has_a_source():
+    assert NOTEBOOKS and not UNPAIRED, ("pair with a jupytext .py (jupytext --set-formats ipynb,py:percent): "
+                                       f"{', '.join(UNPAIRED)}")
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[nb.stem for nb in NOTEBOOKS])

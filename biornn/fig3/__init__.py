@@ -7,8 +7,9 @@ retrained with the mask fixed (:func:`retrain_pruned`; paper sections 5 and 9). 
 ``data/results/fig3/`` (:func:`cached_sweep`, :func:`cached_retrain`, :func:`fig3_results`).
 
 Also here: the spanning-tree overlap curves of panel A (:func:`mst_overlap_curves`), the statistics tables
-(:func:`level_table`, :func:`side_by_side`, :func:`effects_table`, built on :mod:`biornn.stats`) and the ``prune``
-and ``reproduce-fig3`` commands.
+(:func:`level_table`, :func:`side_by_side`, :func:`effects_table`, built on :mod:`biornn.stats`), the notebook's
+helpers (:func:`significant_levels`, :func:`format_levels`, :func:`retrain_table`) and the ``prune`` and
+``reproduce-fig3`` commands.
 
 The pruning algorithms themselves (top-prob, random, block-wise masks, spanning-tree bounds) live in
 :mod:`biornn.pruning`. Facts: ``docs/paper/fig3-topprob-pruning.md``.
@@ -50,14 +51,17 @@ from biornn.fig3.tables import (
     EFFECT_COLUMNS,
     effects_table,
     format_effect,
+    format_levels,
     informative_levels,
     level_table,
+    retrain_table,
     side_by_side,
+    significant_levels,
 )
 
 __all__ = ["EFFECT_COLUMNS", "FIG3_DRAWS", "FIG3_SEEDS", "FIG3_TASKS", "MST_SPARSITIES", "QUICK_DENSE_EPOCHS",
            "RETRAIN_DENSITY", "RETRAIN_EPOCHS", "RetrainResult", "SWEEP", "SweepResult", "cached_retrain",
            "cached_sweep", "default_draws", "dense_runs", "effects_table", "fig3_config", "fig3_results",
-           "format_effect", "informative_levels", "level_table", "load_retrain", "load_sweep", "mst_overlap_curves",
-           "register_cli", "retrain_epochs", "retrain_pruned", "save_retrain", "save_sweep", "side_by_side",
-           "sweep_errors"]
+           "format_effect", "format_levels", "informative_levels", "level_table", "load_retrain", "load_sweep",
+           "mst_overlap_curves", "register_cli", "retrain_epochs", "retrain_pruned", "retrain_table", "save_retrain",
+           "save_sweep", "side_by_side", "significant_levels", "sweep_errors"]

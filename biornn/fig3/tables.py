@@ -166,3 +166,53 @@ def format_effect(row) -> str:
             f"paired t on log p = {_p(row['p_t_log'])}; random - top-prob {row['diff']:+.3g} [{row['diff_lo']:+.3g}, "
             f"{row['diff_hi']:+.3g}], paired t p = {_p(row['p_t'])}; sign-flip p = {_p(row['p_signflip'])}; "
             f"Wilcoxon p = {_p(row['p_wilcoxon'])}")
+
+
+def significant_levels(table, better: bool = True, column: str = "holm_t_log", alpha: float = 0.05) -> np.ndarray:
+    """The connection probabilities of a :func:`level_table` where the methods differ significantly one way.
+
+    Args:
+        table: a :func:`level_table` DataFrame (columns ``p``, ``random``, ``topprob`` and ``column``).
+        better: True for the levels where top-prob's mean error is *below* random's, False for those above it.
+        column: the (Holm-adjusted) p-value column that decides significance, e.g. ``holm_t_log`` (paired t on log
+            errors) or ``holm_signflip`` (exact sign-flip); NaN (untested levels) never counts.
+        alpha: significance level, two-sided.
+
+    Returns:
+        ``(m,)`` float array of the levels ``p``, in increasing order.
+    """
+    direction = table["topprob"] < table["random"] if better else table["topprob"] > table["random"]
+    keep = (table[column] < alpha) & direction
+    return np.sort(table.loc[keep, "p"].to_numpy(dtype=np.float64))
+
+
+def format_levels(levels, digits: int = 2) -> str:
+    """``"0.47, 0.55"`` for a list of levels, ``"none"`` when it is empty."""
+    return ", ".join(f"{p:.{digits}f}" for p in levels) or "none"
+
+
+def retrain_table(retrained: dict):
+    """One row per (task, method) of the masked-retraining results, means over seeds.
+
+    Columns: ``task``, ``method``, ``n`` (seeds), ``epochs``, ``at_pruning`` (held-out loss before retraining),
+    ``epoch_1``, ``final`` (after the last epoch), ``dense`` (the unpruned networks), ``final_accuracy`` (held-out
+    accuracy in % after the last epoch; NaN for regression tasks) and ``seeds_lower`` (seeds whose final loss is
+    below that of the other method's mask on the same network; ties count for neither).
+
+    Args:
+        retrained: ``{(task, method): RetrainResult}``, as in :func:`biornn.fig3.fig3_results` ``["retrain"]``.
+
+    Returns:
+        A pandas DataFrame.
+    """
+    rows = []
+    for (task, method), rt in retrained.items():
+        loss = np.asarray(rt.test_loss, dtype=np.float64)
+        others = [r for (t, m), r in retrained.items() if t == task and m != method]
+        lower = sum(int((loss[:, -1] < np.asarray(o.test_loss, dtype=np.float64)[:, -1]).sum()) for o in others)
+        acc = np.nan if rt.test_accuracy is None else float(np.asarray(rt.test_accuracy)[:, -1].mean())
+        rows.append({"task": task, "method": method, "n": loss.shape[0], "epochs": rt.epochs,
+                     "at_pruning": loss[:, 0].mean(), "epoch_1": loss[:, 1].mean(), "final": loss[:, -1].mean(),
+                     "dense": float(np.mean(rt.dense_loss)), "final_accuracy": acc, "seeds_lower": lower})
+    return pd.DataFrame(rows)
+

@@ -10,7 +10,8 @@
 Only matplotlib is imported here; seaborn is optional and imported by the functions that use it.
 
 Submodules (imports point one way): :mod:`~biornn.plotting.style` (style, :func:`save_figure`), one per figure
-(:mod:`~biornn.plotting.fig2` ... :mod:`~biornn.plotting.fig5`), and the data plots :mod:`~biornn.plotting.allen`
+(:mod:`~biornn.plotting.fig2` ... :mod:`~biornn.plotting.fig5`; :mod:`~biornn.plotting.fig3_extra` adds notebook 02's
+keep-probability panel), and the data plots :mod:`~biornn.plotting.allen`
 (selection depths, the twin's block matrix) and :mod:`~biornn.plotting.curate` (timelines, windows, bootstrap
 means). This package re-exports their public names.
 """
@@ -36,6 +37,7 @@ from biornn.plotting.fig3 import (
     plot_retraining,
     plot_tour_pruning,
 )
+from biornn.plotting.fig3_extra import plot_keep_probabilities
 from biornn.plotting.fig4 import (
     CELLTYPE_COLORS,
     CELLTYPE_PATHWAY_COLORS,
@@ -71,12 +73,12 @@ from biornn.plotting.style import (
 )
 
 __all__ = ["CELLTYPE_COLORS", "CELLTYPE_PATHWAY_COLORS", "FIG5_PATHWAY_COLORS", "METHOD_STYLE", "NETWORK_POSITIONS",
-           "PRUNING_STYLE", "ROOT", "STYLE", "TRACE_STYLE", "WINDOW_COLORS", "band_plot", "figures_dir",
-           "kde_on_grid", "plot_block_heatmap", "plot_block_matrix", "plot_celltype_curves", "plot_celltype_mask",
+           "PRUNING_STYLE", "ROOT", "STYLE", "TRACE_STYLE", "WINDOW_COLORS", "band_plot", "figures_dir", "kde_on_grid",
+           "plot_block_heatmap", "plot_block_matrix", "plot_celltype_curves", "plot_celltype_mask",
            "plot_celltype_network", "plot_celltype_traces", "plot_condition_fits", "plot_conditions",
            "plot_density_vs_table", "plot_depths", "plot_difference_grid", "plot_difference_map", "plot_fig2_curves",
-           "plot_identifiability", "plot_kept_weights", "plot_kl_bars", "plot_mean_weight_matrices",
-           "plot_mst_overlap", "plot_network_diagram", "plot_network_grid", "plot_paired_log_ratio",
-           "plot_pathway_agreement", "plot_pathway_schematic", "plot_population_means", "plot_pruning_sweep",
-           "plot_reference_bars", "plot_retraining", "plot_timeline", "plot_tour_dales_law", "plot_tour_pruning",
-           "plot_weight_kdes", "plot_weight_matrices", "plot_windows", "save_figure", "use_style"]
+           "plot_identifiability", "plot_keep_probabilities", "plot_kept_weights", "plot_kl_bars",
+           "plot_mean_weight_matrices", "plot_mst_overlap", "plot_network_diagram", "plot_network_grid",
+           "plot_paired_log_ratio", "plot_pathway_agreement", "plot_pathway_schematic", "plot_population_means",
+           "plot_pruning_sweep", "plot_reference_bars", "plot_retraining", "plot_timeline", "plot_tour_dales_law",
+           "plot_tour_pruning", "plot_weight_kdes", "plot_weight_matrices", "plot_windows", "save_figure", "use_style"]
