@@ -14,7 +14,8 @@ import sys
 from biornn.errors import BiornnError
 
 #: Modules that contribute commands, in the order ``--help`` lists them. Modules not written yet are skipped.
-COMMAND_MODULES = ("biornn.fig2", "biornn.fig3", "biornn.curate.cli", "biornn.celltype", "biornn.recovery")
+COMMAND_MODULES = ("biornn.fig2", "biornn.fig3", "biornn.curate.cli", "biornn.celltype", "biornn.recovery",
+                   "biornn.recovery_scaling")
 
 
 class OneLineParser(argparse.ArgumentParser):

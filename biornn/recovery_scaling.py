@@ -1,0 +1,174 @@
+"""Recovery against training budget and data size: what would it take for the fit to see the planted changes?
+
+Each **point** of the sweep trains the recommended variant on both quick twins (six conditions, three runs each, the
+quick sizes of :data:`biornn.celltype.MODE_SIZES`) with the epochs of both stages multiplied by ``epochs_x`` and
+``n_train`` training samples per run, and scores :func:`biornn.recovery.recovery_report` on the result. The numbers
+kept per point:
+
+* ``planted_recovered`` / ``planted_total``, ``unplanted_flagged``, ``null_flagged`` (Welch on per-run log pathway
+  strength, BH over pairs x pathways of one twin, alpha 0.05; unit of replication: the run);
+* ``slope``: least-squares slope through the origin of the calibrated change (planted-twin fitted delta minus
+  null-twin fitted delta) on the planted log change, over the 27 pairs x pathways. 1 = the fit moves by the planted
+  amount beyond what drive and data alone move it; 0 = it does not see the planted gains. Descriptive, no test;
+* ``rho``: Spearman's rho between the same two (descriptive);
+* ``heldout_r``: median over conditions of the planted twin's held-out median r.
+
+Data size has two axes: ``n_train``, the bootstrap samples per run (each the mean of a population's rows; at most
+2000), and ``recordings``, which twin recordings the samples are drawn from: ``quick`` (the quick twin, about 20
+min of behaviour per session) or ``paper`` (the paper-mode twin: same experiments, about six times the rows per
+population). Model sizes stay at the quick ones (N = 192) throughout.
+
+A point is written to the output JSON as soon as it finishes, so an interrupted sweep, restarted, skips the points
+it has. Run with ``python -m biornn scaling --out FILE``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from biornn.celltype import MODE_SIZES, celltype_config, summarize, train_celltype
+from biornn.conditions import ABBREVIATIONS, CONDITIONS
+from biornn.curate import cached_datasets
+from biornn.errors import BiornnError
+from biornn.recovery import TWIN_KINDS, report_from_summaries, twin_datasets
+from biornn.store import atomic_write_bytes
+
+#: The default sweep: (epochs multiplier, training samples per run). Quick sizes: 60 + 40 epochs, 1000 samples
+#: (the paper: 70 + 50 epochs, 2000 samples, N = 1440).
+DEFAULT_POINTS = ((1, 1000, "quick"), (2, 1000, "quick"), (4, 1000, "quick"), (1, 2000, "quick"),
+                  (1, 2000, "paper"), (4, 2000, "paper"))
+RECORDINGS = ("quick", "paper")
+
+
+def point_key(epochs_x: int, n_train: int, recordings: str = "quick") -> str:
+    """The JSON key of one point, e.g. ``epochs_x2-n1000-quick``."""
+    return f"epochs_x{int(epochs_x)}-n{int(n_train)}-{recordings}"
+
+
+def _twin_data(twin: str, recordings: str, progress: bool) -> dict:
+    if recordings == "paper":
+        return twin_datasets(twin, "paper", "data/allen", progress)
+    return cached_datasets("twin", mode="quick", twin=twin, progress=progress)[0]
+
+
+def check_point(epochs_x: int, n_train: int, recordings: str) -> None:
+    """One-line error for a point that cannot be trained."""
+    if epochs_x < 1 or not 1 <= n_train <= 2000:
+        raise BiornnError(f"epochs_x {epochs_x}, n_train {n_train}: use a positive epoch multiplier and 1-2000 "
+                          "samples, e.g. 2 and 1000")
+    if recordings not in RECORDINGS:
+        raise BiornnError(f"unknown recordings {recordings!r}; use quick or paper")
+
+
+def train_point(epochs_x: int, n_train: int, recordings: str = "quick", variant: str = "recommended",
+                window: str = "half", device: str | None = None, progress: bool = False) -> dict:
+    """Train both twins at one (budget, data) point and return its recovery report with ``wall_seconds``."""
+    check_point(epochs_x, n_train, recordings)
+    base = MODE_SIZES["quick"]
+    over = dict(dense_epochs=base["dense_epochs"] * epochs_x, finetune_epochs=base["finetune_epochs"] * epochs_x,
+                n_train=n_train)
+    start, runs = time.perf_counter(), {}
+    for twin in TWIN_KINDS:
+        datasets = _twin_data(twin, recordings, progress)
+        runs[twin] = {}
+        for cond in CONDITIONS:
+            cfg = celltype_config(cond, "quick", variant=variant, window=window, **over)
+            result = train_celltype(cfg, datasets[cond], device=device, progress=progress)
+            runs[twin][ABBREVIATIONS[cond]] = summarize(result, datasets[cond], n_traces=1, matrices_seed=None)
+    report = report_from_summaries(runs, variant, window)
+    report.update(epochs_x=int(epochs_x), n_train=int(n_train), recordings=recordings,
+                  wall_seconds=time.perf_counter() - start, **over)
+    return report
+
+
+def point_row(report: dict) -> dict:
+    """The numbers a sweep keeps of one point's recovery report (see the module docstring)."""
+    rows = report["rows"]
+    planted = np.array([r["planted_delta"] for r in rows])
+    calibrated = np.array([r["calibrated_delta"] for r in rows])
+    return {"epochs_x": report["epochs_x"], "n_train": report["n_train"], "recordings": report["recordings"],
+            "epochs": report["dense_epochs"] + report["finetune_epochs"],
+            "planted_recovered": report["planted_recovered"], "planted_total": report["planted_total"],
+            "unplanted_flagged": report["unplanted_flagged"], "unplanted_total": report["unplanted_total"],
+            "null_flagged": report["null_flagged"], "null_total": report["null_total"],
+            "interaction_significant": report["interaction_significant"],
+            "slope": float(planted @ calibrated / (planted @ planted)),
+            "rho": report["calibrated_vs_planted"]["spearman_rho"],
+            "heldout_r": float(np.median(list(report["heldout_median_r"]["planted"].values()))),
+            "wall_seconds": report["wall_seconds"]}
+
+
+def run_sweep(out: str | os.PathLike, points=DEFAULT_POINTS, variant: str = "recommended", window: str = "half",
+              device: str | None = None, progress: bool = True) -> dict:
+    """Train every missing point of ``points`` and add its row to ``out`` (JSON, written atomically per point)."""
+    for point in points:
+        check_point(*point)
+    out = Path(out)
+    done = json.loads(out.read_text()) if out.exists() else {}
+    meta = {"variant": variant, "window": window, "runs_per_condition": len(MODE_SIZES["quick"]["seeds"]),
+            "sizes": list(MODE_SIZES["quick"]["sizes"]), "what": __doc__.split("\n\n")[1].replace("\n", " ")}
+    done.setdefault("meta", meta)
+    points_done = done.setdefault("points", {})
+    for epochs_x, n_train, recordings in points:
+        key = point_key(epochs_x, n_train, recordings)
+        if key in points_done:
+            continue
+        row = point_row(train_point(epochs_x, n_train, recordings, variant, window, device, progress=False))
+        points_done[key] = row
+        atomic_write_bytes(out, (json.dumps(done, indent=1) + "\n").encode())
+        if progress:
+            print(f"{key}: recovered {row['planted_recovered']}/{row['planted_total']}, null flagged "
+                  f"{row['null_flagged']}/{row['null_total']}, slope {row['slope']:.3f}, rho {row['rho']:.2f}, "
+                  f"held-out r {row['heldout_r']:.3f} ({row['wall_seconds']:.0f} s)", flush=True)
+    return done
+
+
+def scaling_table(sweep: dict) -> pd.DataFrame:
+    """One row per point, sorted by epochs and samples."""
+    if not sweep.get("points"):
+        raise BiornnError("the sweep file has no points; run python -m biornn scaling --out FILE first")
+    table = pd.DataFrame(list(sweep["points"].values()))
+    order = ["recordings", "epochs_x", "n_train"]
+    return table.sort_values(order, ascending=[False, True, True]).reset_index(drop=True)
+
+
+def parse_points(text: str) -> tuple[tuple[int, int, str], ...]:
+    """``"1x1000,4x2000:paper"`` -> ``((1, 1000, "quick"), (4, 2000, "paper"))``."""
+    points = []
+    for item in text.split(","):
+        body, _, recordings = item.strip().partition(":")
+        try:
+            epochs_x, n_train = (int(v) for v in body.split("x"))
+        except ValueError:
+            raise BiornnError(f"--points item {item!r}: write EPOCHSxSAMPLES[:RECORDINGS], e.g. 2x1000 or "
+                              "4x2000:paper") from None
+        points.append((epochs_x, n_train, recordings or "quick"))
+    return tuple(points)
+
+
+def register_cli(sub) -> None:
+    """Add ``scaling`` to the command line."""
+    p = sub.add_parser("scaling", help="recovery of the planted twin changes against training budget and data size",
+                       description="Train the quick twins at each (epochs multiplier, training samples) point and "
+                                   "write the recovery numbers per point to --out (resumable: done points are "
+                                   "skipped).")
+    p.add_argument("--out", required=True, help="JSON file (data/results/fig5/recovery-scaling-quick.json)")
+    p.add_argument("--points", default=",".join(f"{e}x{n}:{r}" for e, n, r in DEFAULT_POINTS),
+                   help="EPOCHSxSAMPLES[:RECORDINGS] items, e.g. 1x1000,4x2000:paper (epochs multiply the quick "
+                        "60 + 40; recordings quick or paper twin)")
+    p.add_argument("--variant", default="recommended", choices=("published", "corrected", "recommended"))
+    p.add_argument("--window", choices=("full", "half"), default="half")
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=_cmd_scaling)
+
+
+def _cmd_scaling(args) -> int:
+    sweep = run_sweep(args.out, parse_points(args.points), args.variant, args.window, args.device)
+    print(scaling_table(sweep).to_string(index=False))
+    return 0

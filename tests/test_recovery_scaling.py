@@ -1,0 +1,68 @@
+"""Recovery against training budget and data size: the sweep's numbers, resumption and input errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from biornn import recovery as rc
+from biornn import recovery_scaling as rs
+from biornn import synthetic as S
+from biornn.cli import main
+from biornn.curate import ABBREVIATIONS, CONDITIONS
+from biornn.errors import BiornnError
+
+
+def _runs(W, seed, n_runs=3, noise=0.02):
+    rng = np.random.default_rng(seed)
+    return {ABBREVIATIONS[c]: np.abs(W[i])[None] * np.exp(noise * rng.standard_normal((n_runs, 18, 18)))
+            for i, c in enumerate(CONDITIONS)}
+
+
+def _report(planted_runs, null_runs, epochs_x=1, n_train=1000):
+    planted = S.ground_truth_stack(S.TwinConfig())["W_true"]
+    truth = {ABBREVIATIONS[c]: planted[i] for i, c in enumerate(CONDITIONS)}
+    report = rc.recovery_report(planted_runs, null_runs, truth)
+    report.update(epochs_x=epochs_x, n_train=n_train, recordings="quick", dense_epochs=60 * epochs_x,
+                  finetune_epochs=40 * epochs_x, wall_seconds=1.0,
+                  heldout_median_r={"planted": {c: 0.9 for c in CONDITIONS}})
+    return report
+
+
+def test_slope_is_one_when_the_fit_moves_by_the_planted_amount_and_zero_when_it_does_not():
+    planted = S.ground_truth_stack(S.TwinConfig())["W_true"]
+    null = S.ground_truth_stack(S.TwinConfig(twin="null"))["W_true"]
+    seeing = rs.point_row(_report(_runs(planted, 0), _runs(null, 1)))
+    blind = rs.point_row(_report(_runs(null, 0), _runs(null, 1)))
+    assert seeing["slope"] == pytest.approx(1.0, abs=0.05) and seeing["rho"] > 0.8
+    assert abs(blind["slope"]) < 0.1 and blind["planted_recovered"] == 0
+    assert seeing["epochs"] == 100 and seeing["heldout_r"] == pytest.approx(0.9)
+
+
+def test_sweep_writes_each_point_and_skips_finished_ones(tmp_path, monkeypatch):
+    planted = S.ground_truth_stack(S.TwinConfig())["W_true"]
+    null = S.ground_truth_stack(S.TwinConfig(twin="null"))["W_true"]
+    calls = []
+
+    def fake(epochs_x, n_train, recordings, *args, **kwargs):
+        calls.append((epochs_x, n_train, recordings))
+        return _report(_runs(planted, epochs_x), _runs(null, n_train), epochs_x, n_train)
+
+    monkeypatch.setattr(rs, "train_point", fake)
+    out = tmp_path / "sweep.json"
+    rs.run_sweep(out, ((1, 1000, "quick"), (2, 500, "quick")), progress=False)
+    assert len(calls) == 2 and set(json.loads(out.read_text())["points"]) == {"epochs_x1-n1000-quick",
+                                                                              "epochs_x2-n500-quick"}
+    sweep = rs.run_sweep(out, ((1, 1000, "quick"), (2, 500, "quick"), (4, 500, "quick")), progress=False)
+    assert calls[2:] == [(4, 500, "quick")]  # the two finished points were not trained again
+    assert list(rs.scaling_table(sweep)["epochs_x"]) == [1, 2, 4]
+
+
+def test_bad_points_fail_before_anything_trains(tmp_path, monkeypatch):
+    monkeypatch.setattr(rs, "train_point", lambda *a, **k: pytest.fail("trained before checking every point"))
+    with pytest.raises(BiornnError, match="1-2000 samples"):
+        rs.run_sweep(tmp_path / "s.json", ((1, 1000, "quick"), (1, 9000, "quick")), progress=False)
+    assert rs.parse_points("1x1000,4x2000:paper") == ((1, 1000, "quick"), (4, 2000, "paper"))
+    assert main(["scaling", "--out", str(tmp_path / "s.json"), "--points", "2by1000"]) == 2
+    assert main(["scaling", "--out", str(tmp_path / "s.json"), "--points", "1x100:twin"]) == 2
+    assert not (tmp_path / "s.json").exists()
