@@ -82,7 +82,7 @@ def train_point(epochs_x: int, n_train: int, recordings: str = "quick", variant:
             result = train_celltype(cfg, datasets[cond], device=device, progress=progress)
             runs[twin][ABBREVIATIONS[cond]] = summarize(result, datasets[cond], n_traces=1, matrices_seed=None)
     report = report_from_summaries(runs, variant, window)
-    report.update(epochs_x=int(epochs_x), n_train=int(n_train), recordings=recordings,
+    report.update(epochs_x=int(epochs_x), recordings=recordings,
                   wall_seconds=time.perf_counter() - start, **over)
     return report
 
