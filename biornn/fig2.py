@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import fisher_exact
 
 from biornn.config import get_mode, parse_seeds
 from biornn.constraints import METHODS
@@ -114,6 +115,69 @@ def fig2_table(runs: dict, ref: dict | None = None):
     return pd.DataFrame(rows)
 
 
+#: Seeds of the convergence runs (issue: five seeds cannot separate the rules on flip-flop).
+CONVERGENCE_SEEDS = tuple(range(20))
+#: A flip-flop or wave run has converged when its final per-element test MSE is below this (the reference's five
+#: conventional and five Dale's flip-flop runs end at 1.6e-4 to 4.3e-3; its unconverged rectified runs at 0.1 and 0.6).
+CONVERGED_MSE = 0.01
+
+
+def convergence_runs(tasks=("flipflop",), methods=("conventional", "dales"), seeds=CONVERGENCE_SEEDS,
+                     retrain: bool | None = None, device=None) -> dict:
+    """The paper-mode runs with ``seeds`` (paired: every rule sees the same data per seed), cached like
+    :func:`fig2_runs` under their own key. ``{(task, method): run}``; trains what the cache lacks."""
+    return {(task, method): cached_train(fig2_config(task, method, "paper", seeds=seeds), retrain=retrain,
+                                         device=device)
+            for task in tasks for method in methods}
+
+
+def convergence_table(runs: dict, threshold: float = CONVERGED_MSE, last: int = 10, ref: dict | None = None):
+    """Per (task, method): how many seeds converge, a robust endpoint, and the reference's runs beside.
+
+    Columns: ``n``, ``converged`` (final-epoch per-element test MSE < ``threshold``), ``final_median``,
+    ``last10_median`` (median over seeds of each seed's median over its last ``last`` epochs: robust to a late
+    spike), and the reference's ``ref_n``, ``ref_converged``, ``ref_median`` (its stored final values; same threshold).
+    """
+    ref = reference("fig2") if ref is None else ref
+    rows = []
+    for (task, method), run in runs.items():
+        curve = run.curve("test_loss")
+        final = curve[:, -1]
+        row = {"task": task, "method": method, "epochs": curve.shape[1], "n": len(final),
+               "converged": int((final < threshold).sum()), "final_median": float(np.median(final)),
+               "last10_median": float(np.median(np.median(curve[:, -last:], axis=1)))}
+        ref_runs = ref.get(task, {}).get("runs", {}).get(method)
+        if ref_runs is not None:
+            r = np.asarray(ref_runs, dtype=float)
+            row.update(ref_n=len(r), ref_converged=int((r < threshold).sum()), ref_median=float(np.median(r)))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def fisher_row(label: str, a: tuple[int, int], b: tuple[int, int]) -> dict:
+    """Fisher's exact test (two-sided) of converged / n in ``a`` against ``b``; no correction (named per row)."""
+    table = [[a[0], a[1] - a[0]], [b[0], b[1] - b[0]]]
+    return {"comparison": label, "converged_a": f"{a[0]}/{a[1]}", "converged_b": f"{b[0]}/{b[1]}",
+            "p": float(fisher_exact(table)[1]), "test": "Fisher exact, two-sided", "unit": "seed (run)",
+            "correction": "none"}
+
+
+def convergence_tests(table: pd.DataFrame, pairs=(("conventional", "dales"),)) -> pd.DataFrame:
+    """Fisher's exact test between rules per task (ours), and ours against the reference per rule."""
+    rows = []
+    for task, sub in table.groupby("task", sort=False):
+        by = sub.set_index("method")
+        for a, b in pairs:
+            if a in by.index and b in by.index:
+                rows.append({"task": task, **fisher_row(f"{a} vs {b} (ours)", (by.at[a, "converged"], by.at[a, "n"]),
+                                                        (by.at[b, "converged"], by.at[b, "n"]))})
+        for method, r in by.iterrows():
+            if "ref_n" in r and np.isfinite(r["ref_n"]):
+                rows.append({"task": task, **fisher_row(f"{method}: ours vs reference", (r["converged"], r["n"]),
+                                                        (int(r["ref_converged"]), int(r["ref_n"])))})
+    return pd.DataFrame(rows)
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Command line
 # ----------------------------------------------------------------------------------------------------------------------
@@ -142,6 +206,9 @@ def register_cli(sub) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--digits-epochs", type=int, default=None,
                    help="override the digits stand-in's epochs (1875 matches MNIST's 15,000 Adam steps)")
+    p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}")
+    p.add_argument("--seeds", default=None, help="e.g. 0-19 (default: the mode's seeds, paper 0-4); the cache keys "
+                                                 "by seeds, so 0-19 is stored beside the five-seed runs")
     p.set_defaults(func=_cmd_reproduce)
 
     p = sub.add_parser("fetch-mnist", help="download the four MNIST IDX files into data/mnist (needs a network)")
@@ -164,11 +231,16 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_reproduce(args) -> int:
+    methods = [m.strip() for m in args.methods.split(",")]
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise BiornnError(f"unknown method {bad[0]!r} in --methods; use {', '.join(METHODS)}")
+    seeds = parse_seeds(args.seeds) if args.seeds else None
     for task in args.tasks.split(","):
         extra = {"epochs": args.digits_epochs} if task == "digits" and args.digits_epochs else {}
-        for method in METHODS:
-            run = cached_train(fig2_config(task, method, args.mode, **extra), retrain=args.retrain or None,
-                               device=args.device)
+        for method in methods:
+            run = cached_train(fig2_config(task, method, args.mode, seeds=seeds, **extra),
+                               retrain=args.retrain or None, device=args.device)
             print(f"{task}/{method}: final test loss {run.curve('test_loss')[:, -1].mean():.4g} -> {run.directory}")
     return 0
 

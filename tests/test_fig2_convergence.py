@@ -1,0 +1,54 @@
+"""Figure 2 convergence counts: threshold, robust endpoint, Fisher's exact test, the reference beside."""
+
+import numpy as np
+import pytest
+from scipy.stats import fisher_exact
+
+from biornn import fig2
+from biornn.cli import main
+
+
+class FakeRun:
+    def __init__(self, curves):
+        self.curves = np.asarray(curves, dtype=float)
+
+    def curve(self, key):
+        assert key == "test_loss"
+        return self.curves
+
+
+def _curves(finals, epochs=30, spike_last=False):
+    c = np.linspace(0.5, 1.0, epochs)[None, :] * 0 + np.asarray(finals, dtype=float)[:, None]
+    if spike_last:
+        c[:, -1] = 1.0  # one bad last epoch
+    return c
+
+
+REF = {"flipflop": {"runs": {"conventional": [0.002, 0.0002, 0.004, 0.003, 0.0007],
+                             "dales": [0.0003, 0.0003, 0.001, 0.0002, 0.02]}}}
+
+
+def test_counts_threshold_and_robust_endpoint():
+    runs = {("flipflop", "conventional"): FakeRun(_curves([0.001] * 8 + [0.2] * 12)),
+            ("flipflop", "dales"): FakeRun(_curves([0.001] * 19 + [0.05], spike_last=True))}
+    table = fig2.convergence_table(runs, ref=REF).set_index("method")
+    assert table.at["conventional", "converged"] == 8 and table.at["conventional", "n"] == 20
+    assert table.at["dales", "converged"] == 0  # every final epoch spiked to 1.0 ...
+    assert table.at["dales", "last10_median"] == pytest.approx(0.001)  # ... the robust endpoint is not fooled
+    assert table.at["dales", "ref_converged"] == 4 and table.at["conventional", "ref_converged"] == 5
+
+
+def test_fisher_rows_match_scipy_and_name_their_test():
+    runs = {("flipflop", "conventional"): FakeRun(_curves([0.001] * 8 + [0.2] * 12)),
+            ("flipflop", "dales"): FakeRun(_curves([0.001] * 19 + [0.05]))}
+    tests = fig2.convergence_tests(fig2.convergence_table(runs, ref=REF))
+    between = tests[tests["comparison"] == "conventional vs dales (ours)"].iloc[0]
+    assert between["p"] == pytest.approx(fisher_exact([[8, 12], [19, 1]])[1])
+    assert between["p"] < 0.01 and between["unit"] == "seed (run)" and "Fisher" in between["test"]
+    vs_ref = tests[tests["comparison"] == "conventional: ours vs reference"].iloc[0]
+    assert vs_ref["converged_b"] == "5/5" and vs_ref["p"] == pytest.approx(fisher_exact([[8, 12], [5, 0]])[1])
+
+
+def test_reproduce_rejects_unknown_methods_in_one_line(capsys):
+    assert main(["reproduce-fig2", "--methods", "dale"]) == 2
+    assert "unknown method 'dale'" in capsys.readouterr().err
