@@ -34,21 +34,29 @@ import pandas as pd
 
 from biornn.celltype import MODE_SIZES, celltype_config, summarize, train_celltype
 from biornn.conditions import ABBREVIATIONS, CONDITIONS
-from biornn.curate import cached_datasets
+from biornn.connectivity import block_density
+from biornn.curate import HALF_WINDOW, cached_datasets
 from biornn.errors import BiornnError
-from biornn.recovery import TWIN_KINDS, report_from_summaries, twin_datasets
+from biornn.recovery import TWIN_KINDS, recovery_report, report_from_summaries, twin_datasets
+from biornn.replicates import resample_training
 from biornn.store import atomic_write_bytes
+from biornn.synthetic import ground_truth_stack, twin_config
 
 #: The default sweep: (epochs multiplier, training samples per run). Quick sizes: 60 + 40 epochs, 1000 samples
 #: (the paper: 70 + 50 epochs, 2000 samples, N = 1440).
-DEFAULT_POINTS = ((1, 1000, "quick"), (2, 1000, "quick"), (4, 1000, "quick"), (1, 2000, "quick"),
-                  (1, 2000, "paper"), (4, 2000, "paper"))
+DEFAULT_POINTS = ((1, 1000, "quick", "stimulus"), (1, 1000, "quick", "none"), (2, 1000, "quick", "stimulus"),
+                  (4, 1000, "quick", "stimulus"), (1, 2000, "quick", "stimulus"), (1, 2000, "paper", "stimulus"),
+                  (4, 2000, "paper", "stimulus"))
 RECORDINGS = ("quick", "paper")
+#: Per-frame drive of the RNN: ``stimulus`` = the recommended variant (stimulus-code inputs and a learned initial
+#: state); ``none`` = both switched off (the model must produce the condition's mean course from W_rec and the
+#: recorded inputs alone).
+RNN_DRIVES = {"stimulus": {}, "none": {"stimulus_inputs": False, "initial_state": "zero"}}
 
 
-def point_key(epochs_x: int, n_train: int, recordings: str = "quick") -> str:
-    """The JSON key of one point, e.g. ``epochs_x2-n1000-quick``."""
-    return f"epochs_x{int(epochs_x)}-n{int(n_train)}-{recordings}"
+def point_key(epochs_x: int, n_train: int, recordings: str = "quick", drive: str = "stimulus") -> str:
+    """The JSON key of one point, e.g. ``epochs_x2-n1000-quick`` (``-nodrive`` appended for ``drive="none"``)."""
+    return f"epochs_x{int(epochs_x)}-n{int(n_train)}-{recordings}" + ("-nodrive" if drive == "none" else "")
 
 
 def _twin_data(twin: str, recordings: str, progress: bool) -> dict:
@@ -57,22 +65,25 @@ def _twin_data(twin: str, recordings: str, progress: bool) -> dict:
     return cached_datasets("twin", mode="quick", twin=twin, progress=progress)[0]
 
 
-def check_point(epochs_x: int, n_train: int, recordings: str) -> None:
+def check_point(epochs_x: int, n_train: int, recordings: str, drive: str = "stimulus") -> None:
     """One-line error for a point that cannot be trained."""
     if epochs_x < 1 or not 1 <= n_train <= 2000:
         raise BiornnError(f"epochs_x {epochs_x}, n_train {n_train}: use a positive epoch multiplier and 1-2000 "
                           "samples, e.g. 2 and 1000")
     if recordings not in RECORDINGS:
         raise BiornnError(f"unknown recordings {recordings!r}; use quick or paper")
+    if drive not in RNN_DRIVES:
+        raise BiornnError(f"unknown drive {drive!r}; use stimulus or none")
 
 
-def train_point(epochs_x: int, n_train: int, recordings: str = "quick", variant: str = "recommended",
-                window: str = "half", device: str | None = None, progress: bool = False) -> dict:
-    """Train both twins at one (budget, data) point and return its recovery report with ``wall_seconds``."""
-    check_point(epochs_x, n_train, recordings)
+def train_point(epochs_x: int, n_train: int, recordings: str = "quick", drive: str = "stimulus",
+                variant: str = "recommended", window: str = "half", device: str | None = None,
+                progress: bool = False) -> dict:
+    """Train both twins at one (budget, data, drive) point and return its recovery report with ``wall_seconds``."""
+    check_point(epochs_x, n_train, recordings, drive)
     base = MODE_SIZES["quick"]
     over = dict(dense_epochs=base["dense_epochs"] * epochs_x, finetune_epochs=base["finetune_epochs"] * epochs_x,
-                n_train=n_train)
+                n_train=n_train, **RNN_DRIVES[drive])
     start, runs = time.perf_counter(), {}
     for twin in TWIN_KINDS:
         datasets = _twin_data(twin, recordings, progress)
@@ -82,7 +93,7 @@ def train_point(epochs_x: int, n_train: int, recordings: str = "quick", variant:
             result = train_celltype(cfg, datasets[cond], device=device, progress=progress)
             runs[twin][ABBREVIATIONS[cond]] = summarize(result, datasets[cond], n_traces=1, matrices_seed=None)
     report = report_from_summaries(runs, variant, window)
-    report.update(epochs_x=int(epochs_x), recordings=recordings,
+    report.update(epochs_x=int(epochs_x), recordings=recordings, drive=drive,
                   wall_seconds=time.perf_counter() - start, **over)
     return report
 
@@ -93,6 +104,7 @@ def point_row(report: dict) -> dict:
     planted = np.array([r["planted_delta"] for r in rows])
     calibrated = np.array([r["calibrated_delta"] for r in rows])
     return {"epochs_x": report["epochs_x"], "n_train": report["n_train"], "recordings": report["recordings"],
+            "drive": report.get("drive", "stimulus"),
             "epochs": report["dense_epochs"] + report["finetune_epochs"],
             "planted_recovered": report["planted_recovered"], "planted_total": report["planted_total"],
             "unplanted_flagged": report["unplanted_flagged"], "unplanted_total": report["unplanted_total"],
@@ -115,11 +127,11 @@ def run_sweep(out: str | os.PathLike, points=DEFAULT_POINTS, variant: str = "rec
             "sizes": list(MODE_SIZES["quick"]["sizes"]), "what": __doc__.split("\n\n")[1].replace("\n", " ")}
     done.setdefault("meta", meta)
     points_done = done.setdefault("points", {})
-    for epochs_x, n_train, recordings in points:
-        key = point_key(epochs_x, n_train, recordings)
+    for epochs_x, n_train, recordings, drive in points:
+        key = point_key(epochs_x, n_train, recordings, drive)
         if key in points_done:
             continue
-        row = point_row(train_point(epochs_x, n_train, recordings, variant, window, device, progress=False))
+        row = point_row(train_point(epochs_x, n_train, recordings, drive, variant, window, device, progress=False))
         points_done[key] = row
         atomic_write_bytes(out, (json.dumps(done, indent=1) + "\n").encode())
         if progress:
@@ -134,21 +146,24 @@ def scaling_table(sweep: dict) -> pd.DataFrame:
     if not sweep.get("points"):
         raise BiornnError("the sweep file has no points; run python -m biornn scaling --out FILE first")
     table = pd.DataFrame(list(sweep["points"].values()))
-    order = ["recordings", "epochs_x", "n_train"]
-    return table.sort_values(order, ascending=[False, True, True]).reset_index(drop=True)
+    order = ["drive", "recordings", "epochs_x", "n_train"]
+    return table.sort_values(order, ascending=[False, False, True, True]).reset_index(drop=True)
 
 
-def parse_points(text: str) -> tuple[tuple[int, int, str], ...]:
-    """``"1x1000,4x2000:paper"`` -> ``((1, 1000, "quick"), (4, 2000, "paper"))``."""
+def parse_points(text: str) -> tuple[tuple[int, int, str, str], ...]:
+    """``"1x1000,4x2000:paper,1x1000:quick:none"`` -> ``((1, 1000, "quick", "stimulus"), ...)``."""
     points = []
     for item in text.split(","):
-        body, _, recordings = item.strip().partition(":")
+        body, *rest = item.strip().split(":")
         try:
             epochs_x, n_train = (int(v) for v in body.split("x"))
+            if len(rest) > 2:
+                raise ValueError
         except ValueError:
-            raise BiornnError(f"--points item {item!r}: write EPOCHSxSAMPLES[:RECORDINGS], e.g. 2x1000 or "
-                              "4x2000:paper") from None
-        points.append((epochs_x, n_train, recordings or "quick"))
+            raise BiornnError(f"--points item {item!r}: write EPOCHSxSAMPLES[:RECORDINGS[:DRIVE]], e.g. 2x1000 or "
+                              "4x2000:paper or 1x1000:quick:none") from None
+        rest += ["quick", "stimulus"][len(rest):]
+        points.append((epochs_x, n_train, rest[0] or "quick", rest[1] or "stimulus"))
     return tuple(points)
 
 
@@ -159,9 +174,9 @@ def register_cli(sub) -> None:
                                    "write the recovery numbers per point to --out (resumable: done points are "
                                    "skipped).")
     p.add_argument("--out", required=True, help="JSON file (data/results/fig5/recovery-scaling-quick.json)")
-    p.add_argument("--points", default=",".join(f"{e}x{n}:{r}" for e, n, r in DEFAULT_POINTS),
-                   help="EPOCHSxSAMPLES[:RECORDINGS] items, e.g. 1x1000,4x2000:paper (epochs multiply the quick "
-                        "60 + 40; recordings quick or paper twin)")
+    p.add_argument("--points", default=",".join(f"{e}x{n}:{r}:{d}" for e, n, r, d in DEFAULT_POINTS),
+                   help="EPOCHSxSAMPLES[:RECORDINGS[:DRIVE]] items, e.g. 1x1000,4x2000:paper,1x1000:quick:none "
+                        "(epochs multiply the quick 60 + 40; recordings quick or paper twin; drive stimulus or none)")
     p.add_argument("--variant", default="recommended", choices=("published", "corrected", "recommended"))
     p.add_argument("--window", choices=("full", "half"), default="half")
     p.add_argument("--device", default=None)
@@ -172,3 +187,77 @@ def _cmd_scaling(args) -> int:
     sweep = run_sweep(args.out, parse_points(args.points), args.variant, args.window, args.device)
     print(scaling_table(sweep).to_string(index=False))
     return 0
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# A population-level linear estimator on the same resamples: do the data carry the planted changes?
+# --------------------------------------------------------------------------------------------------------------------
+#: Drive terms of :func:`linear_coupling`.
+DRIVES = ("frame", "stimulus", "constant")
+
+
+def linear_coupling(inputs: np.ndarray, targets: np.ndarray, window: str = "half", drive: str = "frame",
+                    stimulus: np.ndarray | None = None, ridge: float = 1e-6) -> np.ndarray:
+    """Masked one-step linear fit of population traces: ``y_t[post] ~ sum_pre A[post, pre] x_t[pre] + drive``.
+
+    ``A`` is restricted to the blocks the connectivity table allows (density > 0). ``drive``: ``frame`` = one
+    intercept per predicted frame and population, which absorbs every stimulus-locked drive of the condition (a
+    frame's stimulus is the same in every sample); ``stimulus`` = an intercept plus the predicted frame's three
+    stimulus codes (what the recommended RNN variant receives); ``constant`` = an intercept only. Least squares with
+    a ridge of ``ridge`` x the Gram diagonal (minimum-norm where a drive column is constant in the window).
+
+    Args:
+        inputs, targets: ``(n_samples, 15, 18)`` one training set (``targets[:, t] = inputs[:, t + 1]``).
+        window: ``full`` or ``half`` (the frames of :data:`biornn.curate.HALF_WINDOW`).
+        stimulus: ``(16, 3)`` the condition's stimulus codes per frame (``drive="stimulus"`` only).
+
+    Returns:
+        ``(18, 18)`` ``|A|`` indexed ``[post, pre]``, 0 outside the allowed blocks.
+    """
+    cut = HALF_WINDOW if window == "half" else slice(None)
+    x, y = np.asarray(inputs, np.float64)[:, cut], np.asarray(targets, np.float64)[:, cut]
+    n, steps, pops = x.shape
+    if drive not in DRIVES:
+        raise BiornnError(f"unknown drive {drive!r}; use one of {', '.join(DRIVES)}")
+    course = {"frame": np.eye(steps), "constant": np.ones((steps, 1))}.get(drive)
+    if course is None:
+        if stimulus is None:
+            raise BiornnError("drive 'stimulus' needs the dataset's stimulus codes (dataset.stimulus, (16, 3))")
+        course = np.concatenate([np.ones((15, 1)), np.asarray(stimulus, np.float64)[1:]], axis=1)[cut]
+    frames = np.broadcast_to(course, (n, steps, course.shape[1])).reshape(-1, course.shape[1])
+    x, y = x.reshape(-1, pops), y.reshape(-1, pops)
+    allowed = block_density() > 0
+    out = np.zeros((pops, pops))
+    for post in range(pops):
+        pre = np.flatnonzero(allowed[post])
+        design = np.concatenate([x[:, pre], frames], axis=1)
+        gram = design.T @ design
+        gram[np.diag_indices_from(gram)] *= 1 + ridge
+        out[post, pre] = np.abs(np.linalg.lstsq(gram, design.T @ y[:, post], rcond=None)[0][:pre.size])
+    return out
+
+
+def linear_recovery(recordings: str = "quick", seeds=(0, 1, 2), window: str = "half", n_train: int = 1000,
+                    scheme: str = "experiments", drive: str = "frame", progress: bool = False) -> dict:
+    """:func:`biornn.recovery.recovery_report` of :func:`linear_coupling` fitted to every run's resample.
+
+    Each run redraws its training set exactly as a recommended-variant run of the same seed does
+    (:func:`biornn.replicates.resample_training`, ``scheme`` experiments or trials), keeps its first ``n_train``
+    samples and fits the linear model instead of the RNN; test, correction and unit of replication as in the RNN
+    report.
+    """
+    strengths = {}
+    for twin in TWIN_KINDS:
+        datasets = _twin_data(twin, recordings, progress)
+        strengths[twin] = {}
+        for cond, data in datasets.items():
+            fits = [linear_coupling(*(a[:n_train] for a in resample_training(data, data.windows, s, scheme)), window,
+                                    drive, data.stimulus) for s in seeds]
+            strengths[twin][ABBREVIATIONS[cond]] = np.stack(fits)
+    truth = ground_truth_stack(twin_config(recordings, twin="planted"))["W_true"]
+    report = recovery_report(strengths["planted"], strengths["null"],
+                             {ABBREVIATIONS[c]: truth[i] for i, c in enumerate(CONDITIONS)})
+    report.update(estimator="masked linear one-step fit with per-frame intercepts (linear_coupling)",
+                  recordings=recordings, n_train=n_train, window=window, n_runs=len(seeds), resampling=scheme,
+                  drive=drive)
+    return report

@@ -44,16 +44,17 @@ def test_sweep_writes_each_point_and_skips_finished_ones(tmp_path, monkeypatch):
     null = S.ground_truth_stack(S.TwinConfig(twin="null"))["W_true"]
     calls = []
 
-    def fake(epochs_x, n_train, recordings, *args, **kwargs):
+    def fake(epochs_x, n_train, recordings, drive, *args, **kwargs):
         calls.append((epochs_x, n_train, recordings))
         return _report(_runs(planted, epochs_x), _runs(null, n_train), epochs_x, n_train)
 
     monkeypatch.setattr(rs, "train_point", fake)
     out = tmp_path / "sweep.json"
-    rs.run_sweep(out, ((1, 1000, "quick"), (2, 500, "quick")), progress=False)
+    rs.run_sweep(out, ((1, 1000, "quick", "stimulus"), (2, 500, "quick", "stimulus")), progress=False)
     assert len(calls) == 2 and set(json.loads(out.read_text())["points"]) == {"epochs_x1-n1000-quick",
                                                                               "epochs_x2-n500-quick"}
-    sweep = rs.run_sweep(out, ((1, 1000, "quick"), (2, 500, "quick"), (4, 500, "quick")), progress=False)
+    sweep = rs.run_sweep(out, ((1, 1000, "quick", "stimulus"), (2, 500, "quick", "stimulus"),
+                               (4, 500, "quick", "stimulus")), progress=False)
     assert calls[2:] == [(4, 500, "quick")]  # the two finished points were not trained again
     assert list(rs.scaling_table(sweep)["epochs_x"]) == [1, 2, 4]
 
@@ -61,8 +62,12 @@ def test_sweep_writes_each_point_and_skips_finished_ones(tmp_path, monkeypatch):
 def test_bad_points_fail_before_anything_trains(tmp_path, monkeypatch):
     monkeypatch.setattr(rs, "train_point", lambda *a, **k: pytest.fail("trained before checking every point"))
     with pytest.raises(BiornnError, match="1-2000 samples"):
-        rs.run_sweep(tmp_path / "s.json", ((1, 1000, "quick"), (1, 9000, "quick")), progress=False)
-    assert rs.parse_points("1x1000,4x2000:paper") == ((1, 1000, "quick"), (4, 2000, "paper"))
+        rs.run_sweep(tmp_path / "s.json", ((1, 1000, "quick", "stimulus"), (1, 9000, "quick", "stimulus")),
+                     progress=False)
+    assert rs.parse_points("1x1000,4x2000:paper,1x500:quick:none") == (
+        (1, 1000, "quick", "stimulus"), (4, 2000, "paper", "stimulus"), (1, 500, "quick", "none"))
+    assert rs.point_key(1, 500, "quick", "none") == "epochs_x1-n500-quick-nodrive"
+    assert main(["scaling", "--out", str(tmp_path / "s.json"), "--points", "1x100:quick:stim"]) == 2
     assert main(["scaling", "--out", str(tmp_path / "s.json"), "--points", "2by1000"]) == 2
     assert main(["scaling", "--out", str(tmp_path / "s.json"), "--points", "1x100:twin"]) == 2
     assert not (tmp_path / "s.json").exists()
