@@ -100,9 +100,6 @@ def train_point(epochs_x: int, n_train: int, recordings: str = "quick", drive: s
 
 def point_row(report: dict) -> dict:
     """The numbers a sweep keeps of one point's recovery report (see the module docstring)."""
-    rows = report["rows"]
-    planted = np.array([r["planted_delta"] for r in rows])
-    calibrated = np.array([r["calibrated_delta"] for r in rows])
     return {"epochs_x": report["epochs_x"], "n_train": report["n_train"], "recordings": report["recordings"],
             "drive": report.get("drive", "stimulus"),
             "epochs": report["dense_epochs"] + report["finetune_epochs"],
@@ -110,7 +107,7 @@ def point_row(report: dict) -> dict:
             "unplanted_flagged": report["unplanted_flagged"], "unplanted_total": report["unplanted_total"],
             "null_flagged": report["null_flagged"], "null_total": report["null_total"],
             "interaction_significant": report["interaction_significant"],
-            "slope": float(planted @ calibrated / (planted @ planted)),
+            "slope": _slope(report["rows"]),
             "rho": report["calibrated_vs_planted"]["spearman_rho"],
             "heldout_r": float(np.median(list(report["heldout_median_r"]["planted"].values()))),
             "wall_seconds": report["wall_seconds"]}
@@ -138,7 +135,27 @@ def run_sweep(out: str | os.PathLike, points=DEFAULT_POINTS, variant: str = "rec
             print(f"{key}: recovered {row['planted_recovered']}/{row['planted_total']}, null flagged "
                   f"{row['null_flagged']}/{row['null_total']}, slope {row['slope']:.3f}, rho {row['rho']:.2f}, "
                   f"held-out r {row['heldout_r']:.3f} ({row['wall_seconds']:.0f} s)", flush=True)
+    linear = done.setdefault("linear", {})
+    for drive in DRIVES:
+        if drive not in linear:
+            report = linear_recovery("quick", seeds=LINEAR_SEEDS, window=window, n_train=2000, drive=drive)
+            linear[drive] = {**{k: report[k] for k in ("planted_recovered", "planted_total", "unplanted_flagged",
+                                                       "unplanted_total", "null_flagged", "null_total",
+                                                       "interaction_significant", "resampling", "n_runs")},
+                             "slope": _slope(report["rows"]), "rho": report["calibrated_vs_planted"]["spearman_rho"]}
+            atomic_write_bytes(out, (json.dumps(done, indent=1) + "\n").encode())
     return done
+
+
+def _slope(rows: list[dict]) -> float:
+    planted = np.array([r["planted_delta"] for r in rows])
+    calibrated = np.array([r["calibrated_delta"] for r in rows])
+    return float(planted @ calibrated / (planted @ planted))
+
+
+def linear_table(sweep: dict) -> pd.DataFrame:
+    """The linear control per drive term (quick twin recordings, 2000 samples, runs of :data:`LINEAR_SEEDS`)."""
+    return pd.DataFrame([{"drive": d, **v} for d, v in sweep.get("linear", {}).items()])
 
 
 def scaling_table(sweep: dict) -> pd.DataFrame:
@@ -192,8 +209,9 @@ def _cmd_scaling(args) -> int:
 # --------------------------------------------------------------------------------------------------------------------
 # A population-level linear estimator on the same resamples: do the data carry the planted changes?
 # --------------------------------------------------------------------------------------------------------------------
-#: Drive terms of :func:`linear_coupling`.
+#: Drive terms of :func:`linear_coupling`, and the runs of the linear control kept with the sweep.
 DRIVES = ("frame", "stimulus", "constant")
+LINEAR_SEEDS = (0, 1, 2, 3, 4)
 
 
 def linear_coupling(inputs: np.ndarray, targets: np.ndarray, window: str = "half", drive: str = "frame",

@@ -49,6 +49,8 @@ def test_sweep_writes_each_point_and_skips_finished_ones(tmp_path, monkeypatch):
         return _report(_runs(planted, epochs_x), _runs(null, n_train), epochs_x, n_train)
 
     monkeypatch.setattr(rs, "train_point", fake)
+    monkeypatch.setattr(rs, "linear_recovery", lambda *a, drive, **k: {
+        **_report(_runs(planted, 0), _runs(null, 1)), "resampling": "experiments", "n_runs": 5})
     out = tmp_path / "sweep.json"
     rs.run_sweep(out, ((1, 1000, "quick", "stimulus"), (2, 500, "quick", "stimulus")), progress=False)
     assert len(calls) == 2 and set(json.loads(out.read_text())["points"]) == {"epochs_x1-n1000-quick",
@@ -57,6 +59,7 @@ def test_sweep_writes_each_point_and_skips_finished_ones(tmp_path, monkeypatch):
                                (4, 500, "quick", "stimulus")), progress=False)
     assert calls[2:] == [(4, 500, "quick")]  # the two finished points were not trained again
     assert list(rs.scaling_table(sweep)["epochs_x"]) == [1, 2, 4]
+    assert list(rs.linear_table(sweep)["drive"]) == list(rs.DRIVES)
 
 
 def test_bad_points_fail_before_anything_trains(tmp_path, monkeypatch):
@@ -71,3 +74,30 @@ def test_bad_points_fail_before_anything_trains(tmp_path, monkeypatch):
     assert main(["scaling", "--out", str(tmp_path / "s.json"), "--points", "2by1000"]) == 2
     assert main(["scaling", "--out", str(tmp_path / "s.json"), "--points", "1x100:twin"]) == 2
     assert not (tmp_path / "s.json").exists()
+
+
+def _ar_data(A, n=3000, seed=0, drift=0.0):
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, 16, 18))
+    x[:, 0] = rng.standard_normal((n, 18))
+    for t in range(15):
+        x[:, t + 1] = x[:, t] @ A.T + 0.5 * rng.standard_normal((n, 18)) + drift * t
+    return x[:, :15], x[:, 1:]
+
+
+def test_linear_coupling_recovers_a_masked_matrix_and_zeroes_the_rest():
+    allowed = S.block_density() > 0
+    A = np.where(allowed, np.random.default_rng(1).uniform(0.05, 0.3, (18, 18)), 0.0) / 3
+    x, y = _ar_data(A)
+    for drive in ("frame", "constant"):
+        fit = rs.linear_coupling(x, y, "full", drive)
+        assert np.all(fit[~allowed] == 0)
+        assert np.abs(fit[allowed] - A[allowed]).max() < 0.05, drive
+    # a frame-locked drive the model does not have is absorbed into A; per-frame intercepts absorb it instead
+    x, y = _ar_data(A, drift=0.1)
+    errors = {d: np.abs(rs.linear_coupling(x, y, "full", d)[allowed] - A[allowed]).max() for d in ("frame", "constant")}
+    assert errors["frame"] < 0.05 < errors["constant"]
+    with pytest.raises(BiornnError, match="unknown drive"):
+        rs.linear_coupling(x, y, "full", "per-trial")
+    with pytest.raises(BiornnError, match="stimulus codes"):
+        rs.linear_coupling(x, y, "full", "stimulus")

@@ -23,7 +23,8 @@ LAYERS = (
     ("data", ("stimulus", "allen", "allen_nwb", "synthetic", "curate", "replicates")),
     ("fig4 model", ("celltype",)),
     ("statistics", ("stats", "analysis")),
-    ("experiments and figures", ("fig2", "results", "fig3", "fig4_tables", "recovery", "recovery_scaling", "plotting", "plot_recovery")),
+    ("experiments and figures", ("fig2", "results", "fig3", "fig4_tables", "recovery", "recovery_scaling",
+                                 "plotting", "plot_recovery")),
 )
 #: The only upward imports: the notebooks still call ``allen.plot_depths``, ``synthetic.plot_block_matrix`` and
 #: ``curate.plot_*``, which moved to the plotting layer; those modules import them on first use (``__getattr__``).
