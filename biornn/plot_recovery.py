@@ -61,3 +61,29 @@ def plot_ablation(table: pd.DataFrame, ax=None):
         axis.legend(fontsize=7, loc="lower left")
     ax[0].figure.tight_layout()
     return ax[0].figure
+
+
+def plot_scaling(table: pd.DataFrame, linear: pd.DataFrame, ax=None):
+    """Slope of the calibrated on the planted change: the RNN at each sweep point beside the linear control.
+
+    Bars: :func:`biornn.recovery_scaling.point_row` ``slope`` (1 = the fit moves by the planted amount beyond the
+    null twin, 0 = it does not see the planted gains); labels give planted changes recovered and null differences
+    flagged.
+    """
+    rnn = table.assign(label=[f"RNN {r.drive} drive\n{r.epochs} ep, n={r.n_train}, {r.recordings}"
+                              for r in table.itertuples()], kind="RNN (quick sizes)")
+    lin = linear.assign(label=[f"linear, {d} drive" for d in linear["drive"]], kind="linear control")
+    both = pd.concat([rnn, lin], ignore_index=True)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8.5, 3.8))
+    sns.barplot(data=both, x="label", y="slope", hue="kind", dodge=False, ax=ax,
+                palette={"RNN (quick sizes)": "0.45", "linear control": "tab:blue"})
+    for i, r in enumerate(both.itertuples()):
+        ax.annotate(f"{r.planted_recovered}/{r.planted_total}\nnull {r.null_flagged}", (i, max(r.slope, 0)),
+                    ha="center", va="bottom", fontsize=6)
+    ax.axhline(1, color="k", lw=0.6, ls=":")
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set(xlabel="", ylabel="slope: calibrated / planted change")
+    ax.tick_params(axis="x", labelsize=6, rotation=60)
+    ax.legend(fontsize=7)
+    return ax.figure

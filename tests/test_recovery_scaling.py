@@ -101,3 +101,14 @@ def test_linear_coupling_recovers_a_masked_matrix_and_zeroes_the_rest():
         rs.linear_coupling(x, y, "full", "per-trial")
     with pytest.raises(BiornnError, match="stimulus codes"):
         rs.linear_coupling(x, y, "full", "stimulus")
+
+
+def test_sample_independence_sees_shared_fluctuations_and_their_absence():
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(0)
+    shared = rng.standard_normal((2000, 16, 1)) + 0.3 * rng.standard_normal((2000, 16, 18))
+    own = rng.standard_normal((2000, 16, 18))
+    joint = rs.sample_independence(SimpleNamespace(inputs=shared[:, :15], targets=shared[:, 1:]))
+    apart = rs.sample_independence(SimpleNamespace(inputs=own[:, :15], targets=own[:, 1:]))
+    assert joint["mean"] > 0.8 and abs(apart["mean"]) < 0.01 and apart["max_abs"] < 0.1
