@@ -197,11 +197,11 @@ if MODE == "paper":
 
 # %%
 if MODE == "paper":
-    conv = convergence_table(convergence_runs())
-    print(conv.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
-    print(convergence_tests(conv).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    conv_table = convergence_table(convergence_runs())
+    print(conv_table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    print(convergence_tests(conv_table).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
 else:
-    conv = None
+    conv_table = None
     print("(quick mode: paper mode reads 20 paired seeds per rule from the cache; python -m biornn reproduce-fig2 "
           "--mode paper --tasks flipflop --methods conventional,dales --seeds 0-19 trains them, ~40 min per rule)")
 
@@ -328,9 +328,9 @@ print(f"max |inhibitory weight|: as-published rectified {max_inh['rectified-publ
       f"fixed rectified {max_inh['rectified']:.4f}, Dale's {max_inh['dales']:.4f}")
 print("KL(conventional || Dale's), aligned vs as-published bins: " + ", ".join(
     f"{t} {kl[(t, 'dales', 'aligned')].mean():.3f} vs {kl[(t, 'dales', 'as published')].mean():.3f}" for t in TASKS))
-if conv is not None:
-    by = conv.set_index("method")
-    p = convergence_tests(conv).iloc[0]["p"]
+if conv_table is not None:
+    by = conv_table.set_index("method")
+    p = convergence_tests(conv_table).iloc[0]["p"]
     print(f"flip-flop, 20 paired seeds: converged (final MSE < 0.01) conventional {by.at['conventional', 'converged']}"
           f"/20, Dale's {by.at['dales', 'converged']}/20 (Fisher exact p = {p:.2g}); reference 5/5 for both")
 
