@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 from scipy.stats import fisher_exact
 
-from biornn.config import get_mode, parse_seeds
+from biornn.config import get_device, get_mode, parse_seeds
 from biornn.constraints import METHODS
 from biornn.errors import BiornnError
 from biornn.store import load_run, reference, run_dir, save_train_result, want_retrain
 from biornn.tasks import TASKS, fetch_mnist
-from biornn.train import TrainConfig, fig2_config, train
+from biornn.train import TrainConfig, fig2_config, train, train_mixed
 
 
 class StoredRun:
@@ -66,6 +66,57 @@ def cached_train(config, retrain: bool | None = None, root: str | os.PathLike | 
     result = train(config, device=device, progress=progress)
     save_train_result(result, directory)
     return StoredRun(directory)
+
+
+#: How :func:`cached_train_many` groups runs: ``figure`` trains every missing rule of a task in one mixed batch
+#: (:func:`biornn.train.train_mixed`; what a GPU wants), ``rule`` one rule at a time (on 2 CPU cores a larger batch
+#: measured no faster, benchmarks/README.md), ``auto`` = ``figure`` on CUDA, ``rule`` on the CPU.
+BATCHING = ("auto", "figure", "rule")
+
+
+def resolve_batching(batch: str, device=None) -> str:
+    """``figure`` or ``rule`` for ``batch`` (one of :data:`BATCHING`) on ``device``."""
+    if batch not in BATCHING:
+        raise BiornnError(f"unknown batching {batch!r}; use one of {', '.join(BATCHING)}")
+    if batch == "auto":
+        return "figure" if get_device(device).type == "cuda" else "rule"
+    return batch
+
+
+def cached_train_many(configs, retrain: bool | None = None, device=None, batch: str = "auto",
+                      progress: bool = True, experiment: str = "fig2",
+                      root: str | os.PathLike | None = None) -> list[StoredRun]:
+    """:func:`cached_train` for several runs of one task: the missing ones trained together or one by one.
+
+    Each run lands in the cache exactly where :func:`cached_train` puts it (same key, same files), whichever
+    batching trained it; a mixed batch gives every member the numbers it gets alone (``tests/test_mixed_batch.py``).
+
+    Args:
+        configs: :class:`biornn.train.TrainConfig` of one task, sizes and option set (rules and seeds may differ).
+        retrain: train even if cached (default ``$BIORNN_RETRAIN``).
+        device: training device (default CUDA when present).
+        batch: one of :data:`BATCHING`.
+        progress: progress bars while training.
+        experiment: cache sub-folder.
+        root: cache root (default ``data/results``).
+
+    Returns:
+        One :class:`StoredRun` per config, in order.
+    """
+    configs = list(configs)
+    mode = resolve_batching(batch, device)
+    dirs = [run_dir(experiment, f"{c.task}-{c.method}", c.to_dict(), root) for c in configs]
+    todo = [i for i, d in enumerate(dirs) if want_retrain(retrain) or not d.exists()]
+    for i, d in enumerate(dirs):
+        if i not in todo and load_run(d)[0]["config"] != configs[i].to_dict():
+            raise BiornnError(f"cache {d} holds a different configuration; delete it and train again")
+    if mode == "figure" and len(todo) > 1:
+        results = train_mixed([configs[i] for i in todo], device=device, progress=progress)
+    else:
+        results = [train(configs[i], device=device, progress=progress) for i in todo]
+    for i, result in zip(todo, results):
+        save_train_result(result, dirs[i])
+    return [StoredRun(d) for d in dirs]
 
 
 def fig2_runs(tasks=("flipflop", "wave", "digits"), methods=None, mode: str | None = None,
@@ -209,6 +260,9 @@ def register_cli(sub) -> None:
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}")
     p.add_argument("--seeds", default=None, help="e.g. 0-19 (default: the mode's seeds, paper 0-4); the cache keys "
                                                  "by seeds, so 0-19 is stored beside the five-seed runs")
+    p.add_argument("--batch", choices=BATCHING, default="auto",
+                   help="figure: every missing rule of a task in one mixed model batch (GPU); rule: one rule at a "
+                        "time (fastest on a CPU); auto (default): figure on CUDA, rule on the CPU")
     p.set_defaults(func=_cmd_reproduce)
 
     p = sub.add_parser("fetch-mnist", help="download the four MNIST IDX files into data/mnist (needs a network)")
@@ -238,9 +292,9 @@ def _cmd_reproduce(args) -> int:
     seeds = parse_seeds(args.seeds) if args.seeds else None
     for task in args.tasks.split(","):
         extra = {"epochs": args.digits_epochs} if task == "digits" and args.digits_epochs else {}
-        for method in methods:
-            run = cached_train(fig2_config(task, method, args.mode, seeds=seeds, **extra),
-                               retrain=args.retrain or None, device=args.device)
+        configs = [fig2_config(task, method, args.mode, seeds=seeds, **extra) for method in methods]
+        runs = cached_train_many(configs, retrain=args.retrain or None, device=args.device, batch=args.batch)
+        for method, run in zip(methods, runs):
             print(f"{task}/{method}: final test loss {run.curve('test_loss')[:, -1].mean():.4g} -> {run.directory}")
     return 0
 

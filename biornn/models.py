@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -31,21 +32,21 @@ class _RNNCore(torch.autograd.Function):
     """``A = core(U, W)``: the recurrent loop with a hand-written backward (see :func:`rnn_core`)."""
 
     @staticmethod
-    def forward(ctx, U, W, rectify: bool):  # noqa: D102
-        A = _core_forward(U, W, rectify)
+    def forward(ctx, U, W, floor):  # noqa: D102
+        A = _core_forward(U, W, floor)
         ctx.save_for_backward(A, W)
-        ctx.rectify = rectify
+        ctx.floor = floor
         return A
 
     @staticmethod
     def backward(ctx, gA):  # noqa: D102
         A, W = ctx.saved_tensors
         S, T, B, N = A.shape
-        dZ = _backprop_states(gA, A, ctx.rectify, lambda dz: torch.bmm(dz, W))
+        dZ = _backprop_states(gA, A, ctx.floor, lambda dz: torch.bmm(dz, W))
         gW = None
         if ctx.needs_input_grad[1]:
             if T > 1:
-                R = A[:, :-1].clamp_min(0) if ctx.rectify else A[:, :-1]
+                R = _pass_on(A[:, :-1], ctx.floor)
                 # one matmul over all steps and samples: gW[s] = sum_{t,b} dZ[s, t+1, b]^T R[s, t, b]
                 gW = torch.bmm(dZ[:, 1:].reshape(S, (T - 1) * B, N).transpose(1, 2), R.reshape(S, (T - 1) * B, N))
             else:
@@ -53,18 +54,54 @@ class _RNNCore(torch.autograd.Function):
         return dZ, gW, None
 
 
-def _backprop_states(gA: torch.Tensor, A: torch.Tensor, rectify: bool, through_w) -> torch.Tensor:
+def state_floor(rectify, like: torch.Tensor):
+    """The state rectification of a batch as a floor on ``r_t``: ``r_t = max(a_t, floor)``.
+
+    Args:
+        rectify: ``True`` / ``False`` for every member, or a ``(S,)`` bool tensor / sequence, one flag per member
+            (a mixed batch, e.g. conventional and Dale's runs trained together).
+        like: a tensor of the batch (dtype and device of the floor).
+
+    Returns:
+        ``None`` (no member rectifies), ``0.0`` (every member does) or an ``(S,)`` tensor: 0 for members that
+        rectify, ``-inf`` for the others.
+    """
+    if isinstance(rectify, bool):
+        return 0.0 if rectify else None
+    flags = torch.as_tensor(rectify, dtype=torch.bool).reshape(-1)
+    if bool(flags.all()):
+        return 0.0
+    if not bool(flags.any()):
+        return None
+    neg = torch.full(flags.shape, float("-inf"), dtype=like.dtype)
+    return torch.where(flags, torch.zeros_like(neg), neg).to(like.device)
+
+
+def _pass_on(a: torch.Tensor, floor) -> torch.Tensor:
+    """``r = max(a, floor)`` for ``a`` ``(S, ...)``: the state a step passes on."""
+    if floor is None:
+        return a
+    if isinstance(floor, float):
+        return a.clamp_min(floor)
+    return torch.maximum(a, floor.reshape(-1, *([1] * (a.ndim - 1))))
+
+
+def _backprop_states(gA: torch.Tensor, A: torch.Tensor, floor, through_w) -> torch.Tensor:
     """Backward through time of ``a_t = tanh(u_t + W r_{t-1})`` for the states (both cores, any layout).
 
     Args:
         gA: ``(S, T, ...)`` gradient of the loss with respect to every ``a_t``.
         A: ``(S, T, ...)`` the forward activations.
-        rectify: ``r_t = relu(a_t)`` (else ``r_t = a_t``).
+        floor: the state rectification (:func:`state_floor`; a bool is read as for every member).
         through_w: ``dz_t -> dL/dr_{t-1}``, the product with ``W^T`` in the core's layout.
 
     Returns:
         ``dZ`` like ``A``: the gradient with respect to each step's pre-activation (also ``dL/du_t``).
     """
+    if isinstance(floor, bool):
+        floor = 0.0 if floor else None
+    if isinstance(floor, torch.Tensor):
+        floor = floor.reshape(-1, *([1] * (A.ndim - 2)))
     dZ = torch.empty_like(A)
     dr = None
     for t in range(A.shape[1] - 1, -1, -1):
@@ -72,42 +109,43 @@ def _backprop_states(gA: torch.Tensor, A: torch.Tensor, rectify: bool, through_w
         if dr is None:
             torch.mul(gA[:, t], 1 - a * a, out=dZ[:, t])
         else:
-            if rectify:
-                dr.mul_(a > 0)
+            if floor is not None:
+                dr.mul_(a > floor)
             torch.mul(gA[:, t] + dr, 1 - a * a, out=dZ[:, t])
         if t > 0:
             dr = through_w(dZ[:, t])
     return dZ
 
 
-def _core_forward(U: torch.Tensor, W: torch.Tensor, rectify: bool) -> torch.Tensor:
+def _core_forward(U: torch.Tensor, W: torch.Tensor, floor) -> torch.Tensor:
     T = U.shape[1]
     A = torch.empty_like(U)
     Wt = W.transpose(1, 2)
     torch.tanh(U[:, 0], out=A[:, 0])
     for t in range(1, T):
-        r = A[:, t - 1].clamp_min(0) if rectify else A[:, t - 1]
-        torch.baddbmm(U[:, t], r, Wt, out=A[:, t])
+        torch.baddbmm(U[:, t], _pass_on(A[:, t - 1], floor), Wt, out=A[:, t])
         A[:, t].tanh_()
     return A
 
 
-def rnn_core(U: torch.Tensor, W: torch.Tensor, rectify: bool) -> torch.Tensor:
+def rnn_core(U: torch.Tensor, W: torch.Tensor, rectify) -> torch.Tensor:
     """Run the recurrent loop.
 
     Args:
         U: ``(S, T, B, N)`` input drive per step (input projection plus both biases), contiguous.
         W: ``(S, N, N)`` recurrent matrix ``W[post, pre]``.
-        rectify: pass ``relu(a_t)`` to the next step instead of ``a_t``.
+        rectify: pass ``relu(a_t)`` to the next step instead of ``a_t``: one bool for every member, or one flag
+            per member (``(S,)`` bool tensor or sequence) for a mixed batch.
 
     Returns:
         ``(S, T, B, N)`` activations ``a_t = tanh(U_t + W r_{t-1})`` (unrectified), differentiable in ``U`` and ``W``.
         The layout keeps each step's ``(B, N)`` slab contiguous and lets the weight gradient be one matmul.
     """
     U = U.contiguous()
+    floor = state_floor(rectify, U)
     if torch.is_grad_enabled() and (U.requires_grad or W.requires_grad):
-        return _RNNCore.apply(U, W, rectify)
-    return _core_forward(U, W, rectify)
+        return _RNNCore.apply(U, W, floor)
+    return _core_forward(U, W, floor)
 
 
 class SparsePattern:
@@ -224,13 +262,18 @@ def rnn_core_sparse(U: torch.Tensor, W: torch.Tensor, pattern: SparsePattern, re
     return _SparseRNNCore.apply(U, W, pattern, rectify)
 
 
-def rnn_core_autograd(U: torch.Tensor, W: torch.Tensor, rectify: bool) -> torch.Tensor:
+def rnn_core_autograd(U: torch.Tensor, W: torch.Tensor, rectify) -> torch.Tensor:
     """Reference implementation of :func:`rnn_core` built from plain autograd ops (for tests and benchmarks)."""
     outs, r = [], torch.zeros_like(U[:, 0])
+    flags = None if isinstance(rectify, bool) else torch.as_tensor(rectify, dtype=torch.bool,
+                                                                     device=U.device).reshape(-1, 1, 1)
     for u in U.unbind(1):  # unbind, not U[:, t]: indexing makes the backward O(T^2) in memory traffic
         a = torch.tanh(u + torch.bmm(r, W.transpose(1, 2)))
         outs.append(a)
-        r = torch.relu(a) if rectify else a
+        if flags is None:
+            r = torch.relu(a) if rectify else a
+        else:
+            r = torch.where(flags, torch.relu(a), a)
     return torch.stack(outs, dim=1)
 
 
@@ -266,6 +309,21 @@ def signed_uniform_init(signs: torch.Tensor, generator: torch.Generator) -> torc
     return (mag * signs.double()).float()
 
 
+#: Recurrent parametrisations of :class:`EIRNN` (index = the per-member code of a mixed batch).
+PARAMETRIZATIONS = ("direct", "song", "song_abs")
+
+
+def _per_member(value, n: int, name: str, allowed) -> list:
+    """``value`` (one setting, or one per member) as a list of ``n`` settings, each checked against ``allowed``."""
+    values = [value] * n if isinstance(value, (bool, str)) else list(value)
+    if len(values) != n:
+        raise BiornnError(f"{name} has {len(values)} entries for {n} seeds; give one value or one per seed")
+    for v in values:
+        if v not in allowed:
+            raise BiornnError(f"unknown {name} {v!r}; use one of {', '.join(map(str, allowed))}")
+    return values
+
+
 class EIRNN(nn.Module):
     """A stack of ``S`` independent E/I RNNs (one per seed) with linear readouts.
 
@@ -275,9 +333,11 @@ class EIRNN(nn.Module):
         n_out: readout size.
         n_hidden: N (paper: 128).
         signs: ``(N,)`` presynaptic signs; default 80 % excitatory.
-        rectify_state: pass ``relu(a_t)`` to the next step (Dale's as published) instead of ``a_t``.
+        rectify_state: pass ``relu(a_t)`` to the next step (Dale's as published) instead of ``a_t``; one bool, or
+            one per seed for a mixed batch (members of different training rules trained in one pass).
         parametrization: ``"direct"`` (``W_hh`` is the parameter) or ``"song"`` (``W_hh = relu(V) * signs`` with
-            ``V`` the parameter, Song et al. 2016; ``"song_abs"`` uses ``|V|``).
+            ``V`` the parameter, Song et al. 2016; ``"song_abs"`` uses ``|V|``); one name, or one per seed (the
+            model's ``parametrization`` is then ``"mixed"`` and ``w_hh`` holds ``W`` or ``V`` per member).
         readout_mask: ``(n_out, N)`` 0/1 array of which hidden units feed which readout (wave E/I readouts).
         output_tanh: pass the readout through ``tanh`` (flip-flop).
         last_step_only: read out only the last step (sequential digits).
@@ -287,20 +347,22 @@ class EIRNN(nn.Module):
     """
 
     def __init__(self, seeds, n_in: int, n_out: int, n_hidden: int = 128, signs=None,
-                 rectify_state: bool = False, parametrization: str = "direct", readout_mask=None,
+                 rectify_state: bool | Sequence[bool] = False, parametrization: str | Sequence[str] = "direct",
+                 readout_mask=None,
                  output_tanh: bool = False, last_step_only: bool = False, readout_from_state: bool = False,
                  input_mask=None, init_key: str = ""):
         super().__init__()
         seeds = list(seeds)
         if not seeds:
             raise BiornnError("no seeds given; pass at least one seed")
-        if parametrization not in ("direct", "song", "song_abs"):
-            raise BiornnError(f"unknown parametrization {parametrization!r}; use direct, song or song_abs")
+        rect = _per_member(rectify_state, len(seeds), "rectify_state", (True, False))
+        kinds = _per_member(parametrization, len(seeds), "parametrization", PARAMETRIZATIONS)
         signs = make_signs(n_hidden) if signs is None else check_signs(signs, n_hidden)
         self.seeds = seeds
         self.n_hidden, self.n_in, self.n_out = n_hidden, n_in, n_out
-        self.rectify_state = rectify_state
-        self.parametrization = parametrization
+        self.rectify_state = rect[0] if len(set(rect)) == 1 else tuple(rect)
+        self.parametrization = kinds[0] if len(set(kinds)) == 1 else "mixed"
+        self.register_buffer("param_code", torch.tensor([PARAMETRIZATIONS.index(k) for k in kinds]))
         self.output_tanh, self.last_step_only = output_tanh, last_step_only
         self.readout_from_state = readout_from_state
         self.register_buffer("signs", signs)
@@ -324,11 +386,11 @@ class EIRNN(nn.Module):
         self.w_ih = nn.Parameter(torch.stack(w_ih))
         self.b_ih = nn.Parameter(torch.stack(b_ih))
         self.b_hh = nn.Parameter(torch.stack(b_hh))
-        W0 = torch.stack(w_hh)
-        if parametrization == "direct":
+        W0 = self.param_from_effective(torch.stack(w_hh))  # Song's V = |W0| gives W_eff = W0 at step 0
+        if self.parametrization in ("direct", "mixed"):
             self.w_hh = nn.Parameter(W0)
         else:
-            self.v_hh = nn.Parameter(W0.abs())  # W_eff = relu(V) * signs equals W0 at step 0
+            self.v_hh = nn.Parameter(W0)
         self.w_out = nn.Parameter(torch.stack(w_out))
         self.b_out = nn.Parameter(torch.stack(b_out))
 
@@ -338,13 +400,25 @@ class EIRNN(nn.Module):
 
     @property
     def recurrent_param(self) -> nn.Parameter:
-        """The trained recurrent parameter (``W_hh`` or Song's ``V``)."""
-        return self.w_hh if self.parametrization == "direct" else self.v_hh
+        """The trained recurrent parameter (``W_hh`` or Song's ``V``; per member in a mixed batch)."""
+        return self.w_hh if self.parametrization in ("direct", "mixed") else self.v_hh
+
+    def param_from_effective(self, W: torch.Tensor) -> torch.Tensor:
+        """The recurrent parameter value ``(S, N, N)`` whose effective matrix is the sign-respecting ``W``."""
+        if self.parametrization == "direct":
+            return W
+        if self.parametrization != "mixed":
+            return W.abs()
+        return torch.where(self.param_code.to(W.device).reshape(-1, 1, 1) == 0, W, W.abs())
 
     def effective_w_hh(self) -> torch.Tensor:
         """``(S, N, N)`` recurrent matrix used in the forward pass (for Song's parametrisation ``relu(V) * signs``)."""
         if self.parametrization == "direct":
             return self.w_hh
+        if self.parametrization == "mixed":
+            W, code = self.w_hh, self.param_code.reshape(-1, 1, 1)
+            song = torch.where(code == 1, W.clamp_min(0), W.abs()) * self.signs
+            return torch.where(code == 0, W, song)
         v = self.v_hh.clamp_min(0) if self.parametrization == "song" else self.v_hh.abs()
         return v * self.signs
 
@@ -360,8 +434,8 @@ class EIRNN(nn.Module):
 
     def readout(self, A: torch.Tensor) -> torch.Tensor:
         """Map ``(S, ..., N)`` activations to ``(S, ..., n_out)`` outputs."""
-        if self.readout_from_state and self.rectify_state:
-            A = A.clamp_min(0)
+        if self.readout_from_state:
+            A = _pass_on(A, state_floor(self.rectify_state, A))
         w = (self.w_out * self.readout_mask).transpose(1, 2)
         shape = A.shape
         y = torch.bmm(A.reshape(shape[0], -1, shape[-1]), w).reshape(*shape[:-1], -1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -149,14 +150,20 @@ def build_data(config: TrainConfig) -> TaskData:
     return make_task(config.task, config.seeds, n_hidden=config.hidden, draw_key=draw_key, **opts)
 
 
-def build_model(config: TrainConfig, data: TaskData) -> EIRNN:
-    """The batched network for ``config`` (one per seed), initialised from each seed's own generator."""
-    method = get_method(config.method)
+def build_model(config: TrainConfig, data: TaskData, members: Sequence[TrainConfig] | None = None) -> EIRNN:
+    """The batched network for ``config`` (one per seed), initialised from each seed's own generator.
+
+    ``members`` (a mixed batch, :func:`train_mixed`): the configurations whose seeds, in order, make up
+    ``config.seeds``; each member then takes its own state rectification and parametrisation.
+    """
+    members = [config] if members is None else list(members)
+    rectify = [c.state_rectified for c in members for _ in c.seeds]
+    kinds = [get_method(c.method).parametrization for c in members for _ in c.seeds]
     input_mask = None
     if config.task == "wave" and config.wave_input_routing:
         input_mask = data.readout_mask.T.copy()  # exc input -> E units, inh input -> I units
     return EIRNN(config.seeds, data.n_in, data.n_out, n_hidden=config.hidden,
-                 rectify_state=config.state_rectified, parametrization=method.parametrization,
+                 rectify_state=rectify, parametrization=kinds,
                  readout_mask=data.readout_mask, output_tanh=data.output_tanh,
                  last_step_only=data.kind == "classification", readout_from_state=config.readout_from_state,
                  input_mask=input_mask, init_key="" if config.paired else config.method)
@@ -244,7 +251,7 @@ def load_weights(model: EIRNN, weights: dict) -> None:
     with torch.no_grad():
         target = model.recurrent_param
         Wt = torch.as_tensor(W, dtype=target.dtype, device=target.device)
-        target.copy_(Wt if model.parametrization == "direct" else Wt.abs())
+        target.copy_(model.param_from_effective(Wt))
         for name in ("w_ih", "b_ih", "b_hh", "w_out", "b_out"):
             if name in weights:
                 param = getattr(model, name)
@@ -274,22 +281,80 @@ def train(config: TrainConfig, device: str | None = None, on_step=None, progress
     Returns:
         A :class:`TrainResult`.
     """
+    return _train_members([config], device, on_step, progress, data, init_weights, mask)[0]
+
+
+def train_mixed(configs: Sequence[TrainConfig], device: str | None = None, progress: bool = True,
+                on_step=None) -> list[TrainResult]:
+    """Train the runs of several rules (same task, sizes and options) as one model batch.
+
+    Every member keeps its own rule: its state rectification, its parametrisation and its post-step (the Dale
+    projection or the as-published rectification on its slice of ``W_hh`` only). The loss is a sum over members
+    and Adam is element-wise, so each member follows the run it would follow alone (``tests/test_mixed_batch.py``
+    checks this against :func:`train`). One pass is what a GPU wants, where kernel launches set the time; on a CPU
+    a larger batch does not pay (``benchmarks/README.md``).
+
+    Args:
+        configs: one :class:`TrainConfig` per rule; they may differ only in ``method``, ``seeds`` and
+            ``rectify_state``, and must be paired (the members of a seed share data and initial weights).
+        device: ``"cpu"``, ``"cuda"`` or ``None`` (CUDA when present).
+        progress: show a progress bar over epochs.
+        on_step: optional ``callback(model, step)`` after every step (on the whole mixed model).
+
+    Returns:
+        One :class:`TrainResult` per config, as :func:`train` would return it (``epoch_seconds`` and
+        ``wall_seconds`` are those of the shared pass).
+    """
+    configs = list(configs)
+    if not configs:
+        raise BiornnError("no runs given; pass at least one TrainConfig")
+    base = configs[0]
+    for c in configs:
+        if not c.paired:
+            raise BiornnError(f"run {c.method!r} is unpaired (paired=False): a mixed batch shares data across "
+                              "rules; train unpaired runs one rule at a time with train()")
+        same = dataclasses.replace(c, method=base.method, seeds=base.seeds, rectify_state=base.rectify_state)
+        if same != base:
+            raise BiornnError(f"runs {base.method!r} and {c.method!r} differ in more than rule and seeds; a mixed "
+                              "batch needs one task, size and option set")
+    return _train_members(configs, device, on_step, progress)
+
+
+def _post_steps(configs: Sequence[TrainConfig], device) -> list[tuple]:
+    """``[(method, members)]``: each rule's post-step and the member indices it applies to (None = all)."""
+    methods = [get_method(c.method) for c in configs for _ in c.seeds]
+    kinds = {m.post_step for m in methods}
+    if len(kinds) == 1:
+        return [(methods[0], None)]
+    steps = []
+    for kind in sorted(k for k in kinds if k is not None):
+        idx = [i for i, m in enumerate(methods) if m.post_step == kind]
+        steps.append((methods[idx[0]], torch.tensor(idx, device=device)))
+    return steps
+
+
+def _apply_post_steps(steps: list[tuple], W: torch.Tensor, signs: torch.Tensor) -> None:
+    for method, idx in steps:
+        if idx is None:
+            apply_post_step(method, W, signs)
+        else:
+            sub = W.index_select(0, idx)
+            apply_post_step(method, sub, signs)
+            W.index_copy_(0, idx, sub)
+
+
+def _train_members(configs: Sequence[TrainConfig], device, on_step, progress, data=None, init_weights=None,
+                   mask=None) -> list[TrainResult]:
+    """The training loop of :func:`train` and :func:`train_mixed`: the seeds of ``configs`` as one batch."""
     dev = get_device(device)
     t_start = time.perf_counter()
+    config = dataclasses.replace(configs[0], seeds=tuple(s for c in configs for s in c.seeds))
     data = build_data(config) if data is None else data
-    method = get_method(config.method)
-    model = build_model(config, data).to(dev)
+    model = build_model(config, data, configs).to(dev)
     if init_weights is not None:
         load_weights(model, init_weights)
-    keep = None
-    if mask is not None:
-        keep = torch.as_tensor(np.asarray(mask), dtype=torch.float32, device=dev)
-        if tuple(keep.shape) != tuple(model.recurrent_param.shape):
-            raise BiornnError(f"mask has shape {tuple(keep.shape)} but the recurrent matrix is "
-                              f"{tuple(model.recurrent_param.shape)}; pass one (N, N) mask per seed")
-        with torch.no_grad():
-            model.recurrent_param.mul_(keep)
-    signs = model.signs
+    keep = None if mask is None else _mask_tensor(mask, model, dev)
+    signs, steps = model.signs, _post_steps(configs, dev)
     W_init = to_numpy(model.effective_w_hh())
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.999), eps=1e-8)
     as_t = torch.from_numpy
@@ -297,12 +362,13 @@ def train(config: TrainConfig, device: str | None = None, on_step=None, progress
     x_te, y_te = as_t(data.x_test).to(dev), as_t(data.y_test).to(dev)
     S, n = model.n_seeds, x_tr.shape[1]
     B = min(config.batch_size, n)
-    shuffles = [torch.Generator().manual_seed(derive_seed(s, "shuffle", "" if config.paired else config.method))
-                for s in config.seeds]
+    shuffles = [torch.Generator().manual_seed(derive_seed(s, "shuffle", "" if c.paired else c.method))
+                for c in configs for s in c.seeds]
     hist = {k: [[] for _ in range(S)] for k in ("train_loss", "test_loss", "test_accuracy",
                                                   "train_loss_last_batch", "epoch_seconds")}
     step = 0
-    for _epoch in progress_bar(range(config.epochs), config.epochs, f"{config.task}/{config.method}", progress):
+    label = f"{config.task}/{'+'.join(c.method for c in configs)}"
+    for _epoch in progress_bar(range(config.epochs), config.epochs, label, progress):
         t0 = time.perf_counter()
         perm = torch.stack([torch.randperm(n, generator=g) for g in shuffles]).to(dev)
         run_loss = torch.zeros(S, dtype=torch.float64, device=dev)
@@ -315,7 +381,7 @@ def train(config: TrainConfig, device: str | None = None, on_step=None, progress
             if keep is not None:
                 model.recurrent_param.grad.mul_(keep)
             opt.step()
-            apply_post_step(method, model.recurrent_param.data, signs)
+            _apply_post_steps(steps, model.recurrent_param.data, signs)
             if keep is not None:
                 model.recurrent_param.data.mul_(keep)
             run_loss += losses.detach().double() * idx.shape[1]
@@ -323,28 +389,51 @@ def train(config: TrainConfig, device: str | None = None, on_step=None, progress
             if on_step is not None:
                 on_step(model, step)
         test_loss, test_acc = evaluate(model, x_te, y_te, data.kind)
-        train_loss = to_numpy(run_loss / n)
-        last = to_numpy(losses.detach())
-        dt = time.perf_counter() - t0
-        for s in range(S):
-            hist["train_loss"][s].append(float(train_loss[s]))
-            hist["test_loss"][s].append(float(test_loss[s]))
-            hist["epoch_seconds"][s].append(dt)
-            if test_acc is not None:
-                hist["test_accuracy"][s].append(float(test_acc[s]))
-                hist["train_loss_last_batch"][s].append(float(last[s]))
-    runs = []
-    for s, seed in enumerate(config.seeds):
-        run = {"seed": int(seed)}
-        for key, values in hist.items():
-            if values[s]:
-                run[key] = values[s]
-        runs.append(run)
+        _record_epoch(hist, to_numpy(run_loss / n), test_loss, test_acc, to_numpy(losses.detach()),
+                      time.perf_counter() - t0)
     weights = {"W_init": W_init, "W_final": to_numpy(model.effective_w_hh()), "signs": to_numpy(signs)}
     for name in ("w_ih", "b_ih", "b_hh", "w_out", "b_out"):
         weights[name] = to_numpy(getattr(model, name))
+    return _split_results(configs, dev.type, hist, weights, data, time.perf_counter() - t_start)
+
+
+def _mask_tensor(mask, model: EIRNN, dev) -> torch.Tensor:
+    keep = torch.as_tensor(np.asarray(mask), dtype=torch.float32, device=dev)
+    if tuple(keep.shape) != tuple(model.recurrent_param.shape):
+        raise BiornnError(f"mask has shape {tuple(keep.shape)} but the recurrent matrix is "
+                          f"{tuple(model.recurrent_param.shape)}; pass one (N, N) mask per seed")
+    with torch.no_grad():
+        model.recurrent_param.mul_(keep)
+    return keep
+
+
+def _record_epoch(hist: dict, train_loss, test_loss, test_acc, last, dt: float) -> None:
+    for s in range(len(hist["train_loss"])):
+        hist["train_loss"][s].append(float(train_loss[s]))
+        hist["test_loss"][s].append(float(test_loss[s]))
+        hist["epoch_seconds"][s].append(dt)
+        if test_acc is not None:
+            hist["test_accuracy"][s].append(float(test_acc[s]))
+            hist["train_loss_last_batch"][s].append(float(last[s]))
+
+
+def _split_results(configs, device: str, hist: dict, weights: dict, data: TaskData, wall: float) -> list[TrainResult]:
+    """One :class:`TrainResult` per config from the members' histories and stacked weights."""
     info = {k: v for k, v in data.info.items() if k in ("signals", "params")}
-    return TrainResult(config, dev.type, runs, weights, data.label, info, time.perf_counter() - t_start)
+    results, lo = [], 0
+    for c in configs:
+        sl = slice(lo, lo + len(c.seeds))
+        runs = []
+        for s, seed in zip(range(sl.start, sl.stop), c.seeds):
+            run = {"seed": int(seed)}
+            for key, values in hist.items():
+                if values[s]:
+                    run[key] = values[s]
+            runs.append(run)
+        own = {k: (v if k == "signs" else np.ascontiguousarray(v[sl])) for k, v in weights.items()}
+        results.append(TrainResult(c, device, runs, own, data.label, info, wall))
+        lo = sl.stop
+    return results
 
 
 def to_reference_sum(mean_loss, task: str, split: str = "test", batch_size: int | None = None,
