@@ -173,13 +173,87 @@ CONVERGENCE_SEEDS = tuple(range(20))
 CONVERGED_MSE = 0.01
 
 
-def convergence_runs(tasks=("flipflop",), methods=("conventional", "dales"), seeds=CONVERGENCE_SEEDS,
-                     retrain: bool | None = None, device=None) -> dict:
-    """The paper-mode runs with ``seeds`` (paired: every rule sees the same data per seed), cached like
-    :func:`fig2_runs` under their own key. ``{(task, method): run}``; trains what the cache lacks."""
-    return {(task, method): cached_train(fig2_config(task, method, "paper", seeds=seeds), retrain=retrain,
-                                         device=device)
+#: Tasks with 20 paired seeds per rule in the cache (wave joins when its blocks are cached).
+CONVERGENCE_TASKS = ("flipflop",)
+#: Seeds per cached block when a many-seed run is trained in blocks (``reproduce-fig2 --seed-block``).
+SEED_BLOCK = 10
+
+
+def convergence_runs(tasks=CONVERGENCE_TASKS, methods=("conventional", "dales"), seeds=CONVERGENCE_SEEDS,
+                     retrain: bool | None = None, device=None, block: int = SEED_BLOCK) -> dict:
+    """The paper-mode runs with ``seeds`` (paired: every rule sees the same data per seed).
+
+    ``{(task, method): run}``: the whole run if the cache holds it, else the seeds assembled from cached blocks of
+    ``block`` seeds (:func:`cached_seeds`); trains what the cache lacks.
+    """
+    return {(task, method): cached_seeds(fig2_config(task, method, "paper", seeds=seeds), block, retrain, device)
             for task in tasks for method in methods}
+
+
+#: Cache folders that hold Figure 2 runs: Figure 3's dense networks are Dale's runs with Figure 2's paper
+#: configuration (seeds 0-9), stored under ``fig3/`` (same configuration, same key).
+RUN_FOLDERS = ("fig2", "fig3")
+
+
+def find_cached(config: TrainConfig, root: str | os.PathLike | None = None) -> Path | None:
+    """The cached run of exactly ``config`` in any of :data:`RUN_FOLDERS`, or None."""
+    for folder in RUN_FOLDERS:
+        directory = run_dir(folder, f"{config.task}-{config.method}", config.to_dict(), root)
+        if directory.exists():
+            return directory
+    return None
+
+
+def seed_blocks(seeds, block: int) -> list[tuple[int, ...]]:
+    """``seeds`` cut into consecutive blocks of ``block`` (the last may be shorter)."""
+    if block < 2:
+        raise BiornnError(f"seed block {block} is too small; use >= 2 (a one-seed batch rounds differently)")
+    seeds = tuple(seeds)
+    return [seeds[i:i + block] for i in range(0, len(seeds), block)]
+
+
+class SeedBlockRun:
+    """Runs of consecutive seed blocks read as one run (the accessors of :class:`StoredRun`).
+
+    On the CPU a seed's numbers do not depend on which other seeds share its batch (batches of >= 2;
+    ``tests/test_mixed_batch.py``), so blocks of 10 give what one 20-seed batch gives.
+    """
+
+    def __init__(self, parts: list):
+        self.parts = parts
+        self.directory = [p.directory for p in parts]
+        self.runs = [r for p in parts for r in p.runs]
+        self.data_label = parts[0].data_label
+        self.device = parts[0].device
+        self.wall_seconds = float(sum(p.wall_seconds for p in parts))
+        seeds = tuple(s for p in parts for s in p.config.seeds)
+        self.config = TrainConfig.from_dict({**parts[0].config.to_dict(), "seeds": seeds})
+        self.weights = {k: v if k == "signs" else np.concatenate([p.weights[k] for p in parts])
+                        for k, v in parts[0].weights.items()}
+        params = [p.info.get("params") for p in parts]
+        self.info = {"params": None if None in params else [x for q in params for x in q]}
+
+    def curve(self, key: str) -> np.ndarray:
+        return np.array([r[key] for r in self.runs], dtype=float)
+
+
+def cached_seeds(config: TrainConfig, block: int = SEED_BLOCK, retrain: bool | None = None, device=None,
+                 root: str | os.PathLike | None = None):
+    """The run of ``config``: cached whole, or assembled from cached blocks of ``block`` seeds (trained if missing).
+
+    A stopped many-seed training restarts at the first missing block; each block is stored exactly as
+    :func:`cached_train` stores a run with those seeds.
+    """
+    if not want_retrain(retrain):
+        whole = find_cached(config, root)
+        if whole is not None:
+            return StoredRun(whole)
+    parts = []
+    for seeds in seed_blocks(config.seeds, block):
+        part = TrainConfig.from_dict({**config.to_dict(), "seeds": seeds})
+        found = None if want_retrain(retrain) else find_cached(part, root)
+        parts.append(StoredRun(found) if found else cached_train(part, retrain=retrain, root=root, device=device))
+    return parts[0] if len(parts) == 1 else SeedBlockRun(parts)
 
 
 def convergence_table(runs: dict, threshold: float = CONVERGED_MSE, last: int = 10, ref: dict | None = None):
@@ -260,6 +334,9 @@ def register_cli(sub) -> None:
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}")
     p.add_argument("--seeds", default=None, help="e.g. 0-19 (default: the mode's seeds, paper 0-4); the cache keys "
                                                  "by seeds, so 0-19 is stored beside the five-seed runs")
+    p.add_argument("--seed-block", type=int, default=None,
+                   help="train the seeds in cached blocks of this many (e.g. 10): a stopped run restarts at the "
+                        "first missing block; the blocks read back as one run")
     p.add_argument("--batch", choices=BATCHING, default="auto",
                    help="figure: every missing rule of a task in one mixed model batch (GPU); rule: one rule at a "
                         "time (fastest on a CPU); auto (default): figure on CUDA, rule on the CPU")
@@ -293,7 +370,10 @@ def _cmd_reproduce(args) -> int:
     for task in args.tasks.split(","):
         extra = {"epochs": args.digits_epochs} if task == "digits" and args.digits_epochs else {}
         configs = [fig2_config(task, method, args.mode, seeds=seeds, **extra) for method in methods]
-        runs = cached_train_many(configs, retrain=args.retrain or None, device=args.device, batch=args.batch)
+        if args.seed_block:
+            runs = [cached_seeds(c, args.seed_block, args.retrain or None, args.device) for c in configs]
+        else:
+            runs = cached_train_many(configs, retrain=args.retrain or None, device=args.device, batch=args.batch)
         for method, run in zip(methods, runs):
             print(f"{task}/{method}: final test loss {run.curve('test_loss')[:, -1].mean():.4g} -> {run.directory}")
     return 0

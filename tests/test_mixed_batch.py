@@ -5,13 +5,15 @@ model batch: each member keeps its own state rectification, parametrisation and 
 mixed batch and each rule alone on the same seeds and compare every stored number.
 """
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
 
 from biornn.constraints import sign_violations
 from biornn.errors import BiornnError
-from biornn.fig2 import cached_train, cached_train_many
+from biornn.fig2 import SeedBlockRun, cached_seeds, cached_train, cached_train_many, seed_blocks
 from biornn.models import rnn_core, rnn_core_autograd
 from biornn.train import TrainConfig, train, train_mixed
 
@@ -106,3 +108,27 @@ def test_cached_train_many_stores_what_cached_train_stores(tmp_path):
     assert [r.metrics["provenance"] for r in again] == [r.metrics["provenance"] for r in many]
     with pytest.raises(BiornnError, match="unknown batching"):
         cached_train_many(configs, batch="all", root=tmp_path / "a")
+
+
+def test_seed_blocks_read_back_as_the_whole_run(tmp_path):
+    whole = cached_train(_config("dales", (0, 1, 2, 3), epochs=1), device="cpu", progress=False, root=tmp_path / "w")
+    config = _config("dales", (0, 1, 2, 3), epochs=1)
+    blocks = cached_seeds(config, block=2, device="cpu", root=tmp_path / "b")
+    assert isinstance(blocks, SeedBlockRun) and blocks.config == config
+    assert [r["seed"] for r in blocks.runs] == [0, 1, 2, 3]
+    for key in whole.weights:
+        np.testing.assert_array_equal(blocks.weights[key], whole.weights[key], err_msg=key)
+    np.testing.assert_array_equal(blocks.curve("test_loss"), whole.curve("test_loss"))
+    # a stopped run restarts at the missing block; the block already cached is not trained again
+    first, second = blocks.directory
+    stamp = (first / "metrics.json").stat().st_mtime_ns
+    shutil.rmtree(second)
+    again = cached_seeds(config, block=2, device="cpu", root=tmp_path / "b")
+    assert (first / "metrics.json").stat().st_mtime_ns == stamp and second.exists()
+    np.testing.assert_array_equal(again.weights["W_final"], whole.weights["W_final"])
+    # the whole run, once cached, is found first (also in fig3/, where Figure 3 keeps its dense Dale's runs)
+    fig3 = tmp_path / "b" / "fig3" / whole.directory.name
+    shutil.copytree(whole.directory, fig3)
+    assert cached_seeds(config, block=2, root=tmp_path / "b").directory == fig3
+    with pytest.raises(BiornnError, match="too small"):
+        seed_blocks((0, 1, 2), 1)
