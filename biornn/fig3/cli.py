@@ -15,6 +15,7 @@ from biornn.fig3.experiment import (
     FIG3_TASKS,
     fig3_results,
 )
+from biornn.fig3.wave_candidates import CACHE, candidate_table, get_candidate, run_candidates
 from biornn.pruning import (
     ELIGIBILITY,
     METHODS,
@@ -81,6 +82,27 @@ def register_cli(sub) -> None:
     p.add_argument("--retrain", action="store_true", help="compute again even if cached")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (CUDA when present)")
     p.set_defaults(func=_cmd_reproduce_fig3)
+
+    p = sub.add_parser("wave-candidates", help="Figure 3 wave: test candidate causes of top-prob losing to random",
+                       description="Prune the wave networks once per candidate change (scoring, eligibility, "
+                                   "top-prob budget, trained network, signal) and cache the errors in "
+                                   "data/results/fig3/wave-candidates.json; candidates already there are skipped.")
+    p.add_argument("--only", default=None, help="comma-separated candidate names (default: all)")
+    p.add_argument("--out", default=None, help="cache file (default data/results/fig3/wave-candidates.json)")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (CUDA when present)")
+    p.set_defaults(func=_cmd_wave_candidates)
+
+
+def _cmd_wave_candidates(args) -> int:
+    names = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
+    for n in names or []:
+        get_candidate(n)
+    path = Path(args.out) if args.out else CACHE
+    done = run_candidates(names, path, device=args.device)
+    table = candidate_table({n: r for n, r in done.items() if names is None or n in names})
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    print(f"cached in {path}")
+    return 0
 
 
 def _load_w_final(path: Path) -> np.ndarray:
