@@ -24,7 +24,7 @@ LAYERS = (
     ("fig4 model", ("celltype",)),
     ("statistics", ("stats", "analysis")),
     ("experiments and figures", ("fig2", "results", "fig3", "fig4_tables", "recovery", "recovery_scaling",
-                                 "plotting", "plot_recovery")),
+                                 "plotting", "plot_recovery", "sweeps")),
 )
 #: The only upward imports: the notebooks still call ``allen.plot_depths``, ``synthetic.plot_block_matrix`` and
 #: ``curate.plot_*``, which moved to the plotting layer; those modules import them on first use (``__getattr__``).

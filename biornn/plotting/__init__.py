@@ -37,7 +37,7 @@ from biornn.plotting.fig3 import (
     plot_retraining,
     plot_tour_pruning,
 )
-from biornn.plotting.fig3_extra import plot_keep_probabilities
+from biornn.plotting.fig3_extra import plot_keep_probabilities, plot_wave_candidates
 from biornn.plotting.fig4 import (
     CELLTYPE_COLORS,
     CELLTYPE_PATHWAY_COLORS,
@@ -81,4 +81,5 @@ __all__ = ["CELLTYPE_COLORS", "CELLTYPE_PATHWAY_COLORS", "FIG5_PATHWAY_COLORS", 
            "plot_mean_weight_matrices", "plot_mst_overlap", "plot_network_diagram", "plot_network_grid",
            "plot_paired_log_ratio", "plot_pathway_agreement", "plot_pathway_schematic", "plot_population_means",
            "plot_pruning_sweep", "plot_reference_bars", "plot_retraining", "plot_timeline", "plot_tour_dales_law",
-           "plot_tour_pruning", "plot_weight_kdes", "plot_weight_matrices", "plot_windows", "save_figure", "use_style"]
+           "plot_tour_pruning", "plot_wave_candidates", "plot_weight_kdes", "plot_weight_matrices", "plot_windows",
+           "save_figure", "use_style"]

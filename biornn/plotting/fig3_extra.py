@@ -31,3 +31,26 @@ def plot_keep_probabilities(W, levels, xlabel: str = "|w|"):
     ax.set(xlabel=xlabel, ylabel="Keep probability")
     ax.legend(fontsize=8, loc="center right")
     return fig
+
+
+def plot_wave_candidates(table, reference_ratio: float | None = None):
+    """Forest plot of the wave candidates: mid-range log(top-prob / random) per candidate, 95 % t interval.
+
+    Args:
+        table: :func:`biornn.fig3.wave_candidates.candidate_table` (one row per candidate, ``default`` first).
+        reference_ratio: the same quantity on the reference's stored arrays (drawn as a vertical line), or None.
+
+    Returns:
+        The figure. Left of 0: top-prob better than random at p = 0.31-0.70.
+    """
+    y = np.arange(len(table))[::-1]
+    fig, ax = plt.subplots(figsize=(6.4, 0.45 * len(table) + 1.2))
+    err = [table.log_ratio - table.ci_low, table.ci_high - table.log_ratio]
+    ax.errorbar(table.log_ratio, y, xerr=err, fmt="o", color=PRUNING_STYLE["topprob"]["color"], capsize=3)
+    ax.axvline(0, color="k", lw=0.8)
+    if reference_ratio is not None:
+        ax.axvline(reference_ratio, color="grey", ls="--", label="reference's arrays (5 runs)")
+        ax.legend(fontsize=8, loc="lower right")
+    ax.set_yticks(y, [f"{c} ({w})" for c, w in zip(table.candidate, table.wins_039)])
+    ax.set(xlabel="mean log(top-prob / random), p = 0.31-0.70  (< 0: top-prob better)")
+    return fig
