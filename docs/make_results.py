@@ -26,6 +26,7 @@ from biornn import analysis as an
 from biornn import celltype, fig2, recovery_scaling, store
 from biornn import fig3 as f3
 from biornn.errors import BiornnError
+from biornn.fig3 import wave_candidates as wc
 from biornn.stats import pruning_comparison, reference_aggregation
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -299,6 +300,7 @@ def fig3_page() -> str:
     lines.append("`data/reference/fig3.json` (section 8.1); compare section 9.3.\n\n")
     lines.append(table(["task", "mean error, random vs top-prob", "random - top-prob [95 % CI]", "paired t on log p",
                         "levels significant after Holm (t_log)", "as published: smallest p (label)"], rows))
+    lines += wave_candidates_section()
     lines.append("\n## Masked retraining from p = 0.0862\n")
     lines.append("Masks of draw 0 from the sweep, retrained with a fresh Adam, gradients and weights masked after "
                  "every step (section 5.4). Final held-out value, mean over seeds; `top-prob better` counts seeds "
@@ -318,6 +320,31 @@ def fig3_page() -> str:
     lines.append(table(["task", "epochs", "metric", "top-prob", "random", "top-prob better", "dense loss",
                         "weights outside mask", "sign violations"], rows))
     return "\n".join(lines)
+
+
+def wave_candidates_section() -> list[str]:
+    """Figure 3 wave: the candidate causes of top-prob losing here, one change each (cache: wave-candidates.json)."""
+    results = f3.load_candidates()
+    if not results:
+        return []
+    df = f3.candidate_table({**results, f3.REFERENCE_ROW: f3.reference_result(store.reference("fig3"))})
+    lines = ["\n## Wave: why top-prob loses here (candidate causes, one change each)\n",
+             f"`{wc.CACHE.relative_to(ROOT)}` (`python -m biornn wave-candidates`). Every row: {wc.DRAWS} mask "
+             f"draws, each seed scored on {wc.N_SCORE} held-out windows unless the row changes the scoring. "
+             "`log ratio`: per seed, the mean over p = 0.31-0.70 of log(top-prob / random) (< 0: top-prob "
+             "better); mean over seeds, 95 % t "
+             "interval, paired t-test against 0 (unit: dense network; no correction, each row read on its own). "
+             "`wins at 0.39`: seeds with top-prob better at p = 0.3908, Fisher's exact test against the reference's "
+             "4 of 5. `levels won`: interior levels (of 13) where top-prob is better in more than half the seeds.\n\n"]
+    rows = []
+    for r in df.itertuples():
+        ref = r.candidate == f3.REFERENCE_ROW
+        text = "the reference's stored arrays" if ref else f3.get_candidate(r.candidate).text
+        rows.append([r.candidate, text, r.n, f"{r.log_ratio:+.2f} [{r.ci_low:+.2f}, {r.ci_high:+.2f}]", p_(r.p_t),
+                     r.wins_039, "" if np.isnan(r.fisher_vs_ref) else p_(r.fisher_vs_ref), r.levels_won])
+    lines.append(table(["candidate", "change", "n", "log ratio [95 % CI]", "paired t p", "wins at 0.39",
+                        "Fisher vs reference p", "levels won"], rows))
+    return lines
 
 
 # -- Figure 4 ----------------------------------------------------------------------------------------------------

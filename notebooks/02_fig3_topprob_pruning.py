@@ -388,6 +388,51 @@ fig = plotting.plot_reference_bars({k: reference_aggregation(R, T) for k, (R, T)
 save_figure(fig, "fig3_bars_as_published_reference")
 
 # %% [markdown]
+# ### Why top-prob loses on wave here: one candidate cause at a time
+#
+# On wave, top-prob is worse than random at p = 0.31-0.70 in most of our seeds; in the reference's stored arrays it
+# wins in 4-5 of 5 runs at every interior level. Each **candidate** changes one thing of the sweep
+# (`biornn.fig3.wave_candidates`; `python -m biornn wave-candidates` computes and caches them): how the pruned
+# networks are scored (the reference scored every run on run 4's last *training* batch, Q7), which entries may be
+# pruned and how the budget is set (Q1, Q2), how top-prob spreads its budget (within E/I blocks), which trained
+# network is pruned (another rule, an early checkpoint) and the wave signal (the intended harmonics, E/I input
+# routing). Protocol for every row alike: 3 mask draws, each seed scored on 200 held-out windows (the full sweep
+# above uses 10 draws and all 1000). Per seed: the mean over p = 0.31-0.70 of log(top-prob / random) (< 0: top-prob
+# better); mean over seeds with a 95 % t interval and a paired t-test against 0 (unit: the dense network, n seeds;
+# no correction, each row is read on its own). `wins_039`: seeds in which top-prob is better at p = 0.39, with
+# Fisher's exact test against the reference's 4 of 5. The last row reads the reference's arrays the same way.
+
+# %%
+if MODE == "paper":
+    candidates = fig3.load_candidates()
+else:  # quick mode: two candidates on the small networks, to exercise the code
+    candidates = {name: fig3.candidate_errors(fig3.get_candidate(name), run=dense["wave"], draws=1, progress=False)
+                  for name in ("default", "topprob_ei_blocks")}
+cand_table = fig3.candidate_table({**candidates, fig3.REFERENCE_ROW: fig3.reference_result(REF)})
+print(cand_table.drop(columns="dense").to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+
+# %% [markdown]
+# Why a per-block budget could matter: inhibitory synapses are stronger on average, so whole-matrix top-prob keeps a
+# larger share of them than of the excitatory ones, while random keeps the same share of both. Expected shares kept
+# (pooled over seeds), wave beside flip-flop, where top-prob wins:
+
+# %%
+for task in ("wave", "flipflop"):
+    W_task, signs_task = dense[task].weights["W_final"], dense[task].weights["signs"]
+    for p in LEVELS[[3, 6, 9]]:
+        sh = fig3.ei_keep_shares(W_task, signs_task, p)
+        print(f"{task:8s} p = {p:.3f}: top-prob keeps E {sh['topprob'][0]:.0%}, I {sh['topprob'][1]:.0%}; "
+              f"random E {sh['random'][0]:.0%}, I {sh['random'][1]:.0%}")
+
+# %% [markdown]
+# The same rows as a forest plot; the dashed line is the reference's arrays.
+
+# %%
+ref_row = cand_table.set_index("candidate").loc[fig3.REFERENCE_ROW]
+fig = plotting.plot_wave_candidates(cand_table[cand_table.candidate != fig3.REFERENCE_ROW], ref_row.log_ratio)
+save_figure(fig, "fig3_wave_candidates")
+
+# %% [markdown]
 # ### The paper's claim on flip-flop near p = 0.5
 #
 # Is top-prob's error below random's at connection probability near 0.5 on flip-flop, with a Holm-corrected paired

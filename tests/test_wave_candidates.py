@@ -13,6 +13,7 @@ from biornn.fig3.wave_candidates import (
     _scoring_data,
     candidate_errors,
     candidate_table,
+    ei_keep_shares,
     get_candidate,
     load_candidates,
     run_candidates,
@@ -91,3 +92,13 @@ def test_run_candidates_resumes(tmp_path, monkeypatch):
     run_candidates(["default", "score_last_batch"], path)
     assert calls == ["default", "score_last_batch"]
     assert set(load_candidates(path)) == {"default", "score_last_batch"}
+
+
+def test_ei_keep_shares_follow_the_magnitudes():
+    rng = np.random.default_rng(0)
+    signs = np.r_[np.ones(16), -np.ones(4)]
+    W = rng.uniform(0.01, 0.05, (2, 20, 20)) * signs
+    W[:, :, signs < 0] *= 2.0  # inhibitory synapses twice as strong
+    shares = ei_keep_shares(W, signs, 0.3)
+    assert shares["random"][0] == pytest.approx(0.3) and shares["random"][1] == pytest.approx(0.3)
+    assert shares["topprob"][1] > 0.45 > 0.3 > shares["topprob"][0]

@@ -58,10 +58,23 @@ from biornn.fig3.tables import (
     side_by_side,
     significant_levels,
 )
+from biornn.fig3.wave_candidates import (
+    CANDIDATES,
+    REFERENCE_ROW,
+    candidate_errors,
+    candidate_table,
+    ei_keep_shares,
+    get_candidate,
+    load_candidates,
+    reference_result,
+    run_candidates,
+)
 
-__all__ = ["EFFECT_COLUMNS", "FIG3_DRAWS", "FIG3_SEEDS", "FIG3_TASKS", "MST_SPARSITIES", "QUICK_DENSE_EPOCHS",
-           "RETRAIN_DENSITY", "RETRAIN_EPOCHS", "RetrainResult", "SWEEP", "SweepResult", "cached_retrain",
-           "cached_sweep", "default_draws", "dense_runs", "effects_table", "fig3_config", "fig3_results",
-           "format_effect", "format_levels", "informative_levels", "level_table", "load_retrain", "load_sweep",
-           "mst_overlap_curves", "register_cli", "retrain_epochs", "retrain_pruned", "retrain_table", "save_retrain",
-           "save_sweep", "side_by_side", "significant_levels", "sweep_errors"]
+__all__ = ["CANDIDATES", "EFFECT_COLUMNS", "FIG3_DRAWS", "FIG3_SEEDS", "FIG3_TASKS", "MST_SPARSITIES",
+           "QUICK_DENSE_EPOCHS", "REFERENCE_ROW", "RETRAIN_DENSITY", "RETRAIN_EPOCHS", "RetrainResult", "SWEEP",
+           "SweepResult", "cached_retrain", "cached_sweep", "candidate_errors", "candidate_table", "default_draws",
+           "dense_runs", "effects_table", "ei_keep_shares", "fig3_config", "fig3_results", "format_effect",
+           "format_levels", "get_candidate", "informative_levels", "level_table", "load_candidates", "load_retrain",
+           "load_sweep", "mst_overlap_curves", "reference_result", "register_cli", "retrain_epochs", "retrain_pruned",
+           "retrain_table", "run_candidates", "save_retrain", "save_sweep", "side_by_side", "significant_levels",
+           "sweep_errors"]

@@ -33,7 +33,7 @@ from biornn.errors import BiornnError
 from biornn.fig2 import cached_seeds, cached_train
 from biornn.fig3.experiment import SWEEP, _Evaluator, fig3_config
 from biornn.progress import progress as progress_bar
-from biornn.pruning import blockwise_mask, prune
+from biornn.pruning import blockwise_mask, prune, random_probabilities, topprob_probabilities
 from biornn.store import atomic_write_bytes, provenance
 from biornn.train import TrainConfig, build_data, fig2_config
 
@@ -194,6 +194,39 @@ def run_candidates(names: Sequence[str] | None = None, path: str | Path = CACHE,
     return done
 
 
+def ei_keep_shares(W, signs, density: float) -> dict[str, tuple[float, float]]:
+    """Expected share of the excitatory and of the inhibitory synapses each method keeps at ``density``.
+
+    Args:
+        W: ``(S, N, N)`` trained weights ``W[post, pre]``.
+        signs: ``(N,)`` presynaptic signs.
+        density: the level ``p``.
+
+    Returns:
+        ``{"topprob": (E share, I share), "random": (E share, I share)}``: kept probability summed over the non-zero
+        entries of E (I) columns over their number, pooled over seeds.
+    """
+    W = torch.as_tensor(np.asarray(W, dtype=np.float64))
+    exc = torch.as_tensor(np.asarray(signs) > 0)
+    nz = W != 0
+    out = {}
+    for method, fn in (("topprob", topprob_probabilities), ("random", random_probabilities)):
+        P = fn(W, density)
+        out[method] = tuple(float((P * (nz & cols)).sum() / (nz & cols).sum()) for cols in (exc, ~exc))
+    return out
+
+
+#: Row name of the reference's own arrays in :func:`candidate_table`.
+REFERENCE_ROW = "reference arrays"
+
+
+def reference_result(ref: dict) -> dict:
+    """The reference's stored wave arrays (5 runs x 15 levels, ``data/reference/fig3.json``) as a candidate result."""
+    wave = ref["tasks"]["wave"]
+    R, T = np.asarray(wave["random"], dtype=float), np.asarray(wave["topprob"], dtype=float)
+    return {"random": R, "topprob": T, "dense": R[:, -1]}
+
+
 def candidate_table(results: dict) -> pd.DataFrame:
     """One row per candidate: the mid-range comparison (p = 0.31-0.70) and the win counts.
 
@@ -201,7 +234,8 @@ def candidate_table(results: dict) -> pd.DataFrame:
     (< 0: top-prob better) with its 95 % t interval and the paired t-test p (two-sided, n = seeds, no correction:
     one test per candidate, read one by one); ``wins_039`` = seeds in which top-prob is better at p = 0.3908 and
     ``fisher_vs_ref`` = Fisher's exact test of that count against the reference's 4 of 5; ``levels_won`` = interior
-    levels (of 13) at which top-prob is better in more than half the seeds.
+    levels (of 13) at which top-prob is better in more than half the seeds. A row named :data:`REFERENCE_ROW`
+    (:func:`reference_result`) reads the reference's arrays the same way.
     """
     rows = []
     for name, r in results.items():
@@ -212,10 +246,12 @@ def candidate_table(results: dict) -> pd.DataFrame:
         half = stats.t.ppf(0.975, n - 1) * d.std(ddof=1) / np.sqrt(n)
         wins = int((T[:, 6] < R[:, 6]).sum())
         a, b = REFERENCE_WINS_AT_039
-        rows.append({"candidate": name, "changes": cand.group if cand else "?", "n": n,
+        is_ref = name == REFERENCE_ROW
+        rows.append({"candidate": name, "changes": "reference" if is_ref else cand.group, "n": n,
                      "dense": float(np.mean(r["dense"])), "log_ratio": float(d.mean()),
                      "ci_low": float(d.mean() - half), "ci_high": float(d.mean() + half),
                      "p_t": float(stats.ttest_1samp(d, 0.0).pvalue), "wins_039": f"{wins}/{n}",
-                     "fisher_vs_ref": float(stats.fisher_exact([[wins, n - wins], [a, b - a]])[1]),
+                     "fisher_vs_ref": (float("nan") if is_ref else
+                                       float(stats.fisher_exact([[wins, n - wins], [a, b - a]])[1])),
                      "levels_won": int(((T[:, 1:14] < R[:, 1:14]).mean(0) > 0.5).sum())})
     return pd.DataFrame(rows)
