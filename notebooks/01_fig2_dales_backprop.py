@@ -189,8 +189,8 @@ if MODE == "paper":
 # ## Twenty paired seeds: how often does each rule converge?
 #
 # Training is chaotic (a 1e-7 nudge of one weight can send a conventional run onto another curve), so five seeds
-# cannot separate the rules. The cache holds flip-flop in paper mode with **20 paired seeds** per rule (seed s of
-# both rules: same data, same initial weights). A run has **converged** when its final per-element test MSE is below
+# cannot separate the rules. The cache holds **20 paired seeds** per rule in paper mode for the tasks printed below
+# (seed s of both rules: same data, same initial weights). A run has **converged** when its final per-element test MSE is below
 # **0.01** (the reference's ten stored runs of these two rules end at 1.6e-4 to 4.3e-3). Test: **Fisher's exact**,
 # two-sided, between rules and against the reference's 5 runs; unit of replication: the seed; no correction (three
 # tests, each named). Beside the final epoch, the median of each seed's last 10 epochs (robust to one bad epoch).
@@ -328,11 +328,11 @@ print(f"max |inhibitory weight|: as-published rectified {max_inh['rectified-publ
       f"fixed rectified {max_inh['rectified']:.4f}, Dale's {max_inh['dales']:.4f}")
 print("KL(conventional || Dale's), aligned vs as-published bins: " + ", ".join(
     f"{t} {kl[(t, 'dales', 'aligned')].mean():.3f} vs {kl[(t, 'dales', 'as published')].mean():.3f}" for t in TASKS))
-if conv_table is not None:
-    by = conv_table.set_index("method")
-    p = convergence_tests(conv_table).iloc[0]["p"]
-    print(f"flip-flop, 20 paired seeds: converged (final MSE < 0.01) conventional {by.at['conventional', 'converged']}"
-          f"/20, Dale's {by.at['dales', 'converged']}/20 (Fisher exact p = {p:.2g}); reference 5/5 for both")
+for task, sub in ([] if conv_table is None else conv_table.groupby("task", sort=False)):
+    by, p = sub.set_index("method"), convergence_tests(sub).iloc[0]["p"]
+    print(f"{task}, 20 paired seeds: converged (final MSE < 0.01) " + ", ".join(
+        f"{m} {by.at[m, 'converged']}/{by.at[m, 'n']} (reference {by.at[m, 'ref_converged']:.0f}/"
+        f"{by.at[m, 'ref_n']:.0f})" for m in by.index) + f"; Fisher exact p between rules = {p:.2g}")
 
 # %% [markdown]
 # * Dale's backprop (projection after every Adam step, plus state rectification) keeps every column's sign;
