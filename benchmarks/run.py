@@ -107,7 +107,7 @@ from biornn.connectivity import (
     unit_signs,
 )
 from biornn.constraints import apply_post_step, dale_project_, get_method
-from biornn.models import EIRNN, CelltypeRNN, make_signs, rnn_core_autograd
+from biornn.models import EIRNN, CelltypeRNN, _backprop_states, _core_forward, make_signs, rnn_core_autograd
 from biornn.pruning import blockwise_mask
 from biornn.tasks import flipflop_batch, wave_signals, wave_windows
 from biornn.train import per_seed_loss
@@ -564,6 +564,30 @@ def time_interleaved(steppers: dict[str, Callable[[], None]], warmup: int, steps
     return times
 
 
+class FloorStep:
+    """The per-step floor at a workload's shapes: the recurrence alone, forward and backward, with no model around it.
+
+    Per batch: the forward loop (``T`` steps of ``bmm`` plus ``tanh`` and the state rectification), the backward
+    loop (``T`` steps of ``bmm`` with ``W`` and the elementwise derivative) and the one weight-gradient ``bmm``, on
+    random inputs of the batch's shape: biornn's own core (:func:`biornn.models._core_forward`,
+    :func:`biornn.models._backprop_states`). What biornn spends beyond it is the input projection, the readout, the
+    loss, autograd's bookkeeping, Adam and the post-step.
+    """
+
+    def __init__(self, w: Workload, n_seeds: int, device: torch.device):
+        g = torch.Generator().manual_seed(0)
+        shape = (n_seeds, w.steps, w.batch, w.hidden)
+        self.U = torch.randn(shape, generator=g).mul_(0.5).to(device)
+        self.gA = torch.randn(shape, generator=g).to(device)
+        self.W = (torch.randn(n_seeds, w.hidden, w.hidden, generator=g) / w.hidden ** 0.5).to(device)
+
+    def step(self) -> None:
+        A = _core_forward(self.U, self.W, 0.0)
+        dZ = _backprop_states(self.gA, A, 0.0, lambda dz: torch.bmm(dz, self.W))
+        S, T, B, N = A.shape
+        torch.bmm(dZ[:, 1:].reshape(S, (T - 1) * B, N).transpose(1, 2), A[:, :-1].clamp_min(0).reshape(S, -1, N))
+
+
 def bench_workload(w: Workload, n_seeds: int, device: torch.device, warmup: int, steps: int,
                    ablation: str | None = "unbind", quick_matmul: bool = False) -> dict:
     """Measure one workload; returns its JSON entry (seconds per seed-epoch and the rest)."""
@@ -585,6 +609,7 @@ def bench_workload(w: Workload, n_seeds: int, device: torch.device, warmup: int,
         naive.step(xb[0], yb[0])  # one seed; the reference trains seeds one after another
 
     steppers["naive"] = naive_step
+    steppers["floor"] = FloorStep(w, n_seeds, device).step
     mm_opts = {"blocks": 2, "min_block_s": 0.002} if quick_matmul else {}
     gflops = matmul_gflops(w, n_seeds, device, **mm_opts)
     times = time_interleaved(steppers, warmup, steps, device)
@@ -618,6 +643,9 @@ def timing_entry(times: dict[str, list[float]], bpe: int, n_seeds: int, flops: f
         "seconds_per_batch": {k: {"median": per_batch[k], "min": min(v), "max": max(v)} for k, v in times.items()},
         "check": check,
     }
+    if "floor" in per_batch:
+        entry["floor_s"] = per_batch["floor"] * bpe / n_seeds
+        entry["biornn_over_floor"] = biornn_s / entry["floor_s"]
     if "autograd" in per_batch:
         entry["autograd_s"] = per_batch["autograd"] * bpe / n_seeds
         entry["autograd_over_biornn"] = entry["autograd_s"] / biornn_s
@@ -980,7 +1008,7 @@ def write_json_atomic(path: Path, data: dict) -> None:
 def format_table(results: dict[str, dict]) -> str:
     """The printed table (seconds per seed-epoch; ratio = naive / biornn), then the pruning rows."""
     head = (f"{'workload':<16}{'biornn s':>10}{'naive s':>10}{'ratio':>8}{'ceiling':>9}{'autograd s':>12}"
-            f"{'ag/biornn':>10}{'limit':>8}{'GFLOP':>9}{'GFLOP/s':>9}{'sparse s':>10}")
+            f"{'ag/biornn':>10}{'limit':>8}{'GFLOP':>9}{'GFLOP/s':>9}{'sparse s':>10}{'floor s':>9}{'vs floor':>9}")
     lines = [head, "-" * len(head)]
     prune_lines = []
     for name, r in results.items():
@@ -994,9 +1022,10 @@ def format_table(results: dict[str, dict]) -> str:
         ag = r.get("autograd_s", float("nan"))
         ag_ratio = r.get("autograd_over_biornn", float("nan"))
         sparse = f"{r['sparse_s']:>10.3f}" if "sparse_s" in r else f"{'-':>10}"
+        floor = (f"{r['floor_s']:>9.3f}{r['biornn_over_floor']:>8.2f}x" if "floor_s" in r else f"{'-':>9}{'-':>9}")
         lines.append(f"{name:<16}{r['biornn_s']:>10.3f}{r['naive_s']:>10.2f}{r['ratio']:>7.1f}x"
                      f"{r['ceiling_ratio']:>8.1f}x{ag:>12.3f}{ag_ratio:>9.2f}x{r['limit_fraction']:>8.1%}"
-                     f"{r['flops_per_seed_epoch'] / 1e9:>9.1f}{r['matmul_gflops']:>9.1f}{sparse}")
+                     f"{r['flops_per_seed_epoch'] / 1e9:>9.1f}{r['matmul_gflops']:>9.1f}{sparse}{floor}")
     if prune_lines:
         lines += ["", "pruning (median seconds per call, all seeds at once):", *prune_lines]
     return "\n".join(lines)
