@@ -87,6 +87,15 @@ def test_retrain_keeps_mask_and_signs(run, sweep):
     assert np.abs(res.nominal_density - 0.3).max() < 0.06
 
 
+def test_retraining_both_methods_in_one_batch_matches_one_at_a_time(run):
+    both = fig3.retrain_pruned_methods(run, ("random", "topprob"), density=0.3, epochs=2, progress=False)
+    for method in ("random", "topprob"):
+        alone = fig3.retrain_pruned(run, method, density=0.3, epochs=2, progress=False)
+        for key in ("test_loss", "train_loss", "W_final", "mask", "nominal_density"):
+            np.testing.assert_array_equal(getattr(both[method], key), getattr(alone, key), err_msg=f"{method} {key}")
+    assert not np.array_equal(both["random"].mask, both["topprob"].mask)
+
+
 def test_cache_round_trip(run, tmp_path):
     a = fig3.cached_sweep(run, [0.0, 0.5], draws=1, root=tmp_path, progress=False)
     dirs = list((tmp_path / "fig3").iterdir())

@@ -43,6 +43,7 @@ from biornn.fig3.experiment import (
     mst_overlap_curves,
     retrain_epochs,
     retrain_pruned,
+    retrain_pruned_methods,
     save_retrain,
     save_sweep,
     sweep_errors,
@@ -76,5 +77,5 @@ __all__ = ["CANDIDATES", "EFFECT_COLUMNS", "FIG3_DRAWS", "FIG3_SEEDS", "FIG3_TAS
            "dense_runs", "effects_table", "ei_keep_shares", "fig3_config", "fig3_results", "format_effect",
            "format_levels", "get_candidate", "informative_levels", "level_table", "load_candidates", "load_retrain",
            "load_sweep", "mst_overlap_curves", "reference_result", "register_cli", "retrain_epochs", "retrain_pruned",
-           "retrain_table", "run_candidates", "save_retrain", "save_sweep", "side_by_side", "significant_levels",
-           "sweep_errors"]
+           "retrain_pruned_methods", "retrain_table", "run_candidates", "save_retrain", "save_sweep", "side_by_side",
+           "significant_levels", "sweep_errors"]

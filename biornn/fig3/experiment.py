@@ -16,7 +16,7 @@ import torch
 from biornn.config import derive_seed, get_device, get_mode
 from biornn.constraints import sign_violations
 from biornn.errors import BiornnError
-from biornn.fig2 import cached_train
+from biornn.fig2 import cached_train, resolve_batching
 from biornn.progress import progress as progress_bar
 from biornn.pruning import (
     ELIGIBILITY,
@@ -336,35 +336,74 @@ def retrain_pruned(run, method: str = "topprob", density: float = RETRAIN_DENSIT
     Returns:
         A :class:`RetrainResult`; ``outside_mask`` and ``sign_violations`` are 0 by construction (checked here).
     """
+    return retrain_pruned_methods(run, (method,), density, epochs, draw=draw,
+                                  common_random_numbers=common_random_numbers, eligibility=eligibility,
+                                  device=device, progress=progress, data=data)[method]
+
+
+def _stack_members(arrays: dict, n: int, S: int) -> dict:
+    """Repeat every per-seed array (leading axis ``S``) ``n`` times along that axis; shared arrays stay."""
+    return {k: (np.concatenate([np.asarray(v)] * n) if np.ndim(v) and np.shape(v)[0] == S and k != "signs"
+                else v) for k, v in arrays.items()}
+
+
+def retrain_pruned_methods(run, methods: Sequence[str] = ("random", "topprob"), density: float = RETRAIN_DENSITY,
+                           epochs: int | None = None, *, draw: int = 0, common_random_numbers: bool = False,
+                           eligibility: str = "default", device: str | None = None, progress: bool = True,
+                           data=None) -> dict[str, RetrainResult]:
+    """:func:`retrain_pruned` for several pruning methods in one model batch (what a GPU wants).
+
+    Every (method, seed) network is a member of one batch with its own mask and starting weights; the shuffles
+    come from the seed, so each member follows the run it follows alone (bit for bit on the CPU for >= 2 seeds,
+    ``tests/test_fig3_experiment.py``).
+
+    Returns:
+        ``{method: RetrainResult}``.
+    """
     t0 = time.perf_counter()
-    _check_choice(method, METHODS, "pruning method")
+    for m in methods:
+        _check_choice(m, METHODS, "pruning method")
     ev = _Evaluator(run, data, device)
-    config = ev.config
+    config, n = ev.config, len(methods)
     epochs = retrain_epochs(config.task) if epochs is None else int(epochs)
     seeds = [int(s) for s in config.seeds]
-    W_pruned, mask, achieved = prune(ev.W, method, density, seeds, draw=draw,
-                                     common_random_numbers=common_random_numbers, eligibility=eligibility)
-    loss0, acc0 = ev(W_pruned)
     dense_loss, _ = ev(ev.W)
-    weights = dict(run.weights)
-    weights["W_final"] = W_pruned.cpu().numpy()
-    mask_np = mask.cpu().numpy()
-    result = train(dataclasses.replace(config, epochs=epochs), device=device, progress=progress, data=ev.data,
-                   init_weights=weights, mask=mask_np.astype(np.float32))
-    W_after = np.asarray(result.weights["W_final"])
+    start = {}
+    for m in methods:
+        W_pruned, mask, achieved = prune(ev.W, m, density, seeds, draw=draw,
+                                         common_random_numbers=common_random_numbers, eligibility=eligibility)
+        start[m] = (W_pruned.cpu().numpy(), mask.cpu().numpy(), achieved.cpu().numpy(), ev(W_pruned))
+    weights = _stack_members(dict(run.weights), n, len(seeds))
+    weights["W_final"] = np.concatenate([start[m][0] for m in methods])
+    batch_data = dataclasses.replace(ev.data, **{k: _stack_members({k: getattr(ev.data, k)}, n, len(seeds))[k]
+                                                 for k in ("x_train", "y_train", "x_test", "y_test")})
+    masks = np.concatenate([start[m][1] for m in methods]).astype(np.float32)
+    result = train(dataclasses.replace(config, epochs=epochs, seeds=tuple(seeds) * n), device=device,
+                   progress=progress, data=batch_data, init_weights=weights, mask=masks)
+    out = {}
+    for i, m in enumerate(methods):
+        sl = slice(i * len(seeds), (i + 1) * len(seeds))
+        out[m] = _retrain_result(config, m, density, seeds, epochs, start[m], result, sl, dense_loss,
+                                 {"draw": int(draw), "eligibility": eligibility,
+                                  "common_random_numbers": bool(common_random_numbers)}, time.perf_counter() - t0)
+    return out
+
+
+def _retrain_result(config, method, density, seeds, epochs, start, result, sl, dense_loss, options,
+                    seconds) -> RetrainResult:
+    """One method's :class:`RetrainResult` from its slice ``sl`` of a (possibly shared) retraining batch."""
+    _, mask_np, achieved, (loss0, acc0) = start
+    W_after = np.asarray(result.weights["W_final"])[sl]
     outside = int(np.count_nonzero(W_after[~mask_np]))
     violations = sign_violations(torch.from_numpy(W_after), torch.from_numpy(np.asarray(result.weights["signs"])))
     if outside or violations:
         raise BiornnError(f"masked retraining broke its constraints: {outside} pruned synapses revived, "
                           f"{violations} sign violations")
-    test_loss = np.column_stack([loss0, result.curve("test_loss")])
-    test_acc = None if acc0 is None else np.column_stack([acc0, result.curve("test_accuracy")])
+    test_loss = np.column_stack([loss0, result.curve("test_loss")[sl]])
+    test_acc = None if acc0 is None else np.column_stack([acc0, result.curve("test_accuracy")[sl]])
     return RetrainResult(config.task, method, float(density), tuple(seeds), epochs, test_loss,
-                         result.curve("train_loss"), test_acc, np.asarray(dense_loss), achieved.cpu().numpy(),
-                         mask_np, outside, violations, W_after,
-                         {"draw": int(draw), "eligibility": eligibility,
-                          "common_random_numbers": bool(common_random_numbers)},
-                         time.perf_counter() - t0)
+                         result.curve("train_loss")[sl], test_acc, np.asarray(dense_loss), achieved, mask_np,
+                         outside, violations, W_after, options, seconds)
 
 
 # -- the cache ---------------------------------------------------------------------------------------------------
@@ -462,16 +501,49 @@ def cached_sweep(run, levels=SWEEP, methods: Sequence[str] = ("random", "topprob
 def cached_retrain(run, method: str = "topprob", density: float = RETRAIN_DENSITY, epochs: int | None = None, *,
                    draw: int = 0, common_random_numbers: bool = False, eligibility: str = "default",
                    retrain: bool | None = None, root=None, device: str | None = None,
-                   progress: bool = True) -> RetrainResult:
-    """:func:`retrain_pruned` through the cache ``data/results/fig3/<task>-retrain-<key>/``."""
+                   progress: bool = True, computed: RetrainResult | None = None) -> RetrainResult:
+    """:func:`retrain_pruned` through the cache ``data/results/fig3/<task>-retrain-<key>/``.
+
+    ``computed``: a result of these options already at hand (e.g. from :func:`retrain_pruned_methods`), stored
+    instead of retraining when the cache lacks it.
+    """
     epochs = retrain_epochs(run.config.task) if epochs is None else int(epochs)
-    key = {"method": method, "density": float(density), "epochs": epochs, "draw": int(draw),
-           "eligibility": eligibility, "common_random_numbers": bool(common_random_numbers)}
+    key = _retrain_key(method, density, epochs, draw, eligibility, common_random_numbers)
     return _cached("retrain", run, key,
-                   lambda: retrain_pruned(run, method, density, epochs, draw=draw,
-                                          common_random_numbers=common_random_numbers, eligibility=eligibility,
-                                          device=device, progress=progress),
+                   lambda: computed if computed is not None else retrain_pruned(
+                       run, method, density, epochs, draw=draw, common_random_numbers=common_random_numbers,
+                       eligibility=eligibility, device=device, progress=progress),
                    save_retrain, load_retrain, retrain, root)
+
+
+def _retrain_methods(run, mode: str, retrain, root, device, progress) -> dict:
+    """Both methods' masked retraining of one task: cached (paper) or on the spot (quick); on CUDA the missing
+    methods train in one batch (:func:`retrain_pruned_methods`), on the CPU one after the other."""
+    methods, epochs = ("random", "topprob"), retrain_epochs(run.config.task, mode)
+    together = resolve_batching("auto", device) == "figure"
+    if mode != "paper":
+        if together:
+            return retrain_pruned_methods(run, methods, epochs=epochs, device=device, progress=progress)
+        return {m: retrain_pruned(run, m, epochs=epochs, device=device, progress=progress) for m in methods}
+    done = {}
+    if together:
+        missing = [m for m in methods if want_retrain(retrain) or not _retrain_dir(run, m, epochs, root).exists()]
+        if len(missing) > 1:
+            done = retrain_pruned_methods(run, missing, epochs=epochs, device=device, progress=progress)
+    return {m: cached_retrain(run, m, epochs=epochs, retrain=retrain, root=root, device=device, progress=progress,
+                              computed=done.get(m)) for m in methods}
+
+
+def _retrain_key(method: str, density: float, epochs: int, draw: int = 0, eligibility: str = "default",
+                 common_random_numbers: bool = False) -> dict:
+    return {"method": method, "density": float(density), "epochs": int(epochs), "draw": int(draw),
+            "eligibility": eligibility, "common_random_numbers": bool(common_random_numbers)}
+
+
+def _retrain_dir(run, method: str, epochs: int, root=None) -> Path:
+    """Cache folder of the default masked retraining of ``method`` for ``run`` (draw 0, p = 0.0862)."""
+    key = _retrain_key(method, RETRAIN_DENSITY, epochs)
+    return run_dir("fig3", f"{run.config.task}-retrain", {"dense": run.config.to_dict(), **key}, root)
 
 
 def fig3_results(tasks: Sequence[str] = FIG3_TASKS, mode: str | None = None, draws: int | None = None,
@@ -505,13 +577,7 @@ def fig3_results(tasks: Sequence[str] = FIG3_TASKS, mode: str | None = None, dra
                                               progress=progress)
         else:
             out["sweep"][task] = sweep_errors(run, SWEEP, draws=K, device=device, progress=progress)
-        for method in ("random", "topprob"):
-            epochs = retrain_epochs(task, mode)
-            if mode == "paper":
-                res = cached_retrain(run, method, epochs=epochs, retrain=retrain, root=root, device=device,
-                                     progress=progress)
-            else:
-                res = retrain_pruned(run, method, epochs=epochs, device=device, progress=progress)
+        for method, res in _retrain_methods(run, mode, retrain, root, device, progress).items():
             out["retrain"][(task, method)] = res
     return out
 
