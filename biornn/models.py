@@ -362,7 +362,8 @@ class EIRNN(nn.Module):
         self.n_hidden, self.n_in, self.n_out = n_hidden, n_in, n_out
         self.rectify_state = rect[0] if len(set(rect)) == 1 else tuple(rect)
         self.parametrization = kinds[0] if len(set(kinds)) == 1 else "mixed"
-        self.register_buffer("param_code", torch.tensor([PARAMETRIZATIONS.index(k) for k in kinds]))
+        if self.parametrization == "mixed":  # which parametrisation each member's w_hh holds
+            self.register_buffer("param_code", torch.tensor([PARAMETRIZATIONS.index(k) for k in kinds]))
         self.output_tanh, self.last_step_only = output_tanh, last_step_only
         self.readout_from_state = readout_from_state
         self.register_buffer("signs", signs)
