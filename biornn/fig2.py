@@ -205,18 +205,24 @@ def find_cached(config: TrainConfig, root: str | os.PathLike | None = None) -> P
 
 
 def seed_blocks(seeds, block: int) -> list[tuple[int, ...]]:
-    """``seeds`` cut into consecutive blocks of ``block`` (the last may be shorter)."""
+    """``seeds`` cut into consecutive blocks of ``block``; the last may be shorter, but never a single seed (a
+    one-seed batch rounds differently), so a trailing single seed joins the block before it."""
     if block < 2:
         raise BiornnError(f"seed block {block} is too small; use >= 2 (a one-seed batch rounds differently)")
     seeds = tuple(seeds)
-    return [seeds[i:i + block] for i in range(0, len(seeds), block)]
+    blocks = [seeds[i:i + block] for i in range(0, len(seeds), block)]
+    if len(blocks) > 1 and len(blocks[-1]) == 1:
+        blocks[-2:] = [blocks[-2] + blocks[-1]]
+    return blocks
 
 
 class SeedBlockRun:
     """Runs of consecutive seed blocks read as one run (the accessors of :class:`StoredRun`).
 
-    On the CPU a seed's numbers do not depend on which other seeds share its batch (batches of >= 2;
-    ``tests/test_mixed_batch.py``), so blocks of 10 give what one 20-seed batch gives.
+    On the CPU a seed's weights do not depend on which other seeds share its batch (batches of >= 2;
+    ``tests/test_mixed_batch.py``), so blocks of 10 give the weights one 20-seed batch gives; held-out losses can
+    differ in the last float32 bits where the test set is evaluated in chunks (their size follows the batch's seed
+    count, :func:`biornn.train.evaluate`).
     """
 
     def __init__(self, parts: list):
@@ -232,6 +238,8 @@ class SeedBlockRun:
                         for k, v in parts[0].weights.items()}
         params = [p.info.get("params") for p in parts]
         self.info = {"params": None if None in params else [x for q in params for x in q]}
+        if "wave_signals" in self.weights:
+            self.info["signals"] = self.weights["wave_signals"]
 
     def curve(self, key: str) -> np.ndarray:
         return np.array([r[key] for r in self.runs], dtype=float)

@@ -68,7 +68,7 @@ def state_floor(rectify, like: torch.Tensor):
     """
     if isinstance(rectify, bool):
         return 0.0 if rectify else None
-    flags = torch.as_tensor(rectify, dtype=torch.bool).reshape(-1)
+    flags = torch.as_tensor(rectify).to(device="cpu", dtype=torch.bool).reshape(-1)
     if bool(flags.all()):
         return 0.0
     if not bool(flags.any()):
@@ -83,7 +83,8 @@ def _pass_on(a: torch.Tensor, floor) -> torch.Tensor:
         return a
     if isinstance(floor, float):
         return a.clamp_min(floor)
-    return torch.maximum(a, floor.reshape(-1, *([1] * (a.ndim - 1))))
+    # where, not maximum: at a == 0 the gradient goes wholly one way, as with clamp_min
+    return torch.where(floor.reshape(-1, *([1] * (a.ndim - 1))) == 0, a.clamp_min(0), a)
 
 
 def _backprop_states(gA: torch.Tensor, A: torch.Tensor, floor, through_w) -> torch.Tensor:

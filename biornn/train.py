@@ -184,16 +184,28 @@ def _gather(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return x[torch.arange(idx.shape[0], device=idx.device)[:, None], idx]
 
 
+#: Activations per evaluation chunk (bounds the memory of a full test-set pass).
+EVAL_MAX_ELEMS = 2 ** 24
+
+
 @torch.no_grad()
-def evaluate(model: EIRNN, x: torch.Tensor, y: torch.Tensor, kind: str, max_elems: int = 2 ** 24):
-    """Full-set loss (and accuracy in %) per seed, in chunks that bound memory.
+def evaluate(model: EIRNN, x: torch.Tensor, y: torch.Tensor, kind: str, max_elems: int | None = None,
+             runs_per_chunk: int | None = None):
+    """Full-set loss (and accuracy in %) per seed, in chunks of test samples that bound memory.
+
+    Args:
+        model, x, y, kind: the batched model and the test set.
+        max_elems: activations per chunk (default :data:`EVAL_MAX_ELEMS`).
+        runs_per_chunk: the number of seeds the chunk size is computed for (default: all of the model's). A mixed
+            batch passes one run's seed count, so its chunks, and with them the float32 sums, are those of a lone run.
 
     Returns:
         ``(loss, accuracy)``: ``(S,)`` float64 arrays; ``accuracy`` is ``None`` for regression.
     """
     n = x.shape[1]
     S = model.n_seeds
-    chunk = max(1, int(max_elems // (S * x.shape[2] * model.n_hidden)))
+    per = S if runs_per_chunk is None else int(runs_per_chunk)
+    chunk = max(1, int((EVAL_MAX_ELEMS if max_elems is None else max_elems) // (per * x.shape[2] * model.n_hidden)))
     total = torch.zeros(S, dtype=torch.float64, device=x.device)
     correct = torch.zeros(S, dtype=torch.float64, device=x.device)
     for lo in range(0, n, chunk):
@@ -263,7 +275,8 @@ def load_weights(model: EIRNN, weights: dict) -> None:
 
 
 def train(config: TrainConfig, device: str | None = None, on_step=None, progress: bool = True,
-          data: TaskData | None = None, init_weights: dict | None = None, mask=None) -> TrainResult:
+          data: TaskData | None = None, init_weights: dict | None = None, mask=None,
+          runs_per_chunk: int | None = None) -> TrainResult:
     """Train all seeds of ``config`` in one batched pass.
 
     Args:
@@ -277,11 +290,13 @@ def train(config: TrainConfig, device: str | None = None, on_step=None, progress
         mask: ``(S, N, N)`` 0/1 connectivity mask for masked retraining (Fig 3): the recurrent gradient is zeroed
             outside the mask before every step, so Adam's moments of pruned entries stay exactly 0, and the mask
             is re-applied after the method's post-step, so pruned synapses never come back.
+        runs_per_chunk: seeds the test-set chunks are sized for (:func:`evaluate`; default all of ``config``'s); a
+            batch that stacks several runs' seeds passes one run's count to keep a lone run's float32 sums.
 
     Returns:
         A :class:`TrainResult`.
     """
-    return _train_members([config], device, on_step, progress, data, init_weights, mask)[0]
+    return _train_members([config], device, on_step, progress, data, init_weights, mask, runs_per_chunk)[0]
 
 
 def train_mixed(configs: Sequence[TrainConfig], device: str | None = None, progress: bool = True,
@@ -344,7 +359,7 @@ def _apply_post_steps(steps: list[tuple], W: torch.Tensor, signs: torch.Tensor) 
 
 
 def _train_members(configs: Sequence[TrainConfig], device, on_step, progress, data=None, init_weights=None,
-                   mask=None) -> list[TrainResult]:
+                   mask=None, runs_per_chunk: int | None = None) -> list[TrainResult]:
     """The training loop of :func:`train` and :func:`train_mixed`: the seeds of ``configs`` as one batch."""
     dev = get_device(device)
     t_start = time.perf_counter()
@@ -361,7 +376,7 @@ def _train_members(configs: Sequence[TrainConfig], device, on_step, progress, da
     x_tr, y_tr = as_t(data.x_train).to(dev), as_t(data.y_train).to(dev)
     x_te, y_te = as_t(data.x_test).to(dev), as_t(data.y_test).to(dev)
     S, n = model.n_seeds, x_tr.shape[1]
-    B = min(config.batch_size, n)
+    B, per_run = min(config.batch_size, n), runs_per_chunk or len(configs[0].seeds)
     shuffles = [torch.Generator().manual_seed(derive_seed(s, "shuffle", "" if c.paired else c.method))
                 for c in configs for s in c.seeds]
     hist = {k: [[] for _ in range(S)] for k in ("train_loss", "test_loss", "test_accuracy",
@@ -388,7 +403,7 @@ def _train_members(configs: Sequence[TrainConfig], device, on_step, progress, da
             step += 1
             if on_step is not None:
                 on_step(model, step)
-        test_loss, test_acc = evaluate(model, x_te, y_te, data.kind)
+        test_loss, test_acc = evaluate(model, x_te, y_te, data.kind, runs_per_chunk=per_run)
         _record_epoch(hist, to_numpy(run_loss / n), test_loss, test_acc, to_numpy(losses.detach()),
                       time.perf_counter() - t0)
     weights = {"W_init": W_init, "W_final": to_numpy(model.effective_w_hh()), "signs": to_numpy(signs)}
@@ -419,10 +434,10 @@ def _record_epoch(hist: dict, train_loss, test_loss, test_acc, last, dt: float) 
 
 def _split_results(configs, device: str, hist: dict, weights: dict, data: TaskData, wall: float) -> list[TrainResult]:
     """One :class:`TrainResult` per config from the members' histories and stacked weights."""
-    info = {k: v for k, v in data.info.items() if k in ("signals", "params")}
     results, lo = [], 0
     for c in configs:
         sl = slice(lo, lo + len(c.seeds))
+        info = {k: v[sl] for k, v in data.info.items() if k in ("signals", "params")}  # per seed, like the weights
         runs = []
         for s, seed in zip(range(sl.start, sl.stop), c.seeds):
             run = {"seed": int(seed)}

@@ -87,7 +87,8 @@ def test_retrain_keeps_mask_and_signs(run, sweep):
     assert np.abs(res.nominal_density - 0.3).max() < 0.06
 
 
-def test_retraining_both_methods_in_one_batch_matches_one_at_a_time(run):
+def test_retraining_both_methods_in_one_batch_matches_one_at_a_time(run, monkeypatch):
+    monkeypatch.setattr("biornn.train.EVAL_MAX_ELEMS", 2 * 20 * 32 * 9)  # held-out set in chunks of 9 windows
     both = fig3.retrain_pruned_methods(run, ("random", "topprob"), density=0.3, epochs=2, progress=False)
     for method in ("random", "topprob"):
         alone = fig3.retrain_pruned(run, method, density=0.3, epochs=2, progress=False)

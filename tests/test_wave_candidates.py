@@ -5,10 +5,14 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 
 from biornn.errors import BiornnError
+from biornn.fig3.experiment import SWEEP
 from biornn.fig3.wave_candidates import (
     CANDIDATES,
+    DRAWS,
+    N_SCORE,
     _mask,
     _scoring_data,
     candidate_errors,
@@ -71,10 +75,16 @@ def test_candidate_errors_and_table(tiny_run, tmp_path):
     R = np.full((4, 15), 0.1)
     T = R.copy()
     T[:, 5:11] = 0.2 * (1 + 0.01 * np.arange(4))[:, None]
+    T[:, [1, 13]] = 0.05  # top-prob better at two interior levels only
     table = candidate_table({"default": {"random": R, "topprob": T, "dense": np.zeros(4)}}).iloc[0]
     assert table["log_ratio"] == pytest.approx(np.log(2 * (1 + 0.01 * np.arange(4))).mean())
     assert table["ci_low"] > 0 and table["p_t"] < 1e-4
-    assert table["wins_039"] == "0/4" and table["levels_won"] == 0
+    assert table["wins_039"] == "0/4" and table["levels_won"] == 2
+    d = np.log(2 * (1 + 0.01 * np.arange(4)))
+    half = stats.t.ppf(0.975, 3) * d.std(ddof=1) / 2
+    assert table["ci_high"] - table["log_ratio"] == pytest.approx(half)
+    with pytest.raises(BiornnError, match="15 levels"):
+        candidate_table({"default": {"random": R[:, :3], "topprob": T[:, :3], "dense": np.zeros(4)}})
     assert table["fisher_vs_ref"] < 0.05  # 0/4 against the reference's 4/5
 
 
@@ -83,8 +93,8 @@ def test_run_candidates_resumes(tmp_path, monkeypatch):
 
     def fake(cand, device=None, progress=True):
         calls.append(cand.name)
-        return {"random": np.ones((2, 15)), "topprob": np.ones((2, 15)), "seeds": [0, 1],
-                "levels": np.zeros(15), "dense": np.zeros(2), "config": {}, "seconds": 0.0}
+        return {"random": np.ones((2, 15)), "topprob": np.ones((2, 15)), "seeds": [0, 1], "levels": SWEEP,
+                "dense": np.zeros(2), "config": {}, "draws": DRAWS, "n_score": N_SCORE, "seconds": 0.0}
 
     monkeypatch.setattr("biornn.fig3.wave_candidates.candidate_errors", fake)
     path = tmp_path / "c.json"
@@ -92,6 +102,10 @@ def test_run_candidates_resumes(tmp_path, monkeypatch):
     run_candidates(["default", "score_last_batch"], path)
     assert calls == ["default", "score_last_batch"]
     assert set(load_candidates(path)) == {"default", "score_last_batch"}
+    # a cached candidate computed with another protocol (here: fewer draws) is computed again
+    monkeypatch.setattr("biornn.fig3.wave_candidates.DRAWS", DRAWS + 1)
+    run_candidates(["default"], path)
+    assert calls == ["default", "score_last_batch", "default"]
 
 
 def test_ei_keep_shares_follow_the_magnitudes():

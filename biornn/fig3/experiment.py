@@ -379,7 +379,7 @@ def retrain_pruned_methods(run, methods: Sequence[str] = ("random", "topprob"), 
                                                  for k in ("x_train", "y_train", "x_test", "y_test")})
     masks = np.concatenate([start[m][1] for m in methods]).astype(np.float32)
     result = train(dataclasses.replace(config, epochs=epochs, seeds=tuple(seeds) * n), device=device,
-                   progress=progress, data=batch_data, init_weights=weights, mask=masks)
+                   progress=progress, data=batch_data, init_weights=weights, mask=masks, runs_per_chunk=len(seeds))
     out = {}
     for i, m in enumerate(methods):
         sl = slice(i * len(seeds), (i + 1) * len(seeds))

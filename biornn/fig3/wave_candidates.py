@@ -57,8 +57,9 @@ class Candidate:
         name: short key.
         group: what it changes (scoring, eligibility, top-prob, network, signal).
         text: one line on what it does.
-        scoring: ``test`` (own held-out windows), ``last_batch`` (own last 100 training windows) or
-            ``foreign_batch`` (the last seed's last 100 training windows for every seed: the reference's Q7).
+        scoring: ``test`` (own held-out windows), ``last_batch`` (100 of the seed's own training windows, the last
+            100 in storage order; windows start at random, so like the reference's last shuffled minibatch) or
+            ``foreign_batch`` (those 100 windows of the last seed, for every seed: the reference's Q7).
         eligibility: pruning eligibility (``default`` or ``as_published``: Q1/Q2).
         topprob: ``whole`` (one budget for the matrix) or ``ei_blocks`` (one budget per E/I block, so top-prob keeps
             the same share of E and I synapses as random).
@@ -85,10 +86,10 @@ class Candidate:
 #: The candidates, one change each (``default`` first: the baseline every other row is read against).
 CANDIDATES = (
     Candidate("default", "baseline", "Figure 3 as run here"),
-    Candidate("score_last_batch", "scoring", "score on the seed's last training batch (100 windows), not held-out "
-              "windows", scoring="last_batch"),
-    Candidate("score_foreign_batch", "scoring", "score every seed on the last seed's last training batch (the "
-              "reference scored all runs on run 4's batch, Q7)", scoring="foreign_batch"),
+    Candidate("score_last_batch", "scoring", "score on 100 of the seed's training windows (a training batch), not "
+              "held-out windows", scoring="last_batch"),
+    Candidate("score_foreign_batch", "scoring", "score every seed on 100 training windows of the last seed (the "
+              "reference scored all runs on run 4's last training batch, Q7)", scoring="foreign_batch"),
     Candidate("eligibility_published", "eligibility", "as-published eligibility and budget (Dale zeros eligible "
               "after the 1e-25 floor, z0 budget; Q1, Q2)", eligibility="as_published"),
     Candidate("topprob_ei_blocks", "top-prob", "top-prob within each E/I block at density p (keeps the share of "
@@ -160,7 +161,8 @@ def candidate_errors(candidate: Candidate, run=None, levels=SWEEP, draws: int = 
                 out[m][:, j] += np.asarray(ev(_mask(ev.W, m, float(levels[j]), seeds, k, candidate,
                                                      population))[0]) / draws
     return {"random": out["random"], "topprob": out["topprob"], "seeds": seeds, "levels": levels,
-            "dense": np.asarray(ev(ev.W)[0]), "config": ev.config.to_dict(), "seconds": time.perf_counter() - t0}
+            "dense": np.asarray(ev(ev.W)[0]), "config": ev.config.to_dict(), "draws": int(draws),
+            "n_score": N_SCORE, "seconds": time.perf_counter() - t0}
 
 
 def _to_json(res: dict) -> dict:
@@ -183,7 +185,7 @@ def run_candidates(names: Sequence[str] | None = None, path: str | Path = CACHE,
     todo = [get_candidate(n) for n in (names or [c.name for c in CANDIDATES])]
     done = load_candidates(path)
     for cand in todo:
-        if cand.name in done:
+        if cand.name in done and _same_protocol(done[cand.name]):
             continue
         done[cand.name] = candidate_errors(cand, device=device, progress=progress)
         dev = get_device(device).type
@@ -227,6 +229,13 @@ def reference_result(ref: dict) -> dict:
     return {"random": R, "topprob": T, "dense": R[:, -1]}
 
 
+def _same_protocol(result: dict) -> bool:
+    """Whether a cached candidate was computed with this module's protocol (draws, scored windows, levels)."""
+    levels = np.asarray(result.get("levels", []), dtype=float)
+    return (result.get("draws") == DRAWS and result.get("n_score") == N_SCORE and levels.shape == SWEEP.shape
+            and bool(np.allclose(levels, SWEEP)))
+
+
 def candidate_table(results: dict) -> pd.DataFrame:
     """One row per candidate: the mid-range comparison (p = 0.31-0.70) and the win counts.
 
@@ -241,13 +250,16 @@ def candidate_table(results: dict) -> pd.DataFrame:
     for name, r in results.items():
         cand = _BY_NAME.get(name)
         R, T = np.asarray(r["random"]), np.asarray(r["topprob"])
+        if R.shape[1] != SWEEP.size or ("levels" in r and not np.allclose(r["levels"], SWEEP)):
+            raise BiornnError(f"candidate {name!r} was not swept over the 15 levels of Figure 3; compute it again "
+                              "with python -m biornn wave-candidates")
         d = np.log(T[:, MID] / R[:, MID]).mean(1)
         n = len(d)
         half = stats.t.ppf(0.975, n - 1) * d.std(ddof=1) / np.sqrt(n)
         wins = int((T[:, 6] < R[:, 6]).sum())
         a, b = REFERENCE_WINS_AT_039
         is_ref = name == REFERENCE_ROW
-        rows.append({"candidate": name, "changes": "reference" if is_ref else cand.group, "n": n,
+        rows.append({"candidate": name, "changes": "reference" if is_ref else (cand.group if cand else "?"), "n": n,
                      "dense": float(np.mean(r["dense"])), "log_ratio": float(d.mean()),
                      "ci_low": float(d.mean() - half), "ci_high": float(d.mean() + half),
                      "p_t": float(stats.ttest_1samp(d, 0.0).pvalue), "wins_039": f"{wins}/{n}",
