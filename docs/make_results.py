@@ -342,15 +342,18 @@ def wave_candidates_section() -> list[str]:
              "better); mean over seeds, 95 % t "
              "interval, paired t-test against 0 (unit: dense network; no correction, each row read on its own). "
              "`wins at 0.39`: seeds with top-prob better at p = 0.3908, Fisher's exact test against the reference's "
-             "4 of 5. `levels won`: interior levels (of 13) where top-prob is better in more than half the seeds.\n\n"]
+             "4 of 5. `levels won`: interior levels (of 13) where top-prob is better in more than half the seeds. "
+             "`breakdowns`: seeds whose top-prob network is worse somewhere at p = 0.31-0.70 than with no recurrent "
+             "weights at all (p = 0); descriptive.\n\n"]
     rows = []
     for r in df.itertuples():
         ref = r.candidate == f3.REFERENCE_ROW
         text = "the reference's stored arrays" if ref else f3.get_candidate(r.candidate).text
         rows.append([r.candidate, text, r.n, f"{r.log_ratio:+.2f} [{r.ci_low:+.2f}, {r.ci_high:+.2f}]", p_(r.p_t),
-                     r.wins_039, "" if np.isnan(r.fisher_vs_ref) else p_(r.fisher_vs_ref), r.levels_won])
+                     r.wins_039, "" if np.isnan(r.fisher_vs_ref) else p_(r.fisher_vs_ref), r.levels_won,
+                     r.breakdowns])
     lines.append(table(["candidate", "change", "n", "log ratio [95 % CI]", "paired t p", "wins at 0.39",
-                        "Fisher vs reference p", "levels won"], rows))
+                        "Fisher vs reference p", "levels won", "breakdowns"], rows))
     return lines
 
 

@@ -203,7 +203,8 @@ if MODE == "paper":
 else:
     conv_table = None
     print("(quick mode: paper mode reads 20 paired seeds per rule from the cache; python -m biornn reproduce-fig2 "
-          "--mode paper --tasks flipflop --methods conventional,dales --seeds 0-19 trains them, ~40 min per rule)")
+          "--mode paper --tasks flipflop,wave --methods conventional,dales --seeds 0-19 --seed-block 10 trains them "
+          "in resumable blocks, ~40 min per rule and task on 2 cores)")
 
 # %% [markdown]
 # ## Recurrent-weight distributions

@@ -80,6 +80,7 @@ def test_candidate_errors_and_table(tiny_run, tmp_path):
     assert table["log_ratio"] == pytest.approx(np.log(2 * (1 + 0.01 * np.arange(4))).mean())
     assert table["ci_low"] > 0 and table["p_t"] < 1e-4
     assert table["wins_039"] == "0/4" and table["levels_won"] == 2
+    assert table["breakdowns"] == "4/4"  # 0.2 at mid levels against 0.1 with no recurrent weights
     d = np.log(2 * (1 + 0.01 * np.arange(4)))
     half = stats.t.ppf(0.975, 3) * d.std(ddof=1) / 2
     assert table["ci_high"] - table["log_ratio"] == pytest.approx(half)
