@@ -436,12 +436,12 @@ save_figure(fig, "fig3_wave_candidates")
 # **Reading the paper-mode cache** (the summary below prints the verdicts from the table). How the pruned networks
 # are scored does not matter: held-out windows, 100 of the seed's training windows and another seed's windows (the
 # reference's Q7) give the same rows, and so does the as-published eligibility; an early checkpoint and the intended
-# harmonics leave top-prob worse too. What matters is **the trained network**. In most of our Dale's networks the
-# top-prob-pruned network breaks down at intermediate densities: it is worse than the network with no recurrent
-# weights at all (the `breakdowns` column). Three changes remove most breakdowns: splitting the budget per E/I block
-# (the inhibitory synapses are stronger, so whole-matrix top-prob keeps a larger share of them; shares above), E/I
-# input routing, and training the Dale's networks without state rectification (those train to a worse dense loss, so
-# that row mixes two changes). Pruning **conventional-backprop** networks gives the reference's pattern: top-prob
+# harmonics leave top-prob worse on average too. What matters is **the trained network**. In most of our Dale's
+# networks the top-prob-pruned network breaks down at intermediate densities: it is worse than the network with no
+# recurrent weights at all (the `breakdowns` column). Two changes remove most breakdowns: splitting the budget per
+# E/I block (the inhibitory synapses are stronger, so whole-matrix top-prob keeps a larger share of them; shares
+# above) and training the Dale's networks without state rectification (those train to a worse dense loss, so that
+# row mixes two changes); E/I input routing and the harmonics remove some. Pruning **conventional-backprop** networks gives the reference's pattern: top-prob
 # better at every interior level. The reference's own wave networks were Dale's networks with state rectification, as
 # here (its training code shows both), yet its top-prob breaks down in only one of five runs; what makes ours break
 # down more often is not found. It cannot be checked against the reference's weights, which were not stored (its pooled
