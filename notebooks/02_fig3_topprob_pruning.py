@@ -525,6 +525,10 @@ print("  still significantly worse:", ", ".join(rows.index[rows.ci_low > 0]) or 
 #   after Holm), and the primary endpoint favours random: the paper's claim holds for two of the three tasks. After
 #   masked retraining both methods recover on flip-flop and wave (random slightly ahead on wave); on the digits
 #   top-prob stays ahead.
+# * **Why not on wave** (candidates above): not the scoring, the eligibility, an early checkpoint or the signal
+#   variant; our Dale's networks break down under whole-matrix top-prob at intermediate densities, less so with the
+#   budget split per E/I block or without state rectification, and conventional networks show the reference's
+#   pattern. What makes the reference's Dale's networks different is not found (it stored no weights).
 # * The reference's bar chart rests on the maximum of run means, a pooled SEM and the minimum of 15 uncorrected
 #   p-values (Q9). On its own arrays that gives '*' for all three tasks, while paired tests with Holm support the
 #   advantage for flip-flop and sMNIST at moderate sparsity only and leave wave's primary endpoint non-significant.
