@@ -46,8 +46,11 @@ class StoredRun:
 
 
 def cached_train(config, retrain: bool | None = None, root: str | os.PathLike | None = None, device=None,
-                 progress: bool = True, experiment: str = "fig2"):
+                 progress: bool = True, experiment: str = "fig2", computed=None):
     """Return the stored run of ``config`` if the cache has it, else train, store and return it.
+
+    ``computed``: this config's :class:`~biornn.train.TrainResult` already at hand (a member of a mixed batch),
+    stored instead of training when the cache lacks it.
 
     Args:
         config: a :class:`biornn.train.TrainConfig`.
@@ -63,7 +66,7 @@ def cached_train(config, retrain: bool | None = None, root: str | os.PathLike | 
         if stored.metrics["config"] != config.to_dict():
             raise BiornnError(f"cache {directory} holds a different configuration; delete it and train again")
         return stored
-    result = train(config, device=device, progress=progress)
+    result = computed if computed is not None else train(config, device=device, progress=progress)
     save_train_result(result, directory)
     return StoredRun(directory)
 
@@ -103,20 +106,14 @@ def cached_train_many(configs, retrain: bool | None = None, device=None, batch: 
     Returns:
         One :class:`StoredRun` per config, in order.
     """
-    configs = list(configs)
-    mode = resolve_batching(batch, device)
-    dirs = [run_dir(experiment, f"{c.task}-{c.method}", c.to_dict(), root) for c in configs]
-    todo = [i for i, d in enumerate(dirs) if want_retrain(retrain) or not d.exists()]
-    for i, d in enumerate(dirs):
-        if i not in todo and load_run(d)[0]["config"] != configs[i].to_dict():
-            raise BiornnError(f"cache {d} holds a different configuration; delete it and train again")
-    if mode == "figure" and len(todo) > 1:
-        results = train_mixed([configs[i] for i in todo], device=device, progress=progress)
-    else:
-        results = [train(configs[i], device=device, progress=progress) for i in todo]
-    for i, result in zip(todo, results):
-        save_train_result(result, dirs[i])
-    return [StoredRun(d) for d in dirs]
+    configs, done = list(configs), {}
+    if resolve_batching(batch, device) == "figure":
+        todo = [i for i, c in enumerate(configs) if want_retrain(retrain)
+                or not run_dir(experiment, f"{c.task}-{c.method}", c.to_dict(), root).exists()]
+        if len(todo) > 1:
+            done = dict(zip(todo, train_mixed([configs[i] for i in todo], device=device, progress=progress)))
+    return [cached_train(c, retrain, root, device, progress, experiment, computed=done.get(i))
+            for i, c in enumerate(configs)]
 
 
 def fig2_runs(tasks=("flipflop", "wave", "digits"), methods=None, mode: str | None = None,

@@ -78,13 +78,12 @@ def state_floor(rectify, like: torch.Tensor):
 
 
 def _pass_on(a: torch.Tensor, floor) -> torch.Tensor:
-    """``r = max(a, floor)`` for ``a`` ``(S, ...)``: the state a step passes on."""
+    """``r = max(a, floor)`` for ``a`` ``(S, ...)``: the state a step passes on (one op per step in the cores)."""
     if floor is None:
         return a
     if isinstance(floor, float):
         return a.clamp_min(floor)
-    # where, not maximum: at a == 0 the gradient goes wholly one way, as with clamp_min
-    return torch.where(floor.reshape(-1, *([1] * (a.ndim - 1))) == 0, a.clamp_min(0), a)
+    return torch.maximum(a, floor.reshape(-1, *([1] * (a.ndim - 1))))
 
 
 def _backprop_states(gA: torch.Tensor, A: torch.Tensor, floor, through_w) -> torch.Tensor:
@@ -436,8 +435,11 @@ class EIRNN(nn.Module):
 
     def readout(self, A: torch.Tensor) -> torch.Tensor:
         """Map ``(S, ..., N)`` activations to ``(S, ..., n_out)`` outputs."""
-        if self.readout_from_state:
-            A = _pass_on(A, state_floor(self.rectify_state, A))
+        floor = state_floor(self.rectify_state, A) if self.readout_from_state else None
+        if isinstance(floor, torch.Tensor):  # autograd runs through here: where, so a == 0 gets clamp_min's gradient
+            A = torch.where(floor.reshape(-1, *([1] * (A.ndim - 1))) == 0, A.clamp_min(0), A)
+        else:
+            A = _pass_on(A, floor)
         w = (self.w_out * self.readout_mask).transpose(1, 2)
         shape = A.shape
         y = torch.bmm(A.reshape(shape[0], -1, shape[-1]), w).reshape(*shape[:-1], -1)

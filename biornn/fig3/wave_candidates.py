@@ -30,8 +30,8 @@ from scipy import stats
 
 from biornn.config import RESULTS_DIR, get_device
 from biornn.errors import BiornnError
-from biornn.fig2 import cached_seeds, cached_train
-from biornn.fig3.experiment import SWEEP, _Evaluator, fig3_config
+from biornn.fig2 import cached_seeds
+from biornn.fig3.experiment import FIG3_SEEDS, SWEEP, _Evaluator
 from biornn.progress import progress as progress_bar
 from biornn.pruning import blockwise_mask, prune, random_probabilities, topprob_probabilities
 from biornn.store import atomic_write_bytes, provenance
@@ -78,9 +78,7 @@ class Candidate:
 
     def config(self) -> TrainConfig:
         """The dense networks' configuration (Figure 3's wave networks unless the candidate changes them)."""
-        if self.method == "dales":
-            return fig3_config("wave", "paper", **dict(self.network))
-        return fig2_config("wave", self.method, "paper", seeds=tuple(range(10)), **dict(self.network))
+        return fig2_config("wave", self.method, "paper", seeds=FIG3_SEEDS["paper"], **dict(self.network))
 
 
 #: The candidates, one change each (``default`` first: the baseline every other row is read against).
@@ -116,12 +114,9 @@ def get_candidate(name: str) -> Candidate:
     return _BY_NAME[name]
 
 
-def dense_networks(candidate: Candidate, device=None, progress: bool = True):
+def dense_networks(candidate: Candidate, device=None):
     """The trained dense networks a candidate prunes (read from the cache, trained and cached if missing)."""
-    config = candidate.config()
-    if candidate.method == "dales":
-        return cached_train(config, device=device, progress=progress, experiment="fig3")
-    return cached_seeds(config, device=device)
+    return cached_seeds(candidate.config(), device=device)
 
 
 def _scoring_data(run, candidate: Candidate):
@@ -152,7 +147,7 @@ def candidate_errors(candidate: Candidate, run=None, levels=SWEEP, draws: int = 
         MSE) as the mean over ``draws`` draws.
     """
     t0 = time.perf_counter()
-    run = dense_networks(candidate, device, progress) if run is None else run
+    run = dense_networks(candidate, device) if run is None else run
     ev = _Evaluator(run, _scoring_data(run, candidate), device)
     seeds = [int(s) for s in ev.config.seeds]
     population = torch.as_tensor((np.asarray(run.weights["signs"]) < 0).astype(np.int64))
