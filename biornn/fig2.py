@@ -17,6 +17,7 @@ from scipy.stats import fisher_exact
 from biornn.config import get_device, get_mode, parse_seeds
 from biornn.constraints import METHODS
 from biornn.errors import BiornnError
+from biornn.stats import holm
 from biornn.store import load_run, reference, run_dir, save_train_result, want_retrain
 from biornn.tasks import TASKS, fetch_mnist
 from biornn.train import TrainConfig, fig2_config, train, train_mixed
@@ -170,13 +171,16 @@ CONVERGENCE_SEEDS = tuple(range(20))
 CONVERGED_MSE = 0.01
 
 
-#: Tasks with 20 paired seeds per rule (conventional, Dale's) in the cache.
+#: Tasks and rules with 20 paired seeds each in the cache.
 CONVERGENCE_TASKS = ("flipflop", "wave")
+CONVERGENCE_METHODS = ("conventional", "dales", "rectified", "rectified-published")
+#: Between-rule comparisons of the convergence counts (each rule against Dale's backprop), Holm within a task.
+CONVERGENCE_PAIRS = (("conventional", "dales"), ("rectified", "dales"), ("rectified-published", "dales"))
 #: Seeds per cached block when a many-seed run is trained in blocks (``reproduce-fig2 --seed-block``).
 SEED_BLOCK = 10
 
 
-def convergence_runs(tasks=CONVERGENCE_TASKS, methods=("conventional", "dales"), seeds=CONVERGENCE_SEEDS,
+def convergence_runs(tasks=CONVERGENCE_TASKS, methods=CONVERGENCE_METHODS, seeds=CONVERGENCE_SEEDS,
                      retrain: bool | None = None, device=None, block: int = SEED_BLOCK) -> dict:
     """The paper-mode runs with ``seeds`` (paired: every rule sees the same data per seed).
 
@@ -292,20 +296,31 @@ def fisher_row(label: str, a: tuple[int, int], b: tuple[int, int]) -> dict:
             "correction": "none"}
 
 
-def convergence_tests(table: pd.DataFrame, pairs=(("conventional", "dales"),)) -> pd.DataFrame:
-    """Fisher's exact test between rules per task (ours), and ours against the reference per rule."""
+def convergence_tests(table: pd.DataFrame, pairs=CONVERGENCE_PAIRS) -> pd.DataFrame:
+    """Fisher's exact test between rules per task (ours), and ours against the reference per rule.
+
+    Column ``p_holm``: Holm over one task's comparisons of one family (between rules; ours against the reference),
+    named in ``correction``; unit of replication: the seed (one trained network).
+    """
     rows = []
     for task, sub in table.groupby("task", sort=False):
         by = sub.set_index("method")
-        for a, b in pairs:
-            if a in by.index and b in by.index:
-                rows.append({"task": task, **fisher_row(f"{a} vs {b} (ours)", (by.at[a, "converged"], by.at[a, "n"]),
-                                                        (by.at[b, "converged"], by.at[b, "n"]))})
-        for method, r in by.iterrows():
-            if "ref_n" in r and np.isfinite(r["ref_n"]):
-                rows.append({"task": task, **fisher_row(f"{method}: ours vs reference", (r["converged"], r["n"]),
-                                                        (int(r["ref_converged"]), int(r["ref_n"])))})
+        family = [{"task": task, **fisher_row(f"{a} vs {b} (ours)", (by.at[a, "converged"], by.at[a, "n"]),
+                                              (by.at[b, "converged"], by.at[b, "n"]))}
+                  for a, b in pairs if a in by.index and b in by.index]
+        rows += _holm_family(family, "between rules")
+        family = [{"task": task, **fisher_row(f"{method}: ours vs reference", (r["converged"], r["n"]),
+                                              (int(r["ref_converged"]), int(r["ref_n"])))}
+                  for method, r in by.iterrows() if "ref_n" in r and np.isfinite(r["ref_n"])]
+        rows += _holm_family(family, "ours vs reference")
     return pd.DataFrame(rows)
+
+
+def _holm_family(rows: list[dict], name: str) -> list[dict]:
+    """Add ``p_holm`` (Holm over ``rows``) and name the family in ``correction``."""
+    for row, adjusted in zip(rows, holm([r["p"] for r in rows]) if rows else []):
+        row.update(p_holm=float(adjusted), correction=f"Holm over the task's {len(rows)} {name} comparisons")
+    return rows
 
 
 # ----------------------------------------------------------------------------------------------------------------------

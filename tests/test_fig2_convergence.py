@@ -52,3 +52,18 @@ def test_fisher_rows_match_scipy_and_name_their_test():
 def test_reproduce_rejects_unknown_methods_in_one_line(capsys):
     assert main(["reproduce-fig2", "--methods", "dale"]) == 2
     assert "unknown method 'dale'" in capsys.readouterr().err
+
+
+def test_every_rule_is_tested_against_dales_with_holm_and_rules_without_reference_runs_are_skipped():
+    runs = {("flipflop", "conventional"): FakeRun(_curves([0.001] * 8 + [0.2] * 12)),
+            ("flipflop", "dales"): FakeRun(_curves([0.001] * 19 + [0.05])),
+            ("flipflop", "rectified"): FakeRun(_curves([0.001] * 18 + [0.2] * 2))}
+    tests = fig2.convergence_tests(fig2.convergence_table(runs, ref=REF)).set_index("comparison")
+    between = ["conventional vs dales (ours)", "rectified vs dales (ours)"]
+    raw = [fisher_exact([[8, 12], [19, 1]])[1], fisher_exact([[18, 2], [19, 1]])[1]]
+    assert tests.loc[between, "p"].tolist() == pytest.approx(raw)
+    # Holm over the two between-rule comparisons: the smaller p doubles, the larger is max(2 p_min, p_max) capped at 1
+    assert tests.loc[between, "p_holm"].tolist() == pytest.approx([2 * raw[0], min(1.0, max(2 * raw[0], raw[1]))])
+    assert all("Holm over the task's 2 between rules" in c for c in tests.loc[between, "correction"])
+    assert "rectified: ours vs reference" not in tests.index  # the reference stored no such runs
+    assert tests.at["dales: ours vs reference", "correction"].startswith("Holm over the task's 2 ours vs reference")

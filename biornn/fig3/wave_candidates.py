@@ -194,6 +194,40 @@ def run_candidates(names: Sequence[str] | None = None, path: str | Path = CACHE,
     return done
 
 
+#: The candidates that follow the reference's protocol where it departs from ours: its eligibility and budget
+#: (Q1, Q2) and its scoring on one run's last training batch (Q7). With the default they make "the as-published
+#: sweep beside the default" of notebook 02.
+AS_PUBLISHED = ("eligibility_published", "score_foreign_batch")
+
+
+def sweep_panels(results: dict, names: Sequence[str] = ("default", *AS_PUBLISHED),
+                 reference: dict | None = None) -> tuple[dict, dict]:
+    """Per-level curves of some candidates (and the reference's arrays) for :func:`biornn.plotting.plot_pruning_sweep`.
+
+    Args:
+        results: ``{name: result}`` (:func:`load_candidates` or :func:`candidate_errors`); names missing from it are
+            skipped.
+        names: candidates to show, in panel order.
+        reference: :func:`reference_result` of the reference's arrays, drawn as the last panel when given.
+
+    Returns:
+        ``(panels, dense)``: ``{title: (levels (15,), {"random": (S, 15), "topprob": (S, 15)})}`` and
+        ``{title: (S,) dense errors}``; errors are per-element MSE, mean over mask draws.
+    """
+    shown = {n: results[n] for n in names if n in results}
+    if reference is not None:
+        shown[REFERENCE_ROW] = reference
+    if not shown:
+        raise BiornnError(f"none of {', '.join(names)} is in the candidate results; run python -m biornn "
+                          "wave-candidates first")
+    panels, dense = {}, {}
+    for name, r in shown.items():
+        title = f"{name} (n = {len(r['random'])})"
+        panels[title] = (SWEEP, {"random": np.asarray(r["random"]), "topprob": np.asarray(r["topprob"])})
+        dense[title] = np.asarray(r["dense"])
+    return panels, dense
+
+
 def ei_keep_shares(W, signs, density: float) -> dict[str, tuple[float, float]]:
     """Expected share of the excitatory and of the inhibitory synapses each method keeps at ``density``.
 
