@@ -14,6 +14,7 @@ from biornn.models import (
     rnn_core,
     rnn_core_autograd,
     rnn_core_sparse,
+    thin_matmul,
 )
 
 
@@ -122,3 +123,19 @@ def test_sparse_kernels_refuse_weights_outside_the_mask():
         rnn_core_sparse(torch.zeros(1, 2, 3, N), model.w_rec[:1], model.sparse_pattern, True)
     model.use_sparse_kernels(None)
     assert model.sparse_pattern is None
+
+
+@pytest.mark.parametrize("steps, batch, n_out", [(50, 200, 1), (500, 100, 2)])  # flip-flop and wave paper shapes
+def test_thin_matmul_gives_autograd_bmm_numbers_bit_for_bit(steps, batch, n_out):
+    g = torch.Generator().manual_seed(3)
+    A = torch.randn(5, steps * batch, 128, generator=g, requires_grad=True)
+    W = torch.randn(5, 128, n_out, generator=g, requires_grad=True)
+    gY = torch.randn(5, steps * batch, n_out, generator=g)
+    out = {}
+    for name, fn in (("bmm", torch.bmm), ("thin", thin_matmul)):
+        A.grad = W.grad = None
+        Y = fn(A, W)
+        Y.backward(gY)
+        out[name] = (Y.detach(), A.grad.clone(), W.grad.clone())
+    for ref, new in zip(out["bmm"], out["thin"]):
+        assert torch.equal(ref, new)
