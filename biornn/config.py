@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+import warnings
 import zlib
 from pathlib import Path
 
@@ -133,19 +134,25 @@ def tune_allocator() -> bool:
     allocates several such tensors (a wave batch's ``(5, 500, 100, 128)`` activations are 128 MB), and faulting their
     pages in each time cost more than the arithmetic on them (on this project's 2-core machine, one Dale's wave batch:
     1.28 s with the default, 0.80 s with this; ``docs/speed.md``). This turns ``mmap`` off for malloc and raises the
-    trim threshold to 2 GB: freed memory stays in the process for the next batch. Numbers do not change. Called once
-    by ``import biornn``; ``BIORNN_MALLOC=system`` turns it off. A no-op outside Linux with glibc.
+    trim threshold to 1 GB: freed memory stays in the process for the next batch. Numbers do not change. Called once
+    by ``import biornn``; ``BIORNN_MALLOC=system`` turns it off (an unknown value warns and does the same). A no-op
+    outside Linux with glibc.
+
+    Limits: it acts on the main thread's heap (PyTorch's CPU training runs there); a thread's own arena still maps
+    allocations above 64 MB. Memory freed below the top of the heap stays with the process, so its resident size
+    stays near its peak until it exits.
 
     Returns:
         True when the allocator was tuned.
     """
     choice = os.environ.get("BIORNN_MALLOC", "heap")
-    if choice not in MALLOC_CHOICES:
-        raise BiornnError(f"BIORNN_MALLOC={choice!r}; use heap (default) or system")
+    if choice not in MALLOC_CHOICES:  # a speed setting: warn and keep the system's allocator, do not stop the import
+        warnings.warn(f"BIORNN_MALLOC={choice!r} is not heap or system; leaving the allocator as it is", stacklevel=2)
+        return False
     if choice == "system" or not sys.platform.startswith("linux"):
         return False
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):  # not glibc
         return False
-    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2 ** 31 - 1))
+    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2 ** 30))

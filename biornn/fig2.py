@@ -308,11 +308,11 @@ def convergence_tests(table: pd.DataFrame, pairs=CONVERGENCE_PAIRS) -> pd.DataFr
         family = [{"task": task, **fisher_row(f"{a} vs {b} (ours)", (by.at[a, "converged"], by.at[a, "n"]),
                                               (by.at[b, "converged"], by.at[b, "n"]))}
                   for a, b in pairs if a in by.index and b in by.index]
-        rows += _holm_family(family, "between rules")
+        rows += _holm_family(family, "between-rule")
         family = [{"task": task, **fisher_row(f"{method}: ours vs reference", (r["converged"], r["n"]),
                                               (int(r["ref_converged"]), int(r["ref_n"])))}
                   for method, r in by.iterrows() if "ref_n" in r and np.isfinite(r["ref_n"])]
-        rows += _holm_family(family, "ours vs reference")
+        rows += _holm_family(family, "ours-vs-reference")
     return pd.DataFrame(rows)
 
 

@@ -51,6 +51,7 @@ def _guard() -> None:
     import biornn.train
 
     biornn.train.train = _no_training
+    fig2.train = fig2.train_mixed = _no_training  # fig2 holds its own names of both
     celltype.train_celltype = _no_training
     for name in ("sweep_errors", "retrain_pruned"):
         if hasattr(f3, name):
@@ -158,7 +159,7 @@ def convergence_section() -> list[str]:
              for t in tests.itertuples()]
     tasks = ", ".join(TASK_NAMES[t] for t in fig2.CONVERGENCE_TASKS)
     lines = [f"\n## Convergence with 20 paired seeds ({tasks})\n",
-             "Paper mode, seeds 0-19 per rule, seed s of both rules trained on the same data from the same initial "
+             "Paper mode, seeds 0-19 per rule, seed s of every rule trained on the same data from the same initial "
              "weights (cached beside the five-seed runs, whole or in blocks of 10 seeds that read back as one run; "
              "flip-flop seeds 0-4 agree with the five-seed runs to within 1e-7 of test MSE, trained in a batch of 20 "
              "on one thread instead of 5 on two). Converged: final per-element test MSE "

@@ -190,7 +190,7 @@ if MODE == "paper":
 #
 # Training is chaotic (a 1e-7 nudge of one weight can send a conventional run onto another curve), so five seeds
 # cannot separate the rules. The cache holds **20 paired seeds** per rule in paper mode for the tasks printed below
-# (seed s of both rules: same data, same initial weights). A run has **converged** when its final per-element test MSE is below
+# (seed s of every rule: same data, same initial weights). A run has **converged** when its final per-element test MSE is below
 # **0.01** (the reference's ten stored conventional and Dale's runs end at 1.6e-4 to 4.3e-3). Test: **Fisher's exact**,
 # two-sided, each rule against Dale's backprop and each rule against the reference's 5 runs (it stored none for the
 # corrected rectified rule); unit of replication: the seed; Holm within a task over each of those two families
@@ -334,7 +334,7 @@ for task, sub in ([] if conv_table is None else conv_table.groupby("task", sort=
     by, t = sub.set_index("method"), convergence_tests(sub).set_index("comparison")
     print(f"{task}, 20 paired seeds, converged (final MSE < 0.01): " + ", ".join(
         f"{m} {by.at[m, 'converged']}/{by.at[m, 'n']}" for m in by.index) + "; Fisher exact vs Dale's, Holm p: "
-        + ", ".join(f"{a} {t.at[f'{a} vs {b} (ours)', 'p_holm']:.2g}" for a, b in CONVERGENCE_PAIRS))
+        + ", ".join(f"{a} {t.at[f'{a} vs {b} (ours)', 'p_holm']:.2g}" for a, b in CONVERGENCE_PAIRS if a in by.index))
 
 # %% [markdown]
 # * Dale's backprop (projection after every Adam step, plus state rectification) keeps every column's sign;

@@ -435,11 +435,12 @@ save_figure(fig, "fig3_wave_candidates")
 # %% [markdown]
 # **The as-published sweep beside the default.** The two rows that follow the reference's protocol where it departs
 # from ours (its eligibility and budget, Q1-Q2; every run scored on one run's last training batch, Q7) as curves,
-# with the reference's own arrays last. Mean over seeds with 95 % t-intervals; dashed: the unpruned networks.
+# with the reference's own arrays last; each title says what its networks were scored on. Mean over seeds with 95 %
+# t-intervals; dashed: the unpruned networks (for the reference: its error at p = 1, where nothing is pruned).
 
 # %%
 panels, dense_lines = fig3.sweep_panels(candidates, reference=fig3.reference_result(REF))
-fig = plotting.plot_pruning_sweep(panels, "Per-element MSE, scored windows (wave)", dense=dense_lines)
+fig = plotting.plot_pruning_sweep(panels, "Per-element MSE (wave)", dense=dense_lines)
 save_figure(fig, "fig3_wave_as_published")
 
 # %% [markdown]

@@ -7,14 +7,13 @@ import sys
 import pytest
 
 from biornn.config import tune_allocator
-from biornn.errors import BiornnError
 
 # RSS (MB) before, while holding and after freeing a 256 MB tensor, in a fresh interpreter.
 PROBE = """
-import biornn, torch
+import os, biornn, torch
 def rss():
     with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4096 / 2 ** 20
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
 before = rss()
 x = torch.ones(64 * 2 ** 20)
 held = rss()
@@ -40,7 +39,7 @@ def test_heap_keeps_a_freed_large_tensor_and_system_returns_it():
     assert after - before < 50  # glibc's mmap chunk went back to the system
 
 
-def test_unknown_malloc_choice_is_a_one_line_error(monkeypatch):
+def test_unknown_malloc_choice_warns_in_one_line_and_leaves_the_allocator(monkeypatch):
     monkeypatch.setenv("BIORNN_MALLOC", "jemalloc")
-    with pytest.raises(BiornnError, match="BIORNN_MALLOC='jemalloc'; use heap"):
-        tune_allocator()
+    with pytest.warns(UserWarning, match="BIORNN_MALLOC='jemalloc' is not heap or system"):
+        assert tune_allocator() is False

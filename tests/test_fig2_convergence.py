@@ -64,6 +64,6 @@ def test_every_rule_is_tested_against_dales_with_holm_and_rules_without_referenc
     assert tests.loc[between, "p"].tolist() == pytest.approx(raw)
     # Holm over the two between-rule comparisons: the smaller p doubles, the larger is max(2 p_min, p_max) capped at 1
     assert tests.loc[between, "p_holm"].tolist() == pytest.approx([2 * raw[0], min(1.0, max(2 * raw[0], raw[1]))])
-    assert all("Holm over the task's 2 between rules" in c for c in tests.loc[between, "correction"])
+    assert all("Holm over the task's 2 between-rule" in c for c in tests.loc[between, "correction"])
     assert "rectified: ours vs reference" not in tests.index  # the reference stored no such runs
-    assert tests.at["dales: ours vs reference", "correction"].startswith("Holm over the task's 2 ours vs reference")
+    assert tests.at["dales: ours vs reference", "correction"].startswith("Holm over the task's 2 ours-vs-reference")

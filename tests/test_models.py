@@ -125,11 +125,13 @@ def test_sparse_kernels_refuse_weights_outside_the_mask():
     assert model.sparse_pattern is None
 
 
+@pytest.mark.parametrize("transposed", [False, True])  # True: W as the readout passes it, (S, O, N).transpose(1, 2)
 @pytest.mark.parametrize("steps, batch, n_out", [(50, 200, 1), (500, 100, 2)])  # flip-flop and wave paper shapes
-def test_thin_matmul_gives_autograd_bmm_numbers_bit_for_bit(steps, batch, n_out):
+def test_thin_matmul_gives_autograd_bmm_numbers_bit_for_bit(steps, batch, n_out, transposed):
     g = torch.Generator().manual_seed(3)
     A = torch.randn(5, steps * batch, 128, generator=g, requires_grad=True)
-    W = torch.randn(5, 128, n_out, generator=g, requires_grad=True)
+    W = torch.randn(5, 128, n_out, generator=g)
+    W = (W.transpose(1, 2).contiguous().transpose(1, 2) if transposed else W).requires_grad_(True)
     gY = torch.randn(5, steps * batch, n_out, generator=g)
     out = {}
     for name, fn in (("bmm", torch.bmm), ("thin", thin_matmul)):

@@ -194,6 +194,9 @@ def run_candidates(names: Sequence[str] | None = None, path: str | Path = CACHE,
     return done
 
 
+#: What each scoring rule scores the pruned networks on (panel titles).
+SCORED = {"test": f"{N_SCORE} held-out windows", "last_batch": "100 of its own training windows",
+          "foreign_batch": "the last seed's 100 training windows"}
 #: The candidates that follow the reference's protocol where it departs from ours: its eligibility and budget
 #: (Q1, Q2) and its scoring on one run's last training batch (Q7). With the default they make "the as-published
 #: sweep beside the default" of notebook 02.
@@ -222,8 +225,10 @@ def sweep_panels(results: dict, names: Sequence[str] = ("default", *AS_PUBLISHED
                           "wave-candidates first")
     panels, dense = {}, {}
     for name, r in shown.items():
-        title = f"{name} (n = {len(r['random'])})"
-        panels[title] = (SWEEP, {"random": np.asarray(r["random"]), "topprob": np.asarray(r["topprob"])})
+        scoring = "run 4's last training batch (Q7)" if name == REFERENCE_ROW else SCORED[_BY_NAME[name].scoring]
+        title = f"{name} (n = {len(r['random'])})\nscored on {scoring}"
+        levels = np.asarray(r.get("levels", SWEEP), dtype=float)
+        panels[title] = (levels, {"random": np.asarray(r["random"]), "topprob": np.asarray(r["topprob"])})
         dense[title] = np.asarray(r["dense"])
     return panels, dense
 
