@@ -163,6 +163,7 @@ def recovery_report(planted: dict[str, np.ndarray], null: dict[str, np.ndarray],
             row["flagged"] = bool(r["significant"])
         rows.append(row)
     _beyond_null(rows, planted, null)
+    power = detectable_change(planted, null, rows, alpha)
     planted_rows = [r for r in rows if r["kind"] == "planted"]
     unplanted_rows = [r for r in rows if r["kind"] == "unplanted"]
     calibrated = np.array([r["calibrated_delta"] for r in rows])
@@ -178,7 +179,55 @@ def recovery_report(planted: dict[str, np.ndarray], null: dict[str, np.ndarray],
             "null_total": len(rows), "null_flagged": sum(r["null_flagged"] for r in rows),
             "test": "Welch two-sided t-test on per-run log pathway strength", "correction":
             "Benjamini-Hochberg over the pairs x pathways of one twin", "alpha": alpha,
-            "unit_of_replication": "run (one resample of the recordings + one initialisation)"}
+            "unit_of_replication": "run (one resample of the recordings + one initialisation)", "power": power}
+
+
+#: Power of the per-pair test that :func:`detectable_change` plans for.
+POWER = 0.8
+
+
+def detectable_change(planted: dict, null: dict, rows: list[dict], alpha: float = ALPHA, power: float = POWER) -> dict:
+    """What the runs could see: the smallest detectable change, and the runs a planted change would need.
+
+    Descriptive power arithmetic, normal approximation, one unadjusted two-sided test at ``alpha`` (BH over the
+    pairs x pathways asks for more):
+
+    * ``run_sd[pathway]``: the run-to-run SD of per-run log pathway strength, pooled over every condition of both
+      twins (pooled variance, n - 1 weights);
+    * ``detectable_log_change[pathway]`` = ``(z_{1-alpha/2} + z_power) * run_sd * sqrt(2 / n)`` with ``n`` the median
+      runs per condition: the |difference of mean log strengths| a test of n vs n runs finds with probability
+      ``power``;
+    * ``slope``: least squares through the origin of the fitted change beyond the null twin (``calibrated_delta``) on
+      the planted change, over ``rows`` (1: the fit moves by the planted amount);
+    * ``runs_needed[pathway]``: runs per condition at which the median |planted change| of the planted rows, scaled by
+      ``slope``, reaches the detectable change: ``2 ((z_a + z_b) run_sd / (slope * median))^2``; None when the
+      slope is not positive (no run count would see it).
+    """
+    var = {path: [0.0, 0] for path in PATHWAYS}
+    sizes = []
+    for runs in (planted, null):
+        for value in runs.values():
+            logs = _log_strength(value)
+            for path in PATHWAYS:
+                x = logs[path][np.isfinite(logs[path])]
+                if x.size > 1:
+                    var[path][0] += x.var(ddof=1) * (x.size - 1)
+                    var[path][1] += x.size - 1
+            sizes.append(len(np.asarray(value)))
+    sd = {path: float(np.sqrt(v / df)) if df else float("nan") for path, (v, df) in var.items()}
+    n = float(np.median(sizes))
+    z = float(sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power))
+    true = np.array([r["planted_delta"] for r in rows])
+    slope = float(true @ np.array([r["calibrated_delta"] for r in rows]) / (true @ true)) if true.any() else 0.0
+    planted_abs = [abs(r["planted_delta"]) for r in rows if r["kind"] == "planted"]
+    median = float(np.median(planted_abs)) if planted_abs else float("nan")
+    needed = {path: (float(2 * (z * sd[path] / (slope * median)) ** 2) if slope > 0 and planted_abs else None)
+              for path in PATHWAYS}
+    return {"run_sd": sd, "runs_per_condition": n, "alpha": alpha, "power": power,
+            "detectable_log_change": {path: float(z * sd[path] * np.sqrt(2 / n)) for path in PATHWAYS},
+            "slope": slope, "median_planted_change": median, "runs_needed": needed,
+            "what": "descriptive power arithmetic (normal approximation, one unadjusted two-sided test); "
+                    "unit of replication: the run"}
 
 
 def _beyond_null(rows: list[dict], planted: dict, null: dict) -> None:
@@ -267,7 +316,19 @@ def describe(report: dict) -> str:
             f"alpha {report['alpha']}; unit of replication: {report['unit_of_replication']}). Beyond the null twin: "
             f"{report['interaction_significant']} of {report['null_total']} twin x condition interactions "
             f"significant (BH); planted vs calibrated change Spearman rho "
-            f"{report['calibrated_vs_planted']['spearman_rho']:.2f} (n = {report['calibrated_vs_planted']['n']})")
+            f"{report['calibrated_vs_planted']['spearman_rho']:.2f} (n = {report['calibrated_vs_planted']['n']})"
+            + _describe_power(report.get("power")))
+
+
+def _describe_power(power: dict | None) -> str:
+    if not power:
+        return ""
+    paths = ", ".join(f"{p} {power['detectable_log_change'][p]:.2f}" for p in PATHWAYS)
+    need = ", ".join(f"{p} {'never' if v is None else f'{v:.0f}'}" for p, v in power["runs_needed"].items())
+    return (f". Power ({power['what']}): with {power['runs_per_condition']:.0f} runs per condition a test finds a "
+            f"log change of at least {paths} with probability {power['power']}; the fit moves by {power['slope']:.2f}"
+            f" x the planted change, so the median planted change ({power['median_planted_change']:.2f}) would need "
+            f"about {need} runs per condition")
 
 
 def register_cli(sub) -> None:

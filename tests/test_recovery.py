@@ -221,3 +221,23 @@ def test_recovery_cli_reads_cached_twins(tmp_path):
     assert report["heldout_median_r"]["planted"]["familiar_change"] == pytest.approx(0.95)
     ident = report["identifiability"]["planted"]["FC"]
     assert min(ident["rho"]) > 0.9 and ident["baseline"] < 0.5
+
+
+def test_power_arithmetic_reads_the_run_spread_and_the_slope():
+    planted = S.ground_truth_stack(S.TwinConfig())["W_true"]
+    null = S.ground_truth_stack(S.TwinConfig(twin="null"))["W_true"]
+    truth = {ABBREVIATIONS[c]: planted[i] for i, c in enumerate(CONDITIONS)}
+    # runs whose pathway strengths move by the full planted change (slope ~1) vs runs that do not move (slope ~0)
+    full = rc.recovery_report(_runs_from_truth(planted, n_runs=5), _runs_from_truth(null, seed=1), truth)["power"]
+    none = rc.recovery_report(_runs_from_truth(null, n_runs=5), _runs_from_truth(null, seed=1), truth)["power"]
+    assert full["runs_per_condition"] == 5 and full["slope"] == pytest.approx(1, abs=0.1)
+    assert abs(none["slope"]) < 0.1
+    z = 1.959964 + 0.841621  # alpha 0.05 two-sided, power 0.8
+    for path, sd in full["run_sd"].items():
+        # the noise is per block; a pathway averages several blocks, so its run-to-run SD is below the block noise
+        assert 0 < sd < 0.05
+        assert full["detectable_log_change"][path] == pytest.approx(z * sd * np.sqrt(2 / 5), rel=1e-5)
+        need = full["runs_needed"][path]
+        assert need == pytest.approx(2 * (z * sd / (full["slope"] * full["median_planted_change"])) ** 2, rel=1e-6)
+        assert need < 5  # a full-size change with this little noise needs fewer runs than there are
+    assert "power" in rc.describe(rc.recovery_report(_runs_from_truth(planted), _runs_from_truth(null, seed=1), truth))
