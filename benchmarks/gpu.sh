@@ -20,8 +20,9 @@
 #
 # Extra stages (not in the default list): twinsha (sha256 of every condition's prepared arrays, as a run records
 # them), fig4c-COND-WINDOW-VARIANT (train with variant published or corrected, summarise into the figure cache,
-# pack all summaries so far into $OUT/fig4_summaries.tar.gz), cudatests (the cell-type, model and constraint unit
-# tests, which then run on CUDA).
+# pack all summaries so far into $OUT/fig4_summaries.tar.gz), fig4stack-TWIN (planted or null: the recommended
+# variant's six half-window conditions of that twin as one model batch, summaries packed into
+# $OUT/fig4_stack_summaries.tar.gz), cudatests (the cell-type, model and constraint unit tests, which then run on CUDA).
 set -u
 
 cd "$(dirname "$0")/.." || exit 2
@@ -265,6 +266,23 @@ SHEOF
                 "${BIORNN[@]}" celltype train --data "$TWIN" --condition "$cond" --window "$win" --seeds 0-4 \
                 --out "$SCRATCH/fig4c/$cond-$win-$variant" --mode paper --device "$DEVICE" --no-resume \
                 ${flag[@]+"${flag[@]}"} ${FIG4_EXTRA[@]+"${FIG4_EXTRA[@]}"}
+            ;;
+        fig4stack-*)
+            # fig4stack-TWIN (planted or null): the recommended variant's half window, every missing condition of the
+            # twin as one model batch (python -m biornn compare queue --stack; builds the paper twin if missing),
+            # summaries packed into $OUT/fig4_stack_summaries.tar.gz
+            twin=${stage#fig4stack-}
+            cat >"$SCRATCH/fig4stack.sh" <<'SHEOF'
+set -e
+"$@"
+if [ "${MODE:-run}" != dry ]; then
+    tar czf "$OUT/fig4_stack_summaries.tar.gz" -C "$BIORNN_RESULTS" fig4
+fi
+SHEOF
+            export PY OUT MODE
+            run_stage "$stage" 400 - bash "$SCRATCH/fig4stack.sh" "${BIORNN[@]}" compare queue --variant recommended \
+                --window half --mode paper --twins "$twin" --stack --device "$DEVICE" \
+                --data-root "$SCRATCH/allen" --runs-root "$SCRATCH/runs"
             ;;
         twinsha)
             # sha256 of every condition's prepared arrays (what a run records as data.sha256), to compare with the

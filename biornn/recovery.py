@@ -58,6 +58,7 @@ from biornn.celltype import (
     summarize,
     summary_dir,
     train_celltype,
+    train_celltype_stack,
 )
 from biornn.conditions import ABBREVIATIONS, CONDITIONS
 from biornn.conditions import BY_ABBREVIATION as ABBREV_TO_CONDITION
@@ -373,6 +374,9 @@ def register_cli(sub) -> None:
     q.add_argument("--data-root", default="data/allen", help="where the twin datasets are built")
     q.add_argument("--runs-root", default="data/runs", help="where full runs and checkpoints go (not committed)")
     q.add_argument("--device", default=None)
+    q.add_argument("--stack", action="store_true",
+                   help="train a twin's missing conditions as one model batch (for CUDA, where kernel launches "
+                        "set the time; not timed on the CPU, where a bigger Figure 2 batch measured no faster)")
     q.set_defaults(func=_cmd_queue)
 
 
@@ -382,7 +386,7 @@ def _cmd_queue(args) -> int:
     if bad:
         raise BiornnError(f"unknown twin {bad[0]!r} in --twins; use planted, null or both")
     written = run_queue(args.variant, args.window, twins, args.mode, args.data_root, args.runs_root,
-                        device=args.device)
+                        device=args.device, stack=args.stack)
     print(f"queue done: {len(written)} new summaries")
     return 0
 
@@ -451,18 +455,25 @@ QUEUE_ORDER = ("familiar_no_change", "familiar_change", "familiar_omission", "no
 def run_queue(variant: str = "recommended", window: str = "half", twins=TWIN_KINDS, mode: str = "paper",
               data_root: str | os.PathLike = "data/allen", runs_root: str | os.PathLike = "data/runs",
               results_root: str | os.PathLike | None = None, device: str | None = None,
-              checkpoint_every: int | None = None, progress: bool = True) -> list[Path]:
+              checkpoint_every: int | None = None, progress: bool = True, stack: bool = False) -> list[Path]:
     """Train and summarise every missing (twin, condition) of one variant and window, in a fixed order.
 
     Resumable at every level: a condition whose summary is cached is skipped, a half-trained run resumes from
     ``RUNS/<variant>-<window>-<twin>/<condition>/checkpoints/resume.pt``, datasets are built once. Kill it at any
-    time and run the same command again.
+    time and run the same command again. ``stack``: train a twin's missing conditions as one model batch
+    (:func:`biornn.celltype.train_celltype_stack`, checkpoints under ``RUNS/<variant>-<window>-<twin>-stack-...``;
+    for CUDA, where it saves kernel launches); the summaries are those of lone runs.
 
     Returns:
         The summary folders written by this call.
     """
     written = []
     datasets = {twin: twin_datasets(twin, mode, data_root, progress) for twin in twins}
+    if stack:
+        for twin in twins:
+            written += _stack_twin(twin, datasets[twin], variant, window, mode, runs_root, results_root, device,
+                                   progress)
+        return written
     for cond in QUEUE_ORDER:  # pair by pair, both twins, so a partial queue already answers for whole pairs
         for twin in twins:
             cfg = celltype_config(cond, mode, variant=variant, window=window)
@@ -476,6 +487,27 @@ def run_queue(variant: str = "recommended", window: str = "half", twins=TWIN_KIN
             save_summary(summarize(result, data, matrices_seed=None), target)
             written.append(target)
             print(f"{twin} {cond}: {result.wall_seconds:.0f} s -> {target}", flush=True)
+    return written
+
+
+def _stack_twin(twin: str, datasets: dict, variant: str, window: str, mode: str, runs_root, results_root, device,
+                progress: bool) -> list[Path]:
+    """The missing conditions of one twin trained as one stack, then summarised one by one."""
+    configs = [celltype_config(c, mode, variant=variant, window=window) for c in QUEUE_ORDER]
+    todo = [c for c in configs if not (summary_dir(c, results_root, twin=twin) / "summary.json").exists()]
+    if not todo:
+        return []
+    base = Path(runs_root) / f"{variant}-{window}-{twin}"
+    tag = "-".join(ABBREVIATIONS[c.condition] for c in todo)
+    results = train_celltype_stack(todo, [datasets[c.condition] for c in todo], device=device,
+                                   outs=[base / c.condition for c in todo], stack_dir=f"{base}-stack-{tag}",
+                                   progress=progress)
+    written = []
+    for cfg, result in zip(todo, results):
+        target = summary_dir(cfg, results_root, twin=twin)
+        save_summary(summarize(result, datasets[cfg.condition], matrices_seed=None), target)
+        written.append(target)
+        print(f"{twin} {cfg.condition} (stack of {len(todo)}): {result.wall_seconds:.0f} s -> {target}", flush=True)
     return written
 
 

@@ -241,3 +241,55 @@ def test_power_arithmetic_reads_the_run_spread_and_the_slope():
         assert need == pytest.approx(2 * (z * sd / (full["slope"] * full["median_planted_change"])) ** 2, rel=1e-6)
         assert need < 5  # a full-size change with this little noise needs fewer runs than there are
     assert "power" in rc.describe(rc.recovery_report(_runs_from_truth(planted), _runs_from_truth(null, seed=1), truth))
+
+
+# ---- several conditions in one model batch -------------------------------------------------------------------------
+def test_stacked_conditions_train_to_the_numbers_of_lone_runs(tmp_path):
+    datasets, conds = _datasets(), ("familiar_change", "novel_omission")
+    for k, c in enumerate(conds):
+        save_dataset(datasets[c], tmp_path / c, windows=True)
+        datasets[c].windows = load_windows(tmp_path / c, c)
+        datasets[c].stimulus = np.zeros((16, 3))
+        datasets[c].stimulus[8, 1 + k] = 1.0
+    cfgs = [ct.CelltypeConfig.recommended(c, (0, 1), sizes=(2, 1, 1), dense_epochs=2, finetune_epochs=2,
+                                          batch_size=25, window="half") for c in conds]
+    stacked = ct.train_celltype_stack(cfgs, [datasets[c] for c in conds], progress=False,
+                                      outs=[tmp_path / f"run-{c}" for c in conds])
+    for cfg, c, got in zip(cfgs, conds, stacked):
+        alone = ct.train_celltype(cfg, datasets[c], progress=False)
+        assert got.config == cfg and got.data["condition"] == c and got.data["sha256"] == alone.data["sha256"]
+        assert got.arrays.keys() == alone.arrays.keys()
+        for key, value in alone.arrays.items():
+            np.testing.assert_array_equal(got.arrays[key], value, err_msg=key)
+        for a, b in zip(got.runs, alone.runs):
+            for key in ("seed", "dense_loss", "dense_heldout_loss", "finetune_loss", "finetune_heldout_loss",
+                        "dense_best_epoch", "sparse_epoch", "pruned_loss", "heldout"):
+                assert a[key] == b[key], key
+        again = ct.load_celltype(tmp_path / f"run-{c}")  # stored exactly as a lone run stores itself
+        assert again.config == cfg and again.runs[0]["dense_loss"] == alone.runs[0]["dense_loss"]
+
+
+def test_a_stack_of_runs_that_differ_beyond_the_condition_is_refused():
+    a = ct.CelltypeConfig.recommended("familiar_change", (0, 1), sizes=(2, 1, 1))
+    b = ct.CelltypeConfig.recommended("novel_change", (0, 1), sizes=(2, 1, 1), dense_epochs=3)
+    with pytest.raises(BiornnError, match="novel_change differs in dense_epochs"):
+        ct.check_stack([a, b])
+    with pytest.raises(BiornnError, match="appears twice"):
+        ct.check_stack([a, a])
+
+
+def test_stacked_queue_writes_every_missing_summary_once(tmp_path, monkeypatch):
+    datasets = _datasets()
+    for k, (c, ds) in enumerate(datasets.items()):
+        save_dataset(ds, tmp_path / "ds" / c, windows=True)
+        ds.windows = load_windows(tmp_path / "ds" / c, c)
+        ds.stimulus = np.zeros((16, 3))
+    monkeypatch.setattr(rc, "twin_datasets", lambda twin, mode, root, progress=True: datasets)
+    monkeypatch.setattr(rc, "celltype_config", lambda cond, mode, variant, window: ct.CelltypeConfig.recommended(
+        cond, (0, 1), sizes=(2, 1, 1), dense_epochs=1, finetune_epochs=1, batch_size=25, window=window))
+    kw = dict(twins=("planted",), mode="quick", runs_root=tmp_path / "runs", results_root=tmp_path / "res",
+              progress=False, stack=True)
+    written = rc.run_queue(**kw)
+    assert len(written) == 6 and all((w / "summary.json").exists() for w in written)
+    assert sorted(p.name.split("-")[0] for p in written) == sorted(ABBREVIATIONS[c] for c in CONDITIONS)
+    assert rc.run_queue(**kw) == []  # a finished queue trains nothing

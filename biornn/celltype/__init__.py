@@ -57,7 +57,8 @@ entries, losses, held-out fits, a few held-out traces, identifiability on twin d
 matrices in float32 (display only).
 
 Submodules (imports point one way): :mod:`~biornn.celltype.config`, :mod:`~biornn.celltype.data`,
-:mod:`~biornn.celltype.training`, :mod:`~biornn.celltype.summaries`, :mod:`~biornn.celltype.cache` and
+:mod:`~biornn.celltype.training`, :mod:`~biornn.celltype.stack` (several conditions in one model batch),
+:mod:`~biornn.celltype.summaries`, :mod:`~biornn.celltype.cache` and
 :mod:`~biornn.celltype.cli`; this package re-exports their public names (and ``register_cli``).
 """
 
@@ -92,6 +93,7 @@ from biornn.celltype.data import (
     realised_density,
     target_density,
 )
+from biornn.celltype.stack import check_stack, split_result, stack_data, train_celltype_stack
 from biornn.celltype.summaries import (
     REFERENCE_NAMES,
     baselines,
@@ -124,9 +126,10 @@ from biornn.celltype.training import (
 __all__ = ["ABLATION", "CHECKPOINT_RULES", "CelltypeConfig", "CelltypeData", "CelltypeResult", "Fig4Run",
            "INITIAL_STATES", "KERNELS", "LATER_DEFAULTS", "MODE_SIZES", "PRUNING", "RECOMMENDED",
            "RECOMMENDED_EXTRAS", "REFERENCE_NAMES", "STAGES", "VARIANTS", "WINDOWS", "ablation_configs", "baselines",
-           "batch_of", "benchmark_epochs", "celltype_config", "check_populations", "condition_fits",
+           "batch_of", "benchmark_epochs", "celltype_config", "check_populations", "check_stack", "condition_fits",
            "connectivity_tables", "fig4_run", "find_fig4_runs", "fit_metrics", "ground_truth_for", "identifiability",
            "linear_history_predict", "load_celltype", "load_summary", "load_summary_json", "model_from_arrays",
            "new_model", "nonzero_mean_abs", "per_seed_mse", "population_fits", "predict", "prepare_data",
            "prune_mask", "read_run_config", "realised_density", "refresh_baselines", "register_cli", "save_celltype",
-           "save_summary", "sizes_dict", "summarize", "summary_dir", "target_density", "train_celltype", "train_epoch"]
+           "save_summary", "sizes_dict", "split_result", "stack_data", "summarize", "summary_dir", "target_density",
+           "train_celltype", "train_celltype_stack", "train_epoch"]

@@ -112,24 +112,26 @@ def train_epoch(model: CelltypeRNN, opt: torch.optim.Optimizer, x: torch.Tensor,
 
 
 @torch.no_grad()
-def predict(model: CelltypeRNN, x, max_elems: int = 2 ** 24) -> np.ndarray:
+def predict(model: CelltypeRNN, x, max_elems: int = 2 ** 24, seeds_per_chunk: int | None = None) -> np.ndarray:
     """Predictions ``(S, n, T, 18)`` (float64) for inputs ``(n, T, C)`` (or one set per seed, ``(S, n, T, C)``), in
-    chunks that bound memory."""
+    chunks of samples that bound memory: ``max_elems // (seeds_per_chunk * T * N)`` samples each (``seeds_per_chunk``
+    defaults to the model's seed count; a stack of runs passes one run's count, so chunks, and float32 sums, are
+    those of a run trained alone)."""
     x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x, dtype=torch.float32,
                         device=model.w_rec.device)
     x = x if x.ndim == 4 else x[None]
     n = x.shape[1]
     if n == 0:
         return np.zeros((model.n_seeds, 0, x.shape[2], model.n_out))
-    chunk = max(1, int(max_elems // (model.n_seeds * x.shape[2] * model.n_hidden)))
+    chunk = max(1, int(max_elems // ((seeds_per_chunk or model.n_seeds) * x.shape[2] * model.n_hidden)))
     outs = [to_numpy(model(x[:, lo:lo + chunk])).astype(np.float64) for lo in range(0, n, chunk)]
     return np.concatenate(outs, axis=1)
 
 
-def _mse(model: CelltypeRNN, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+def _mse(model: CelltypeRNN, x: torch.Tensor, y: torch.Tensor, seeds_per_chunk: int | None = None) -> np.ndarray:
     if x.shape[-3] == 0:
         return np.full(model.n_seeds, np.nan)
-    pred = predict(model, x)
+    pred = predict(model, x, seeds_per_chunk=seeds_per_chunk)
     y = to_numpy(y).astype(np.float64)
     return ((pred - (y if y.ndim == 4 else y[None])) ** 2).reshape(model.n_seeds, -1).mean(1)
 
@@ -295,6 +297,7 @@ class _Training:
     opt: torch.optim.Optimizer | None = None
     checkpoint_seconds: float = CHECKPOINT_SECONDS
     last_save: float = field(default_factory=time.perf_counter)
+    seeds_per_chunk: int | None = None
 
     @property
     def S(self) -> int:
@@ -399,7 +402,7 @@ def _end_epoch(t: _Training, stage: str, e: int, t0: float, loss: torch.Tensor, 
     store, epoch_key = _KEEP[stage]
     for key, value in _trained(t.model).items():
         state[store][key][better] = value[better]
-    held = _mse(t.model, t.hx, t.hy)
+    held = _mse(t.model, t.hx, t.hy, t.seeds_per_chunk)
     _sync(t.dev)  # CUDA runs asynchronously: without this, dt would time the kernel launches only
     dt = time.perf_counter() - t0
     for s in range(t.S):
@@ -447,7 +450,7 @@ def _prune_dense(t: _Training) -> None:
     with torch.no_grad():
         batch_loss = per_seed_mse(model(batch_of(t.x, first)), batch_of(t.y, first), config.burn_in).double()
     state["extra"] = {"pruned_batch_loss": [float(batch_loss[s]) for s in range(t.S)],
-                      "pruned_loss": [float(v) for v in _mse(model, t.x, t.y)]}
+                      "pruned_loss": [float(v) for v in _mse(model, t.x, t.y, t.seeds_per_chunk)]}
     factor = math.ceil(t.n / t.B)
     # sparse checkpoint bookkeeping (Q7): "best" = lowest mean epoch loss; "as_published" = the epoch
     # *sum* must beat a running minimum that starts at one batch's MSE of the pruned model
@@ -515,7 +518,7 @@ def _result_runs(t: _Training, arrays: dict) -> list[dict]:
     fits = {}
     hx_np, hy_np = (data.hx, data.hy) if data.hx.shape[0] else (data.x, data.y)
     for which in ("dense", "sparse"):  # fits in ΔF/F: predictions and targets mapped back from model units
-        pred = predict(model_from_arrays(config, arrays, which, t.dev), hx_np)
+        pred = predict(model_from_arrays(config, arrays, which, t.dev), hx_np, seeds_per_chunk=t.seeds_per_chunk)
         fits[which] = fit_metrics(data.to_dff(pred), data.to_dff(hy_np))
     runs = []
     signs = t.model.signs
@@ -542,8 +545,8 @@ def _result_runs(t: _Training, arrays: dict) -> list[dict]:
 
 def train_celltype(config: CelltypeConfig, dataset: Dataset | CelltypeData, device: str | None = None,
                    out: str | os.PathLike | None = None, resume: bool = True, progress: bool = True,
-                   on_step=None, on_epoch=None, checkpoint_every: int | None = None, kernels: str = "auto"
-                   ) -> CelltypeResult:
+                   on_step=None, on_epoch=None, checkpoint_every: int | None = None, kernels: str = "auto",
+                   seeds_per_chunk: int | None = None) -> CelltypeResult:
     """Dense Dale's training, pruning and masked fine-tuning of all seeds of ``config`` (module docstring).
 
     Args:
@@ -563,12 +566,15 @@ def train_celltype(config: CelltypeConfig, dataset: Dataset | CelltypeData, devi
             (CSR kernels over the mask, :meth:`CelltypeRNN.use_sparse_kernels`; same maths, float32 round-off
             apart) or ``auto`` (sparse on the CPU, where it measured ~2x faster at N = 1440; dense on CUDA, not
             measured). Not part of the configuration: recorded in ``metrics.json`` as ``kernels``.
+        seeds_per_chunk: seeds the evaluation chunks are sized for (:func:`predict`); a stack of several runs
+            (:func:`biornn.celltype.stack.train_celltype_stack`) passes one run's seed count.
 
     Returns:
         A :class:`CelltypeResult`.
     """
     t_start = time.perf_counter()
     t = _prepare_training(config, dataset, device, out, progress, on_step, on_epoch, checkpoint_every, kernels)
+    t.seeds_per_chunk = seeds_per_chunk
     done = _start_or_resume(t, out, resume)
     if done is not None:
         return done
