@@ -633,6 +633,25 @@ def recovery_section() -> list[str]:
             f"Test: {rep['test']}; correction: {rep['correction']}; alpha {rep['alpha']}. Held-out median r "
             f"(planted twin): {', '.join(f'{c} {v:.3f}' for c, v in rep['heldout_median_r']['planted'].items())}. "
             + (f"Pairs not yet computed: {', '.join(missing)}.\n" if missing else "All nine pairs.\n"))
+        power = rep.get("power")
+        if power:
+            lines.append(
+                f"\n  Power ({power['what']}): run-to-run SD of log pathway strength "
+                + ", ".join(f"{k} {v:.3f}" for k, v in power["run_sd"].items())
+                + f"; with {power['runs_per_condition']:.0f} runs per condition the smallest log change found with "
+                f"probability {power['power']} is " + ", ".join(
+                    f"{k} {v:.2f}" for k, v in power["detectable_log_change"].items())
+                + f". The fit moves by {power['slope']:.2f} x the planted change beyond the null twin (slope through "
+                "the origin over the tested rows), so the median planted change "
+                f"({power['median_planted_change']:.2f}) would need about " + ", ".join(
+                    f"{k} {'no number of' if v is None else f'{v:.0f}'}" for k, v in power["runs_needed"].items())
+                + " runs per condition.\n")
+        rows = [[r["pair"], r["pathway"], r["kind"], f(r["planted_delta"], 2), f(r["fitted_delta"], 2),
+                 f(r["null_delta"], 2), p_(r["p_adj"]), p_(r["null_p_adj"]),
+                 "yes" if r.get("recovered", r.get("flagged")) else "no"] for r in rep["rows"]]
+        lines += ["\n", table(["pair", "pathway", "kind", "planted log change", "fitted (planted twin)",
+                               "fitted (null twin)", "p BH (planted twin)", "p BH (null twin)",
+                               "recovered / flagged"], rows), "\n"]
     return lines
 
 

@@ -377,6 +377,20 @@ for twin in ("planted", "null"):
     print("  held-out r:", {c: round(v, 2) for c, v in REPORT["heldout_median_r"][twin].items()})
 
 # %% [markdown]
+# How many runs would it take? The report's power arithmetic (descriptive: normal approximation, one unadjusted
+# two-sided test, unit the run): the run-to-run SD of each pathway's log strength, the smallest log change the runs
+# could see with probability 0.8, and, at the slope the fits show beyond the null twin, the runs per condition the
+# median planted change would need.
+
+# %%
+pw = REPORT["power"]
+for path, sd in pw["run_sd"].items():
+    need = pw["runs_needed"][path]
+    print(f"{path:7s} run SD {sd:.3f}; detectable with {pw['runs_per_condition']:.0f} runs: "
+          f"{pw['detectable_log_change'][path]:.2f}; runs needed: {'never (slope <= 0)' if need is None else round(need)}")
+print(f"slope {pw['slope']:.2f}, median planted log change {pw['median_planted_change']:.2f}")
+
+# %% [markdown]
 # ## Why the fits miss the planted changes, and what it would take
 #
 # Each population's trace comes from its own experiments (cell types are recorded in different mouse lines), and each
