@@ -338,9 +338,9 @@ for task, sub in ([] if conv_table is None else conv_table.groupby("task", sort=
 
 # %% [markdown]
 # * Dale's backprop (projection after every Adam step, plus state rectification) keeps every column's sign;
-#   conventional backprop breaks Dale's law. Not every seed converges: in paper mode the 20-seed count above says how
-#   many do per rule and whether the difference between rules survives Fisher's exact test (the only difference
-#   between the rules on flip-flop that this notebook tests; the wave and digit rows are descriptive).
+#   conventional backprop breaks Dale's law. Not every seed converges: in paper mode the 20-seed counts above say how
+#   many do per rule, and which rules differ from Dale's backprop by Fisher's exact test with Holm's correction (the
+#   only differences between rules this notebook tests; the final-loss rows above are descriptive).
 # * The reference's rectified backprop silences all inhibition (Q1): its weight distributions have a spike at 0
 #   and its "rectified" numbers describe an excitatory-only network. The corrected rectified rule keeps inhibition.
 # * Histogram KL depends on the bins: with the reference's per-matrix bins the numbers are not comparable across
