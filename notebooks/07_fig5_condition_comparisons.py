@@ -340,7 +340,9 @@ print(f"\nglobal shifts (>= 90 % of the within-area blocks move one way, by a me
 # mean |w| over kept entries, mean over runs), a Welch two-sided t-test over runs (n = runs of A vs runs of B),
 # Benjamini-Hochberg over the 27 pair × pathway tests of each twin, alpha 0.05. *Recovered*: significant with the
 # planted sign. *Flagged*: significant where nothing was planted (planted twin) or anywhere on the null twin.
-# `python -m biornn compare recovery` writes the same report as JSON from the cache.
+# `python -m biornn compare recovery` writes the same report as JSON from the cache. In paper mode the report covers
+# the pairs whose two conditions are cached on both twins (the paper-size queue fills them pair by pair; BH then runs
+# over the tested rows only, and `pairs_tested` lists them); quick mode trains all 12 conditions at quick sizes.
 
 # %%
 try:
