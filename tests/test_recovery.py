@@ -280,7 +280,7 @@ def test_a_stack_of_runs_that_differ_beyond_the_condition_is_refused():
 
 def test_stacked_queue_writes_every_missing_summary_once(tmp_path, monkeypatch):
     datasets = _datasets()
-    for k, (c, ds) in enumerate(datasets.items()):
+    for c, ds in datasets.items():
         save_dataset(ds, tmp_path / "ds" / c, windows=True)
         ds.windows = load_windows(tmp_path / "ds" / c, c)
         ds.stimulus = np.zeros((16, 3))
