@@ -227,8 +227,7 @@ def detectable_change(planted: dict, null: dict, rows: list[dict], alpha: float 
     return {"run_sd": sd, "runs_per_condition": n, "alpha": alpha, "power": power,
             "detectable_log_change": {path: float(z * sd[path] * np.sqrt(2 / n)) for path in PATHWAYS},
             "slope": slope, "median_planted_change": median, "runs_needed": needed,
-            "what": "descriptive power arithmetic (normal approximation, one unadjusted two-sided test); "
-                    "unit of replication: the run"}
+            "what": "descriptive: normal approximation, one unadjusted two-sided test; unit of replication: the run"}
 
 
 def _beyond_null(rows: list[dict], planted: dict, null: dict) -> None:

@@ -240,7 +240,8 @@ def test_power_arithmetic_reads_the_run_spread_and_the_slope():
         need = full["runs_needed"][path]
         assert need == pytest.approx(2 * (z * sd / (full["slope"] * full["median_planted_change"])) ** 2, rel=1e-6)
         assert need < 5  # a full-size change with this little noise needs fewer runs than there are
-    assert "power" in rc.describe(rc.recovery_report(_runs_from_truth(planted), _runs_from_truth(null, seed=1), truth))
+    report = rc.recovery_report(_runs_from_truth(planted), _runs_from_truth(null, seed=1), truth)
+    assert "Power (descriptive" in rc.describe(report)
 
 
 # ---- several conditions in one model batch -------------------------------------------------------------------------
@@ -293,3 +294,23 @@ def test_stacked_queue_writes_every_missing_summary_once(tmp_path, monkeypatch):
     assert len(written) == 6 and all((w / "summary.json").exists() for w in written)
     assert sorted(p.name.split("-")[0] for p in written) == sorted(ABBREVIATIONS[c] for c in CONDITIONS)
     assert rc.run_queue(**kw) == []  # a finished queue trains nothing
+
+
+def test_committed_paper_recovery_report_recomputes_from_the_cache():
+    """``data/results/fig5/recovery-recommended-half.json`` is what ``compare recovery`` writes from the committed
+    summaries; regenerate it whenever the queue adds a condition."""
+    from biornn.config import RESULTS_DIR
+
+    path = RESULTS_DIR / "fig5" / "recovery-recommended-half.json"
+    if not path.exists():
+        pytest.skip("no paper-size recovery report committed")
+    stored = json.loads(path.read_text())
+    fresh = json.loads(json.dumps(rc.report_from_cache(None, "recommended", "half")))
+    assert fresh["pairs_tested"] == stored["pairs_tested"], "regenerate the report (docs/usage.md)"
+    assert fresh.keys() == stored.keys()
+    for key in ("planted_recovered", "planted_total", "unplanted_flagged", "null_flagged", "null_total", "n_runs"):
+        assert fresh[key] == stored[key], key
+    for a, b in zip(fresh["rows"], stored["rows"]):
+        assert a.keys() == b.keys()
+        for k, v in a.items():
+            assert v == (pytest.approx(b[k], rel=1e-9) if isinstance(v, float) else b[k]), k
