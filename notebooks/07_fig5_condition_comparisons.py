@@ -443,7 +443,9 @@ save_figure(fig, "fig5_recovery_scaling")
 # differences too, because drive differences between conditions then land in the coupling. What it would take, as
 # far as measured here: a fit whose drive cannot reproduce the mean course on its own (the drive known rather than
 # learned per condition), or recordings whose populations co-fluctuate within a trial. Not tested: a paper-size RNN
-# without per-frame drive, or one given the twin's true drive.
+# without per-frame drive, or one given the twin's true drive. The paper-size fits with the drive (the report at the
+# top of this section, in paper mode) move further toward the planted changes than any quick-size point here
+# (descriptive; `docs/results/fig5.md` has the numbers and the pairs cached so far).
 
 # %%
 best = SCALING.loc[SCALING["slope"].idxmax()]
