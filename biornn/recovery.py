@@ -28,6 +28,7 @@ the cell types alone predict; not circular because the twin's strengths are draw
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -183,6 +184,14 @@ def recovery_report(planted: dict[str, np.ndarray], null: dict[str, np.ndarray],
             "unit_of_replication": "run (one resample of the recordings + one initialisation)", "power": power}
 
 
+def calibrated_slope(rows: list[dict]) -> float:
+    """Least-squares slope through the origin of ``calibrated_delta`` on ``planted_delta`` over ``rows`` (1: the fit
+    moves by the planted amount beyond the null twin; 0: not at all); 0 when nothing was planted. Descriptive."""
+    true = np.array([r["planted_delta"] for r in rows])
+    calibrated = np.array([r["calibrated_delta"] for r in rows])
+    return float(true @ calibrated / (true @ true)) if true.any() else 0.0
+
+
 #: Power of the per-pair test that :func:`detectable_change` plans for.
 POWER = 0.8
 
@@ -201,8 +210,8 @@ def detectable_change(planted: dict, null: dict, rows: list[dict], alpha: float 
     * ``slope``: least squares through the origin of the fitted change beyond the null twin (``calibrated_delta``) on
       the planted change, over ``rows`` (1: the fit moves by the planted amount);
     * ``runs_needed[pathway]``: runs per condition at which the median |planted change| of the planted rows, scaled by
-      ``slope``, reaches the detectable change: ``2 ((z_a + z_b) run_sd / (slope * median))^2``; None when the
-      slope is not positive (no run count would see it).
+      ``slope``, reaches the detectable change: ``2 ((z_a + z_b) run_sd / (slope * median))^2`` rounded up (at
+      least 2); None when the slope is not positive (no run count would see it).
     """
     var = {path: [0.0, 0] for path in PATHWAYS}
     sizes = []
@@ -218,12 +227,11 @@ def detectable_change(planted: dict, null: dict, rows: list[dict], alpha: float 
     sd = {path: float(np.sqrt(v / df)) if df else float("nan") for path, (v, df) in var.items()}
     n = float(np.median(sizes))
     z = float(sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power))
-    true = np.array([r["planted_delta"] for r in rows])
-    slope = float(true @ np.array([r["calibrated_delta"] for r in rows]) / (true @ true)) if true.any() else 0.0
+    slope = calibrated_slope(rows)
     planted_abs = [abs(r["planted_delta"]) for r in rows if r["kind"] == "planted"]
     median = float(np.median(planted_abs)) if planted_abs else float("nan")
-    needed = {path: (float(2 * (z * sd[path] / (slope * median)) ** 2) if slope > 0 and planted_abs else None)
-              for path in PATHWAYS}
+    needed = {path: (max(2, math.ceil(2 * (z * sd[path] / (slope * median)) ** 2)) if slope > 0 and planted_abs
+                     else None) for path in PATHWAYS}
     return {"run_sd": sd, "runs_per_condition": n, "alpha": alpha, "power": power,
             "detectable_log_change": {path: float(z * sd[path] * np.sqrt(2 / n)) for path in PATHWAYS},
             "slope": slope, "median_planted_change": median, "runs_needed": needed,
@@ -324,7 +332,7 @@ def _describe_power(power: dict | None) -> str:
     if not power:
         return ""
     paths = ", ".join(f"{p} {power['detectable_log_change'][p]:.2f}" for p in PATHWAYS)
-    need = ", ".join(f"{p} {'never' if v is None else f'{v:.0f}'}" for p, v in power["runs_needed"].items())
+    need = ", ".join(f"{p} {'never' if v is None else v}" for p, v in power["runs_needed"].items())
     return (f". Power ({power['what']}): with {power['runs_per_condition']:.0f} runs per condition a test finds a "
             f"log change of at least {paths} with probability {power['power']}; the fit moves by {power['slope']:.2f}"
             f" x the planted change, so the median planted change ({power['median_planted_change']:.2f}) would need "

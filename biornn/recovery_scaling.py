@@ -37,7 +37,7 @@ from biornn.conditions import ABBREVIATIONS, CONDITIONS
 from biornn.connectivity import block_density
 from biornn.curate import HALF_WINDOW, cached_datasets
 from biornn.errors import BiornnError
-from biornn.recovery import TWIN_KINDS, recovery_report, report_from_summaries, twin_datasets
+from biornn.recovery import TWIN_KINDS, calibrated_slope, recovery_report, report_from_summaries, twin_datasets
 from biornn.replicates import resample_training
 from biornn.store import atomic_write_bytes
 from biornn.synthetic import ground_truth_stack, twin_config
@@ -107,7 +107,7 @@ def point_row(report: dict) -> dict:
             "unplanted_flagged": report["unplanted_flagged"], "unplanted_total": report["unplanted_total"],
             "null_flagged": report["null_flagged"], "null_total": report["null_total"],
             "interaction_significant": report["interaction_significant"],
-            "slope": _slope(report["rows"]),
+            "slope": calibrated_slope(report["rows"]),
             "rho": report["calibrated_vs_planted"]["spearman_rho"],
             "heldout_r": float(np.median(list(report["heldout_median_r"]["planted"].values()))),
             "wall_seconds": report["wall_seconds"]}
@@ -142,15 +142,10 @@ def run_sweep(out: str | os.PathLike, points=DEFAULT_POINTS, variant: str = "rec
             linear[drive] = {**{k: report[k] for k in ("planted_recovered", "planted_total", "unplanted_flagged",
                                                        "unplanted_total", "null_flagged", "null_total",
                                                        "interaction_significant", "resampling", "n_runs")},
-                             "slope": _slope(report["rows"]), "rho": report["calibrated_vs_planted"]["spearman_rho"]}
+                             "slope": calibrated_slope(report["rows"]),
+                             "rho": report["calibrated_vs_planted"]["spearman_rho"]}
             atomic_write_bytes(out, (json.dumps(done, indent=1) + "\n").encode())
     return done
-
-
-def _slope(rows: list[dict]) -> float:
-    planted = np.array([r["planted_delta"] for r in rows])
-    calibrated = np.array([r["calibrated_delta"] for r in rows])
-    return float(planted @ calibrated / (planted @ planted))
 
 
 def linear_table(sweep: dict) -> pd.DataFrame:

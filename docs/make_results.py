@@ -644,7 +644,7 @@ def recovery_section() -> list[str]:
                 + f". The fit moves by {power['slope']:.2f} x the planted change beyond the null twin (slope through "
                 "the origin over the tested rows), so the median planted change "
                 f"({power['median_planted_change']:.2f}) would need about " + ", ".join(
-                    f"{k} {'no number of' if v is None else f'{v:.0f}'}" for k, v in power["runs_needed"].items())
+                    f"{k} {'no number of' if v is None else v}" for k, v in power["runs_needed"].items())
                 + " runs per condition.\n")
         rows = [[r["pair"], r["pathway"], r["kind"], f(r["planted_delta"], 2), f(r["fitted_delta"], 2),
                  f(r["null_delta"], 2), p_(r["p_adj"]), p_(r["null_p_adj"]),

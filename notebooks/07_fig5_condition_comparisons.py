@@ -389,7 +389,7 @@ pw = REPORT["power"]
 for path, sd in pw["run_sd"].items():
     need = pw["runs_needed"][path]
     print(f"{path:7s} run SD {sd:.3f}; detectable with {pw['runs_per_condition']:.0f} runs: "
-          f"{pw['detectable_log_change'][path]:.2f}; runs needed: {'never (slope <= 0)' if need is None else round(need)}")
+          f"{pw['detectable_log_change'][path]:.2f}; runs needed: {'never (slope <= 0)' if need is None else need}")
 print(f"slope {pw['slope']:.2f}, median planted log change {pw['median_planted_change']:.2f}")
 
 # %% [markdown]
