@@ -181,7 +181,8 @@ def recovery_report(planted: dict[str, np.ndarray], null: dict[str, np.ndarray],
             "null_total": len(rows), "null_flagged": sum(r["null_flagged"] for r in rows),
             "test": "Welch two-sided t-test on per-run log pathway strength", "correction":
             "Benjamini-Hochberg over the pairs x pathways of one twin", "alpha": alpha,
-            "unit_of_replication": "run (one resample of the recordings + one initialisation)", "power": power}
+            "unit_of_replication": "run (one resample of the recordings + one initialisation)", "power": power,
+            "projection": project_runs(rows, power["run_sd"], alpha=alpha)}
 
 
 def calibrated_slope(rows: list[dict]) -> float:
@@ -236,6 +237,64 @@ def detectable_change(planted: dict, null: dict, rows: list[dict], alpha: float 
             "detectable_log_change": {path: float(z * sd[path] * np.sqrt(2 / n)) for path in PATHWAYS},
             "slope": slope, "median_planted_change": median, "runs_needed": needed,
             "what": "descriptive: normal approximation, one unadjusted two-sided test; unit of replication: the run"}
+
+
+#: Runs per condition that :func:`project_runs` looks at (the paper's 5, then more).
+PROJECTED_RUNS = (5, 10, 20, 40)
+
+
+def project_runs(rows: list[dict], run_sd: dict[str, float], runs=PROJECTED_RUNS, alpha: float = ALPHA) -> dict:
+    """Expected outcome counts with ``n`` runs per condition, if the fitted means and run SDs stayed as measured.
+
+    Descriptive plug-in power: normal approximation, one unadjusted two-sided test per row at ``alpha`` (BH asks for
+    more). A measured delta ``d`` overstates its true size by its own sampling noise (``E[d^2] = delta^2 + v`` with
+    ``v = run_sd^2 (1/n_a + 1/n_b)``), so each is shrunk to ``sign(d) sqrt(max(d^2 - v, 0))`` before use: a delta
+    within its noise counts as no effect.
+
+    * pair test (one twin): ``se = run_sd * sqrt(2 / n)``; a planted row is recovered with probability
+      ``Phi(sign(planted) * d / se - z)``; an unplanted or a null-twin row is flagged with probability
+      ``Phi(|d| / se - z) + Phi(-|d| / se - z)``;
+    * twin x condition interaction: ``d`` = ``calibrated_delta``, ``v`` and ``se`` with four groups instead of two
+      (``se = run_sd * sqrt(4 / n)``), same rules.
+
+    Args:
+        rows: the report's rows (with ``calibrated_delta``); run_sd: ``{pathway: SD of per-run log strength}``.
+
+    Returns:
+        ``{"rows": [{runs, planted_recovered, unplanted_flagged, null_flagged, interaction_recovered,
+        interaction_flagged}, ...], "planted_total", "unplanted_total", "null_total", "what"}`` (expected counts).
+    """
+    z = float(sps.norm.ppf(1 - alpha / 2))
+
+    def hit(d, se, sign=None, v=0.0):  # P(test significant [with the given sign]) at the shrunk delta
+        d = float(np.sign(d)) * math.sqrt(max(d * d - v, 0.0))
+        if sign is not None:
+            return float(sps.norm.cdf(sign * d / se - z))
+        return float(sps.norm.cdf(abs(d) / se - z) + sps.norm.cdf(-abs(d) / se - z))
+
+    out = []
+    for n in runs:
+        counts = dict.fromkeys(("planted_recovered", "unplanted_flagged", "null_flagged", "interaction_recovered",
+                                "interaction_flagged"), 0.0)
+        for r in rows:
+            sd = run_sd[r["pathway"]]
+            se2, se4 = sd * math.sqrt(2 / n), sd * math.sqrt(4 / n)
+            v2 = sd ** 2 * (1 / r["n_a"] + 1 / r["n_b"])  # sampling variance of a measured delta (both twins alike)
+            counts["null_flagged"] += hit(r["null_delta"], se2, v=v2)
+            if r["kind"] == "planted":
+                sign = float(np.sign(r["planted_delta"]))
+                counts["planted_recovered"] += hit(r["fitted_delta"], se2, sign, v2)
+                counts["interaction_recovered"] += hit(r["calibrated_delta"], se4, sign, 2 * v2)
+            else:
+                counts["unplanted_flagged"] += hit(r["fitted_delta"], se2, v=v2)
+                counts["interaction_flagged"] += hit(r["calibrated_delta"], se4, v=2 * v2)
+        out.append({"runs": int(n), **{k: round(v, 3) for k, v in counts.items()}})
+    n_planted = sum(r["kind"] == "planted" for r in rows)
+    return {"rows": out, "planted_total": n_planted, "unplanted_total": len(rows) - n_planted,
+            "null_total": len(rows), "alpha": alpha,
+            "what": "descriptive plug-in projection: expected counts if every condition had n runs, with the measured "
+                    "run SDs and the measured deltas shrunk by their sampling noise taken as the true ones; normal "
+                    "approximation, unadjusted two-sided tests; unit of replication: the run"}
 
 
 def _beyond_null(rows: list[dict], planted: dict, null: dict) -> None:
@@ -605,3 +664,13 @@ def recovery_table(report: dict) -> pd.DataFrame:
     cols = ["pair", "pathway", "planted_delta", "fitted_delta", "null_delta", "calibrated_delta", "n_a", "n_b",
             "p_adj", "null_p_adj", "interaction_p_adj", "outcome"]
     return recovery_frame(report)[cols]
+
+
+def projection_table(report: dict) -> pd.DataFrame:
+    """The report's run-count projection (:func:`project_runs`) as fractions of each total, one row per run count."""
+    proj = report["projection"]
+    tab = pd.DataFrame(proj["rows"]).set_index("runs")
+    totals = {"planted_recovered": "planted_total", "unplanted_flagged": "unplanted_total",
+              "null_flagged": "null_total", "interaction_recovered": "planted_total",
+              "interaction_flagged": "unplanted_total"}
+    return pd.DataFrame({k: tab[k] / max(proj[t], 1) for k, t in totals.items()})

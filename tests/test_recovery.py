@@ -244,6 +244,36 @@ def test_power_arithmetic_reads_the_run_spread_and_the_slope():
     assert "Power (descriptive" in rc.describe(report)
 
 
+def _row(kind, fitted, null, planted=0.5, calibrated=None, n=5):
+    return {"pathway": "FF", "kind": kind, "planted_delta": planted if kind == "planted" else 0.0,
+            "fitted_delta": fitted, "null_delta": null, "n_a": n, "n_b": n,
+            "calibrated_delta": fitted - null if calibrated is None else calibrated}
+
+
+def test_projection_grows_with_runs_only_where_a_delta_stands_above_its_noise():
+    sd = {"FF": 0.15}
+    # a planted change the fit shows in full (null twin quiet), and one it shows with the wrong sign
+    rows = [_row("planted", 0.5, 0.0), _row("planted", -0.5, 0.0), _row("unplanted", 0.01, 0.02)]
+    proj = rc.project_runs(rows, sd, runs=(5, 40))
+    few, many = proj["rows"]
+    assert (proj["planted_total"], proj["unplanted_total"], proj["null_total"]) == (2, 1, 3)
+    # the right-sign row is found with power ~ Phi(0.5 / (0.15 sqrt(2/5)) - 1.96); the wrong-sign row never
+    from scipy.stats import norm
+    d = np.sqrt(0.5 ** 2 - 0.15 ** 2 * 2 / 5)  # shrunk by its own sampling noise
+    assert few["planted_recovered"] == pytest.approx(norm.cdf(d / (0.15 * np.sqrt(2 / 5)) - 1.959964) + norm.cdf(
+        -d / (0.15 * np.sqrt(2 / 5)) - 1.959964), abs=2e-3)
+    assert many["planted_recovered"] == pytest.approx(1, abs=2e-3)
+    # deltas within their noise shrink to nothing: flagged at the test's own rate (alpha per row), whatever the runs
+    assert few["null_flagged"] == pytest.approx(3 * 0.05, abs=1e-3) == many["null_flagged"]
+    assert few["unplanted_flagged"] == pytest.approx(0.05, abs=1e-3)
+    # a systematic null-twin difference (drive, not coupling) is flagged more often the more runs there are
+    biased = rc.project_runs([_row("unplanted", 0.0, 0.2)], sd, runs=(5, 10, 40))["rows"]
+    flags = [r["null_flagged"] for r in biased]
+    assert flags == sorted(flags) and flags[-1] > 0.95 and flags[0] < 0.6
+    tab = rc.projection_table({"projection": proj})
+    assert list(tab.index) == [5, 40] and tab.loc[40, "planted_recovered"] == pytest.approx(0.5, abs=2e-3)
+
+
 # ---- several conditions in one model batch -------------------------------------------------------------------------
 def test_stacked_conditions_train_to_the_numbers_of_lone_runs(tmp_path):
     datasets, conds = _datasets(), ("familiar_change", "novel_omission")
