@@ -21,8 +21,9 @@ The measurement per twin, window, condition pair ``(A, B)`` (:data:`biornn.analy
   p is below alpha.
 
 Identifiability on block strength: Spearman's rho over the twin's nonzero blocks between a run's block strengths
-and ``|W_true|``, beside the structure-only baseline ``density x |type strength|`` (what the connectivity table and
-the cell types alone predict; not circular because the twin's strengths are drawn independently of density).
+(in ΔF/F units, :func:`dff_strength`) and ``|W_true|``, beside the structure-only baseline
+``density x |type strength|`` (what the connectivity table and the cell types alone predict; not circular because
+the twin's strengths are drawn independently of density).
 """
 
 from __future__ import annotations
@@ -357,11 +358,24 @@ def report_from_cache(root: str | os.PathLike | None, variant: str, window: str)
     return report_from_summaries({t: load_twin_runs(root, variant, window, t) for t in TWIN_KINDS}, variant, window)
 
 
+def dff_strength(summary: dict) -> np.ndarray:
+    """``(S, 18, 18)`` fitted block strengths in ΔF/F units: a fit on standardised traces learns
+    ``w_z = w * sd_pre / sd_post`` for a coupling ``w`` of the raw traces, so its strengths are multiplied back by
+    ``sd_post / sd_pre`` (the pooled SDs stored with the data); unchanged for a fit on raw ΔF/F. Between conditions
+    the factor is the same (pooled statistics), so pathway deltas do not depend on it; across blocks it does."""
+    strength = np.asarray(summary["nonzero_abs_sparse"], dtype=np.float64)
+    stats = (summary.get("data") or {}).get("standardization")
+    if not stats or not (summary.get("config") or {}).get("standardize", False):
+        return strength
+    sd = np.asarray(stats["sd"], dtype=np.float64)
+    return strength * (sd[:, None] / sd[None, :])
+
+
 def _identifiability_of(summary: dict) -> dict:
     strengths = TwinConfig().type_strength
     types = [lab.split("_")[2] for lab in POPULATION_LABELS]
-    return strength_identifiability(summary["nonzero_abs_sparse"], summary["ground_truth"],
-                                    summary["target_density"], [strengths[t] for t in types])
+    return strength_identifiability(dff_strength(summary), summary["ground_truth"], summary["target_density"],
+                                    [strengths[t] for t in types])
 
 
 def write_report(report: dict, out: str | os.PathLike) -> Path:

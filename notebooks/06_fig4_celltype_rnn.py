@@ -391,7 +391,7 @@ if "ground_truth" in PUB:
 # %% [markdown]
 # ## 12. What each modelling choice buys: the ablation
 #
-# Three changes address what section 11 and Figure 5 need from a fit (docs/paper/fig4-5-celltype-rnn.md, §9):
+# Four changes address what section 11 and Figure 5 need from a fit (docs/paper/fig4-5-celltype-rnn.md, §9):
 # **pooled standardisation** (every population z-scored with statistics pooled over all six conditions, so weights
 # stay comparable between conditions, and raw ΔF/F of about 0.1 no longer fights frozen readout biases of up to
 # ±0.25), a **learned initial state** (a silent network at frame 0 mispredicts the first frames), **stimulus
@@ -399,9 +399,10 @@ if "ground_truth" in PUB:
 # `W_rec`) and **per-run resampling** (every run redraws its experiments, so runs are data replicates). The
 # *recommended* variant has all four on top of the corrected one; each row below switches one off. Always at quick
 # sizes (3 runs each, FC, half window, current planted twin), trained now. Identifiability here scores the block
-# *strength* (mean |w| over kept entries) against the true |W| by Spearman's rho over the 121 nonzero blocks; the
-# dashed line is the structure-only prediction (table density × presynaptic type strength), which is not circular
-# on this twin because its block strengths were drawn independently of density.
+# *strength* (mean |w| over kept entries, in ΔF/F units: a standardised fit's strengths times sd_post / sd_pre)
+# against the true |W| by Spearman's rho over the 121 nonzero blocks; the dashed line is the structure-only
+# prediction (table density × presynaptic type strength), which is not circular on this twin because its block
+# strengths were drawn independently of density.
 
 # %%
 ABLATION, ABLATION_RUNS = recovery.ablation("familiar_change", window="half")

@@ -244,6 +244,18 @@ def test_power_arithmetic_reads_the_run_spread_and_the_slope():
     assert "Power (descriptive" in rc.describe(report)
 
 
+def test_strengths_of_a_standardised_fit_are_scored_in_dff_units():
+    W = np.abs(S.ground_truth_stack(S.TwinConfig())["W_true"][0])
+    sd = np.exp(RNG.normal(size=18))
+    fitted_z = (W * sd[None, :] / sd[:, None])[None]  # what a perfect fit on z-scores learns
+    summary = {"nonzero_abs_sparse": fitted_z, "ground_truth": W, "target_density": S.block_density(),
+               "config": {"standardize": True}, "data": {"standardization": {"sd": sd.tolist()}}}
+    assert rc._identifiability_of(summary)["rho"][0] == pytest.approx(1)
+    raw = {**summary, "config": {"standardize": False}}  # a raw-ΔF/F fit is scored as it is
+    assert rc._identifiability_of(raw)["rho"][0] < 0.9
+    assert np.array_equal(rc.dff_strength(raw), fitted_z)
+
+
 def _row(kind, fitted, null, planted=0.5, calibrated=None, n=5):
     return {"pathway": "FF", "kind": kind, "planted_delta": planted if kind == "planted" else 0.0,
             "fitted_delta": fitted, "null_delta": null, "n_a": n, "n_b": n,
