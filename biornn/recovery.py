@@ -295,7 +295,8 @@ def project_runs(rows: list[dict], run_sd: dict[str, float], runs=PROJECTED_RUNS
             "null_total": len(rows), "alpha": alpha,
             "what": "descriptive plug-in projection: expected counts if every condition had n runs, with the measured "
                     "run SDs and the measured deltas shrunk by their sampling noise taken as the true ones; normal "
-                    "approximation, unadjusted two-sided tests; unit of replication: the run"}
+                    "approximation (it overstates power at few runs, where a t-test's critical value is larger), "
+                    "unadjusted two-sided tests, each row's own delta; unit of replication: the run"}
 
 
 def _beyond_null(rows: list[dict], planted: dict, null: dict) -> None:
@@ -359,10 +360,14 @@ def report_from_cache(root: str | os.PathLike | None, variant: str, window: str)
 
 
 def dff_strength(summary: dict) -> np.ndarray:
-    """``(S, 18, 18)`` fitted block strengths in ΔF/F units: a fit on standardised traces learns
-    ``w_z = w * sd_pre / sd_post`` for a coupling ``w`` of the raw traces, so its strengths are multiplied back by
-    ``sd_post / sd_pre`` (the pooled SDs stored with the data); unchanged for a fit on raw ΔF/F. Between conditions
-    the factor is the same (pooled statistics), so pathway deltas do not depend on it; across blocks it does."""
+    """``(S, 18, 18)`` fitted block strengths in ΔF/F units, to first order: a linear map of the raw traces with
+    coupling ``w`` becomes ``w * sd_pre / sd_post`` on standardised traces, so a standardised fit's strengths are
+    multiplied back by ``sd_post / sd_pre`` (the pooled SDs stored with the data); unchanged for a fit on raw ΔF/F.
+    Exact only for a linear map; for the RNN (hidden units, nonlinearity, frozen readouts) it is not tested.
+
+    Used for identifiability, which compares strengths across blocks. A block's delta between conditions does not
+    depend on the factor (pooled statistics give every condition the same one), but a pathway's mean over blocks
+    with different post populations does; the recovery report's pathway strengths stay in the fit's own units."""
     strength = np.asarray(summary["nonzero_abs_sparse"], dtype=np.float64)
     stats = (summary.get("data") or {}).get("standardization")
     if not stats or not (summary.get("config") or {}).get("standardize", False):

@@ -603,11 +603,11 @@ def fig5_page() -> str:
                 f"\nPlanted changes recovered: corrected {ncor['recovered']} of {ncor['planted']} against "
                 f"{npub['recovered']} as published; unplanted pathways flagged: corrected {ncor['false_positive']} "
                 f"of {ncor['unplanted']} against {npub['false_positive']}. The corrected models fit poorly at the "
-                "paper's budget (Figure 4 results), so these counts do not measure coupling. Why they fit poorly was "
-                "measured in part: they are trained on raw dF/F against frozen readouts (notebook 06's ablation shows "
-                "what pooled standardisation contributes to the recommended variant), and twice the epochs lifted "
-                "their held-out r without reaching 0.9 (Figure 4 results). The planted-vs-null report above uses the "
-                "recommended variant instead.\n")
+                "paper's budget (Figure 4 results), so these counts do not measure coupling. Why they fit poorly is "
+                "not settled: they are trained on raw dF/F against frozen readouts, and notebook 06's ablation shows "
+                "what pooled standardisation contributes to the recommended variant at quick sizes (a hint at scale, "
+                "not tested on the corrected variant); twice the epochs lifted their held-out r without reaching 0.9 "
+                "(Figure 4 results). The planted-vs-null report above uses the recommended variant instead.\n")
         rows = [[r.window, r.pair, r.pathway, f"{r.diff_published:+.2f}", f"{r.diff_corrected:+.2f}"]
                 for _, r in both.iterrows()]
         lines.append(table(["window", "pair", "pathway", "as published (1e-4)", "corrected (1e-4)"], rows))
@@ -648,7 +648,8 @@ def recovery_section() -> list[str]:
                 "the origin over the tested rows), so the median planted change "
                 f"({power['median_planted_change']:.2f}) would need about " + ", ".join(
                     f"{k} {'no number of' if v is None else v}" for k, v in power["runs_needed"].items())
-                + " runs per condition.\n")
+                + " runs per condition. That scales one number by the overall slope; the projection below uses "
+                "each row's own delta, so rows the fit moves the wrong way never count as recovered.\n")
         lines += projection_lines(rep)
         rows = [[r["pair"], r["pathway"], r["kind"], f(r["planted_delta"], 2), f(r["fitted_delta"], 2),
                  f(r["null_delta"], 2), p_(r["p_adj"]), p_(r["null_p_adj"]),

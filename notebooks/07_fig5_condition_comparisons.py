@@ -394,6 +394,10 @@ for path, sd in pw["run_sd"].items():
 print(f"slope {pw['slope']:.2f}, median planted log change {pw['median_planted_change']:.2f}")
 
 # %% [markdown]
+# The runs needed above scale one number, the median planted change, by the overall slope; the projection below
+# uses each row's own fitted delta instead, so rows the fit moves the wrong way never count as recovered however many
+# runs there are.
+#
 # Would more runs reach the target this check was built for (>= 75 % of planted changes recovered, <= 5 % of
 # unplanted or null-twin differences flagged)? A plug-in projection (descriptive; normal approximation, unadjusted
 # tests, each measured delta shrunk by its own sampling noise and taken as true): the expected fraction of rows found
@@ -457,14 +461,15 @@ save_figure(fig, "fig5_recovery_scaling")
 # as the independence above predicts; without it, it sees part of the planted changes and flags null-twin
 # differences too, because drive differences between conditions then land in the coupling.
 #
-# **What it would take.** Measured: at quick sizes, 2-4x the epochs or twice the samples lift the slope from about 0
-# to about 0.2 but recover no planted change after BH (the table). At paper size (the committed report, printed below
-# in both modes) the fits move further, but the run-count projection says more runs alone would not reach the target:
-# the expected share of planted changes recovered levels off, while the null twin's differences, which are systematic
-# (BH flags several on the null twin, printed below; were they noise, BH would flag none in 95 % of repeats), get
-# flagged more often.
-# Suggested by the linear control, not tested with the RNN: a fit whose drive cannot make the mean course on its own
-# (the drive known rather than learned per condition), or recordings whose populations co-fluctuate within a trial.
+# **What it would take.** At quick sizes the slope is about 0.2 with 2-4x the epochs or twice the samples
+# (paper-length recordings) against about 0 at the base point, and no point recovers a planted change after BH (the
+# table; differences between points not tested). At paper size (the committed report, printed below in both modes) the
+# fits move further, but the run-count projection says more runs alone would not reach the target: the expected share
+# of planted changes recovered levels off, while the null twin's differences, which are systematic (BH flags several
+# on the null twin, printed below; were they noise, BH would flag none in about 95 % of repeats or more, under
+# independence), get flagged more often. Suggested by the linear control, not tested with the RNN: a fit whose drive
+# cannot make the mean course on its own (the drive known rather than learned per condition), or recordings whose
+# populations co-fluctuate within a trial.
 
 # %%
 best = SCALING.loc[SCALING["slope"].idxmax()]

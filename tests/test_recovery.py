@@ -263,22 +263,31 @@ def _row(kind, fitted, null, planted=0.5, calibrated=None, n=5):
 
 
 def test_projection_grows_with_runs_only_where_a_delta_stands_above_its_noise():
-    sd = {"FF": 0.15}
-    # a planted change the fit shows in full (null twin quiet), and one it shows with the wrong sign
-    rows = [_row("planted", 0.5, 0.0), _row("planted", -0.5, 0.0), _row("unplanted", 0.01, 0.02)]
+    from scipy.stats import norm
+
+    sd, z = {"FF": 0.15}, 1.959964
+    # a planted change the fit shows (null twin quiet), and one it shows with the wrong sign
+    rows = [_row("planted", 0.2, 0.0), _row("planted", -0.5, 0.0), _row("unplanted", 0.01, 0.02)]
     proj = rc.project_runs(rows, sd, runs=(5, 40))
     few, many = proj["rows"]
     assert (proj["planted_total"], proj["unplanted_total"], proj["null_total"]) == (2, 1, 3)
-    # the right-sign row is found with power ~ Phi(0.5 / (0.15 sqrt(2/5)) - 1.96); the wrong-sign row never
-    from scipy.stats import norm
-    d = np.sqrt(0.5 ** 2 - 0.15 ** 2 * 2 / 5)  # shrunk by its own sampling noise
-    assert few["planted_recovered"] == pytest.approx(norm.cdf(d / (0.15 * np.sqrt(2 / 5)) - 1.959964) + norm.cdf(
-        -d / (0.15 * np.sqrt(2 / 5)) - 1.959964), abs=2e-3)
-    assert many["planted_recovered"] == pytest.approx(1, abs=2e-3)
+
+    def power(d, n, groups):  # d shrunk by its own sampling noise at 5 runs, then tested with n runs, right sign
+        v, se = 0.15 ** 2 * groups / 5, 0.15 * np.sqrt(groups / n)
+        d = np.sign(d) * np.sqrt(max(d * d - v, 0))
+        return norm.cdf(d / se - z)
+
+    wrong = norm.cdf(-np.sqrt(0.25 - 0.15 ** 2 * 2 / 5) / (0.15 * np.sqrt(2 / 5)) - z)  # ~0: the wrong sign
+    assert few["planted_recovered"] == pytest.approx(power(0.2, 5, 2) + wrong, abs=1e-3)
+    assert 0.3 < few["planted_recovered"] < 0.7 and many["planted_recovered"] == pytest.approx(1, abs=2e-3)
+    # beyond the null twin: four groups, so twice the variance of a pair delta
+    assert few["interaction_recovered"] == pytest.approx(power(0.2, 5, 4) + norm.cdf(
+        -np.sqrt(0.25 - 0.15 ** 2 * 4 / 5) / (0.15 * np.sqrt(4 / 5)) - z), abs=1e-3)
+    assert few["interaction_flagged"] == pytest.approx(0.05, abs=1e-3)  # -0.01 is inside its noise
     # deltas within their noise shrink to nothing: flagged at the test's own rate (alpha per row), whatever the runs
     assert few["null_flagged"] == pytest.approx(3 * 0.05, abs=1e-3) == many["null_flagged"]
     assert few["unplanted_flagged"] == pytest.approx(0.05, abs=1e-3)
-    # a systematic null-twin difference (drive, not coupling) is flagged more often the more runs there are
+    # a null-twin difference that stands above the run noise is flagged more often the more runs there are
     biased = rc.project_runs([_row("unplanted", 0.0, 0.2)], sd, runs=(5, 10, 40))["rows"]
     flags = [r["null_flagged"] for r in biased]
     assert flags == sorted(flags) and flags[-1] > 0.95 and flags[0] < 0.6
