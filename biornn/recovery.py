@@ -263,7 +263,7 @@ def project_runs(rows: list[dict], run_sd: dict[str, float], runs=PROJECTED_RUNS
 
     Returns:
         ``{"rows": [{runs, planted_recovered, unplanted_flagged, null_flagged, interaction_recovered,
-        interaction_flagged}, ...], "planted_total", "unplanted_total", "null_total", "what"}`` (expected counts).
+        interaction_flagged}, ...], "alpha", "what"}`` (expected counts; the totals are the report's).
     """
     z = float(sps.norm.ppf(1 - alpha / 2))
 
@@ -290,9 +290,7 @@ def project_runs(rows: list[dict], run_sd: dict[str, float], runs=PROJECTED_RUNS
                 counts["unplanted_flagged"] += hit(r["fitted_delta"], se2, v=v2)
                 counts["interaction_flagged"] += hit(r["calibrated_delta"], se4, v=2 * v2)
         out.append({"runs": int(n), **{k: round(v, 3) for k, v in counts.items()}})
-    n_planted = sum(r["kind"] == "planted" for r in rows)
-    return {"rows": out, "planted_total": n_planted, "unplanted_total": len(rows) - n_planted,
-            "null_total": len(rows), "alpha": alpha,
+    return {"rows": out, "alpha": alpha,
             "what": "descriptive plug-in projection: expected counts if every condition had n runs, with the measured "
                     "run SDs and the measured deltas shrunk by their sampling noise taken as the true ones; normal "
                     "approximation (it overstates power at few runs, where a t-test's critical value is larger), "
@@ -686,10 +684,10 @@ def recovery_table(report: dict) -> pd.DataFrame:
 
 
 def projection_table(report: dict) -> pd.DataFrame:
-    """The report's run-count projection (:func:`project_runs`) as fractions of each total, one row per run count."""
-    proj = report["projection"]
-    tab = pd.DataFrame(proj["rows"]).set_index("runs")
+    """The report's run-count projection (:func:`project_runs`) as fractions of the report's totals, one row per
+    run count."""
+    tab = pd.DataFrame(report["projection"]["rows"]).set_index("runs")
     totals = {"planted_recovered": "planted_total", "unplanted_flagged": "unplanted_total",
               "null_flagged": "null_total", "interaction_recovered": "planted_total",
               "interaction_flagged": "unplanted_total"}
-    return pd.DataFrame({k: tab[k] / max(proj[t], 1) for k, t in totals.items()})
+    return pd.DataFrame({k: tab[k] / max(report[t], 1) for k, t in totals.items()})

@@ -461,15 +461,17 @@ save_figure(fig, "fig5_recovery_scaling")
 # as the independence above predicts; without it, it sees part of the planted changes and flags null-twin
 # differences too, because drive differences between conditions then land in the coupling.
 #
-# **What it would take.** At quick sizes the slope is about 0.2 with 2-4x the epochs or twice the samples
-# (paper-length recordings) against about 0 at the base point, and no point recovers a planted change after BH (the
-# table; differences between points not tested). At paper size (the committed report, printed below in both modes) the
-# fits move further, but the run-count projection says more runs alone would not reach the target: the expected share
-# of planted changes recovered levels off, while the null twin's differences, which are systematic (BH flags several
-# on the null twin, printed below; were they noise, BH would flag none in about 95 % of repeats or more, under
-# independence), get flagged more often. Suggested by the linear control, not tested with the RNN: a fit whose drive
-# cannot make the mean course on its own (the drive known rather than learned per condition), or recordings whose
-# populations co-fluctuate within a trial.
+# **What it would take.** What the measurements say, and what they only suggest:
+#
+# * More epochs or data (quick sizes, the table): the slope reaches about 0.2 with 2-4x the epochs or twice the
+#   samples, against about 0 at the base point, and no point recovers a planted change after BH. Differences between
+#   points are not tested.
+# * More runs (paper size, the committed report printed below in both modes): the projection's share of planted
+#   changes recovered levels off, while the null twin's differences get flagged more often. Those differences are
+#   systematic, not noise: BH already flags several of them at 5 runs.
+# * Suggested by the linear control, not tested with the RNN: a fit whose drive cannot make the mean course on its
+#   own (the drive known rather than learned per condition), or recordings whose populations co-fluctuate within a
+#   trial.
 
 # %%
 best = SCALING.loc[SCALING["slope"].idxmax()]
