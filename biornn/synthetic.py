@@ -32,7 +32,8 @@ A plane observes the population of its *true* layer, assigned from depth by ``co
 ``split``, one layer per plane); with the ``published`` selection rule the double counting is then measurable.
 Seeds: a session's timeline and network noise use ``derive_seed(seed, "twin-session", ophys_session_id)``, a plane's
 observation ``derive_seed(seed, "twin-plane", ophys_experiment_id)``, so results do not depend on processing order
-or on which sessions are simulated together.
+or on which sessions are simulated together. ``TwinConfig.sample_seed`` (when set) replaces ``seed`` in these
+sample streams only; the ground truth keeps ``seed``, so twins of different sample seeds share ``W_true``.
 """
 
 from __future__ import annotations
@@ -131,6 +132,10 @@ class TwinConfig:
             ``z ~ N(0, 1)`` from ``derive_seed(seed, "twin-strength")``), drawn independently of the block's
             density so that recovering strengths is not the same as recovering the mask; 0 = the legacy twin
             (strength = density x type strength).
+        sample_seed: seed of the twin's *samples* only: session timelines, network noise, plane phases and cell
+            observations. ``None`` (default) uses :attr:`seed`, so existing twins are unchanged; the ground truth
+            (``W_true``, block strengths) always comes from :attr:`seed`, so twins with different sample seeds share
+            their network and differ in their data (independent replicates of one twin).
     """
 
     seed: int = 0
@@ -165,12 +170,22 @@ class TwinConfig:
     layer_rule: str = "split"
     twin: str = "planted"
     strength_sd: float = 0.5
+    sample_seed: int | None = None
 
     def __post_init__(self):
         if self.twin not in TWINS:
             raise BiornnError(f"unknown twin {self.twin!r}; use one of {', '.join(TWINS)}")
         if not (np.isfinite(self.strength_sd) and self.strength_sd >= 0):
             raise BiornnError(f"strength_sd = {self.strength_sd}; use a number >= 0 (0 = strength set by density)")
+        if self.sample_seed is not None and (isinstance(self.sample_seed, bool) or int(self.sample_seed) < 0
+                                             or int(self.sample_seed) != self.sample_seed):
+            raise BiornnError(f"sample_seed = {self.sample_seed!r}; use a non-negative integer or None (= seed)")
+
+    @property
+    def stream_seed(self) -> int:
+        """Base seed of the sample streams (timelines, noise, phases, observations): :attr:`sample_seed` when set,
+        else :attr:`seed`."""
+        return self.seed if self.sample_seed is None else int(self.sample_seed)
 
     @property
     def dt(self) -> float:
@@ -343,7 +358,7 @@ def _paint(array: np.ndarray, starts: np.ndarray, stops: np.ndarray, value: int)
 
 def simulate_timeline(config: TwinConfig, session_id: int, experience: str) -> Timeline:
     """Draw the trials, flashes, changes and omissions of one session (seeded by the session id)."""
-    rng = np.random.default_rng(derive_seed(config.seed, "twin-timeline", int(session_id)))
+    rng = np.random.default_rng(derive_seed(config.stream_seed, "twin-timeline", int(session_id)))
     t0 = config.initial_gray
     n_flash = int(config.behavior_duration // config.flash_period)
     onsets = t0 + config.flash_period * np.arange(n_flash)
@@ -516,7 +531,7 @@ def simulate_sessions(config: TwinConfig, sessions: pd.DataFrame, planes: pd.Dat
     beta_rise = 1 - np.exp(-dt / config.gcamp_rise)
     beta_decay = 1 - np.exp(-dt / config.gcamp_decay)
     noise_sd = config.process_noise
-    rngs = [np.random.default_rng(derive_seed(config.seed, "twin-network", int(s))) for s in sess_ids]
+    rngs = [np.random.default_rng(derive_seed(config.stream_seed, "twin-network", int(s))) for s in sess_ids]
     pop_index = {lab: i for i, lab in enumerate(POPULATION_LABELS)}
     sess_row = {int(s): b for b, s in enumerate(sess_ids)}
     plane_b = planes["ophys_session_id"].map(sess_row).to_numpy()
@@ -566,7 +581,7 @@ def observe_plane(calcium: np.ndarray, n_cells: int, cell_type: str, experiment_
     Returns:
         ``(F,)`` float64 ΔF/F.
     """
-    rng = np.random.default_rng(derive_seed(config.seed, "twin-plane", int(experiment_id)))
+    rng = np.random.default_rng(derive_seed(config.stream_seed, "twin-plane", int(experiment_id)))
     n = max(int(n_cells), 1)
     k = 1.0 / config.cell_gain_cv ** 2
     gain = rng.gamma(k, 1.0 / k, size=n).mean()
@@ -594,7 +609,7 @@ class TwinSource:
         self.planes = twin_planes(metadata, layer_rule=self.config.layer_rule)
         group = pd.to_numeric(self.planes["imaging_plane_group"], errors="coerce")
         phase = np.array([int(g) % self.config.substeps if np.isfinite(g) else
-                          derive_seed(self.config.seed, "twin-phase", int(e)) % self.config.substeps
+                          derive_seed(self.config.stream_seed, "twin-phase", int(e)) % self.config.substeps
                           for g, e in zip(group, self.planes["ophys_experiment_id"])])
         self.planes["phase"] = phase
         self.progress = progress
@@ -604,7 +619,8 @@ class TwinSource:
 
     def describe(self) -> str:
         """One line for manifests."""
-        return f"digital twin (seed {self.config.seed}) of {self.metadata_source or 'the given metadata'}"
+        samples = "" if self.config.sample_seed is None else f", sample seed {self.config.sample_seed}"
+        return f"digital twin (seed {self.config.seed}{samples}) of {self.metadata_source or 'the given metadata'}"
 
     def ground_truth(self) -> dict[str, np.ndarray]:
         """The ``(18, 18)`` ``[post, pre]`` connectivity per condition (:func:`ground_truth_connectivity`)."""

@@ -76,6 +76,9 @@ def register_cli(sub) -> None:
                    help="twin session length (default $BIORNN_MODE or quick)")
     b.add_argument("--twin", choices=("planted", "null"), default="planted",
                    help="with --source twin: planted differences between conditions, or none (the null twin)")
+    b.add_argument("--twin-seed", type=int, default=None, metavar="K",
+                   help="with --source twin: sample seed K of the twin (timelines, noise, observations; the network "
+                        "W_true stays that of --seed), for independently seeded replicates of one twin")
     b.set_defaults(func=_cmd_build)
 
 
@@ -120,7 +123,10 @@ def _cmd_build(args) -> int:
                           framing=args.framing, no_change_alignment=args.no_change_alignment,
                           smoothing=args.smoothing, heldout=args.heldout)
     meta = load_metadata(args.metadata or ("bundled" if args.source == "twin" else folder))
-    source = (open_source("twin", seed=args.seed, mode=args.mode, metadata=meta, twin=args.twin)
+    if args.twin_seed is not None and args.twin_seed < 0:
+        raise BiornnError(f"--twin-seed {args.twin_seed}; use a non-negative integer")
+    source = (open_source("twin", seed=args.seed, mode=args.mode, metadata=meta, twin=args.twin,
+                          twin_seed=args.twin_seed)
               if args.source == "twin" else
               AllenCacheSource(folder, download=args.source == "s3", workers=args.workers))
     selection = cap_per_population(select_experiments(meta, layer_rule=args.layer_rule), args.max_experiments)

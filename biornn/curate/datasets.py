@@ -245,13 +245,14 @@ def open_default_source(mode: str | None = None, seed: int = 0, progress: bool =
 
 
 def open_source(spec: str | os.PathLike, seed: int = 0, mode: str | None = None, metadata: Metadata | None = None,
-                progress: bool = True, twin: str = "planted"):
+                progress: bool = True, twin: str = "planted", twin_seed: int | None = None):
     """An experiment source: ``"twin"`` (the digital twin of the bundled metadata; ``twin`` = ``planted`` or
-    ``null``) or an AllenSDK cache folder."""
+    ``null``; ``twin_seed`` = the twin's sample seed, :attr:`biornn.synthetic.TwinConfig.sample_seed`, None = ``seed``)
+    or an AllenSDK cache folder."""
     if str(spec) == "twin":
 
-        return TwinSource(metadata or load_metadata("bundled"), twin_config(mode, seed=seed, twin=twin),
-                          progress=progress)
+        return TwinSource(metadata or load_metadata("bundled"),
+                          twin_config(mode, seed=seed, twin=twin, sample_seed=twin_seed), progress=progress)
 
     folder = Path(spec)
     if not folder.is_dir():
