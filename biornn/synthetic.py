@@ -198,7 +198,12 @@ class TwinConfig:
         return self.initial_gray + self.behavior_duration + self.final_gray
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Every field; ``sample_seed`` only when set, so a default twin's manifests and cache keys stay as they
+        were before the field existed."""
+        out = dataclasses.asdict(self)
+        if out["sample_seed"] is None:
+            del out["sample_seed"]
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> TwinConfig:
