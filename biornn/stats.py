@@ -11,8 +11,10 @@ paired p-values) and :func:`pruning_comparison` (the recommended protocol), and 
 (the published bar chart's statistics, reproduced with their flaws for side-by-side reporting).
 
 Figure 5 (docs/paper/fig4-5-celltype-rnn.md §6): run-label :func:`permutation_test` and :func:`welch_test` of
-block values, :func:`hedges_g`, and the corrections :func:`fdr_bh` / :func:`adjust` (one implementation each;
-:mod:`biornn.analysis` re-exports them).
+block values, :func:`hedges_g`, and the corrections :func:`fdr_bh` / :func:`fdr_by` / :func:`adjust` (one
+implementation each; :mod:`biornn.analysis` re-exports some). The planted-vs-null recovery check
+(:mod:`biornn.recovery`): :func:`bootstrap_z` and :func:`paired_bootstrap_z`, where each run is a bootstrap
+replicate of one fit, so the SD over runs is the standard error itself.
 """
 
 from __future__ import annotations
@@ -430,7 +432,7 @@ def pruning_comparison(errors_random, errors_topprob, levels, test: str = "t_log
 TESTS = ("permutation", "welch")
 
 
-CORRECTIONS = ("fdr_bh", "holm")
+CORRECTIONS = ("fdr_bh", "fdr_by", "holm")
 
 
 def fdr_bh(pvalues) -> np.ndarray:
@@ -444,6 +446,11 @@ def fdr_bh(pvalues) -> np.ndarray:
     Returns:
         ``(m,)`` adjusted p-values.
     """
+    return _step_up(pvalues, 1.0)
+
+
+def _step_up(pvalues, factor: float) -> np.ndarray:
+    """``min_{j >= i} min(1, factor m p_(j) / j)`` over the ascending p-values, in input order (BH: factor 1)."""
     p = np.asarray(pvalues, dtype=np.float64).ravel()
     if not np.isfinite(p).all() or ((p < 0) | (p > 1)).any():
         raise BiornnError("p-values must be finite numbers in [0, 1]")
@@ -451,21 +458,95 @@ def fdr_bh(pvalues) -> np.ndarray:
     if m == 0:
         return p
     order = np.argsort(p, kind="stable")
-    ranked = p[order] * m / np.arange(1, m + 1)
+    ranked = p[order] * factor * m / np.arange(1, m + 1)
     adj = np.minimum(1.0, np.minimum.accumulate(ranked[::-1])[::-1])
     out = np.empty(m)
     out[order] = adj
     return out
 
 
+def fdr_by(pvalues) -> np.ndarray:
+    """Benjamini–Yekutieli adjusted p-values: the false discovery rate controlled under any dependence of the tests.
+
+    Benjamini–Hochberg scaled by ``c(m) = sum_{i=1..m} 1/i`` (Benjamini & Yekutieli 2001, theorem 1.3):
+    ``p_adj_(i) = min_{j >= i} min(1, c(m) m p_(j) / j)`` for the ascending p-values, returned in input order. Use it
+    where the tests are correlated in unknown ways (for example contrasts that share a condition's runs), where
+    Benjamini–Hochberg's guarantee (independence or positive regression dependence) is not established.
+
+    Args:
+        pvalues: ``(m,)`` p-values in [0, 1].
+
+    Returns:
+        ``(m,)`` adjusted p-values.
+    """
+    m = np.asarray(pvalues).size
+    return _step_up(pvalues, float(np.sum(1.0 / np.arange(1, m + 1))))
+
+
 def adjust(pvalues, correction: str = "fdr_bh") -> np.ndarray:
-    """Adjust p-values with ``fdr_bh`` (:func:`fdr_bh`) or ``holm`` (:func:`biornn.stats.holm`)."""
+    """Adjust p-values with ``fdr_bh`` (:func:`fdr_bh`), ``fdr_by`` (:func:`fdr_by`) or ``holm``
+    (:func:`biornn.stats.holm`)."""
     if correction not in CORRECTIONS:
         raise BiornnError(f"unknown correction {correction!r}; use one of {', '.join(CORRECTIONS)}")
     p = np.asarray(pvalues, dtype=np.float64).ravel()
     if p.size == 0:
         return p
-    return fdr_bh(p) if correction == "fdr_bh" else holm(p)
+    return {"fdr_bh": fdr_bh, "fdr_by": fdr_by, "holm": holm}[correction](p)
+
+
+def _finite_1d(x) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64).ravel()
+    return x[np.isfinite(x)]
+
+
+def bootstrap_z(a, b) -> dict:
+    """Two-sided z-test of ``mean(b) - mean(a)`` with the bootstrap standard error ``sqrt(sd_a^2 + sd_b^2)``.
+
+    For replicates that are each one **bootstrap resample** of a fixed dataset (plus a new initialisation), such as
+    the runs of :mod:`biornn.replicates`: the SD over a condition's replicates (``ddof=1``) already estimates the
+    standard error of one fit, so it is **not** divided by ``sqrt(n)`` (doing so would shrink the SE as replicates
+    are added while the data stay the same). Using it for the mean over replicates is the conservative end (averaging
+    removes initialisation noise, not the sampling noise of the data). ``z = delta / se``, ``p = 2 (1 - Phi(|z|))``.
+    The SE is itself estimated from ``n_a`` and ``n_b`` replicates (``n - 1`` degrees of freedom each), so with few
+    replicates it is noisy. NaN/inf values are dropped.
+
+    Args:
+        a, b: the two groups' per-replicate values.
+
+    Returns:
+        ``{"delta", "se", "z", "pvalue", "n_a", "n_b"}``; ``se``, ``z`` and ``pvalue`` are NaN when a group has fewer
+        than two finite values or both SDs are 0.
+    """
+    a, b = _finite_1d(a), _finite_1d(b)
+    delta = float(b.mean() - a.mean()) if a.size and b.size else float("nan")
+    se = float(np.hypot(a.std(ddof=1), b.std(ddof=1))) if a.size > 1 and b.size > 1 else float("nan")
+    return _z(delta, se) | {"n_a": int(a.size), "n_b": int(b.size)}
+
+
+def paired_bootstrap_z(d) -> dict:
+    """Two-sided z-test of ``mean(d)`` with the bootstrap standard error ``sd(d)`` (``ddof=1``, not over sqrt(n)).
+
+    ``d``: per-replicate paired differences, each computed within one bootstrap replicate (for example seed k's
+    planted-twin minus null-twin delta, where seed k gives both twins the same resample and initialisation). As in
+    :func:`bootstrap_z`, each ``d_k`` is one bootstrap replicate of the contrast, so its SD over replicates is the
+    standard error of one fit; pairing removes what the replicates share. NaN/inf values are dropped.
+
+    Returns:
+        ``{"delta", "se", "z", "pvalue", "n"}`` (NaN statistics below two finite values or at zero spread).
+    """
+    d = _finite_1d(d)
+    delta = float(d.mean()) if d.size else float("nan")
+    se = float(d.std(ddof=1)) if d.size > 1 else float("nan")
+    return _z(delta, se) | {"n": int(d.size)}
+
+
+def _z(delta: float, se: float) -> dict:
+    from scipy import stats
+
+    if not (np.isfinite(se) and se > 0 and np.isfinite(delta)):
+        return {"delta": delta, "se": se, "z": float("nan"), "pvalue": float("nan")}
+    z = delta / se
+    return {"delta": delta, "se": se, "z": float(z), "pvalue": float(2 * stats.norm.sf(abs(z)))}
 
 
 def _nanstat(fn, x: np.ndarray, **kwargs) -> np.ndarray:

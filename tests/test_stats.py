@@ -9,8 +9,13 @@ import pytest
 from biornn.errors import BiornnError
 from biornn.stats import (
     PAIRED_TESTS,
+    adjust,
+    bootstrap_z,
+    fdr_bh,
+    fdr_by,
     holm,
     mean_ci,
+    paired_bootstrap_z,
     paired_effect,
     paired_effects,
     paired_test,
@@ -303,3 +308,44 @@ def test_paired_effects_on_reference_arrays(task):
     for r in [*rows, prim]:
         assert _agrees(r["ratio_lo"], r["ratio_hi"], 1.0, r["p_t_log"]) and _agrees(r["diff_lo"], r["diff_hi"], 0,
                                                                                     r["p_t"])
+
+
+# ---- the recovery check's statistics (biornn.recovery) ---------------------------------------------------------------
+def test_benjamini_yekutieli_known_vector():
+    p = [0.01, 0.04, 0.03, 0.005]
+    c4 = 1 + 1 / 2 + 1 / 3 + 1 / 4  # 25/12
+    # ascending 0.005, 0.01, 0.03, 0.04 -> c 4 p / rank = .02c .02c .04c .04c (already monotone) -> 1/24 1/24 1/12 1/12
+    np.testing.assert_allclose(fdr_by(p), [0.02 * c4, 0.04 * c4, 0.04 * c4, 0.02 * c4])
+    np.testing.assert_allclose(fdr_by(p), [1 / 24, 1 / 12, 1 / 12, 1 / 24])
+    np.testing.assert_allclose(fdr_by(p), fdr_bh(p) * c4)  # BH times c(m) where nothing reaches the cap
+    np.testing.assert_allclose(fdr_by([0.3, 0.5]), [0.75, 0.75])  # c2 = 1.5: 0.9 and 0.75 -> step-up minimum 0.75
+    np.testing.assert_allclose(fdr_by([0.6, 0.9]), [1.0, 1.0])  # capped at 1
+    np.testing.assert_allclose(adjust(p, "fdr_by"), fdr_by(p))
+    assert fdr_by([]).size == 0
+    with pytest.raises(BiornnError):
+        fdr_by([0.1, float("nan")])
+
+
+def test_bootstrap_z_by_hand():
+    # a: mean 2, sd 1; b: mean 6, sd sqrt(3) -> delta 4, se sqrt(1 + 3) = 2 (no division by sqrt(n)), z 2
+    res = bootstrap_z([1, 2, 3], [5, 5, 8])
+    assert res["delta"] == pytest.approx(4) and res["se"] == pytest.approx(2) and res["z"] == pytest.approx(2)
+    assert res["pvalue"] == pytest.approx(0.0455003, abs=1e-6) and (res["n_a"], res["n_b"]) == (3, 3)
+    assert bootstrap_z([1, 2, np.nan, 3], [5, 5, 8])["n_a"] == 3  # non-finite values dropped
+    assert np.isnan(bootstrap_z([1], [5, 6])["pvalue"]) and np.isnan(bootstrap_z([1, 1], [2, 2])["pvalue"])
+    # paired: d = 0, 2, 4 -> mean 2, sd 2, z 1
+    res = paired_bootstrap_z([0, 2, 4])
+    assert (res["delta"], res["se"], res["z"], res["n"]) == pytest.approx((2, 2, 1, 3))
+    assert res["pvalue"] == pytest.approx(0.3173105, abs=1e-6)
+
+
+def test_bootstrap_se_does_not_shrink_as_replicates_are_added():
+    """Replicates of one dataset: adding them must not make a fixed difference more significant (Welch would)."""
+    rng = np.random.default_rng(1)
+    few = bootstrap_z(rng.normal(0, 1, 5), rng.normal(1, 1, 5))
+    many = bootstrap_z(rng.normal(0, 1, 4000), rng.normal(1, 1, 4000))
+    assert many["se"] == pytest.approx(np.sqrt(2), rel=0.05)  # the SD of one replicate's difference, not over sqrt(n)
+    assert many["pvalue"] == pytest.approx(2 * 0.2397501, abs=0.03)  # z = 1 / sqrt(2)
+    assert 0.3 < few["se"] / np.sqrt(2) < 3
+    d = rng.normal(1, 2, 4000)
+    assert paired_bootstrap_z(d)["se"] == pytest.approx(2, rel=0.05) and paired_bootstrap_z(d)["pvalue"] > 0.5
