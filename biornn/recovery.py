@@ -13,12 +13,26 @@ The measurement per twin, window, condition pair ``(A, B)`` (:data:`biornn.analy
   over the run's kept entries, ``nonzero_abs_sparse`` of the summaries); the true strength is the same mean of
   ``|W_true|``;
 * **delta**: ``log(strength_B) - log(strength_A)``; fitted delta = mean over B's runs minus mean over A's runs;
-* **test**: Welch's two-sided t-test on the per-run log strengths, unit of replication = the run (one resample of
-  the recordings plus one initialisation; :mod:`biornn.replicates`), ``n = runs of A`` vs ``runs of B``;
-  **correction**: Benjamini-Hochberg over the 9 pairs x 3 pathways of one twin and window; ``alpha`` 0.05;
-* a planted change is **recovered** when its adjusted p is below alpha and the fitted delta has the planted sign;
-  an unplanted difference (planted twin, true delta 0) or any null-twin difference is **flagged** when its adjusted
-  p is below alpha.
+* **unit of replication**: the experiment resample. A run is one bootstrap resample of the one fixed dataset of its
+  condition (each population's experiments, then trials, redrawn; :mod:`biornn.replicates`) plus a new
+  initialisation. Runs are therefore bootstrap replicates of one fit, not independent data;
+* **test** (:data:`TEST`, :func:`biornn.stats.bootstrap_z`): ``z = delta / sqrt(sd_A^2 + sd_B^2)`` with ``sd`` the
+  SD of the per-run log strength over a condition's resamples, **not** divided by ``sqrt(n)`` (the SD of bootstrap
+  replicates already estimates the standard error of one fit; dividing would shrink it as runs are added while the
+  data stay the same); two-sided normal p; ``n = runs of A`` vs ``runs of B``, and with 5 of each the SE is itself
+  noisy; **correction**: Benjamini-Yekutieli over the pairs x pathways of one twin and window (27 when all nine
+  pairs are tested; the contrasts share conditions, so Benjamini-Hochberg's guarantee is not established); ``alpha``
+  0.05;
+* a planted change is **recovered** when its adjusted p is below alpha and the fitted delta has the planted sign,
+  **wrong sign** when significant with the opposite sign; an unplanted difference (planted twin, true delta 0) or any
+  null-twin difference is **flagged** when its adjusted p is below alpha;
+* **beyond the null twin** (:func:`_beyond_null`): seed k of the planted and of the null twin draw the same
+  resample and the same initialisation (the streams depend on the seed, condition and population, not the twin),
+  so the interaction is tested **paired by seed**: ``d_k = (B_k - A_k)_planted - (B_k - A_k)_null``,
+  :func:`biornn.stats.paired_bootstrap_z` (SE = SD of ``d_k`` over seeds, again not over ``sqrt(n)``), BY over the
+  rows.
+
+This is the **separate** estimator of the paper (one model per condition, differences of the fitted weights).
 
 Identifiability on block strength: Spearman's rho over the twin's nonzero blocks between a run's block strengths
 (in ΔF/F units, :func:`dff_strength`) and ``|W_true|``, beside the structure-only baseline
@@ -29,13 +43,11 @@ the twin's strengths are drawn independently of density).
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 from scipy.stats import spearmanr
 
 from biornn.allen import load_metadata
@@ -50,7 +62,6 @@ from biornn.analysis import (
     compare_conditions,
     find_fig4_runs,
     load_models,
-    welch_test,
 )
 from biornn.celltype import (
     ablation_configs,
@@ -74,13 +85,18 @@ from biornn.curate import (
     save_dataset,
 )
 from biornn.errors import BiornnError
+from biornn.stats import bootstrap_z, paired_bootstrap_z
 from biornn.store import atomic_write_bytes
 from biornn.synthetic import TwinConfig, write_ground_truth
 
 TWIN_KINDS = ("planted", "null")
-TEST = "welch"
-CORRECTION = "fdr_bh"
+TEST = "bootstrap_z"
+CORRECTION = "fdr_by"
 ALPHA = 0.05
+#: What the report's statistics are about (``statistics`` of :func:`recovery_report`).
+UNIT_OF_REPLICATION = ("the experiment resample: one bootstrap redraw of each population's experiments, then trials, "
+                       "of the condition's one fixed dataset, plus one initialisation (biornn.replicates); the runs "
+                       "are bootstrap replicates of one fit, not independent data")
 #: |true delta| below this counts as no planted change (float round-off of equal strengths).
 PLANTED_TOL = 1e-9
 
@@ -100,15 +116,16 @@ def _log_strength(strength: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def compare_twin(runs: dict[str, np.ndarray], pairs=PAIRS, alpha: float = ALPHA) -> list[dict]:
-    """Welch tests of every pair and pathway of one twin, BH-adjusted over them.
+    """Bootstrap z-tests (:func:`biornn.stats.bootstrap_z`) of every pair and pathway of one twin, BY-adjusted over
+    them (module docstring).
 
     Args:
-        runs: ``{abbreviation: (S, 18, 18) block strengths}`` (``FC``, ``FN`` ...).
+        runs: ``{abbreviation: (S, 18, 18) block strengths}`` (``FC``, ``FN`` ...), one run per experiment resample.
         pairs: condition pairs ``(A, B)``; deltas are B - A.
 
     Returns:
-        One row per (pair, pathway): ``pair``, ``pathway``, ``delta``, ``p``, ``p_adj``, ``significant``, ``n_a``,
-        ``n_b``.
+        One row per (pair, pathway): ``pair``, ``pathway``, ``delta``, ``se`` (``sqrt(sd_A^2 + sd_B^2)``), ``z``,
+        ``p``, ``p_adj``, ``significant``, ``n_a``, ``n_b``.
     """
     missing = sorted({c for pair in pairs for c in pair} - set(runs))
     if missing:
@@ -117,9 +134,9 @@ def compare_twin(runs: dict[str, np.ndarray], pairs=PAIRS, alpha: float = ALPHA)
     rows = []
     for a, b in pairs:
         for path in PATHWAYS:
-            res = welch_test(logs[a][path][:, None], logs[b][path][:, None])
-            rows.append({"pair": f"{a}->{b}", "pathway": path, "delta": float(res["statistic"][0]),
-                         "p": float(res["pvalue"][0]), "n_a": int(res["n_a"]), "n_b": int(res["n_b"])})
+            res = bootstrap_z(logs[a][path], logs[b][path])
+            rows.append({"pair": f"{a}->{b}", "pathway": path, "delta": res["delta"], "se": res["se"],
+                         "z": res["z"], "p": res["pvalue"], "n_a": res["n_a"], "n_b": res["n_b"]})
     p = np.array([r["p"] for r in rows])
     p_adj = adjust(np.nan_to_num(p, nan=1.0), CORRECTION)
     for row, q in zip(rows, p_adj):
@@ -135,19 +152,28 @@ def true_deltas(truth: dict[str, np.ndarray], pairs=PAIRS) -> dict[tuple[str, st
 
 
 def recovery_report(planted: dict[str, np.ndarray], null: dict[str, np.ndarray], truth: dict[str, np.ndarray],
-                    pairs=PAIRS, alpha: float = ALPHA) -> dict:
-    """Calibrated recovery: planted changes recovered, unplanted and null differences flagged.
+                    pairs=PAIRS, alpha: float = ALPHA, seeds: dict[str, dict[str, list[int]]] | None = None) -> dict:
+    """Calibrated recovery of the separate estimator: planted changes recovered, wrong-sign, unplanted and null
+    differences flagged, and the change beyond the null twin (statistics in the module docstring).
 
     Args:
-        planted, null: ``{abbreviation: (S, 18, 18) block strengths}`` of the two twins' runs.
+        planted, null: ``{abbreviation: (S, 18, 18) block strengths}`` of the two twins' runs (one run per
+            experiment resample).
         truth: ``{abbreviation: (18, 18) W_true}`` of the planted twin.
+        seeds: ``{"planted": {abbreviation: [seed per run]}, "null": {...}}`` for the pairing by seed of the
+            interaction test; None: run ``i`` is seed ``i`` on both twins.
 
     Returns:
-        JSON-ready dict: ``rows`` (per pair and pathway: ``planted_delta``, ``fitted_delta``, ``null_delta``,
-        ``p``, ``p_adj``, ``null_p_adj``, ``n_a``, ``n_b``, ``kind`` planted / unplanted, ``recovered`` or
-        ``flagged``, ``null_flagged``), totals ``planted_total``, ``planted_recovered``, ``unplanted_total``,
-        ``unplanted_flagged``, ``null_total``, ``null_flagged``, and ``test``, ``correction``, ``alpha``,
-        ``unit_of_replication``.
+        JSON-ready dict: ``rows`` (per pair and pathway: ``planted_delta``, ``fitted_delta``, ``se``, ``z``, ``p``,
+        ``p_adj``, ``null_delta``, ``null_se``, ``null_z``, ``null_p``, ``null_p_adj``, ``n_a``, ``n_b``, ``kind``
+        planted / unplanted, ``recovered`` and ``wrong_sign`` or ``flagged``, ``null_flagged``, and the interaction
+        columns of :func:`_beyond_null`); totals ``planted_total``, ``planted_recovered``, ``wrong_sign_flagged``,
+        ``unplanted_total``, ``unplanted_flagged``, ``null_total``, ``null_flagged``, ``interaction_significant``,
+        ``interaction_recovered``, ``interaction_wrong_sign``, ``interaction_unplanted_flagged``;
+        ``calibrated_vs_planted`` (descriptive); ``estimator`` ("separate"), ``sampling`` ("population": each
+        population's experiments resampled on their own), ``resamples`` and ``null_seeds`` (fewest runs of any
+        condition of the planted and of the null twin); ``test``, ``correction``, ``alpha``, ``unit_of_replication``
+        and ``statistics`` (test, n, correction and unit of replication of each statistic, and the resample SD).
     """
     fitted = compare_twin(planted, pairs, alpha)
     nulls = {(r["pair"], r["pathway"]): r for r in compare_twin(null, pairs, alpha)}
@@ -157,33 +183,97 @@ def recovery_report(planted: dict[str, np.ndarray], null: dict[str, np.ndarray],
         key = (r["pair"], r["pathway"])
         true, nr = deltas[key], nulls[key]
         planted_change = abs(true) > PLANTED_TOL
-        row = {**{k: r[k] for k in ("pair", "pathway", "n_a", "n_b", "p", "p_adj")}, "planted_delta": true,
-               "fitted_delta": r["delta"], "null_delta": nr["delta"], "null_p_adj": nr["p_adj"],
-               "null_flagged": nr["significant"], "kind": "planted" if planted_change else "unplanted"}
+        row = {**{k: r[k] for k in ("pair", "pathway", "n_a", "n_b", "se", "z", "p", "p_adj")},
+               "planted_delta": true, "fitted_delta": r["delta"], "null_delta": nr["delta"], "null_se": nr["se"],
+               "null_z": nr["z"], "null_p": nr["p"], "null_p_adj": nr["p_adj"], "null_flagged": nr["significant"],
+               "kind": "planted" if planted_change else "unplanted"}
         if planted_change:
-            row["recovered"] = bool(r["significant"] and np.sign(r["delta"]) == np.sign(true))
+            right = bool(np.sign(r["delta"]) == np.sign(true))
+            row["recovered"] = bool(r["significant"] and right)
+            row["wrong_sign"] = bool(r["significant"] and not right)
         else:
             row["flagged"] = bool(r["significant"])
         rows.append(row)
-    _beyond_null(rows, planted, null)
-    power = detectable_change(planted, null, rows, alpha)
+    _beyond_null(rows, planted, null, seeds, alpha)
     planted_rows = [r for r in rows if r["kind"] == "planted"]
     unplanted_rows = [r for r in rows if r["kind"] == "unplanted"]
     calibrated = np.array([r["calibrated_delta"] for r in rows])
     true = np.array([r["planted_delta"] for r in rows])
+    resamples = min(len(np.asarray(v)) for v in planted.values())
+    null_seeds = min(len(np.asarray(v)) for v in null.values())
+    m = len(rows)
     return {"rows": rows, "planted_total": len(planted_rows),
             "calibrated_vs_planted": {
-                "spearman_rho": float(spearmanr(calibrated, true)[0]), "n": len(rows),
-                "what": "Spearman rho over pairs x pathways between the planted log change and the fitted change "
-                        "beyond the null twin (planted-twin delta minus null-twin delta); descriptive, no test"},
+                "spearman_rho": float(spearmanr(calibrated, true)[0]), "slope": calibrated_slope(rows), "n": m,
+                "what": "Spearman rho, and the least-squares slope through the origin, over pairs x pathways of the "
+                        "fitted change beyond the null twin (planted-twin delta minus null-twin delta) on the planted "
+                        "log change; descriptive, no test"},
             "interaction_significant": sum(r["interaction_significant"] for r in rows),
+            "interaction_recovered": sum(r["interaction_recovered"] for r in planted_rows),
+            "interaction_wrong_sign": sum(r["interaction_wrong_sign"] for r in planted_rows),
+            "interaction_unplanted_flagged": sum(r["interaction_significant"] for r in unplanted_rows),
             "planted_recovered": sum(r["recovered"] for r in planted_rows),
+            "wrong_sign_flagged": sum(r["wrong_sign"] for r in planted_rows),
             "unplanted_total": len(unplanted_rows), "unplanted_flagged": sum(r["flagged"] for r in unplanted_rows),
-            "null_total": len(rows), "null_flagged": sum(r["null_flagged"] for r in rows),
-            "test": "Welch two-sided t-test on per-run log pathway strength", "correction":
-            "Benjamini-Hochberg over the pairs x pathways of one twin", "alpha": alpha,
-            "unit_of_replication": "run (one resample of the recordings + one initialisation)", "power": power,
-            "projection": project_runs(rows, power["run_sd"], alpha=alpha)}
+            "null_total": m, "null_flagged": sum(r["null_flagged"] for r in rows),
+            "estimator": "separate", "sampling": "population", "resamples": resamples, "null_seeds": null_seeds,
+            "test": "bootstrap_z: two-sided z = delta / sqrt(sd_A^2 + sd_B^2) on per-resample log pathway strength, "
+                    "sd = SD over a condition's resamples (not divided by sqrt(n))",
+            "correction": f"Benjamini-Yekutieli over the {m} pairs x pathways of one twin", "alpha": alpha,
+            "unit_of_replication": UNIT_OF_REPLICATION,
+            "statistics": _statistics(planted, null, rows, resamples, null_seeds, alpha)}
+
+
+def _statistics(planted: dict, null: dict, rows: list[dict], resamples: int, null_seeds: int, alpha: float) -> dict:
+    """The report's ``statistics``: every statistic with its test, n, correction and unit of replication."""
+    m = len(rows)
+    n_pairs = sorted({r["interaction_n"] for r in rows})
+    correction = (f"Benjamini-Yekutieli (fdr_by) over the {m} pairs x pathways of one twin, alpha {alpha}: the "
+                  "contrasts share conditions' runs, so they are correlated and Benjamini-Hochberg's guarantee is not "
+                  "established")
+    return {
+        "within_twin": {
+            "test": TEST, "n": f"{resamples} resamples per condition (planted twin), {null_seeds} (null twin); the SE "
+                               "is estimated from them (n - 1 degrees of freedom per condition), so it is itself "
+                               "noisy at this n",
+            "what": "delta = mean log pathway strength of B's resamples minus A's; SE = sqrt(sd_A^2 + sd_B^2), sd = SD "
+                    "over a condition's resamples (ddof 1), not divided by sqrt(n) (each resample's fit is one "
+                    "bootstrap replicate, so their SD is already the standard error of one fit; it is the "
+                    "conservative end for the mean over resamples); z = delta / SE; two-sided normal p",
+            "correction": correction, "unit_of_replication": UNIT_OF_REPLICATION,
+            "outcomes": "recovered: planted row significant with the planted sign; wrong_sign_flagged: planted row "
+                        "significant with the opposite sign; unplanted_flagged: planted-twin row with no planted "
+                        "change significant; null_flagged: null-twin row significant"},
+        "interaction": {
+            "test": "paired_bootstrap_z",
+            "n": f"{'/'.join(map(str, n_pairs))} seeds paired across the twins per row",
+            "what": "per seed k, d_k = (B_k - A_k) of the planted twin minus (B_k - A_k) of the null twin (log pathway "
+                    "strength); z = mean(d) / SD(d) over seeds (ddof 1, not divided by sqrt(n): each d_k is one "
+                    "bootstrap replicate of the contrast); two-sided normal p",
+            "pairing": "seed k of both twins draws the same experiment and trial resample (streams derive from seed, "
+                       "condition, population and scheme, not the twin, on identical experiment and trial tables) "
+                       "and the same initialisation (seed, 'init', 'celltype')",
+            "correction": correction, "unit_of_replication": UNIT_OF_REPLICATION},
+        "resample_sd": {**resample_sd(planted, null), "what": (
+            "pooled SD over resamples of per-resample log pathway strength (all conditions of both twins, n - 1 "
+            "weights); a pair delta's SE is about sd * sqrt(2) whatever the number of resamples (more resamples "
+            "estimate it better, they do not shrink it); descriptive")},
+    }
+
+
+def resample_sd(planted: dict, null: dict) -> dict[str, float]:
+    """``{pathway: pooled SD over resamples of per-resample log pathway strength}``, pooled over every condition of
+    both twins (pooled variance, n - 1 weights); NaN where no condition has two finite values."""
+    var = {path: [0.0, 0] for path in PATHWAYS}
+    for runs in (planted, null):
+        for value in runs.values():
+            logs = _log_strength(value)
+            for path in PATHWAYS:
+                x = logs[path][np.isfinite(logs[path])]
+                if x.size > 1:
+                    var[path][0] += x.var(ddof=1) * (x.size - 1)
+                    var[path][1] += x.size - 1
+    return {path: float(np.sqrt(v / df)) if df else float("nan") for path, (v, df) in var.items()}
 
 
 def calibrated_slope(rows: list[dict]) -> float:
@@ -194,133 +284,50 @@ def calibrated_slope(rows: list[dict]) -> float:
     return float(true @ calibrated / (true @ true)) if true.any() else 0.0
 
 
-#: Power of the per-pair test that :func:`detectable_change` plans for.
-POWER = 0.8
+def _by_seed(values: np.ndarray, seeds: list[int] | None) -> dict[int, float]:
+    seeds = list(range(len(values))) if seeds is None else [int(s) for s in seeds]
+    if len(seeds) != len(values):
+        raise BiornnError(f"{len(seeds)} seeds for {len(values)} runs; pass one seed per run")
+    return dict(zip(seeds, np.asarray(values, dtype=np.float64)))
 
 
-def detectable_change(planted: dict, null: dict, rows: list[dict], alpha: float = ALPHA, power: float = POWER) -> dict:
-    """What the runs could see: the smallest detectable change, and the runs a planted change would need.
+def _beyond_null(rows: list[dict], planted: dict, null: dict, seeds: dict | None = None, alpha: float = ALPHA) -> None:
+    """Add the change beyond the null twin and its paired test to every row, in place.
 
-    Descriptive power arithmetic, normal approximation, one unadjusted two-sided test at ``alpha`` (BH over the
-    pairs x pathways asks for more):
-
-    * ``run_sd[pathway]``: the run-to-run SD of per-run log pathway strength, pooled over every condition of both
-      twins (pooled variance, n - 1 weights);
-    * ``detectable_log_change[pathway]`` = ``(z_{1-alpha/2} + z_power) * run_sd * sqrt(2 / n)`` with ``n`` the median
-      runs per condition: the |difference of mean log strengths| a test of n vs n runs finds with probability
-      ``power``;
-    * ``slope``: least squares through the origin of the fitted change beyond the null twin (``calibrated_delta``) on
-      the planted change, over ``rows`` (1: the fit moves by the planted amount);
-    * ``runs_needed[pathway]``: runs per condition at which the median |planted change| of the planted rows, scaled by
-      ``slope``, reaches the detectable change: ``2 ((z_a + z_b) run_sd / (slope * median))^2`` rounded up (at
-      least 2); None when the slope is not positive (no run count would see it).
-    """
-    var = {path: [0.0, 0] for path in PATHWAYS}
-    sizes = []
-    for runs in (planted, null):
-        for value in runs.values():
-            logs = _log_strength(value)
-            for path in PATHWAYS:
-                x = logs[path][np.isfinite(logs[path])]
-                if x.size > 1:
-                    var[path][0] += x.var(ddof=1) * (x.size - 1)
-                    var[path][1] += x.size - 1
-            sizes.append(len(np.asarray(value)))
-    sd = {path: float(np.sqrt(v / df)) if df else float("nan") for path, (v, df) in var.items()}
-    n = float(np.median(sizes))
-    z = float(sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power))
-    slope = calibrated_slope(rows)
-    planted_abs = [abs(r["planted_delta"]) for r in rows if r["kind"] == "planted"]
-    median = float(np.median(planted_abs)) if planted_abs else float("nan")
-    needed = {path: (max(2, math.ceil(2 * (z * sd[path] / (slope * median)) ** 2)) if slope > 0 and planted_abs
-                     else None) for path in PATHWAYS}
-    return {"run_sd": sd, "runs_per_condition": n, "alpha": alpha, "power": power,
-            "detectable_log_change": {path: float(z * sd[path] * np.sqrt(2 / n)) for path in PATHWAYS},
-            "slope": slope, "median_planted_change": median, "runs_needed": needed,
-            "what": "descriptive: normal approximation, one unadjusted two-sided test; unit of replication: the run"}
-
-
-#: Runs per condition that :func:`project_runs` looks at (the paper's 5, then more).
-PROJECTED_RUNS = (5, 10, 20, 40)
-
-
-def project_runs(rows: list[dict], run_sd: dict[str, float], runs=PROJECTED_RUNS, alpha: float = ALPHA) -> dict:
-    """Expected outcome counts with ``n`` runs per condition, if the fitted means and run SDs stayed as measured.
-
-    Descriptive plug-in power: normal approximation, one unadjusted two-sided test per row at ``alpha`` (BH asks for
-    more). A measured delta ``d`` overstates its true size by its own sampling noise (``E[d^2] = delta^2 + v`` with
-    ``v = run_sd^2 (1/n_a + 1/n_b)``), so each is shrunk to ``sign(d) sqrt(max(d^2 - v, 0))`` before use: a delta
-    within its noise counts as no effect.
-
-    * pair test (one twin): ``se = run_sd * sqrt(2 / n)``; a planted row is recovered with probability
-      ``Phi(sign(planted) * d / se - z)``; an unplanted or a null-twin row is flagged with probability
-      ``Phi(|d| / se - z) + Phi(-|d| / se - z)``;
-    * twin x condition interaction: ``d`` = ``calibrated_delta``, ``v`` and ``se`` with four groups instead of two
-      (``se = run_sd * sqrt(4 / n)``), same rules.
+    ``calibrated_delta``: planted-twin minus null-twin fitted delta (means over all runs; descriptive). Test: the
+    twin x condition interaction **paired by seed** (seed k of both twins shares the resample and the
+    initialisation): ``d_k = (B_k - A_k)_planted - (B_k - A_k)_null`` of per-run log pathway strength over the seeds
+    that all four groups have, :func:`biornn.stats.paired_bootstrap_z` (``interaction_delta`` = mean of ``d_k``,
+    ``interaction_se`` = SD of ``d_k``, not divided by sqrt(n); ``interaction_z``, ``interaction_p``,
+    ``interaction_n`` seeds), Benjamini-Yekutieli over the rows (``interaction_p_adj``, ``interaction_significant``
+    at ``alpha``); on planted rows ``interaction_recovered`` (significant, planted sign) and
+    ``interaction_wrong_sign``. Unit of replication: the experiment resample (a seed).
 
     Args:
-        rows: the report's rows (with ``calibrated_delta``); run_sd: ``{pathway: SD of per-run log strength}``.
-
-    Returns:
-        ``{"rows": [{runs, planted_recovered, unplanted_flagged, null_flagged, interaction_recovered,
-        interaction_flagged}, ...], "alpha", "what"}`` (expected counts; the totals are the report's).
+        seeds: ``{"planted": {abbreviation: [seed per run]}, "null": {...}}``; None: run ``i`` is seed ``i``.
     """
-    z = float(sps.norm.ppf(1 - alpha / 2))
-
-    def hit(d, se, sign=None, v=0.0):  # P(test significant [with the given sign]) at the shrunk delta
-        d = float(np.sign(d)) * math.sqrt(max(d * d - v, 0.0))
-        if sign is not None:
-            return float(sps.norm.cdf(sign * d / se - z))
-        return float(sps.norm.cdf(abs(d) / se - z) + sps.norm.cdf(-abs(d) / se - z))
-
-    out = []
-    for n in runs:
-        counts = dict.fromkeys(("planted_recovered", "unplanted_flagged", "null_flagged", "interaction_recovered",
-                                "interaction_flagged"), 0.0)
-        for r in rows:
-            sd = run_sd[r["pathway"]]
-            se2, se4 = sd * math.sqrt(2 / n), sd * math.sqrt(4 / n)
-            v2 = sd ** 2 * (1 / r["n_a"] + 1 / r["n_b"])  # sampling variance of a measured delta (both twins alike)
-            counts["null_flagged"] += hit(r["null_delta"], se2, v=v2)
-            if r["kind"] == "planted":
-                sign = float(np.sign(r["planted_delta"]))
-                counts["planted_recovered"] += hit(r["fitted_delta"], se2, sign, v2)
-                counts["interaction_recovered"] += hit(r["calibrated_delta"], se4, sign, 2 * v2)
-            else:
-                counts["unplanted_flagged"] += hit(r["fitted_delta"], se2, v=v2)
-                counts["interaction_flagged"] += hit(r["calibrated_delta"], se4, v=2 * v2)
-        out.append({"runs": int(n), **{k: round(v, 3) for k, v in counts.items()}})
-    return {"rows": out, "alpha": alpha,
-            "what": "descriptive plug-in projection: expected counts if every condition had n runs, with the measured "
-                    "run SDs and the measured deltas shrunk by their sampling noise taken as the true ones; normal "
-                    "approximation (it overstates power at few runs, where a t-test's critical value is larger), "
-                    "unadjusted two-sided tests, each row's own delta; unit of replication: the run"}
-
-
-def _beyond_null(rows: list[dict], planted: dict, null: dict) -> None:
-    """Add ``calibrated_delta`` (planted-twin minus null-twin fitted delta) and its test to every row, in place.
-
-    Test: the twin x condition interaction of per-run log pathway strength,
-    ``(mean B_p - mean A_p) - (mean B_n - mean A_n)``, against its standard error from the four groups' run
-    variances (Welch-Satterthwaite degrees of freedom), two-sided; Benjamini-Hochberg over the rows (``interaction_p``,
-    ``interaction_p_adj``, ``interaction_significant`` at :data:`ALPHA`). Unit of replication: the run.
-    """
-    logs = {"p": {c: _log_strength(v) for c, v in planted.items()}, "n": {c: _log_strength(v) for c, v in null.items()}}
+    seeds = seeds or {}
+    logs = {t: {c: _log_strength(v) for c, v in runs.items()} for t, runs in (("planted", planted), ("null", null))}
     pvals = []
     for row in rows:
         a, b = row["pair"].split("->")
-        groups = [logs[t][c][row["pathway"]] for t in ("p", "n") for c in (b, a)]
-        groups = [g[np.isfinite(g)] for g in groups]
-        var = np.array([g.var(ddof=1) / g.size for g in groups])
-        se2 = var.sum()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            df = se2 ** 2 / np.sum(var ** 2 / (np.array([g.size for g in groups]) - 1))
-            t = (row["fitted_delta"] - row["null_delta"]) / np.sqrt(se2)
-        row["calibrated_delta"] = float(row["fitted_delta"] - row["null_delta"])
-        pvals.append(float(2 * sps.t.sf(abs(t), df)) if se2 > 0 else 1.0)
-    adj = adjust(np.nan_to_num(np.array(pvals), nan=1.0), CORRECTION)
-    for row, p, q in zip(rows, pvals, adj):
-        row.update(interaction_p=p, interaction_p_adj=float(q), interaction_significant=bool(q < ALPHA))
+        groups = {(t, c): _by_seed(logs[t][c][row["pathway"]], seeds.get(t, {}).get(c))
+                  for t in ("planted", "null") for c in (a, b)}
+        common = sorted(set.intersection(*(set(g) for g in groups.values())))
+        pl, nu = (("planted", b), ("planted", a)), (("null", b), ("null", a))
+        d = np.array([(groups[pl[0]][k] - groups[pl[1]][k]) - (groups[nu[0]][k] - groups[nu[1]][k]) for k in common])
+        res = paired_bootstrap_z(d)
+        row.update(calibrated_delta=float(row["fitted_delta"] - row["null_delta"]), interaction_delta=res["delta"],
+                   interaction_se=res["se"], interaction_z=res["z"], interaction_p=res["pvalue"],
+                   interaction_n=res["n"])
+        pvals.append(res["pvalue"])
+    adj = adjust(np.nan_to_num(np.array(pvals, dtype=np.float64), nan=1.0), CORRECTION)
+    for row, q in zip(rows, adj):
+        significant = bool(q < alpha)
+        row.update(interaction_p_adj=float(q), interaction_significant=significant)
+        if row["kind"] == "planted":
+            right = bool(np.sign(row["interaction_delta"]) == np.sign(row["planted_delta"]))
+            row.update(interaction_recovered=significant and right, interaction_wrong_sign=significant and not right)
 
 
 def strength_identifiability(strength, truth, density, type_strength) -> dict:
@@ -392,27 +399,23 @@ def write_report(report: dict, out: str | os.PathLike) -> Path:
 
 
 def describe(report: dict) -> str:
-    """A few lines for the terminal and the notebooks."""
-    return (f"{report.get('variant', '?')} / {report.get('window', '?')} window: planted changes recovered "
-            f"{report['planted_recovered']} of {report['planted_total']}; unplanted differences flagged "
+    """A few lines for the terminal and the notebooks: every count with its test, n, correction and unit."""
+    stats = report.get("statistics", {})
+    n = f"n = {report['resamples']} resamples per condition" if "resamples" in report else "n = runs per condition"
+    inter = (f"{report['interaction_recovered']} of {report['planted_total']} planted rows recovered, "
+             f"{report['interaction_wrong_sign']} with the wrong sign, {report['interaction_unplanted_flagged']} of "
+             f"{report['unplanted_total']} unplanted rows flagged" if "interaction_recovered" in report else
+             f"{report['interaction_significant']} of {report['null_total']} significant")
+    return (f"{report.get('variant', '?')} / {report.get('window', '?')} window, {report.get('estimator', '?')} "
+            f"estimator: planted changes recovered {report['planted_recovered']} of {report['planted_total']}, "
+            f"{report.get('wrong_sign_flagged', '?')} significant with the wrong sign; unplanted differences flagged "
             f"{report['unplanted_flagged']} of {report['unplanted_total']}; null-twin differences flagged "
-            f"{report['null_flagged']} of {report['null_total']} ({report['test']}, {report['correction']}, "
-            f"alpha {report['alpha']}; unit of replication: {report['unit_of_replication']}). Beyond the null twin: "
-            f"{report['interaction_significant']} of {report['null_total']} twin x condition interactions "
-            f"significant (BH); planted vs calibrated change Spearman rho "
-            f"{report['calibrated_vs_planted']['spearman_rho']:.2f} (n = {report['calibrated_vs_planted']['n']})"
-            + _describe_power(report.get("power")))
-
-
-def _describe_power(power: dict | None) -> str:
-    if not power:
-        return ""
-    paths = ", ".join(f"{p} {power['detectable_log_change'][p]:.2f}" for p in PATHWAYS)
-    need = ", ".join(f"{p} {'never' if v is None else v}" for p, v in power["runs_needed"].items())
-    return (f". Power ({power['what']}): with {power['runs_per_condition']:.0f} runs per condition a test finds a "
-            f"log change of at least {paths} with probability {power['power']}; the fit moves by {power['slope']:.2f}"
-            f" x the planted change, so the median planted change ({power['median_planted_change']:.2f}) would need "
-            f"about {need} runs per condition")
+            f"{report['null_flagged']} of {report['null_total']} ({report['test']}; {n}; {report['correction']}, "
+            f"alpha {report['alpha']}; unit of replication: {report['unit_of_replication']}). Beyond the null twin "
+            f"({stats.get('interaction', {}).get('test', 'interaction test')}, paired by seed, same correction): "
+            f"{inter}; planted vs calibrated change Spearman rho "
+            f"{report['calibrated_vs_planted']['spearman_rho']:.2f} (n = {report['calibrated_vs_planted']['n']} rows, "
+            "descriptive)")
 
 
 def register_cli(sub) -> None:
@@ -631,8 +634,9 @@ def report_from_summaries(runs: dict[str, dict[str, dict]], variant: str, window
         raise BiornnError(f"no condition pair has runs on both twins (planted: {sorted(runs['planted'])}, null: "
                           f"{sorted(runs['null'])}); run python -m biornn compare queue further")
     truth = {c: np.asarray(s["ground_truth"]) for c, s in runs["planted"].items()}
+    seeds = {t: {c: [r["seed"] for r in s["runs"]] for c, s in v.items()} for t, v in runs.items()}
     report = recovery_report({c: s["nonzero_abs_sparse"] for c, s in runs["planted"].items()},
-                             {c: s["nonzero_abs_sparse"] for c, s in runs["null"].items()}, truth, pairs)
+                             {c: s["nonzero_abs_sparse"] for c, s in runs["null"].items()}, truth, pairs, seeds=seeds)
     report.update(variant=variant, window=window, heldout_median_r={}, identifiability={},
                   pairs_tested=["->".join(p) for p in pairs],
                   pairs_missing=["->".join(p) for p in PAIRS if p not in pairs])
@@ -667,27 +671,22 @@ def ablation(condition: str = "familiar_change", window: str = "half", progress:
 
 
 def recovery_frame(report: dict) -> pd.DataFrame:
-    """The report's rows as a DataFrame with an ``outcome`` column (recovered / missed / flagged / quiet)."""
+    """The report's rows as a DataFrame with an ``outcome`` column (recovered / wrong sign / missed / flagged /
+    quiet)."""
     rows = pd.DataFrame(report["rows"])
     planted = rows["kind"] == "planted"
-    outcome = np.where(planted, np.where(rows.get("recovered", False).fillna(False).astype(bool), "recovered",
-                                         "missed"),
-                       np.where(rows.get("flagged", False).fillna(False).astype(bool), "flagged", "quiet"))
+
+    def flag(column):
+        return rows[column].fillna(False).astype(bool) if column in rows else pd.Series(False, index=rows.index)
+
+    outcome = np.where(planted, np.where(flag("recovered"), "recovered", np.where(flag("wrong_sign"), "wrong sign",
+                                                                                   "missed")),
+                       np.where(flag("flagged"), "flagged", "quiet"))
     return rows.assign(outcome=outcome)
 
 
 def recovery_table(report: dict) -> pd.DataFrame:
-    """The report's rows for printing: pair, pathway, planted / fitted / null deltas, n, p, p_adj, outcome."""
-    cols = ["pair", "pathway", "planted_delta", "fitted_delta", "null_delta", "calibrated_delta", "n_a", "n_b",
+    """The report's rows for printing: pair, pathway, planted / fitted / null deltas, SE, n, adjusted p, outcome."""
+    cols = ["pair", "pathway", "planted_delta", "fitted_delta", "se", "null_delta", "calibrated_delta", "n_a", "n_b",
             "p_adj", "null_p_adj", "interaction_p_adj", "outcome"]
     return recovery_frame(report)[cols]
-
-
-def projection_table(report: dict) -> pd.DataFrame:
-    """The report's run-count projection (:func:`project_runs`) as fractions of the report's totals, one row per
-    run count."""
-    tab = pd.DataFrame(report["projection"]["rows"]).set_index("runs")
-    totals = {"planted_recovered": "planted_total", "unplanted_flagged": "unplanted_total",
-              "null_flagged": "null_total", "interaction_recovered": "planted_total",
-              "interaction_flagged": "unplanted_total"}
-    return pd.DataFrame({k: tab[k] / max(report[t], 1) for k, t in totals.items()})

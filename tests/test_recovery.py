@@ -183,11 +183,14 @@ def test_recovery_from_true_weights_recovers_every_planted_change_and_flags_noth
     report = rc.recovery_report(_runs_from_truth(planted), _runs_from_truth(null, seed=1), truth)
     assert report["planted_total"] > 10
     assert report["planted_recovered"] == report["planted_total"]
-    assert report["unplanted_flagged"] == 0 and report["null_flagged"] == 0
-    assert report["null_total"] == 27 and "Welch" in report["test"]
+    assert report["unplanted_flagged"] == 0 and report["null_flagged"] == 0 and report["wrong_sign_flagged"] == 0
+    assert report["null_total"] == 27 and report["test"].startswith("bootstrap_z")
+    assert "Benjamini-Yekutieli" in report["correction"]
     # beyond the null twin: the calibrated change tracks the planted one, and every planted row's interaction is found
     assert report["calibrated_vs_planted"]["spearman_rho"] > 0.8
+    assert report["calibrated_vs_planted"]["slope"] == pytest.approx(1, abs=0.1)
     assert all(r["interaction_significant"] == (r["kind"] == "planted") for r in report["rows"])
+    assert report["interaction_recovered"] == report["planted_total"] and report["interaction_unplanted_flagged"] == 0
 
 
 def test_recovery_misses_changes_that_the_fits_do_not_show():
@@ -223,25 +226,78 @@ def test_recovery_cli_reads_cached_twins(tmp_path):
     assert min(ident["rho"]) > 0.9 and ident["baseline"] < 0.5
 
 
-def test_power_arithmetic_reads_the_run_spread_and_the_slope():
+def test_report_names_estimator_sampling_and_every_statistic():
     planted = S.ground_truth_stack(S.TwinConfig())["W_true"]
     null = S.ground_truth_stack(S.TwinConfig(twin="null"))["W_true"]
     truth = {ABBREVIATIONS[c]: planted[i] for i, c in enumerate(CONDITIONS)}
-    # runs whose pathway strengths move by the full planted change (slope ~1) vs runs that do not move (slope ~0)
-    full = rc.recovery_report(_runs_from_truth(planted, n_runs=5), _runs_from_truth(null, seed=1), truth)["power"]
-    none = rc.recovery_report(_runs_from_truth(null, n_runs=5), _runs_from_truth(null, seed=1), truth)["power"]
-    assert full["runs_per_condition"] == 5 and full["slope"] == pytest.approx(1, abs=0.1)
-    assert abs(none["slope"]) < 0.1
-    z = 1.959964 + 0.841621  # alpha 0.05 two-sided, power 0.8
-    for path, sd in full["run_sd"].items():
-        # the noise is per block; a pathway averages several blocks, so its run-to-run SD is below the block noise
-        assert 0 < sd < 0.05
-        assert full["detectable_log_change"][path] == pytest.approx(z * sd * np.sqrt(2 / 5), rel=1e-5)
-        need = full["runs_needed"][path]
-        assert need == max(2, int(np.ceil(2 * (z * sd / (full["slope"] * full["median_planted_change"])) ** 2)))
-        assert need < 5  # a full-size change with this little noise needs fewer runs than there are
-    report = rc.recovery_report(_runs_from_truth(planted), _runs_from_truth(null, seed=1), truth)
-    assert "Power (descriptive" in rc.describe(report)
+    report = rc.recovery_report(_runs_from_truth(planted, n_runs=4), _runs_from_truth(null, n_runs=6, seed=1), truth)
+    assert (report["estimator"], report["sampling"], report["resamples"], report["null_seeds"]) == (
+        "separate", "population", 4, 6)
+    for name in ("within_twin", "interaction"):
+        stat = report["statistics"][name]
+        assert {"test", "n", "correction", "unit_of_replication"} <= stat.keys()
+        assert "Benjamini-Yekutieli" in stat["correction"] and "resample" in stat["unit_of_replication"]
+    assert report["statistics"]["within_twin"]["test"] == "bootstrap_z"
+    assert all(r["interaction_n"] == 4 for r in report["rows"])  # only the seeds both twins have are paired
+    assert "projection" not in report and "power" not in report  # the run-count projection is gone
+    assert "wrong sign" in rc.describe(report) and "n = 4 resamples" in rc.describe(report)
+
+
+def test_se_is_the_resample_sd_and_does_not_shrink_with_more_runs():
+    """Every run is a bootstrap replicate of one fit: the SE of a pair delta is sqrt(sd_A^2 + sd_B^2), whatever the
+    number of runs, so a delta of one SE stays as significant with 40 runs as with 5."""
+    rng = np.random.default_rng(3)
+    base = np.abs(S.ground_truth_stack(S.TwinConfig(twin="null"))["W_true"][0])
+    for n in (5, 40):
+        runs = {c: base[None] * np.exp(0.1 * rng.standard_normal((n, 1, 1))) for c in ABBREVIATIONS.values()}
+        row = rc.compare_twin(runs, pairs=(("FN", "FC"),))[0]
+        logs = {c: np.log(rc.pathway_strength(runs[c])["FF"]) for c in ("FN", "FC")}
+        assert row["delta"] == pytest.approx(logs["FC"].mean() - logs["FN"].mean())
+        assert row["se"] == pytest.approx(np.hypot(logs["FN"].std(ddof=1), logs["FC"].std(ddof=1)))
+        assert 0.1 * np.sqrt(2) / 3 < row["se"] < 0.1 * np.sqrt(2) * 3  # not 0.1 sqrt(2 / n)
+    sd = rc.resample_sd(runs, runs)
+    assert sd["FF"] == pytest.approx(0.1, rel=0.15)
+
+
+def test_wrong_sign_rows_are_counted_and_not_recovered():
+    planted = S.ground_truth_stack(S.TwinConfig())["W_true"]
+    null = S.ground_truth_stack(S.TwinConfig(twin="null"))["W_true"]
+    truth = {ABBREVIATIONS[c]: planted[i] for i, c in enumerate(CONDITIONS)}
+    # fits that move every planted pathway the opposite way: log W_fit = 2 log W_null - log W_planted
+    mirrored = np.abs(null) ** 2 / np.where(planted != 0, np.abs(planted), 1.0)
+    report = rc.recovery_report(_runs_from_truth(mirrored), _runs_from_truth(null, seed=1), truth)
+    assert report["planted_recovered"] == 0 and report["wrong_sign_flagged"] == report["planted_total"]
+    assert report["interaction_wrong_sign"] == report["planted_total"] and report["interaction_recovered"] == 0
+    assert set(rc.recovery_frame(report).query("kind == 'planted'")["outcome"]) == {"wrong sign"}
+
+
+def test_interaction_is_paired_by_seed():
+    """Seed k gives both twins the same resample: a per-seed shift shared by the twins cancels in the paired test,
+    so a small planted change stands out; pairing the wrong seeds loses it."""
+    planted = S.ground_truth_stack(S.TwinConfig())["W_true"]
+    null = S.ground_truth_stack(S.TwinConfig(twin="null"))["W_true"]
+    truth = {ABBREVIATIONS[c]: planted[i] for i, c in enumerate(CONDITIONS)}
+    rng = np.random.default_rng(5)
+    shared = {c: np.exp(0.5 * rng.standard_normal((5, 1, 1))) for c in ABBREVIATIONS.values()}  # per seed
+
+    def runs(W, seed):
+        small = np.exp(0.01 * np.random.default_rng(seed).standard_normal((5, 18, 18)))
+        return {ABBREVIATIONS[c]: np.abs(W[i])[None] * shared[ABBREVIATIONS[c]] * small for i, c in
+                enumerate(CONDITIONS)}
+
+    p_runs, n_runs = runs(planted, 0), runs(null, 1)
+    paired = rc.recovery_report(p_runs, n_runs, truth)
+    # within a twin the shared per-seed shift (SD 0.5) swamps every change
+    assert paired["planted_recovered"] == 0
+    # beyond the null twin it cancels seed by seed
+    assert paired["interaction_recovered"] == paired["planted_total"]
+    assert all(r["interaction_se"] < 0.05 for r in paired["rows"])
+    # the same runs labelled so that seed k of the planted twin meets another seed of the null twin
+    seeds = {"planted": {c: [0, 1, 2, 3, 4] for c in p_runs}, "null": {c: [1, 2, 3, 4, 0] for c in n_runs}}
+    shuffled = rc.recovery_report(p_runs, n_runs, truth, seeds=seeds)
+    assert shuffled["interaction_recovered"] < paired["interaction_recovered"] // 2
+    with pytest.raises(BiornnError, match="one seed per run"):
+        rc.recovery_report(p_runs, n_runs, truth, seeds={"planted": {"FC": [0, 1]}})
 
 
 def test_strengths_of_a_standardised_fit_are_scored_in_dff_units():
@@ -254,44 +310,6 @@ def test_strengths_of_a_standardised_fit_are_scored_in_dff_units():
     raw = {**summary, "config": {"standardize": False}}  # a raw-ΔF/F fit is scored as it is
     assert rc._identifiability_of(raw)["rho"][0] < 0.9
     assert np.array_equal(rc.dff_strength(raw), fitted_z)
-
-
-def _row(kind, fitted, null, planted=0.5, calibrated=None, n=5):
-    return {"pathway": "FF", "kind": kind, "planted_delta": planted if kind == "planted" else 0.0,
-            "fitted_delta": fitted, "null_delta": null, "n_a": n, "n_b": n,
-            "calibrated_delta": fitted - null if calibrated is None else calibrated}
-
-
-def test_projection_grows_with_runs_only_where_a_delta_stands_above_its_noise():
-    from scipy.stats import norm
-
-    sd, z = {"FF": 0.15}, 1.959964
-    # a planted change the fit shows (null twin quiet), and one it shows with the wrong sign
-    rows = [_row("planted", 0.2, 0.0), _row("planted", -0.5, 0.0), _row("unplanted", 0.01, 0.02)]
-    proj = rc.project_runs(rows, sd, runs=(5, 40))
-    few, many = proj["rows"]
-
-    def power(d, n, groups):  # d shrunk by its own sampling noise at 5 runs, then tested with n runs, right sign
-        v, se = 0.15 ** 2 * groups / 5, 0.15 * np.sqrt(groups / n)
-        d = np.sign(d) * np.sqrt(max(d * d - v, 0))
-        return norm.cdf(d / se - z)
-
-    wrong = norm.cdf(-np.sqrt(0.25 - 0.15 ** 2 * 2 / 5) / (0.15 * np.sqrt(2 / 5)) - z)  # ~0: the wrong sign
-    assert few["planted_recovered"] == pytest.approx(power(0.2, 5, 2) + wrong, abs=1e-3)
-    assert 0.3 < few["planted_recovered"] < 0.7 and many["planted_recovered"] == pytest.approx(1, abs=2e-3)
-    # beyond the null twin: four groups, so twice the variance of a pair delta
-    assert few["interaction_recovered"] == pytest.approx(power(0.2, 5, 4) + norm.cdf(
-        -np.sqrt(0.25 - 0.15 ** 2 * 4 / 5) / (0.15 * np.sqrt(4 / 5)) - z), abs=1e-3)
-    assert few["interaction_flagged"] == pytest.approx(0.05, abs=1e-3)  # -0.01 is inside its noise
-    # deltas within their noise shrink to nothing: flagged at the test's own rate (alpha per row), whatever the runs
-    assert few["null_flagged"] == pytest.approx(3 * 0.05, abs=1e-3) == many["null_flagged"]
-    assert few["unplanted_flagged"] == pytest.approx(0.05, abs=1e-3)
-    # a null-twin difference that stands above the run noise is flagged more often the more runs there are
-    biased = rc.project_runs([_row("unplanted", 0.0, 0.2)], sd, runs=(5, 10, 40))["rows"]
-    flags = [r["null_flagged"] for r in biased]
-    assert flags == sorted(flags) and flags[-1] > 0.95 and flags[0] < 0.6
-    tab = rc.projection_table({"projection": proj, "planted_total": 2, "unplanted_total": 1, "null_total": 3})
-    assert list(tab.index) == [5, 40] and tab.loc[40, "planted_recovered"] == pytest.approx(0.5, abs=2e-3)
 
 
 # ---- several conditions in one model batch -------------------------------------------------------------------------
@@ -358,7 +376,9 @@ def test_committed_paper_recovery_report_recomputes_from_the_cache():
     fresh = json.loads(json.dumps(rc.report_from_cache(None, "recommended", "half")))
     assert fresh["pairs_tested"] == stored["pairs_tested"], "regenerate the report (docs/usage.md)"
     assert fresh.keys() == stored.keys()
-    for key in ("planted_recovered", "planted_total", "unplanted_flagged", "null_flagged", "null_total", "n_runs"):
+    for key in ("planted_recovered", "planted_total", "wrong_sign_flagged", "unplanted_flagged", "null_flagged",
+                "null_total", "interaction_significant", "n_runs", "estimator", "sampling", "resamples", "null_seeds",
+                "test", "correction", "statistics"):
         assert fresh[key] == stored[key], key
     for a, b in zip(fresh["rows"], stored["rows"]):
         assert a.keys() == b.keys()
