@@ -18,15 +18,18 @@ def plot_recovery(report: dict, ax=None):
 
     x: planted ``log(strength_B / strength_A)``; y: fitted (planted twin, mean over runs). The band spans the null
     twin's fitted changes (the same pairs and pathways, nothing planted): a fitted change inside it is no larger than
-    what drives and data produce alone. Filled markers: significant after the report's correction.
+    what drives and data produce alone. Marker by outcome: recovered (significant, planted sign), wrong sign
+    (significant, opposite sign), missed, flagged (significant, nothing planted), quiet; significance as the report's
+    test and correction state.
     """
     rows = recovery_frame(report)
     if ax is None:
         _, ax = plt.subplots(figsize=(5.4, 4.6))
     lo, hi = float(np.min(rows["null_delta"])), float(np.max(rows["null_delta"]))
     ax.axhspan(lo, hi, color="0.85", zorder=0, label=f"null twin: [{lo:+.2f}, {hi:+.2f}]")
+    markers = {"recovered": "o", "wrong sign": "v", "missed": "X", "flagged": "s", "quiet": "."}
     sns.scatterplot(data=rows, x="planted_delta", y="fitted_delta", hue="pathway", style="outcome",
-                    palette=PATHWAY_PALETTE, markers={"recovered": "o", "missed": "X", "flagged": "s", "quiet": "."},
+                    palette=PATHWAY_PALETTE, markers={k: v for k, v in markers.items() if k in set(rows["outcome"])},
                     s=60, ax=ax, zorder=3)
     lim = float(np.nanmax(np.abs(rows[["planted_delta", "fitted_delta", "null_delta"]].to_numpy()))) * 1.1 or 1.0
     ax.plot([-lim, lim], [-lim, lim], color="k", lw=0.8, ls=":", zorder=1)
@@ -36,6 +39,7 @@ def plot_recovery(report: dict, ax=None):
            ylabel="fitted change, log(B / A), mean over runs",
            title=f"{report.get('variant', '')} ({report.get('window', '')} window): "
                  f"{report['planted_recovered']}/{report['planted_total']} recovered, "
+                 f"{report.get('wrong_sign_flagged', 0)} wrong sign, "
                  f"null {report['null_flagged']}/{report['null_total']} flagged")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.figure.tight_layout()

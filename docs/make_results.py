@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from biornn import analysis as an
-from biornn import celltype, fig2, recovery, recovery_scaling, store
+from biornn import celltype, fig2, recovery_scaling, store
 from biornn import fig3 as f3
 from biornn.errors import BiornnError
 from biornn.fig3 import wave_candidates as wc
@@ -619,57 +619,60 @@ def fig5_page() -> str:
 def recovery_section() -> list[str]:
     """The planted-vs-null recovery reports committed under data/results/fig5/ (paper-size runs only)."""
     lines = ["\n## Does the fit recover planted differences, beyond the null twin?\n",
-             "Both twins fitted with the same variant; runs redraw their experiments (unit of replication: the run). "
-             "Test and correction as stated in each report. Reports: `data/results/fig5/recovery-*.json`, written by "
-             "`python -m biornn compare recovery` from the paper-size runs of `python -m biornn compare queue`.\n"]
+             "Both twins fitted with the same variant, one model per condition (the paper's separate estimator); "
+             "each run is one bootstrap resample of the condition's one dataset (experiments, then trials, per "
+             "population) plus a new initialisation, so runs are bootstrap replicates of one fit, not independent "
+             "data. Test, n, correction and unit of replication as stated in each report. Reports: "
+             "`data/results/fig5/recovery-*.json`, written by `python -m biornn compare recovery` from the "
+             "paper-size runs of `python -m biornn compare queue`.\n"]
     reports = sorted(p for p in RECOVERY_DIR.glob("recovery-*.json") if "scaling" not in p.name)
     if not reports:
         return lines + ["\nNo paper-size report committed yet; notebook 07 computes the quick-size one.\n"]
     for path in reports:
         rep = json.loads(path.read_text())
         missing = rep.get("pairs_missing") or []
+        stats = rep.get("statistics", {})
+        within, inter = stats.get("within_twin", {}), stats.get("interaction", {})
         lines.append(
-            f"\n* **{rep['variant']}, {rep['window']} window** (`{path.name}`; runs per condition "
-            f"{sorted(set(rep['n_runs']['planted'].values()))}): planted changes recovered {rep['planted_recovered']} "
-            f"of {rep['planted_total']}; unplanted differences flagged {rep['unplanted_flagged']} of "
-            f"{rep['unplanted_total']}; null-twin differences flagged {rep['null_flagged']} of {rep['null_total']}. "
-            f"Test: {rep['test']}; correction: {rep['correction']}; alpha {rep['alpha']}. Held-out median r "
+            f"\n* **{rep['variant']}, {rep['window']} window, {rep.get('estimator', '?')} estimator** "
+            f"(`{path.name}`; resamples per condition {sorted(set(rep['n_runs']['planted'].values()))}): planted "
+            f"changes recovered {rep['planted_recovered']} of {rep['planted_total']}, "
+            f"{rep.get('wrong_sign_flagged', '?')} significant with the wrong sign; unplanted differences flagged "
+            f"{rep['unplanted_flagged']} of {rep['unplanted_total']}; null-twin differences flagged "
+            f"{rep['null_flagged']} of {rep['null_total']}. Test: {rep['test']}; n: {within.get('n', '?')}; "
+            f"correction: {within.get('correction', rep['correction'])}; unit of replication: "
+            f"{rep['unit_of_replication']}. Held-out median r "
             f"(planted twin): {', '.join(f'{c} {v:.3f}' for c, v in rep['heldout_median_r']['planted'].items())}. "
             + (f"Pairs not yet computed: {', '.join(missing)}.\n" if missing else "All nine pairs.\n"))
-        power = rep.get("power")
-        if power:
+        if "interaction_recovered" in rep:
             lines.append(
-                f"\n  Power ({power['what']}): run-to-run SD of log pathway strength "
-                + ", ".join(f"{k} {v:.3f}" for k, v in power["run_sd"].items())
-                + f"; with {power['runs_per_condition']:.0f} runs per condition the smallest log change found with "
-                f"probability {power['power']} is " + ", ".join(
-                    f"{k} {v:.2f}" for k, v in power["detectable_log_change"].items())
-                + f". The fit moves by {power['slope']:.2f} x the planted change beyond the null twin (slope through "
-                "the origin over the tested rows), so the median planted change "
-                f"({power['median_planted_change']:.2f}) would need about " + ", ".join(
-                    f"{k} {'no number of' if v is None else v}" for k, v in power["runs_needed"].items())
-                + " runs per condition. That scales one number by the overall slope; the projection below uses "
-                "each row's own delta, so rows the fit moves the wrong way never count as recovered.\n")
-        lines += projection_lines(rep)
+                f"\n  Beyond the null twin ({inter.get('test')}: {inter.get('what')}; pairing: {inter.get('pairing')}; "
+                f"n: {inter.get('n')}; same correction): {rep['interaction_recovered']} of {rep['planted_total']} "
+                f"planted rows recovered, {rep['interaction_wrong_sign']} with the wrong sign, "
+                f"{rep['interaction_unplanted_flagged']} of {rep['unplanted_total']} unplanted rows flagged. "
+                f"Descriptive: Spearman rho {rep['calibrated_vs_planted']['spearman_rho']:.2f} and slope "
+                f"{rep['calibrated_vs_planted']['slope']:.2f} of the change beyond the null twin on the planted "
+                "change over the rows.\n")
+        sd = stats.get("resample_sd")
+        if sd:
+            lines.append("\n  Resample SD of log pathway strength: "
+                         + ", ".join(f"{k} {sd[k]:.3f}" for k in ("FF", "FB_L23", "FB_L5"))
+                         + f" ({sd['what']}).\n")
+        kind = "BY" if "Yekutieli" in rep["correction"] else "BH"
         rows = [[r["pair"], r["pathway"], r["kind"], f(r["planted_delta"], 2), f(r["fitted_delta"], 2),
-                 f(r["null_delta"], 2), p_(r["p_adj"]), p_(r["null_p_adj"]),
-                 "yes" if r.get("recovered", r.get("flagged")) else "no"] for r in rep["rows"]]
-        lines += ["\n", table(["pair", "pathway", "kind", "planted log change", "fitted (planted twin)",
-                               "fitted (null twin)", "p BH (planted twin)", "p BH (null twin)",
-                               "recovered / flagged"], rows), "\n"]
+                 f(r["se"], 2) if "se" in r else "", f(r["null_delta"], 2), p_(r["p_adj"]), p_(r["null_p_adj"]),
+                 p_(r["interaction_p_adj"]), outcome(r)] for r in rep["rows"]]
+        lines += ["\n", table(["pair", "pathway", "kind", "planted log change", "fitted (planted twin)", "SE",
+                               "fitted (null twin)", f"p {kind} (planted twin)", f"p {kind} (null twin)",
+                               f"p {kind} (beyond null, paired)", "outcome (planted twin)"], rows), "\n"]
     return lines
 
 
-def projection_lines(rep: dict) -> list[str]:
-    """The report's run-count projection (``recovery.project_runs``) as a table of expected fractions."""
-    if "projection" not in rep:
-        return []
-    tab = recovery.projection_table(rep)
-    rows = [[str(n)] + [f"{v:.2f}" for v in r] for n, r in zip(tab.index, tab.to_numpy())]
-    header = ["runs per condition", "planted recovered", "unplanted flagged", "null flagged",
-              "recovered beyond null (interaction)", "unplanted flagged beyond null"]
-    return [f"\n  Would more runs reach >= 75 % recovered with <= 5 % flagged? Projection "
-            f"({rep['projection']['what']}), expected fraction of rows:\n", "\n", table(header, rows), "\n"]
+def outcome(row: dict) -> str:
+    """A recovery row's outcome on the planted twin: recovered, wrong sign, missed, flagged or quiet."""
+    if row["kind"] == "planted":
+        return "recovered" if row["recovered"] else "wrong sign" if row.get("wrong_sign") else "missed"
+    return "flagged" if row["flagged"] else "quiet"
 
 
 def scaling_section() -> list[str]:
@@ -689,8 +692,10 @@ def scaling_section() -> list[str]:
             "(N = 192, 3 runs per condition, each on its own resample of experiments), half window; `drive none` "
             "switches off its stimulus inputs and learned initial state. Linear control: a masked one-step linear fit "
             "of the population traces on the same kind of resamples (5 runs, 2000 samples) with a per-frame "
-            "intercept, the stimulus codes plus an intercept, or a constant. Counts: Welch on per-run log pathway "
-            "strength, BH over the 27 pairs x pathways of a twin, alpha 0.05, unit of replication the run. Slope: "
+            "intercept, the stimulus codes plus an intercept, or a constant. Counts: as computed when the sweep was "
+            "run (not recomputed since): Welch on per-run log pathway strength, BH over the 27 pairs x pathways of a "
+            "twin, alpha 0.05, unit of replication the run; Welch divides the resample SD by sqrt(runs), which the "
+            "paper-size report above no longer does, so these counts overstate significance. Slope: "
             "least squares through the origin of (planted-twin minus null-twin fitted change) on the planted change, "
             "over the 27 rows (1 = full recovery; descriptive); rho: Spearman of the same two (descriptive).\n",
             table(["drive", "epochs", "samples / run", "recordings", "recovered", "unplanted flagged",
