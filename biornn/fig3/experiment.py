@@ -16,7 +16,7 @@ import torch
 from biornn.config import derive_seed, get_device, get_mode
 from biornn.constraints import sign_violations
 from biornn.errors import BiornnError
-from biornn.fig2 import cached_train, resolve_batching
+from biornn.fig2 import StoredRun, cached_train, find_cached, resolve_batching
 from biornn.progress import progress as progress_bar
 from biornn.pruning import (
     ELIGIBILITY,
@@ -104,7 +104,10 @@ def dense_runs(tasks: Sequence[str] = FIG3_TASKS, mode: str | None = None, retra
     out = {}
     for task in tasks:
         config = fig3_config(task, mode, **overrides)
-        if mode == "paper":
+        found = None if mode != "paper" or want_retrain(retrain) else find_cached(config, root)
+        if found is not None:  # e.g. seeds 0-9 of a Figure 2 many-seed run, trained in blocks of 10
+            out[task] = StoredRun(found)
+        elif mode == "paper":
             out[task] = cached_train(config, retrain=retrain, root=root, device=device, progress=progress,
                                      experiment="fig3")
         else:
