@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import fisher_exact
+from scipy.stats import fisher_exact, wilcoxon
 
 from biornn.config import get_device, get_mode, parse_seeds
 from biornn.constraints import METHODS
@@ -324,6 +324,101 @@ def _holm_family(rows: list[dict], name: str) -> list[dict]:
     for row, adjusted in zip(rows, holm([r["p"] for r in rows]) if rows else []):
         row.update(p_holm=float(adjusted), correction=f"Holm over the task's {len(rows)} {name} comparisons")
     return rows
+
+
+def lookup_seeds(config: TrainConfig, block: int = SEED_BLOCK, root: str | os.PathLike | None = None):
+    """The run of ``config`` from the cache only (whole, or assembled from blocks of ``block`` seeds), or None."""
+    whole = find_cached(config, root)
+    if whole is not None:
+        return StoredRun(whole)
+    parts = [find_cached(TrainConfig.from_dict({**config.to_dict(), "seeds": seeds}), root)
+             for seeds in seed_blocks(config.seeds, block)]
+    if any(p is None for p in parts):
+        return None
+    return StoredRun(parts[0]) if len(parts) == 1 else SeedBlockRun([StoredRun(p) for p in parts])
+
+
+#: Rules compared with Dale's backprop on MNIST (paired test per rule, Holm over the three).
+ACCURACY_PAIRS = CONVERGENCE_PAIRS
+
+
+def mnist_runs(methods=CONVERGENCE_METHODS, cached_only: bool = True, device=None) -> dict:
+    """The paper-mode sequential-MNIST runs (20 paired seeds per rule; :data:`biornn.train.PAPER_SEEDS`).
+
+    ``{method: run}``; with ``cached_only`` a rule missing from the cache is left out (nothing is trained), else it
+    is trained in resumable blocks of :data:`SEED_BLOCK` seeds.
+    """
+    out = {}
+    for m in methods:
+        config = fig2_config("mnist", m, "paper")
+        run = lookup_seeds(config) if cached_only else cached_seeds(config, device=device)
+        if run is not None:
+            out[m] = run
+    return out
+
+
+def accuracy_table(runs: dict) -> pd.DataFrame:
+    """Final test accuracy (%) per rule: ``n``, mean, median, SEM (ddof 1), min, max over seeds; ``runs``:
+    ``{method: run}``."""
+    rows = []
+    for method, run in runs.items():
+        acc = run.curve("test_accuracy")
+        final = acc[:, -1]
+        rows.append({"method": method, "epochs": acc.shape[1], "n": len(final), "mean": final.mean(),
+                     "median": float(np.median(final)), "sem": final.std(ddof=1) / np.sqrt(len(final)),
+                     "min": final.min(), "max": final.max(), "dataset": run.data_label})
+    return pd.DataFrame(rows)
+
+
+def accuracy_tests(runs: dict, pairs=ACCURACY_PAIRS) -> pd.DataFrame:
+    """Each rule's final test accuracy against Dale's backprop's, paired by seed.
+
+    Test: Wilcoxon signed-rank, two-sided, on the per-seed differences (unit of replication: the seed; seed s of
+    both rules shares data and initial weights); ``p_holm``: Holm over the comparisons made (at most three).
+    """
+    rows = []
+    for a, b in pairs:
+        if a not in runs or b not in runs:
+            continue
+        x, y = runs[a].curve("test_accuracy")[:, -1], runs[b].curve("test_accuracy")[:, -1]
+        if [r["seed"] for r in runs[a].runs] != [r["seed"] for r in runs[b].runs]:
+            raise BiornnError(f"runs {a!r} and {b!r} hold different seeds; compare paired runs only")
+        d = x - y
+        p = float(wilcoxon(x, y).pvalue) if np.any(d != 0) else 1.0
+        rows.append({"comparison": f"{a} vs {b}", "n": len(d), "mean_a": x.mean(), "mean_b": y.mean(),
+                     "median_diff": float(np.median(d)), "a_higher": int((d > 0).sum()), "p": p,
+                     "test": "Wilcoxon signed-rank, two-sided, paired by seed", "unit": "seed (run)"})
+    return pd.DataFrame(_holm_family(rows, "rule-vs-Dale's"))
+
+
+def init_runs(task: str = "flipflop", seeds=CONVERGENCE_SEEDS) -> dict:
+    """Dale's backprop with the default and the balanced initialisation, paired seeds, from the cache only.
+
+    Returns:
+        ``{"default": run, "balanced": run}``; an initialisation missing from the cache is left out.
+    """
+    out = {}
+    for init in ("default", "balanced"):
+        extra = {} if init == "default" else {"init": init}
+        run = lookup_seeds(fig2_config(task, "dales", "paper", seeds=seeds, **extra))
+        if run is not None:
+            out[init] = run
+    return out
+
+
+def init_convergence(runs: dict, threshold: float = CONVERGED_MSE) -> dict:
+    """Convergence counts of the two initialisations and Fisher's exact test between them (two-sided, one test).
+
+    Args:
+        runs: ``{"default": run, "balanced": run}`` (:func:`init_runs`).
+        threshold: converged = final per-element test MSE below this.
+
+    Returns:
+        ``{"default": (converged, n), "balanced": (converged, n), "p", "test", "correction", "unit"}``.
+    """
+    counts = {k: (int((r.curve("test_loss")[:, -1] < threshold).sum()), len(r.runs)) for k, r in runs.items()}
+    row = fisher_row("balanced vs default init", counts["balanced"], counts["default"])
+    return {**counts, "p": row["p"], "test": row["test"], "correction": "none (one comparison)", "unit": row["unit"]}
 
 
 # ----------------------------------------------------------------------------------------------------------------------

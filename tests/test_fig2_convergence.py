@@ -67,3 +67,43 @@ def test_every_rule_is_tested_against_dales_with_holm_and_rules_without_referenc
     assert all("Holm over the task's 2 between-rule" in c for c in tests.loc[between, "correction"])
     assert "rectified: ours vs reference" not in tests.index  # the reference stored no such runs
     assert tests.at["dales: ours vs reference", "correction"].startswith("Holm over the task's 2 ours-vs-reference")
+
+
+class FakeAccRun:
+    def __init__(self, finals, key="test_accuracy"):
+        self.key = key
+        self.curves = np.repeat(np.asarray(finals, dtype=float)[:, None], 3, axis=1)
+        self.runs = [{"seed": s} for s in range(len(finals))]
+        self.data_label = "fake digits"
+
+    def curve(self, key):
+        assert key == self.key
+        return self.curves
+
+
+def test_accuracy_tests_are_paired_wilcoxon_with_holm():
+    from scipy.stats import wilcoxon
+
+    rng = np.random.default_rng(0)
+    dales = 90 + rng.normal(0, 1, 20)
+    runs = {"dales": FakeAccRun(dales), "conventional": FakeAccRun(dales + 2 + rng.normal(0, 0.1, 20)),
+            "rectified": FakeAccRun(dales + rng.normal(0, 1, 20))}
+    t = fig2.accuracy_tests(runs).set_index("comparison")
+    assert list(t.index) == ["conventional vs dales", "rectified vs dales"]  # rectified-published absent: skipped
+    row = t.loc["conventional vs dales"]
+    assert row.a_higher == 20 and row.n == 20
+    assert row.p == pytest.approx(wilcoxon(runs["conventional"].curves[:, -1], dales).pvalue)
+    assert row.p_holm == pytest.approx(min(1.0, 2 * min(t.p)) if row.p == min(t.p) else row.p)
+    assert "Holm" in row.correction and "Wilcoxon" in row.test
+    assert t.loc["rectified vs dales"].p > 0.05
+    table = fig2.accuracy_table(runs).set_index("method")
+    assert table.at["dales", "n"] == 20 and table.at["dales", "mean"] == pytest.approx(dales.mean())
+
+
+def test_init_convergence_is_one_fisher_test():
+    runs = {"default": FakeAccRun([0.001] * 19 + [0.2], key="test_loss"),
+            "balanced": FakeAccRun([0.001] * 10 + [0.2] * 10, key="test_loss")}
+    res = fig2.init_convergence(runs)
+    assert res["default"] == (19, 20) and res["balanced"] == (10, 20)
+    assert res["p"] == pytest.approx(fisher_exact([[10, 10], [19, 1]])[1])
+    assert "Fisher" in res["test"] and res["correction"].startswith("none")

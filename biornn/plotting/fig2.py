@@ -138,3 +138,30 @@ def plot_mean_weight_matrices(matrices: dict, lim: float = 0.2):
         ax.title.set_fontsize(9)
     fig.colorbar(im, ax=list(axes), shrink=0.8)
     return fig
+
+
+def plot_init_spectra(matrices: dict, unit_circle: bool = True):
+    """Eigenvalues of initial recurrent matrices in the complex plane, one panel per initialisation.
+
+    Args:
+        matrices: ``{label: W}`` with ``W`` ``(N, N)`` or ``(S, N, N)`` (all seeds' eigenvalues are pooled).
+        unit_circle: draw ``|lambda| = 1`` for orientation (the edge of linear stability of ``W r``).
+
+    Returns:
+        The figure; each panel's title gives the largest ``|lambda|`` (the spectral radius, max over seeds).
+    """
+    fig, axes = plt.subplots(1, len(matrices), figsize=(4.6 * len(matrices), 4.2), squeeze=False)
+    for ax, (label, W) in zip(axes[0], matrices.items()):
+        W = np.asarray(W, dtype=np.float64)
+        W = W[None] if W.ndim == 2 else W
+        ev = np.concatenate([np.linalg.eigvals(w) for w in W])
+        ax.scatter(ev.real, ev.imag, s=6, alpha=0.5, color="cornflowerblue", edgecolors="none")
+        if unit_circle:
+            t = np.linspace(0, 2 * np.pi, 200)
+            ax.plot(np.cos(t), np.sin(t), color="grey", lw=0.6, ls="--")
+        ax.axhline(0, color="black", lw=0.4)
+        ax.axvline(0, color="black", lw=0.4)
+        ax.set(xlabel="Re(lambda)", ylabel="Im(lambda)", aspect="equal",
+               title=f"{label}\nspectral radius {np.abs(ev).max():.2f} ({len(W)} seed{'s' if len(W) > 1 else ''})")
+    fig.tight_layout()
+    return fig

@@ -54,3 +54,28 @@ def plot_wave_candidates(table, reference_ratio: float | None = None):
     ax.set_yticks(y, [f"{c} ({w})" for c, w in zip(table.candidate, table.wins_039)])
     ax.set(xlabel="mean log(top-prob / random), p = 0.31-0.70  (< 0: top-prob better)")
     return fig
+
+
+def plot_wave_lead(lead: dict):
+    """Early learning speed against pruning robustness, one point per wave network (:func:`biornn.fig3.wave_lead`).
+
+    Args:
+        lead: the dict of :func:`biornn.fig3.wave_lead.wave_lead`: ``early_loss`` and ``log_ratio`` ``(n,)``, the
+            Spearman ``rho_log_ratio`` and ``p_log_ratio``, ``epoch``, ``seeds``.
+
+    Returns:
+        The figure (log x axis: held-out MSE per element at the early epoch; y: mid-range mean log error ratio).
+    """
+    fig, ax = plt.subplots(figsize=(6.0, 4.2))
+    x, y = np.asarray(lead["early_loss"]), np.asarray(lead["log_ratio"])
+    ax.scatter(x, y, color=PRUNING_STYLE["topprob"]["color"], s=24)
+    for s, xi, yi in zip(lead["seeds"], x, y):
+        ax.annotate(str(s), (xi, yi), fontsize=6, xytext=(2, 2), textcoords="offset points")
+    ax.axhline(0, color="grey", lw=0.6, ls="--")
+    ax.set_xscale("log")
+    ax.set(xlabel=f"Held-out MSE per element after epoch {lead['epoch']}",
+           ylabel="mean log(top-prob / random), p = 0.31-0.70",
+           title=f"Wave, {lead['n']} Dale's networks: Spearman rho = {lead['rho_log_ratio']:+.2f} "
+                 f"(p = {lead['p_log_ratio']:.2g}, descriptive)")
+    fig.tight_layout()
+    return fig
