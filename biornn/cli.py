@@ -15,7 +15,7 @@ from biornn.errors import BiornnError
 
 #: Modules that contribute commands, in the order ``--help`` lists them. Modules not written yet are skipped.
 COMMAND_MODULES = ("biornn.fig2", "biornn.fig3", "biornn.curate.cli", "biornn.celltype", "biornn.recovery",
-                   "biornn.recovery_scaling", "biornn.sweeps")
+                   "biornn.recovery_scaling", "biornn.sweeps", "biornn.verify")
 
 
 class OneLineParser(argparse.ArgumentParser):

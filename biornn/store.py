@@ -3,7 +3,7 @@
 A run directory holds the command-line contract's two files:
 
 * ``metrics.json``: ``{"config", "device", "runs", "provenance"}``; provenance records the code version, device,
-  torch version, wall time and date;
+  torch version, wall time, date and the machine (CPU model, instruction set, threads, BLAS: :func:`machine`);
 * ``weights.npz``: plain arrays (``W_init``, ``W_final`` ``(seeds, N, N)``, ``signs`` ``(N,)``, ...).
 
 Paper-mode runs live in ``data/results/<experiment>/<name>-<key>/`` where ``key`` hashes the full configuration, so
@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
@@ -50,13 +51,42 @@ def code_version() -> str:
     return __version__
 
 
+def cpu_model() -> str:
+    """The processor's model name (``/proc/cpuinfo`` on Linux, else :func:`platform.processor`), or ``"unknown"``."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine() -> dict:
+    """The CPU facts that decide float32 rounding, hence whether a cached run retrains bit for bit here.
+
+    Returns:
+        ``{"cpu_model", "cpu_capability", "threads", "blas", "arch"}``: the processor's name, the instruction set
+        ATen's vector kernels use (``torch.backends.cpu.get_cpu_capability()``, e.g. ``AVX2``, ``AVX512`` or
+        ``DEFAULT``; ``$ATEN_CPU_CAPABILITY`` lowers it), torch's intra-op thread count, the BLAS torch was built
+        with, and the machine architecture. Two machines that differ in any of the first four may round matrix
+        products differently (docs/usage.md, "What reproduces exactly").
+    """
+    import torch
+
+    blas = re.search(r"BLAS_INFO=(\w+)", torch.__config__.show())
+    return {"cpu_model": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "threads": torch.get_num_threads(), "blas": blas.group(1) if blas else "unknown",
+            "arch": platform.machine()}
+
+
 def provenance(device: str, wall_seconds: float) -> dict:
-    """Where, when and with what a result was made."""
+    """Where, when and with what a result was made (``machine``: :func:`machine`)."""
     import torch
 
     return {"code_version": code_version(), "device": device, "torch": torch.__version__,
             "numpy": np.__version__, "python": platform.python_version(), "wall_seconds": round(wall_seconds, 3),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine()}
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
