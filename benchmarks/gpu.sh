@@ -22,7 +22,9 @@
 # them), fig4c-COND-WINDOW-VARIANT (train with variant published or corrected, summarise into the figure cache,
 # pack all summaries so far into $OUT/fig4_summaries.tar.gz), fig4stack-TWIN (planted or null: the recommended
 # variant's six half-window conditions of that twin as one model batch, summaries packed into
-# $OUT/fig4_stack_summaries.tar.gz), cudatests (the cell-type, model and constraint unit tests, which then run on CUDA).
+# $OUT/fig4_stack_summaries.tar.gz), cudatests (the cell-type, model and constraint unit tests, which then run on CUDA),
+# wavenn (Figure 3 wave with the reference's stack: nn.RNN, float32, CUDA, TF32 as torch allows by default; trains the
+# wave networks of $GPU_WAVE_SEEDS, default 0-9, prunes them, writes $OUT/wave_nnrnn.json).
 set -u
 
 cd "$(dirname "$0")/.." || exit 2
@@ -310,6 +312,114 @@ PYEOF
             ;;
         fig3)
             run_stage fig3 240 - "${BIORNN[@]}" reproduce-fig3 --mode paper --device "$DEVICE"
+            ;;
+        wavenn)
+            # Figure 3 wave on the reference's own stack: torch nn.RNN stepped by hand (the state fed back as
+            # relu(a_t)), separate E (102 -> 1) and I (26 -> 1) readouts, float32 on CUDA with torch's default TF32
+            # settings, Adam 1e-3, Dale projection after every step, paper sizes (25 epochs, 1000 / 1000 windows of
+            # 500 steps, batch 100); then prune each trained network at the 15 levels (3 draws, 200 held-out
+            # windows, biornn.pruning's masks) and write $OUT/wave_nnrnn.json (curves, errors, the mid-range log
+            # ratio per seed, Spearman of the epoch-6 test loss against it). Seeds: $GPU_WAVE_SEEDS (default 0-9);
+            # each seed is written as soon as it is done. --dry-run: 1 seed, tiny sizes, on the CPU.
+            cat >"$SCRATCH/wavenn.py" <<'PYEOF'
+import json, sys, time
+import numpy as np
+import torch
+from torch import nn
+from scipy import stats
+from biornn.config import parse_seeds
+from biornn.constraints import dale_project_
+from biornn.fig3.experiment import SWEEP
+from biornn.fig3.wave_candidates import MID
+from biornn.models import EIRNN
+from biornn.pruning import prune
+from biornn.tasks import make_wave
+
+out_path, device, seeds, dry = sys.argv[1], sys.argv[2], parse_seeds(sys.argv[3]), sys.argv[4] == "dry"
+sizes = dict(n_train=20, n_test=10, steps=50) if dry else dict(n_train=1000, n_test=1000, steps=500)
+epochs, batch, n_score, draws = (1, 10, 10, 1) if dry else (25, 100, 200, 3)
+if dry:
+    seeds = seeds[:1]
+
+
+class RefWave(nn.Module):
+    def __init__(self, ours):
+        super().__init__()
+        self.rnn = nn.RNN(2, 128, nonlinearity="tanh", batch_first=True)
+        self.out_e, self.out_i = nn.Linear(102, 1), nn.Linear(26, 1)
+        with torch.no_grad():  # start from biornn's initial weights of this seed (paired with the cache)
+            self.rnn.weight_ih_l0.copy_(ours.w_ih[0]); self.rnn.bias_ih_l0.copy_(ours.b_ih[0])
+            self.rnn.bias_hh_l0.copy_(ours.b_hh[0]); self.rnn.weight_hh_l0.copy_(ours.w_hh[0])
+            self.out_e.weight.copy_(ours.w_out[0][0:1, :102]); self.out_i.weight.copy_(ours.w_out[0][1:2, 102:])
+            self.out_e.bias.copy_(ours.b_out[0][0:1]); self.out_i.bias.copy_(ours.b_out[0][1:2])
+
+    def forward(self, x):
+        h, outs = x.new_zeros(1, x.shape[0], 128), []
+        for t in range(x.shape[1]):
+            a, _ = self.rnn(x[:, t:t + 1], h)
+            outs.append(torch.cat([self.out_e(a[..., :102]), self.out_i(a[..., 102:])], -1))
+            h = torch.relu(a).transpose(0, 1)
+        return torch.cat(outs, 1)
+
+
+def mse(model, x, y):
+    with torch.no_grad():
+        return float(sum(((model(x[i:i + 100]) - y[i:i + 100]) ** 2).sum() for i in range(0, len(x), 100)) / y.numel())
+
+
+signs = torch.ones(128); signs[102:] = -1
+result = {"device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu", "torch": torch.__version__,
+          "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+          "levels": SWEEP.tolist(), "draws": draws, "n_score": n_score, "seeds": {}}
+for seed in seeds:
+    t0 = time.time()
+    data = make_wave([seed], **sizes)
+    model = RefWave(EIRNN([seed], 2, 2, readout_mask=data.readout_mask)).to(device)
+    xtr, ytr = (torch.from_numpy(a[0]).to(device) for a in (data.x_train, data.y_train))
+    xte, yte = (torch.from_numpy(a[0]).to(device) for a in (data.x_test, data.y_test))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(seed)
+    curve = []
+    for _ in range(epochs):
+        perm = torch.randperm(len(xtr), generator=g).to(device)
+        for i in range(0, len(xtr), batch):
+            idx = perm[i:i + batch]
+            opt.zero_grad()
+            ((model(xtr[idx]) - ytr[idx]) ** 2).mean().backward()
+            opt.step()
+            dale_project_(model.rnn.weight_hh_l0.data, signs.to(device))
+        curve.append(mse(model, xte, yte))
+    W = model.rnn.weight_hh_l0.detach().clone()
+    err = {m: np.zeros(len(SWEEP)) for m in ("random", "topprob")}
+    for j, p in enumerate(SWEEP):
+        for k in range(draws):
+            for m in err:
+                Wp = prune(W.double().cpu()[None], m, float(p), [seed], draw=k)[0][0].float().to(device)
+                with torch.no_grad():
+                    model.rnn.weight_hh_l0.copy_(Wp)
+                err[m][j] += mse(model, xte[:n_score], yte[:n_score]) / draws
+        with torch.no_grad():
+            model.rnn.weight_hh_l0.copy_(W)
+    log_ratio = float(np.log(err["topprob"][MID] / err["random"][MID]).mean())
+    result["seeds"][str(seed)] = {"test_loss": curve, "random": err["random"].tolist(),
+                                  "topprob": err["topprob"].tolist(), "log_ratio_mid": log_ratio,
+                                  "seconds": time.time() - t0}
+    done = result["seeds"].values()
+    if len(done) >= 3 and not dry:
+        early = [d["test_loss"][5] for d in done]
+        rho = stats.spearmanr(early, [d["log_ratio_mid"] for d in done])
+        result["spearman_epoch6_vs_log_ratio"] = {"rho": float(rho.correlation), "p": float(rho.pvalue),
+                                                  "n": len(early), "test": "Spearman, two-sided, descriptive"}
+    json.dump(result, open(out_path, "w"), indent=1)
+    print(f"seed {seed}: final test MSE {curve[-1]:.4g}, mid-range log(top-prob / random) {log_ratio:+.3f}, "
+          f"{time.time() - t0:.0f} s", flush=True)
+PYEOF
+            if [ "$MODE" = dry ]; then
+                run_stage wavenn 120 - "$PY" "$SCRATCH/wavenn.py" "$OUT/wave_nnrnn.json" cpu 0 dry
+            else
+                run_stage wavenn 500 - "$PY" "$SCRATCH/wavenn.py" "$OUT/wave_nnrnn.json" "$DEVICE" \
+                    "${GPU_WAVE_SEEDS:-0-9}" run
+            fi
             ;;
         *)
             echo "=== unknown stage $stage (known: $DEFAULT_STAGES)" | tee -a "$LOG"
