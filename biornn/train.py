@@ -47,7 +47,7 @@ TASK_SIZES = {
     # epochs are 1,000 Adam steps against the paper's 15,000 (docs/results/fig2.md).
     "mnist": {
         "paper": dict(epochs=50, n_train=None, n_test=None, batch_size=200, steps=28),
-        "quick": dict(epochs=6, n_train=600, n_test=300, batch_size=100, steps=28),
+        "quick": dict(epochs=6, n_train=1000, n_test=300, batch_size=50, steps=28),
     },
 }
 

@@ -76,7 +76,8 @@ def register_cli(sub) -> None:
                                    "Paper mode stores everything under data/results/fig3/ and reuses what is "
                                    "there; quick mode computes small versions and stores nothing.")
     p.add_argument("--mode", choices=("quick", "paper"), default=None, help="default $BIORNN_MODE or quick")
-    p.add_argument("--tasks", default=",".join(FIG3_TASKS), help="comma-separated (default flipflop,wave,digits)")
+    p.add_argument("--tasks", default=",".join(FIG3_TASKS), help="comma-separated (default flipflop,wave,mnist; "
+                                                                      "digits = the sklearn 8x8 stand-in)")
     p.add_argument("--draws", type=int, default=None, help="mask draws per (seed, level, method); default 10 "
                                                           "(paper) or 2 (quick)")
     p.add_argument("--retrain", action="store_true", help="compute again even if cached")
