@@ -10,7 +10,8 @@ STAMP := $(VENV)/.installed
 # Wheels lying on this kind of machine (the CPU build of torch); harmless where the folder does not exist.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 PIP := $(PY) -m pip install --disable-pip-version-check $(FIND_LINKS)
-NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+# NN_name.ipynb and its appendix NNb_name.ipynb, in reading order (06, 06b, 07).
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb notebooks/[0-9][0-9][a-z]_*.ipynb))
 # Notebooks (by number) whose paper-mode results are in the committed cache (all of them today): `make figures` runs
 # these in paper mode and any others in quick mode. Override with
 # `make figures PAPER_READY="01 02 ..."`.
@@ -60,9 +61,10 @@ html: venv
 	BIORNN_MODE=quick BIORNN_FIGURES=site/figures BIORNN_PROGRESS=0 $(PY) notebooks/src/make_html.py --out site $(NOTEBOOKS)
 	@echo "open site/index.html (screenshot: notebooks/src/screenshot.sh)"
 
-# Notebooks are text: bring every notebooks/NN_name.ipynb in line with its jupytext source NN_name.py (or back).
+# Notebooks are text: bring every notebooks/NN_name.ipynb (and NNb_name.ipynb) in line with its jupytext
+# source NN_name.py (or back).
 sync: venv
-	$(PY) -m jupytext --sync notebooks/[0-9][0-9]_*.py
+	$(PY) -m jupytext --sync $(NOTEBOOKS:.ipynb=.py)
 
 clean:
 	rm -rf $(VENV) site notebooks/student

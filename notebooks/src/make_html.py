@@ -10,7 +10,7 @@ script then exits with status 1.
 
 Usage (from the repository root)::
 
-    python notebooks/src/make_html.py                      # all notebooks/NN_*.ipynb -> site/
+    python notebooks/src/make_html.py                      # notebooks/NN_*.ipynb, NNb_*.ipynb -> site/
     python notebooks/src/make_html.py --out DIR NB.ipynb   # chosen notebooks
 """
 
@@ -26,11 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+from nbtools import notebook_paths
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURE_SUFFIX = ".png"
 #: Links between notebooks (``href="01_fig2_dales_backprop.ipynb"``) point at the rendered pages instead.
-_NOTEBOOK_LINK = re.compile(r'href="(?:\./)?([0-9][0-9]_[\w.-]+?)\.ipynb(#[^"]*)?"')
+_NOTEBOOK_LINK = re.compile(r'href="(?:\./)?([0-9][0-9][a-z]?_[\w.-]+?)\.ipynb(#[^"]*)?"')
 
 
 @dataclass
@@ -170,7 +171,7 @@ def write_index(site: Path, pages: list[Page], mode: str = "quick") -> Path:
 
 
 def default_notebooks() -> list[Path]:
-    return sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    return notebook_paths(ROOT / "notebooks")
 
 
 def build_site(notebooks, site: Path, mode: str = "quick", run: bool = True, timeout: int = -1,
@@ -192,7 +193,7 @@ def build_site(notebooks, site: Path, mode: str = "quick", run: bool = True, tim
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/NN_*.ipynb")
+    parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/NN_*.ipynb and NNb_*.ipynb")
     parser.add_argument("--out", type=Path, default=ROOT / "site", help="output folder (default site/)")
     parser.add_argument("--mode", default="quick", choices=("quick", "paper"), help="BIORNN_MODE (default quick)")
     parser.add_argument("--no-execute", action="store_true", help="export the stored outputs without executing")

@@ -8,10 +8,12 @@ Notebooks are text: ``notebooks/NN_name.py`` (jupytext percent format) is paired
 
 A code cell whose first line is ``# NBVAL_CHECK_OUTPUT`` is compared by nbval and carries the tag ``keep_output``
 (``# %% tags=["keep_output"]`` in the .py); :func:`fill` executes the notebook in quick mode and keeps only those
-cells' outputs. Exercise solutions are tagged ``exercise``.
+cells' outputs. Exercise solutions are tagged ``exercise``. An appendix ``NNb_name`` is read after ``NN_name``
+(:func:`notebook_paths`).
 """
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -66,3 +68,12 @@ def fill(path) -> None:
             cell.execution_count = None
     nbformat.write(nb, path)
     print("filled", path)
+
+
+#: A notebook's file name: two digits, an optional letter (an appendix: ``06b_`` follows ``06_``), an underscore.
+NOTEBOOK_NAME = re.compile(r"^[0-9]{2}[a-z]?_")
+
+
+def notebook_paths(folder, suffix: str = ".ipynb") -> list[Path]:
+    """The notebooks ``NN_name`` and ``NNb_name`` (appendices) in ``folder``, in reading order (06, 06b, 07)."""
+    return sorted(p for p in Path(folder).glob(f"[0-9][0-9]*{suffix}") if NOTEBOOK_NAME.match(p.name))
