@@ -22,9 +22,9 @@ LAYERS = (
     ("science", ("constraints", "connectivity", "models", "tasks", "pruning", "train")),
     ("data", ("stimulus", "allen", "allen_nwb", "synthetic", "curate", "replicates")),
     ("fig4 model", ("celltype",)),
-    ("statistics", ("stats", "analysis")),
+    ("statistics", ("stats", "analysis", "joint_linear", "joint_linear_report")),
     ("experiments and figures", ("fig2", "results", "fig3", "fig4_tables", "recovery", "recovery_scaling",
-                                 "plotting", "plot_recovery", "sweeps")),
+                                 "plotting", "plot_recovery", "sweeps", "verify")),
 )
 #: The only upward imports: the notebooks still call ``allen.plot_depths``, ``synthetic.plot_block_matrix`` and
 #: ``curate.plot_*``, which moved to the plotting layer; those modules import them on first use (``__getattr__``).
