@@ -211,8 +211,8 @@ def register_cli(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the sample's draw (default 0)")
     p.add_argument("--epochs", type=int, default=None,
                    help="retrain only the first E epochs of each run and compare those (default: all)")
-    p.add_argument("--budget-minutes", type=float, default=10.0,
-                   help="sample only runs whose recorded wall time (scaled to --epochs) fits in M minutes (default 10)")
+    p.add_argument("--budget-minutes", type=float, default=5.0,
+                   help="sample only runs whose recorded wall time (scaled to --epochs) fits in M minutes (default 5)")
     p.add_argument("--root", default=None, help="results cache root (default data/results)")
     p.set_defaults(func=_cmd_verify)
 
