@@ -114,3 +114,20 @@ def test_plane_noise_scales_with_cell_count():
     for n in (4, 100):
         trace = S.observe_plane(zeros, n, "Pyr", 1, config)
         assert abs(trace.std() - config.cell_noise / np.sqrt(n)) < 0.05 * config.cell_noise / np.sqrt(n)
+
+
+def test_sample_seed_shares_the_network_and_redraws_the_samples(meta, twin):
+    """Null twins of different sample seeds share W_true and differ in their data; unset = the seed's own twin."""
+    null = [S.TwinConfig(seed=3, twin="null", sample_seed=k, **SHORT) for k in (1, 2)]
+    for key in ("W_true", "density"):
+        np.testing.assert_array_equal(S.ground_truth_stack(null[0])[key], S.ground_truth_stack(null[1])[key])
+    exp = int(twin.planes["ophys_experiment_id"].iloc[0])
+    one, two = (S.TwinSource(meta, c, progress=False).load(exp) for c in null)
+    assert not np.array_equal(one.pop_mean, two.pop_mean)
+    assert not one.trials.equals(two.trials)
+    same = S.TwinSource(meta, S.TwinConfig(seed=3, sample_seed=3, **SHORT), progress=False).load(exp)
+    assert np.array_equal(same.pop_mean, twin.load(exp).pop_mean)  # sample_seed = seed: the default twin, bit for bit
+    assert "sample_seed" not in S.TwinConfig().to_dict()  # default manifests and cache keys unchanged
+    assert S.TwinConfig.from_dict(null[0].to_dict()) == null[0]
+    with pytest.raises(BiornnError, match="sample_seed"):
+        S.TwinConfig(sample_seed=-1)
