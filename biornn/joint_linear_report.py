@@ -22,8 +22,10 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import norm, spearmanr
 
+from biornn.allen import load_metadata
 from biornn.conditions import ABBREVIATIONS, CONDITIONS, PAIRS
 from biornn.connectivity import PATHWAYS, pathway_blocks
+from biornn.curate import CurateConfig, build_datasets, open_source, save_dataset
 from biornn.errors import BiornnError
 from biornn.joint_linear import (
     JointConfig,
@@ -37,6 +39,7 @@ from biornn.joint_linear import (
 from biornn.progress import progress as progress_bar
 from biornn.stats import adjust
 from biornn.store import atomic_write_bytes
+from biornn.synthetic import write_ground_truth
 
 ALPHA = 0.05
 CORRECTIONS = ("fdr_by", "holm")
@@ -308,10 +311,6 @@ def ensure_twin(root: str | os.PathLike, twin: str, mode: str = "paper", sample_
                 progress: bool = True) -> Path:
     """The folder of one twin's six datasets with their rows, built first when missing (about a minute at paper
     size; the same as ``allen build --source twin --twin T --twin-seed K --mode M --condition all --windows``)."""
-    from biornn.allen import load_metadata
-    from biornn.curate import CurateConfig, build_datasets, open_source, save_dataset
-    from biornn.synthetic import write_ground_truth
-
     folder = twin_folder(root, twin, mode, sample_seed)
     if all((folder / f"{c}_windows.npz").exists() for c in CONDITIONS) and (folder / "ground_truth.npz").exists():
         return folder

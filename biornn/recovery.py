@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
+from biornn import joint_linear_report
 from biornn.allen import load_metadata
 from biornn.analysis import (
     CORRECTIONS,
@@ -90,6 +91,8 @@ from biornn.store import atomic_write_bytes
 from biornn.synthetic import TwinConfig, write_ground_truth
 
 TWIN_KINDS = ("planted", "null")
+#: Estimators of ``compare recovery``: the cached per-condition runs, the joint linear fit, the joint RNN (to come).
+ESTIMATORS = ("separate", "joint-linear", "joint-rnn")
 TEST = "bootstrap_z"
 CORRECTION = "fdr_by"
 ALPHA = 0.05
@@ -446,8 +449,22 @@ def register_cli(sub) -> None:
                                     "null deltas, Welch test, n, BH correction, recovered / flagged, and totals.")
     r.add_argument("--root", default=None, help="figure cache (default data/results/fig4)")
     r.add_argument("--variant", default="recommended", help="published, corrected, recommended ...")
-    r.add_argument("--window", choices=("full", "half"), default="half")
+    r.add_argument("--window", choices=("full", "half"), default=None,
+                   help="time window (default: half for --estimator separate, full for joint-linear)")
     r.add_argument("--out", required=True, help="output folder (recovery.json)")
+    r.add_argument("--estimator", choices=ESTIMATORS, default="separate",
+                   help="separate: the cached per-condition RNN runs (default); joint-linear: one linear fit of all "
+                        "six conditions per experiment resample (biornn.joint_linear, fits now, minutes); joint-rnn")
+    r.add_argument("--sampling", choices=("population", "session"), default="population",
+                   help="joint-linear: draw experiments per population, or the sessions that image them together")
+    r.add_argument("--resamples", type=int, default=200, help="joint-linear: experiment resamples per twin")
+    r.add_argument("--null-seeds", default="0,1,2,3,4",
+                   help="joint-linear: sample seeds of the null twins (built under --data-root when missing)")
+    r.add_argument("--kinetics-scale", type=float, default=1.0,
+                   help="joint-linear: factor on the assumed indicator time constants (misspecification check)")
+    r.add_argument("--data-root", default="data/allen", help="joint-linear: where the twin datasets are")
+    r.add_argument("--from-cache", default=None,
+                   help="joint-linear: recompute the report from a joint-linear-bootstrap.npz (fits nothing)")
     r.set_defaults(func=_cmd_recovery)
     q = csub.add_parser("queue", help="train + summarise every missing (twin, condition) of a variant and window",
                         description="Resumable background queue for the recovery report: builds both twins' "
@@ -478,10 +495,34 @@ def _cmd_queue(args) -> int:
 
 
 def _cmd_recovery(args) -> int:
+    if args.estimator == "joint-rnn":
+        raise BiornnError("--estimator joint-rnn is not built yet; use separate or joint-linear")
+    if args.estimator == "joint-linear":
+        return _cmd_joint_linear(args)
+    if args.sampling != "population":
+        raise BiornnError(f"--sampling {args.sampling} applies to --estimator joint-linear; the separate runs drew "
+                          "their own resamples")
+    args.window = args.window or "half"
     report = report_from_cache(args.root, args.variant, args.window)
     path = write_report(report, args.out)
     print(describe(report))
     print(f"held-out median r per condition (planted twin): {report['heldout_median_r']['planted']}")
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_joint_linear(args) -> int:
+    """``compare recovery --estimator joint-linear`` (:func:`biornn.joint_linear_report.run_recovery`)."""
+    try:
+        seeds = tuple(int(s) for s in str(args.null_seeds).split(",") if s.strip())
+    except ValueError:
+        raise BiornnError(f"--null-seeds {args.null_seeds!r}; use comma-separated integers such as 0,1,2,3,4") from None
+    if not seeds or min(seeds) < 0:
+        raise BiornnError(f"--null-seeds {args.null_seeds!r}; use one or more non-negative integers")
+    report, path = joint_linear_report.run_recovery(
+        args.out, window=args.window or "full", sampling=args.sampling, resamples=args.resamples, null_seeds=seeds,
+        kinetics_scale=args.kinetics_scale, root=args.data_root, from_cache=args.from_cache)
+    print(joint_linear_report.describe(report))
     print(f"wrote {path}")
     return 0
 
