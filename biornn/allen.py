@@ -32,7 +32,9 @@ interface.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import logging
 import os
 import warnings
@@ -94,6 +96,10 @@ TABLE_FILES = {"experiments": "ophys_experiment_table.csv", "sessions": "ophys_s
                "behavior_sessions": "behavior_session_table.csv", "cells": "ophys_cells_table.csv"}
 #: Environment variable naming a real AllenSDK cache folder (used by the notebooks).
 CACHE_ENV = ALLEN_CACHE_ENV
+#: File name pattern of an AllenSDK release manifest; a folder holding one is a cache.
+MANIFEST_GLOB = "*_manifest_v*.json"
+#: The release project whose manifests :func:`latest_manifest` reads.
+CACHE_PROJECT = "visual-behavior-ophys"
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -191,31 +197,45 @@ def read_metadata_csvs(folder: str | os.PathLike, source: str | None = None) -> 
                     behavior_sessions=tables.get("behavior_sessions"), source=source or str(folder))
 
 
-def load_metadata(source: str | os.PathLike = "bundled") -> Metadata:
+def load_metadata(source: str | os.PathLike = "bundled", download: bool = False, flag: str = "--metadata"
+                  ) -> Metadata:
     """Load the release metadata.
 
     Args:
         source: ``"bundled"`` (the tables shipped in the allensdk wheel; offline), a folder holding
             ``ophys_experiment_table.csv`` (and optionally the cells/session tables), or an AllenSDK cache folder
             (opened with :func:`open_cache`; imports allensdk).
+        download: open a cache folder with ``from_s3_cache`` (downloads the tables; needs a network); the folder is
+            created when missing.
+        flag: the option that named ``source``, for messages.
 
     Returns:
         :class:`Metadata`.
+
+    Raises:
+        BiornnError: ``source`` is not a folder, or a folder that holds neither the release CSVs nor a cache manifest
+            (the message suggests a nearby folder that does).
     """
     if str(source) == "bundled":
         return read_metadata_csvs(bundled_metadata_dir(), source=f"bundled (allensdk {allensdk_version()})")
-    folder = Path(source)
-    if not folder.is_dir():
-        raise BiornnError(f"metadata source {str(source)!r} is neither 'bundled' nor an existing folder; pass "
-                          "bundled, a folder of release CSVs or an AllenSDK cache folder")
-    if (folder / TABLE_FILES["experiments"]).exists():
-        return read_metadata_csvs(folder)
-    cache = open_cache(folder)
+    folder = Path(source).expanduser()
+    if not download:
+        hint = _did_you_mean(folder)
+        if not folder.is_dir():
+            raise BiornnError(f"{flag} {str(source)!r} is neither 'bundled' nor an existing folder{hint}; pass "
+                              "bundled, a folder of release CSVs or an AllenSDK cache folder")
+        if (folder / TABLE_FILES["experiments"]).exists():
+            return read_metadata_csvs(folder)
+        if not has_manifest(folder):
+            raise BiornnError(f"{flag} {source} holds neither {TABLE_FILES['experiments']} nor an AllenSDK manifest "
+                              f"({MANIFEST_GLOB}){hint}; pass bundled, a folder of release CSVs or an AllenSDK cache "
+                              "folder")
+    cache = open_cache(folder, download=download, flag=flag)
     experiments = cache.get_ophys_experiment_table().reset_index()
     try:
         cells = cache.get_ophys_cells_table().reset_index()
     except Exception as exc:  # noqa: BLE001 -- cell counts are optional; selection works without them
-        log.warning("could not read the cells table from %s (%s); n_cells will be missing", folder, exc)
+        log.warning("could not read the cells table from %s (%s); n_cells will be missing", folder, one_line(exc))
         cells = None
     return Metadata(experiments=experiments, cells=cells, sessions=cache.get_ophys_session_table().reset_index(),
                     behavior_sessions=None, source=f"AllenSDK cache {folder}")
@@ -365,8 +385,6 @@ def selection_funnel(experiments: pd.DataFrame | Metadata) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-
-
 def find_overlaps(selection: pd.DataFrame) -> pd.DataFrame:
     """Population pairs (same experience level) that share experiments.
 
@@ -422,12 +440,33 @@ def empty_populations(selection: pd.DataFrame) -> list[tuple[str, str]]:
 
 
 def require_nonempty(selection: pd.DataFrame, experience_levels=EXPERIENCE_LEVELS) -> None:
-    """Raise :class:`BiornnError` naming the first empty population (e.g. every SST/VIP L5 under ``fixed``)."""
-    empty = [(e, p) for e, p in empty_populations(selection) if e in experience_levels]
+    """Raise :class:`BiornnError` naming the first empty population and its real cause.
+
+    The causes, in the order checked: no experiment of a needed experience level at all (the metadata lack those
+    sessions), a layer rule that empties populations (e.g. every SST/VIP L5 under ``fixed``), or metadata that simply
+    hold no experiment of that population.
+    """
+    levels = [e for e in EXPERIENCE_LEVELS if e in experience_levels]
+    have = set(selection["experience_level"]) if len(selection) else set()
+    missing = [e for e in levels if e not in have]
+    if missing:
+        level = missing[0]
+        raw = {v: k for k, v in EXPERIENCE_TO_LEVEL.items()}[level]
+        other = [e for e in EXPERIENCE_LEVELS if e in have]
+        hint = (f"build only {other[0]} conditions (e.g. --condition {other[0]}_change) or pass metadata that hold "
+                f"{raw!r} sessions" if other else "pass metadata that hold them (e.g. --metadata bundled)")
+        raise BiornnError(f"the selection has no {level} experiments (experience_level {raw!r}), which the requested "
+                          f"{level} conditions need; {hint}")
+    empty = [(e, p) for e, p in empty_populations(selection) if e in levels]
     if empty:
         rule = selection.attrs.get("layer_rule", "?")
-        raise BiornnError(f"{len(empty)} empty populations under layer rule {rule!r} (first: {empty[0][0]} "
-                          f"{empty[0][1]}); the 18-population model needs all of them: use layer_rule='split'")
+        first = f"{empty[0][0]} {empty[0][1]}"
+        if rule != DEFAULT_LAYER_RULE:
+            fix = f"use --layer-rule {DEFAULT_LAYER_RULE} (layer_rule='{DEFAULT_LAYER_RULE}')"
+        else:
+            fix = "pass metadata (or a cache) that hold experiments of every population (allen select shows them)"
+        raise BiornnError(f"{len(empty)} empty populations under layer rule {rule!r} (first: {first}); the "
+                          f"18-population model needs all of them: {fix}")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -435,7 +474,11 @@ def require_nonempty(selection: pd.DataFrame, experience_levels=EXPERIENCE_LEVEL
 # --------------------------------------------------------------------------------------------------------------------
 
 class SkipExperiment(BiornnError):
-    """An experiment that cannot contribute (unreadable file, all traces NaN, no trials); callers log and count it."""
+    """An experiment that cannot contribute (all traces NaN, no cells, no trials); callers log and count it."""
+
+
+class ExperimentReadError(BiornnError):
+    """An experiment whose file could not be read; a build reports it by id and fails unless told to go on."""
 
 
 @dataclass
@@ -575,7 +618,7 @@ def experiment_from_allensdk(experiment, experiment_id: int | None = None, sessi
     timestamps = np.asarray(experiment.ophys_timestamps, dtype=np.float64)
     if timestamps.shape != pop_mean.shape:
         raise BiornnError(f"experiment {experiment_id}: {timestamps.size} ophys_timestamps but {pop_mean.size} ΔF/F "
-                          "frames; the file may be corrupt: delete it from the cache and download it again")
+                          "frames; the file may be damaged: replace it with an intact copy")
     trials = parse_trials(experiment.trials, experiment_id)
     stimulus = parse_stimulus_presentations(experiment.stimulus_presentations, experiment_id)
     return ExperimentData(ophys_experiment_id=int(experiment_id), timestamps=timestamps, pop_mean=pop_mean,
@@ -583,25 +626,164 @@ def experiment_from_allensdk(experiment, experiment_id: int | None = None, sessi
                           ophys_session_id=session_id, info={"source": "allensdk", "n_nan_cells": n_bad})
 
 
-def open_cache(cache_dir: str | os.PathLike, download: bool = False):
-    """Open an AllenSDK ``VisualBehaviorOphysProjectCache`` (imports allensdk): ``from_s3_cache`` (downloads; needs a
-    network) when ``download`` or when the folder holds no manifest, else ``from_local_cache`` (offline)."""
-    cache_dir = Path(cache_dir).expanduser().resolve()
+def one_line(exc: BaseException, limit: int = 240) -> str:
+    """``"Type: message"`` of an exception on one line (whitespace collapsed, at most ``limit`` characters)."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def has_manifest(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds an AllenSDK release manifest (``*_manifest_v*.json``)."""
+    folder = Path(folder)
+    return folder.is_dir() and any(folder.glob(MANIFEST_GLOB))
+
+
+def _did_you_mean(folder: Path) -> str:
+    """``" (did you mean X?)"``: a parent, subfolder (two levels) or sibling that holds a manifest, else ``""``."""
+    folder = Path(folder).expanduser().absolute()
+    near = sorted(folder.glob("*/")) + sorted(folder.glob("*/*/")) if folder.is_dir() else []
+    if not folder.exists() and folder.parent.is_dir():
+        near = sorted(folder.parent.glob("*/"))  # a typo: its siblings
+    found = [c for c in [folder.parent, folder.parent.parent, *near] if c != folder and has_manifest(c)]
+    return f" (did you mean {found[0]}?)" if found else ""
+
+
+def require_cache_folder(folder: str | os.PathLike, flag: str = "--source") -> Path:
+    """Check that ``folder`` is a local AllenSDK cache (holds a release manifest) before anything is read.
+
+    Raises:
+        BiornnError: the folder does not exist or holds no manifest (naming a nearby folder that does, if any).
+    """
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        raise BiornnError(f"{flag} {folder} does not exist{_did_you_mean(path)}; pass an AllenSDK cache folder "
+                          "(the one that holds visual-behavior-ophys_manifest_v*.json)")
+    if not has_manifest(path):
+        hint = _did_you_mean(path)
+        fix = "" if hint else f", or download into it with --source s3 --cache-dir {folder}"
+        raise BiornnError(f"{flag} {folder} is not an AllenSDK cache: it holds no {MANIFEST_GLOB} file{hint}; pass "
+                          f"the folder that holds the manifest{fix}")
+    return path
+
+
+def open_cache(cache_dir: str | os.PathLike, download: bool = False, flag: str = "--source"):
+    """Open an AllenSDK ``VisualBehaviorOphysProjectCache`` (imports allensdk).
+
+    ``download``: ``from_s3_cache`` (downloads; needs a network) into ``cache_dir``, created when missing. Otherwise
+    ``from_local_cache`` (offline), and ``cache_dir`` must hold a release manifest: a local folder never falls back
+    to a download.
+
+    Raises:
+        BiornnError: no manifest in a local folder (with a "did you mean" hint), or allensdk cannot open the cache.
+    """
+    if download:
+        try:
+            Path(cache_dir).expanduser().mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BiornnError(f"{flag} {cache_dir} cannot be created ({exc.strerror}); pass a folder you can write "
+                              "to") from None
+    cache_dir = Path(cache_dir).expanduser().resolve() if download else require_cache_folder(cache_dir, flag).resolve()
     try:
         from allensdk.brain_observatory.behavior.behavior_project_cache import VisualBehaviorOphysProjectCache
     except ImportError as exc:
         raise BiornnError(f"reading a real cache needs allensdk ({exc}); install allensdk==2.16.2") from None
-    local = not download and cache_dir.is_dir() and any(cache_dir.glob("*_manifest_v*.json"))
+    if not download:
+        require_cache_tables(cache_dir)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"\s*As of AllenSDK version 2.16.0")
-            if local:
+            if not download:
                 return VisualBehaviorOphysProjectCache.from_local_cache(cache_dir=cache_dir)
             return VisualBehaviorOphysProjectCache.from_s3_cache(cache_dir=cache_dir)
     except Exception as exc:  # noqa: BLE001 -- any failure here is a setup problem the user must fix
-        how = "from_local_cache" if local else "from_s3_cache (needs a network)"
-        raise BiornnError(f"could not open the AllenSDK cache at {cache_dir} with {how}: {type(exc).__name__}: "
-                          f"{exc}; check the folder or the network") from None
+        if download:
+            raise BiornnError(f"could not open the AllenSDK cache at {cache_dir} with from_s3_cache, which needs a "
+                              f"network ({one_line(exc, 160)}); connect to the internet, or pass --metadata bundled "
+                              "and a local cache folder as --source") from None
+        raise BiornnError(f"could not open the local AllenSDK cache at {cache_dir} ({one_line(exc, 160)}); a file "
+                          "its manifest lists is missing or damaged: copy it from a complete cache, or download "
+                          f"the cache again with --source s3 --cache-dir {cache_dir}") from None
+
+
+def latest_manifest(cache_dir: str | os.PathLike) -> Path | None:
+    """The newest ``visual-behavior-ophys_manifest_v*.json`` in a cache folder (None if there is none)."""
+    files = sorted(Path(cache_dir).glob(f"{CACHE_PROJECT}_manifest_v*.json"))
+    if not files:
+        return None
+
+    def version(path: Path) -> tuple:
+        return tuple(int(p) if p.isdigit() else 0 for p in path.stem.split("_v")[-1].split("."))
+
+    return max(files, key=version)
+
+
+def manifest_files(cache_dir: str | os.PathLike, section: str) -> dict[str, tuple[Path, str, int | None]]:
+    """``{key: (local path, blake2b hash, size in bytes or None)}`` of one section of a cache's newest manifest."""
+    path = latest_manifest(cache_dir)
+    if path is None:
+        return {}
+    try:
+        manifest = json.loads(path.read_text())
+        root = Path(cache_dir).resolve() / f"{manifest['project_name']}-{manifest['manifest_version']}"
+        out = {}
+        for key, entry in manifest[section].items():
+            rel = entry["url"].split(".amazonaws.com/", 1)[-1].split("/", 1)[-1]
+            size = entry.get("file_size", entry.get("size"))
+            out[str(key)] = (root / rel, entry["file_hash"], int(size) if size is not None else None)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BiornnError(f"the cache manifest {path} is unreadable ({one_line(exc, 120)}); copy an intact one from "
+                          "the release (or download the cache again with --source s3)") from None
+    return out
+
+
+def manifest_data_files(cache_dir: str | os.PathLike) -> dict[str, tuple[Path, str]]:
+    """``{file_id: (local path, blake2b hash)}`` of the data files of a cache's newest manifest (no allensdk).
+
+    Local paths follow allensdk's ``Manifest``: ``<cache>/<project>-<version>/<url path without the project>``.
+    """
+    return {k: (p, h) for k, (p, h, _) in manifest_files(cache_dir, "data_files").items()}
+
+
+def require_cache_tables(cache_dir: str | os.PathLike) -> dict[str, tuple[Path, str, int | None]]:
+    """The metadata tables of a local cache's manifest; raise :class:`BiornnError` naming one that is not on disk."""
+    tables = manifest_files(cache_dir, "metadata_files")
+    for path, _, _ in tables.values():
+        if not path.is_file():
+            raise BiornnError(f"the local cache {cache_dir} lacks {path.name} ({path}), which its manifest lists; "
+                              "copy it from a complete cache, or download it with --source s3 --cache-dir "
+                              f"{cache_dir}")
+    return tables
+
+
+def cache_experiment_files(cache_dir: str | os.PathLike) -> dict[int, Path]:
+    """``{ophys_experiment_id: local NWB path}`` of a local cache, from its manifest and its experiment table.
+
+    Raises:
+        BiornnError: a metadata table the manifest lists is not on disk, or the experiment table has no
+            ``file_id`` column (the message names the file and how to restore it).
+    """
+    tables = require_cache_tables(cache_dir)
+    if "ophys_experiment_table" not in tables:
+        raise BiornnError(f"the manifest of {cache_dir} lists no ophys_experiment_table; pass a Visual Behavior "
+                          "Ophys cache")
+    table = pd.read_csv(tables["ophys_experiment_table"][0])
+    if "file_id" not in table.columns or "ophys_experiment_id" not in table.columns:
+        raise BiornnError(f"{tables['ophys_experiment_table'][0]} has no ophys_experiment_id / file_id column; "
+                          "copy the table from a complete cache")
+    data = manifest_data_files(cache_dir)
+    return {int(e): data[str(f)][0] for e, f in zip(table["ophys_experiment_id"], table["file_id"])
+            if str(f) in data}
+
+
+def file_matches(path: Path, file_hash: str) -> bool:
+    """Whether a local file exists and has the manifest's blake2b hash (allensdk's ``file_hash_from_path``)."""
+    if not path.is_file():
+        return False
+    hasher = hashlib.blake2b()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            hasher.update(chunk)
+    return hasher.hexdigest() == file_hash
 
 
 #: Plots that moved to :mod:`biornn.plotting.allen`, still reachable here for the notebooks.

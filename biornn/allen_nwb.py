@@ -26,10 +26,11 @@ functions only.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
-import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import uuid
 import warnings
@@ -41,25 +42,34 @@ import pandas as pd
 
 from biornn.allen import (
     BEHAVIOR_BLOCK,
+    CACHE_PROJECT,
     DEFAULT_LAYER_RULE,
+    EXPERIENCE_LEVELS,
     LAYER_RULES,
     ExperimentData,
+    ExperimentReadError,
     Metadata,
     SkipExperiment,
     allensdk_version,
+    cache_experiment_files,
     experiment_from_allensdk,
+    file_matches,
     load_metadata,
+    manifest_data_files,
+    manifest_files,
+    one_line,
     open_cache,
     population_counts,
+    require_cache_folder,
     select_experiments,
 )
-from biornn.conditions import CONDITIONS, split_condition
+from biornn.conditions import CONDITIONS, condition_name, split_condition
 from biornn.errors import BiornnError
 
 log = logging.getLogger("biornn.allen_nwb")
 allen_log = logging.getLogger("biornn.allen")  # AllenCacheSource logs as it did in biornn.allen
 
-PROJECT_NAME = "visual-behavior-ophys"
+PROJECT_NAME = CACHE_PROJECT
 BUCKET = "visual-behavior-ophys-data"
 MANIFEST_VERSION = "1.1.0"
 MANIFEST_NAME = f"{PROJECT_NAME}_manifest_v{MANIFEST_VERSION}.json"
@@ -406,14 +416,20 @@ def _file_entry(path: Path, root: Path, cache_dir: Path) -> dict:
             "file_hash": file_hash_from_path(path)}
 
 
+def _write_fixture_file(job: tuple) -> Path:
+    row, session_row, cell_rows, config, path = job
+    return write_nwb(build_experiment(row, session_row, cell_rows, config), path)
+
+
 def write_fixture_cache(cache_dir: str | os.PathLike, experiments: pd.DataFrame | None = None,
-                        config: FixtureConfig = FixtureConfig()) -> Path:
+                        config: FixtureConfig = FixtureConfig(), workers: int = 1) -> Path:
     """Write a local Visual Behavior Ophys project cache that ``from_local_cache`` opens offline.
 
     Args:
         cache_dir: an empty (or new) folder.
         experiments: rows of the release experiment table (default :func:`fixture_experiments`).
         config: fixture size.
+        workers: processes writing NWB files (forked; the files do not depend on it).
 
     Returns:
         ``cache_dir``.
@@ -446,13 +462,17 @@ def write_fixture_cache(cache_dir: str | os.PathLike, experiments: pd.DataFrame 
         manifest["metadata_files"][name] = _file_entry(path, root, cache_dir)
     sessions = tables["ophys_session_table"].set_index("ophys_session_id")
     cells = rois
-    for _, row in experiments.iterrows():
-        exp_id = int(row["ophys_experiment_id"])
-        path = root / "behavior_ophys_experiments" / f"behavior_ophys_experiment_{exp_id}.nwb"
-        experiment = build_experiment(row, sessions.loc[row["ophys_session_id"]],
-                                      cells[cells["ophys_experiment_id"] == exp_id], config)
-        write_nwb(experiment, path)
-        manifest["data_files"][str(exp_id)] = _file_entry(path, root, cache_dir)
+    jobs = [(row, sessions.loc[row["ophys_session_id"]], cells[cells["ophys_experiment_id"] == row[
+        "ophys_experiment_id"]], config, root / "behavior_ophys_experiments" /
+             f"behavior_ophys_experiment_{int(row['ophys_experiment_id'])}.nwb") for _, row in experiments.iterrows()]
+    if workers > 1 and len(jobs) > 1:
+        context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+        with concurrent.futures.ProcessPoolExecutor(max_workers=int(workers), mp_context=context) as pool:
+            paths = list(pool.map(_write_fixture_file, jobs))
+    else:
+        paths = [_write_fixture_file(job) for job in jobs]
+    for (row, *_), path in zip(jobs, paths):
+        manifest["data_files"][str(int(row["ophys_experiment_id"]))] = _file_entry(path, root, cache_dir)
     (cache_dir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1))
     # allensdk's record of downloaded files (absolute path -> hash), as a download through the cache leaves it
     entries = [*manifest["metadata_files"].values(), *manifest["data_files"].values()]
@@ -469,49 +489,13 @@ def write_fixture_cache(cache_dir: str | os.PathLike, experiments: pd.DataFrame 
 # A real cache on disk: manifest files, interrupted downloads, the download plan
 # --------------------------------------------------------------------------------------------------------------------
 
-#: Assumed size of one behaviour-ophys NWB file (GB) for ``allen plan``. An assumption, not a measurement: the
-#: release manifest lists no sizes and no release file was available offline. Override with --gb-per-experiment.
-ASSUMED_GB_PER_EXPERIMENT = 1.0
-
-
-def latest_manifest(cache_dir: str | os.PathLike) -> Path | None:
-    """The newest ``visual-behavior-ophys_manifest_v*.json`` in a cache folder (None if there is none)."""
-    files = sorted(Path(cache_dir).glob(f"{PROJECT_NAME}_manifest_v*.json"))
-    if not files:
-        return None
-
-    def version(path: Path) -> tuple:
-        return tuple(int(p) if p.isdigit() else 0 for p in path.stem.split("_v")[-1].split("."))
-
-    return max(files, key=version)
-
-
-def manifest_data_files(cache_dir: str | os.PathLike) -> dict[str, tuple[Path, str]]:
-    """``{file_id: (local path, blake2b hash)}`` of the data files of a cache's newest manifest (no allensdk).
-
-    Local paths follow allensdk's ``Manifest``: ``<cache>/<project>-<version>/<url path without the project>``.
-    """
-    path = latest_manifest(cache_dir)
-    if path is None:
-        return {}
-    manifest = json.loads(path.read_text())
-    root = Path(cache_dir).resolve() / f"{manifest['project_name']}-{manifest['manifest_version']}"
-    out = {}
-    for file_id, entry in manifest["data_files"].items():
-        rel = entry["url"].split(".amazonaws.com/", 1)[-1].split("/", 1)[-1]
-        out[str(file_id)] = (root / rel, entry["file_hash"])
-    return out
-
-
-def file_matches(path: Path, file_hash: str) -> bool:
-    """Whether a local file exists and has the manifest's blake2b hash (allensdk's ``file_hash_from_path``)."""
-    if not path.is_file():
-        return False
-    hasher = hashlib.blake2b()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            hasher.update(chunk)
-    return hasher.hexdigest() == file_hash
+#: Size range of one behaviour-ophys NWB file (GB), as documented in docs/paper/allen-data-pipeline.md (§2, loading).
+#: ``allen plan`` uses it for files whose size the release manifest does not list (the 1.1.0 manifest lists none).
+DOCUMENTED_GB_RANGE = (0.23, 0.82)
+#: The middle of :data:`DOCUMENTED_GB_RANGE`: the point estimate of ``allen plan`` (override with --gb-per-experiment).
+ASSUMED_GB_PER_EXPERIMENT = round(sum(DOCUMENTED_GB_RANGE) / 2, 3)
+#: Where the documented range comes from (printed with every plan).
+SIZE_SOURCE = "the range documented in docs/paper/allen-data-pipeline.md"
 
 
 def discard_corrupt_file(cache_dir: str | os.PathLike, file_id: int | str) -> Path | None:
@@ -519,7 +503,7 @@ def discard_corrupt_file(cache_dir: str | os.PathLike, file_id: int | str) -> Pa
 
     allensdk's S3 cache writes a download straight to its final path and, on the next run, takes any existing file
     as complete, so an interrupted download would be read (and fail) forever. Deleting the partial file lets the
-    cache download it again.
+    cache download it again. Only for a download cache: :class:`AllenCacheSource` never calls it on a local cache.
     """
     entry = manifest_data_files(cache_dir).get(str(file_id))
     if entry is None or not entry[0].exists() or file_matches(*entry):
@@ -542,31 +526,70 @@ def cap_per_population(selection: pd.DataFrame, max_experiments: int | None) -> 
 
 
 def download_plan(selection: pd.DataFrame, cache_dir: str | os.PathLike | None = None,
-                  gb_per_experiment: float = ASSUMED_GB_PER_EXPERIMENT) -> dict:
+                  gb_per_experiment: float | None = None) -> dict:
     """What a real build of a selection needs: experiments, sessions, files already cached, estimated download.
+
+    The size of a file still to download is its manifest size where the manifest lists one, else the range of
+    :data:`DOCUMENTED_GB_RANGE` (or ``gb_per_experiment`` when given).
 
     Args:
         selection: output of :func:`biornn.allen.select_experiments` (possibly capped per population).
         cache_dir: a cache folder to count the files already there (optional; compared with its manifest).
-        gb_per_experiment: size of one NWB file in GB (default :data:`ASSUMED_GB_PER_EXPERIMENT`, an assumption).
+        gb_per_experiment: size of one NWB file in GB (default: the documented range).
 
     Returns:
-        dict with ``n_experiments``, ``n_sessions``, ``n_cached``, ``n_to_download``, ``gb_per_experiment``,
-        ``estimated_gb`` (for the files still to download) and ``basis`` (one sentence).
+        dict with ``n_experiments``, ``n_sessions``, ``n_cached``, ``n_to_download``, ``gb_per_experiment`` (the
+        point estimate per file), ``estimated_gb`` (point estimate of the download), ``estimated_gb_range``
+        ``[low, high]``, ``basis`` (one sentence) and ``cache_warning`` (a sentence, or None when the cache folder
+        is fine or not given).
     """
-    if gb_per_experiment <= 0:
-        raise BiornnError(f"gb_per_experiment = {gb_per_experiment}; pass a positive size in GB")
-    ids = selection["ophys_experiment_id"].astype(np.int64).unique()
-    files = manifest_data_files(cache_dir) if cache_dir is not None else {}
-    cached = sum(1 for i in ids if str(i) in files and files[str(i)][0].is_file())
-    todo = len(ids) - cached
-    why = ("an assumption (biornn.allen_nwb.ASSUMED_GB_PER_EXPERIMENT), not a measurement"
-           if gb_per_experiment == ASSUMED_GB_PER_EXPERIMENT else "given by --gb-per-experiment")
-    basis = (f"{todo} NWB files not yet in the cache x {gb_per_experiment:g} GB per file; the per-file size is {why} "
-             "(the release manifest lists no file sizes)")
+    if gb_per_experiment is not None and gb_per_experiment <= 0:
+        raise BiornnError(f"--gb-per-experiment {gb_per_experiment}; pass a positive size in GB")
+    ids = [int(i) for i in selection["ophys_experiment_id"].astype(np.int64).unique()]
+    warning, files, paths = None, {}, {}
+    if cache_dir is not None:
+        try:
+            require_cache_folder(cache_dir, "--cache-dir")
+            files = manifest_files(cache_dir, "data_files")
+            paths = cache_experiment_files(cache_dir)
+        except BiornnError as exc:
+            warning = f"{exc}; nothing was counted as cached"
+    todo = [i for i in ids if not (i in paths and paths[i].is_file())]
+    by_path = {v[0]: v[2] for v in files.values()}
+    sizes = {i: by_path.get(paths[i]) for i in todo if i in paths and by_path.get(paths[i]) is not None}
+    listed = sum(sizes.values()) / 1e9
+    unlisted = [i for i in todo if i not in sizes]
+    if gb_per_experiment is not None:
+        lo = hi = mid = float(gb_per_experiment)
+        why = "given by --gb-per-experiment"
+    else:
+        lo, hi = DOCUMENTED_GB_RANGE
+        mid = ASSUMED_GB_PER_EXPERIMENT
+        why = f"{lo:g}-{hi:g} GB per file, {SIZE_SOURCE}"
+    low, high = listed + lo * len(unlisted), listed + hi * len(unlisted)
+    basis = (f"{len(todo)} NWB files not yet in the cache: {len(todo) - len(unlisted)} at their manifest sizes "
+             f"({listed:.1f} GB), {len(unlisted)} at {why}")
+    if not sizes:
+        basis = f"{len(todo)} NWB files not yet in the cache x {why} (the release manifest lists no file sizes)"
     return {"n_experiments": int(len(ids)), "n_sessions": int(selection["ophys_session_id"].nunique()),
-            "n_cached": int(cached), "n_to_download": int(todo), "gb_per_experiment": float(gb_per_experiment),
-            "estimated_gb": round(todo * gb_per_experiment, 1), "basis": basis}
+            "n_cached": len(ids) - len(todo), "n_to_download": int(len(todo)), "gb_per_experiment": float(mid),
+            "estimated_gb": round(listed + mid * len(unlisted), 1), "estimated_gb_range": [round(low, 1),
+                                                                                         round(high, 1)],
+            "basis": basis, "cache_warning": warning}
+
+
+def parse_conditions(text: str) -> tuple[str, ...]:
+    """``"all"`` or a comma-separated list of conditions (long names or FC, FN, FO, NC, NN, NO) -> long names.
+
+    Raises:
+        BiornnError: an unknown condition (the message lists the accepted names).
+    """
+    if str(text).strip().lower() == "all":
+        return CONDITIONS
+    names = tuple(dict.fromkeys(condition_name(c) for c in str(text).split(",") if c.strip()))
+    if not names:
+        raise BiornnError(f"--condition {text!r} names no condition; use 'all' or some of {', '.join(CONDITIONS)}")
+    return names
 
 
 def add_plan_parser(allen_sub) -> None:
@@ -574,39 +597,46 @@ def add_plan_parser(allen_sub) -> None:
     pl = allen_sub.add_parser("plan", help="before downloading: experiments, sessions and estimated download size")
     pl.add_argument("--metadata", default="bundled", help="as for select")
     pl.add_argument("--layer-rule", choices=LAYER_RULES, default=DEFAULT_LAYER_RULE)
-    pl.add_argument("--condition", default="all", help="'all' or a comma-separated list of conditions")
+    pl.add_argument("--condition", default="all",
+                    help="'all' or a comma-separated list of conditions (long names or FC, FN, FO, NC, NN, NO)")
     pl.add_argument("--max-experiments", type=int, default=None, help="at most K experiments per population")
     pl.add_argument("--cache-dir", default=None, help="count the files already in this AllenSDK cache folder")
     pl.add_argument("--gb-per-experiment", type=float, default=None,
-                    help="size of one NWB file in GB (default: an assumed 1.0 GB, see biornn.allen_nwb)")
+                    help=f"size of one NWB file in GB (default: the documented {DOCUMENTED_GB_RANGE[0]:g}-"
+                         f"{DOCUMENTED_GB_RANGE[1]:g} GB)")
     pl.set_defaults(func=cmd_plan)
 
 
 def cmd_plan(args) -> int:
     """``python -m biornn allen plan``: print what a real build of the selection downloads, before any download."""
-
-    conditions = CONDITIONS if args.condition == "all" else tuple(c.strip() for c in args.condition.split(","))
-    levels = {split_condition(c)[0] for c in conditions}
+    conditions = parse_conditions(args.condition)
+    levels = [e for e in EXPERIENCE_LEVELS if e in {split_condition(c)[0] for c in conditions}]
+    if args.max_experiments is not None and args.max_experiments < 1:
+        raise BiornnError(f"--max-experiments {args.max_experiments}; pass 1 or more experiments per population")
     meta = load_metadata(args.metadata)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         selection = select_experiments(meta, layer_rule=args.layer_rule)
-    selection = cap_per_population(selection[selection["experience_level"].isin(sorted(levels))],
-                                   args.max_experiments)
-    gb = ASSUMED_GB_PER_EXPERIMENT if args.gb_per_experiment is None else args.gb_per_experiment
-    plan = download_plan(selection, args.cache_dir, gb)
-    empty = int((population_counts(selection)["n_experiments"] == 0).sum())
+    selection = cap_per_population(selection[selection["experience_level"].isin(levels)], args.max_experiments)
+    plan = download_plan(selection, args.cache_dir, args.gb_per_experiment)
+    counts = population_counts(selection)["n_experiments"]
+    empty = int((counts[counts.index.get_level_values("experience_level").isin(levels)] == 0).sum())
     cap = "all" if args.max_experiments is None else f"at most {args.max_experiments}"
     print(f"plan: layer rule {args.layer_rule!r}, {cap} experiments per population, experience "
-          f"{'/'.join(sorted(levels))}, metadata {meta.source}")
+          f"{'/'.join(levels)}, metadata {meta.source}")
     print(f"  experiments (NWB files): {plan['n_experiments']}")
     print(f"  ophys sessions:          {plan['n_sessions']}")
     if args.cache_dir is not None:
         print(f"  already in {args.cache_dir}: {plan['n_cached']} (to download: {plan['n_to_download']})")
-    print(f"  estimated download:      {plan['estimated_gb']:.1f} GB")
+    low, high = plan["estimated_gb_range"]
+    size = f"{low:.1f} GB" if low == high else f"{low:.1f}-{high:.1f} GB (middle {plan['estimated_gb']:.1f} GB)"
+    print(f"  estimated download:      {size}")
     print(f"  basis: {plan['basis']}")
+    if plan["cache_warning"]:
+        print(f"warning: {plan['cache_warning']}")
     if empty:
-        print(f"warning: {empty} empty populations under this rule; the 18-population build needs them all")
+        print(f"warning: {empty} empty populations under this rule for {'/'.join(levels)}; the 18-population build "
+              "needs them all")
     return 0
 
 
@@ -619,18 +649,21 @@ class AllenCacheSource:
 
     Args:
         cache_dir: one shared absolute cache folder.
-        retries: extra attempts after an ``OSError``; a local file that does not match the manifest hash (an
-            interrupted download) is deleted first, so that the cache downloads it again.
+        retries: extra attempts after an ``OSError`` in a download cache; a local file that does not match the
+            manifest hash (an interrupted download) is deleted first, so that the cache downloads it again. A local
+            (non-download) cache never deletes a file: it could not fetch it again.
         download: open the cache with ``from_s3_cache`` (needs a network). workers: extraction processes.
     """
 
     name = "allensdk"
 
     def __init__(self, cache_dir: str | os.PathLike, retries: int = 1, download: bool = False, workers: int = 1):
-        self.cache_dir = Path(cache_dir)
+        if int(workers) < 1:
+            raise BiornnError(f"--workers {workers}; pass 1 or more worker processes")
+        self.cache_dir = Path(cache_dir).expanduser().resolve()
         self.retries = int(retries)
         self.download = bool(download)
-        self.workers = max(1, int(workers))
+        self.workers = int(workers)
         self._cache = None
 
     def __getstate__(self) -> dict:
@@ -649,7 +682,49 @@ class AllenCacheSource:
 
     def metadata(self) -> Metadata:
         """The release metadata of this cache."""
-        return load_metadata(self.cache_dir)
+        return load_metadata(self.cache_dir, download=self.download, flag="--cache-dir" if self.download
+                             else "--source")
+
+    def check_experiments(self, experiment_ids, allow_missing: bool = False) -> list[int]:
+        """Before any reading: every id must be in the cache's experiment table, and (local cache) have its file.
+
+        Args:
+            experiment_ids: the experiments a build will read.
+            allow_missing: list local files that are missing instead of raising.
+
+        Returns:
+            The ids whose NWB file is missing from a local cache (empty for a download cache).
+
+        Raises:
+            BiornnError: ids the cache does not know (metadata of another release), or missing local files.
+        """
+        ids = [int(i) for i in dict.fromkeys(experiment_ids)]
+        if self.download:
+            known = {int(i) for i in self.cache.get_ophys_experiment_table().index}
+            files = {}
+        else:
+            require_cache_folder(self.cache_dir)
+            files = cache_experiment_files(self.cache_dir)
+            known = set(files)
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            raise BiornnError(f"{len(unknown)} of {len(ids)} selected experiments are not in the cache at "
+                              f"{self.cache_dir} (first: {unknown[0]}): the metadata and the cache come from "
+                              "different releases; pass --metadata with the cache's own tables (or leave it out) or "
+                              "a cache of the same release")
+        missing = [i for i in ids if i in files and not files[i].is_file()]
+        if missing and not allow_missing:
+            raise BiornnError(f"{len(missing)} of {len(ids)} selected NWB files are not in the local cache "
+                              f"{self.cache_dir} (first: {files[missing[0]]}); download them with --source s3 "
+                              f"--cache-dir {self.cache_dir}, or pass --allow-missing to build without them")
+        return missing
+
+    def failure_fix(self) -> str:
+        """What to do about experiments that could not be read (for the build's final message)."""
+        if self.download:
+            return "check the network and rerun (unreadable downloads are deleted and fetched again)"
+        return (f"this local cache cannot download files again: copy intact files into {self.cache_dir}, or "
+                f"download them with --source s3 --cache-dir {self.cache_dir}")
 
     def prefetch(self, experiment_ids) -> None:
         """Nothing to do: experiments are read one at a time."""
@@ -658,19 +733,50 @@ class AllenCacheSource:
         """Nothing is kept in memory."""
 
     def load(self, experiment_id: int) -> ExperimentData:
-        """Read one experiment; raise :class:`SkipExperiment` after repeated ``OSError`` (corrupt download)."""
+        """Read one experiment.
 
-        last = None
-        for attempt in range(self.retries + 1):
+        Raises:
+            ExperimentReadError: the file could not be read (any exception of allensdk, h5py, ...), naming the file
+                and whether it matches the manifest; a download cache deletes a damaged file and tries again first.
+            SkipExperiment: the file was read but cannot contribute (no cells, all NaN, no trials).
+        """
+        experiment_id = int(experiment_id)
+        cache = self.cache  # a cache that cannot be opened is a setup error, not a per-experiment failure
+        last: Exception | None = None
+        for attempt in range(self.retries + 1 if self.download else 1):
             try:
                 with shared_type_map(), warnings.catch_warnings():
                     warnings.filterwarnings("ignore", message="This nwb file with identifier")
-                    experiment = self.cache.get_behavior_ophys_experiment(int(experiment_id))
-                return experiment_from_allensdk(experiment, experiment_id=int(experiment_id))
-            except OSError as exc:
+                    experiment = cache.get_behavior_ophys_experiment(experiment_id)
+                return experiment_from_allensdk(experiment, experiment_id=experiment_id)
+            except SkipExperiment:
+                raise
+            except Exception as exc:  # noqa: BLE001 -- any failure of one file is reported by id, never fatal here
                 last = exc
-                allen_log.warning("experiment %s: read failed (attempt %d): %s", experiment_id, attempt + 1, exc)
-                table = self.cache.get_ophys_experiment_table()
-                discard_corrupt_file(self.cache_dir, int(table.loc[int(experiment_id), "file_id"]))
-        raise SkipExperiment(f"experiment {experiment_id}: could not read its NWB file ({last}); delete it from "
-                             "the cache to download it again")
+                allen_log.info("experiment %s: read failed (attempt %d): %s", experiment_id, attempt + 1,
+                               one_line(exc))
+                if not (self.download and isinstance(exc, OSError) and self._discard(experiment_id)):
+                    break
+        raise ExperimentReadError(f"experiment {experiment_id}: {self._read_failure(experiment_id, last)}")
+
+    def _file_of(self, experiment_id: int) -> tuple[str, Path, str] | None:
+        try:
+            file_id = str(self.cache.get_ophys_experiment_table().loc[int(experiment_id), "file_id"])
+            return file_id, *manifest_data_files(self.cache_dir)[file_id]
+        except Exception:  # noqa: BLE001 -- only used to word a message or find a file to discard
+            return None
+
+    def _discard(self, experiment_id: int) -> bool:
+        entry = self._file_of(experiment_id)
+        return entry is not None and discard_corrupt_file(self.cache_dir, entry[0]) is not None
+
+    def _read_failure(self, experiment_id: int, exc: Exception | None) -> str:
+        entry = self._file_of(experiment_id)
+        if entry is None:
+            return f"not in the cache's experiment table or manifest ({one_line(exc, 120)})"
+        _, path, file_hash = entry
+        if not path.is_file():
+            return f"its NWB file {path} is not in the cache ({one_line(exc, 120)})"
+        if not file_matches(path, file_hash):
+            return f"its NWB file {path} is truncated or damaged (its hash differs from the manifest's)"
+        return f"its NWB file {path} could not be read ({one_line(exc, 160)})"

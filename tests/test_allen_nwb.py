@@ -41,7 +41,7 @@ CONDITION = "familiar_change"
 def nwb_cache(tmp_path_factory):
     """18 experiments (one per familiar population under the split rule), written once per test module."""
     folder = tmp_path_factory.mktemp("vbo_cache")
-    return allen_nwb.write_fixture_cache(folder)
+    return allen_nwb.write_fixture_cache(folder, workers=2)
 
 
 @pytest.fixture(scope="module")
@@ -162,9 +162,12 @@ def test_nwb_interrupted_download_is_discarded(nwb_cache, fixture_rows, tmp_path
     path.write_bytes(data[: len(data) // 3])  # what an interrupted download leaves behind
     assert allen_nwb.download_plan(fixture_rows, cache)["n_cached"] == 18
     source = allen_nwb.AllenCacheSource(cache)
-    with pytest.raises(allen.SkipExperiment, match=f"experiment {exp_id}: could not read"):
+    with pytest.raises(allen.ExperimentReadError, match=f"experiment {exp_id}: its NWB file .* is truncated"):
         source.load(exp_id)
-    assert not path.exists()  # deleted, so that from_s3_cache downloads it again
+    assert path.exists()  # a local cache cannot download it again: never deleted
+    assert "cannot download" in source.failure_fix()
+    # a download cache deletes it, so that from_s3_cache downloads it again
+    assert allen_nwb.discard_corrupt_file(cache, exp_id) == path and not path.exists()
     plan = allen_nwb.download_plan(fixture_rows, cache)
     assert plan["n_cached"] == 17 and plan["n_to_download"] == 1
     # an intact file is never deleted
@@ -176,11 +179,12 @@ def test_nwb_plan_cli(nwb_cache, fixture_rows, capsys):
     assert cli_main(["allen", "plan", "--metadata", "bundled", "--layer-rule", "split"]) == 0
     out = capsys.readouterr().out
     assert "experiments (NWB files): 424" in out and "ophys sessions:          77" in out
-    assert "GB" in out and "assumption" in out
-    assert cli_main(["allen", "plan", "--metadata", str(nwb_cache), "--condition", CONDITION, "--cache-dir",
+    assert "97.5-347.7 GB" in out and "0.23-0.82 GB per file" in out and "warning" not in out  # 424 files
+    assert cli_main(["allen", "plan", "--metadata", str(nwb_cache), "--condition", "FC", "--cache-dir",
                      str(nwb_cache), "--max-experiments", "1", "--gb-per-experiment", "0.5"]) == 0
     out = capsys.readouterr().out
     assert "experiments (NWB files): 18" in out and "to download: 0" in out and "0.0 GB" in out
+    assert "warning" not in out  # one experience level: no empty novel populations reported
     assert cli_main(["allen", "plan", "--max-experiments", "0"]) == 2
     assert cli_main(["allen", "build", "--source", "s3", "--condition", CONDITION, "--out", "x",
                      "--cache-dir", ""]) == 2

@@ -34,6 +34,7 @@ from biornn.celltype.training import (
 from biornn.conditions import CONDITIONS, condition_name
 from biornn.config import RESULTS_DIR, parse_seeds
 from biornn.curate import Dataset, load_dataset_with_windows
+from biornn.curate.files import require_writable
 from biornn.errors import BiornnError
 from biornn.models import INPUT_MAPPINGS
 from biornn.replicates import RESAMPLING
@@ -115,10 +116,8 @@ def _load_for_cli(path: str, condition: str) -> Dataset:
 
 
 def _cmd_train(args) -> int:
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise BiornnError(f"--out {out} is a file; pass a folder path")
     condition = condition_name(args.condition)
+    out = require_writable(args.out, "--out")  # before any data is read or any epoch trained
     overrides: dict = {"window": args.window, "seeds": tuple(parse_seeds(args.seeds))}
     if args.sizes:
         try:
@@ -140,10 +139,12 @@ def _cmd_train(args) -> int:
                             checkpoint_every=args.checkpoint_every, kernels=args.kernels)
     final = np.mean([r["finetune_loss"][-1] for r in result.runs])
     r2 = np.mean([np.median(r["heldout"]["sparse"]["r2"]) for r in result.runs])
+    heldout = all(r.get("heldout_split", "heldout") == "heldout" for r in result.runs)
+    label = "held-out median R2" if heldout else "training-data median R2 (the dataset has no held-out split)"
     print(f"{config.condition}/{config.window}/{config.variant}: {len(config.seeds)} seeds, N = "
           f"{result.arrays['W_sparse'].shape[-1]}, {config.dense_epochs} + {config.finetune_epochs} epochs on "
-          f"{result.device} in {result.wall_seconds:.1f} s; final fine-tune loss {final:.4g}, held-out median "
-          f"R2 {r2:.3f} -> {out}")
+          f"{result.device} in {result.wall_seconds:.1f} s; final fine-tune loss {final:.4g}, {label} "
+          f"{r2:.3f} (mean over seeds) -> {out}")
     return 0
 
 

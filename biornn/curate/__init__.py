@@ -49,7 +49,10 @@ key                         shape / dtype             meaning
 ==========================  ========================  ==============================================================
 
 ``<condition>.json``: the manifest (format version, every setting, source description, twin config, row counts
-per population, skipped experiments with reasons, dropped-window counts, sha256 of the npz, code version, date).
+per population, skipped and failed experiments with reasons, dropped-window counts, code version, date), the
+``build_id`` shared by every condition of one build, and ``file_digests`` (sha256 of each file's bytes and of its
+arrays), which :func:`load_dataset` checks. A build from a real cache also keeps each experiment's windows in
+``OUT/.extract/`` (:mod:`~biornn.curate.extracted`), so that a stopped build resumes.
 Optional ``<condition>_windows.npz``: every Stage A row with provenance (the ``windows`` table of the spec).
 
 Submodules (imports point one way): :mod:`~biornn.curate.windows` (settings, Stage A),

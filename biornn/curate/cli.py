@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 from biornn.allen import (
     DEFAULT_LAYER_RULE,
@@ -17,9 +16,10 @@ from biornn.allen import (
 )
 from biornn.allen_nwb import AllenCacheSource, add_plan_parser, cap_per_population
 from biornn.conditions import CONDITIONS
-from biornn.config import ALLEN_CACHE_ENV, allen_cache_dir
+from biornn.config import allen_cache_dir
+from biornn.curate.checks import build_metadata, check_build_args, prepare_source
 from biornn.curate.datasets import build_datasets, open_source
-from biornn.curate.files import save_dataset
+from biornn.curate.files import require_writable, save_dataset
 from biornn.curate.windows import (
     FRAMINGS,
     HELDOUT_MODES,
@@ -59,8 +59,11 @@ def register_cli(sub) -> None:
     b.add_argument("--max-experiments", type=int, default=None,
                    help="at most K experiments per population (a smoke run of the real pipeline)")
     b.add_argument("--workers", type=int, default=1, help="worker processes reading experiments (real cache)")
+    b.add_argument("--allow-missing", action="store_true",
+                   help="build without experiments whose files cannot be read (listed in the manifest) instead of "
+                        "failing")
     b.add_argument("--condition", required=True,
-                   help=f"'all' or a comma-separated list of: {', '.join(CONDITIONS)}")
+                   help=f"'all' or a comma-separated list of: {', '.join(CONDITIONS)} (or FC, FN, FO, NC, NN, NO)")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--out", required=True, help="output folder")
     b.add_argument("--metadata", default=None,
@@ -83,9 +86,7 @@ def register_cli(sub) -> None:
 
 
 def _cmd_select(args) -> int:
-    out = Path(args.out)
-    if out.is_dir():
-        raise BiornnError(f"--out {out} is a folder; pass a CSV file path")
+    out = require_writable(args.out, "--out", folder=False)
     meta = load_metadata(args.metadata)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -105,24 +106,11 @@ def _cmd_select(args) -> int:
 
 
 def _cmd_build(args) -> int:
-    conditions = CONDITIONS if args.condition == "all" else tuple(c.strip() for c in args.condition.split(","))
-    for cond in conditions:
-        if cond not in CONDITIONS:
-            raise BiornnError(f"unknown condition {cond!r}; use 'all' or some of {', '.join(CONDITIONS)}")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise BiornnError(f"--out {out} is a file; pass a folder path")
-    if args.source == "s3" and not args.cache_dir:
-        raise BiornnError(f"--source s3 needs --cache-dir DIR (or ${ALLEN_CACHE_ENV}): the folder the files download "
-                          "to")
-    if args.source not in ("twin", "s3") and not Path(args.source).is_dir():
-        raise BiornnError(f"--source {args.source!r} is neither 'twin', 's3' nor an existing folder; pass twin, s3 "
-                          "or an AllenSDK cache folder")
-    folder = args.cache_dir if args.source == "s3" else args.source
+    conditions, out, folder = check_build_args(args)
     config = CurateConfig(seed=args.seed, layer_rule=args.layer_rule, omission_filter=args.omission_filter,
                           framing=args.framing, no_change_alignment=args.no_change_alignment,
                           smoothing=args.smoothing, heldout=args.heldout)
-    meta = load_metadata(args.metadata or ("bundled" if args.source == "twin" else folder))
+    meta = build_metadata(args, folder)
     if args.twin_seed is not None and args.twin_seed < 0:
         raise BiornnError(f"--twin-seed {args.twin_seed}; use a non-negative integer")
     source = (open_source("twin", seed=args.seed, mode=args.mode, metadata=meta, twin=args.twin,
@@ -130,7 +118,13 @@ def _cmd_build(args) -> int:
               if args.source == "twin" else
               AllenCacheSource(folder, download=args.source == "s3", workers=args.workers))
     selection = cap_per_population(select_experiments(meta, layer_rule=args.layer_rule), args.max_experiments)
-    datasets = build_datasets(source, selection, conditions=conditions, config=config, keep_windows=args.windows)
+    work_dir = prepare_source(source, selection, conditions, config, out, args.allow_missing)
+    datasets = build_datasets(source, selection, conditions=conditions, config=config, keep_windows=args.windows,
+                              work_dir=work_dir, allow_missing=args.allow_missing)
+    report = next(iter(datasets.values())).manifest["report"]
+    if work_dir is not None:
+        print(f"experiments: {report['n_resumed']} read from {work_dir} (extracted earlier), {report['n_extracted']} "
+              f"extracted now, {len(report['failed'])} failed, {len(report['skipped'])} skipped")
     if args.source == "twin":
 
         print(f"ground truth ({args.twin} twin) -> {write_ground_truth(source.config, out)}")

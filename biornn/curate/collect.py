@@ -7,6 +7,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import multiprocessing
+import os
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -14,11 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from biornn.allen import (
-    SkipExperiment,
-)
-from biornn.conditions import CONDITIONS, split_condition
+from biornn.allen import SkipExperiment, one_line
+from biornn.conditions import CONDITIONS, WINDOW_TYPES, split_condition
 from biornn.connectivity import POPULATION_LABELS
+from biornn.curate.extracted import load_extracted, save_extracted
 from biornn.curate.windows import WINDOW_FRAMES, CurateConfig, EventWindows, extract_windows
 from biornn.errors import BiornnError
 from biornn.progress import progress as progress_bar
@@ -79,7 +79,7 @@ class PopulationWindows:
 
 
 def collect_windows(source, selection: pd.DataFrame, conditions=CONDITIONS, config: CurateConfig | None = None,
-                    progress: bool = True, workers: int | None = None
+                    progress: bool = True, workers: int | None = None, work_dir: str | os.PathLike | None = None
                     ) -> tuple[dict[str, dict[str, PopulationWindows]], dict]:
     """Stage A for several conditions in one pass per experiment.
 
@@ -91,11 +91,16 @@ def collect_windows(source, selection: pd.DataFrame, conditions=CONDITIONS, conf
         progress: progress bar over experiments.
         workers: processes reading and cutting experiments (default ``source.workers`` or 1); results are merged
             in experiment order, so the windows do not depend on it.
+        work_dir: keep each experiment's windows in ``work_dir/<experiment_id>.npz`` as soon as it is cut (all
+            window types) and read the ones already there instead of extracting them again
+            (:mod:`biornn.curate.extracted`); None keeps nothing.
 
     Returns:
         ``(windows, report)``: ``windows[condition][population]`` is a :class:`PopulationWindows`; ``report`` holds
-        ``skipped`` (experiment id -> reason), ``skip_counts`` (reason -> count), ``no_events`` (condition ->
-        experiment ids without a kept window) and ``dropped`` (condition -> reason -> windows).
+        ``skipped`` (experiment id -> reason: read, but nothing to contribute), ``skip_counts`` (reason -> count),
+        ``failed`` (experiment id -> reason: could not be read; the caller decides whether to go on),
+        ``n_resumed`` / ``n_extracted`` (experiments read from ``work_dir`` / extracted now), ``no_events``
+        (condition -> experiment ids without a kept window) and ``dropped`` (condition -> reason -> windows).
     """
     config = config or CurateConfig()
     wanted: dict[str, list[str]] = {}
@@ -106,19 +111,23 @@ def collect_windows(source, selection: pd.DataFrame, conditions=CONDITIONS, conf
     exp_ids = list(dict.fromkeys(sel["ophys_experiment_id"].astype(int)))
     meta = sel.drop_duplicates("ophys_experiment_id").set_index("ophys_experiment_id")
 
-    source.prefetch(exp_ids)
+    workers = getattr(source, "workers", 1) if workers is None else workers
+    jobs = [(exp_id, tuple(wanted[meta.loc[exp_id, "experience_level"]])) for exp_id in exp_ids]
+    results, resumed = _run_jobs(source, jobs, config, workers, progress, work_dir)
     per_exp: dict[int, dict[str, EventWindows]] = {}
     n_cells: dict[int, int] = {}
     skipped: dict[int, str] = {}
-    jobs = [(exp_id, tuple(wanted[meta.loc[exp_id, "experience_level"]])) for exp_id in exp_ids]
-    workers = getattr(source, "workers", 1) if workers is None else workers
-    for exp_id, (cells, result) in extract_experiments(source, jobs, config, workers, progress):
-        if cells is None:
-            skipped[exp_id] = result
-            log.warning("skipping %s", result)
-            continue
-        per_exp[exp_id] = result
-        n_cells[exp_id] = cells
+    failed: dict[int, str] = {}
+    for exp_id in exp_ids:
+        status, value, result = results[exp_id]
+        if status == "ok":
+            per_exp[exp_id], n_cells[exp_id] = result, value
+        elif status == "skipped":
+            skipped[exp_id] = value
+            log.warning("skipping %s", value)
+        else:
+            failed[exp_id] = value
+            log.info("failed: %s", value)
     windows: dict[str, dict[str, PopulationWindows]] = {}
     no_events: dict[str, list[int]] = {}
     dropped: dict[str, Counter] = {}
@@ -151,9 +160,54 @@ def collect_windows(source, selection: pd.DataFrame, conditions=CONDITIONS, conf
     for cond, ids in no_events.items():
         log.warning("%s: %d experiments contributed no window (first: %s)", cond, len(ids), ids[0])
     report = {"skipped": {str(k): v for k, v in skipped.items()}, "skip_counts": dict(skip_counts),
+              "failed": {str(k): v for k, v in failed.items()}, "n_resumed": resumed,
+              "n_extracted": len(exp_ids) - resumed, "work_dir": None if work_dir is None else str(work_dir),
               "no_events": {k: v for k, v in no_events.items()},
               "dropped": {k: dict(v) for k, v in dropped.items()}, "n_experiments_requested": len(exp_ids)}
     return windows, report
+
+
+def require_complete(report: dict, source, allow_missing: bool = False, shown: int = 3) -> None:
+    """Fail when experiments could not be read (named with their reasons), unless ``allow_missing``.
+
+    A build never becomes silently smaller: without ``allow_missing`` a :class:`BiornnError` names the failed
+    experiments, what to do about them (``source.failure_fix()`` where the source has one), and that the finished
+    experiments are kept for the rerun when a ``work_dir`` was used. With ``allow_missing`` it warns instead.
+    """
+    failed = report.get("failed", {})
+    if not failed:
+        return
+    listed = "; ".join(list(failed.values())[:shown]) + (f"; and {len(failed) - shown} more" if len(failed) > shown
+                                                         else "")
+    head = f"{len(failed)} of {report['n_experiments_requested']} experiments could not be read: {listed}"
+    if allow_missing:
+        log.warning("%s; building without them (--allow-missing)", head)
+        warnings.warn(f"{head}; building without them", UserWarning, stacklevel=2)
+        return
+    fix = source.failure_fix() if hasattr(source, "failure_fix") else "fix or replace their files"
+    kept = (f"; the {report['n_experiments_requested'] - len(failed)} finished experiments are kept in "
+            f"{report['work_dir']} and a rerun reads only the rest" if report.get("work_dir") else "")
+    raise BiornnError(f"{head}. Fix: {fix}, then rerun{kept}; or pass --allow-missing to build without them")
+
+
+def _run_jobs(source, jobs: list[tuple[int, tuple[str, ...]]], config, workers: int, progress: bool,
+              work_dir) -> tuple[dict[int, tuple], int]:
+    """Every job's result, read from ``work_dir`` where it is already there, else extracted (and stored)."""
+    results: dict[int, tuple] = {}
+    if work_dir is not None:
+        jobs = [(e, WINDOW_TYPES) for e, _ in jobs]
+        for exp_id, wtypes in jobs:
+            done = load_extracted(work_dir, exp_id, wtypes)
+            if done is not None:
+                results[exp_id] = done
+    pending = [(e, w) for e, w in jobs if e not in results]
+    if results:
+        log.info("%d of %d experiments already extracted in %s; extracting %d", len(results), len(jobs), work_dir,
+                 len(pending))
+    source.prefetch([e for e, _ in pending])
+    for exp_id, result in extract_experiments(source, pending, config, workers, progress, work_dir):
+        results[exp_id] = result
+    return results, len(jobs) - len(pending)
 
 
 def _skip_reason(message: str) -> str:
@@ -162,6 +216,8 @@ def _skip_reason(message: str) -> str:
             return {"NaN": "all traces NaN", "no trials": "no trials", "no cells": "no cells",
                     "could not read": "unreadable file"}[key]
     return "other"
+
+
 _WORKER_SOURCE = None
 
 
@@ -170,17 +226,36 @@ def _init_worker(source) -> None:
     _WORKER_SOURCE = source
 
 
-def extract_experiment(source, experiment_id: int, window_types: tuple[str, ...], config) -> tuple:
-    """Read one experiment and cut its windows: ``(n_cells, {window type: EventWindows})``, or ``(None, reason)``
-    when the source raises :class:`biornn.allen.SkipExperiment`."""
+def extract_experiment(source, experiment_id: int, window_types: tuple[str, ...], config,
+                       work_dir: str | os.PathLike | None = None) -> tuple:
+    """Read one experiment and cut its windows.
+
+    Args:
+        source: experiment source. experiment_id: the experiment. window_types: which windows to cut.
+        config: :class:`CurateConfig`.
+        work_dir: where to store the result at once (see :mod:`biornn.curate.extracted`); failures are not stored.
+
+    Returns:
+        ``("ok", n_cells, {window type: EventWindows})``; ``("skipped", reason, None)`` when the source raises
+        :class:`biornn.allen.SkipExperiment` (read, but nothing to contribute); ``("failed", reason, None)`` for
+        any other exception while reading or cutting this experiment (the reason names the experiment).
+    """
     try:
         data = source.load(experiment_id)
+        out = {w: extract_windows(data, w, config.omission_filter, config.framing, config.no_change_alignment)
+               for w in window_types}
+        result = ("ok", int(data.n_cells), out)
+        source.release(experiment_id)
     except SkipExperiment as exc:
-        return None, str(exc)
-    out = {w: extract_windows(data, w, config.omission_filter, config.framing, config.no_change_alignment)
-           for w in window_types}
-    source.release(experiment_id)
-    return int(data.n_cells), out
+        result = ("skipped", str(exc), None)
+    except Exception as exc:  # noqa: BLE001 -- one experiment's failure is reported by id, never a traceback
+        message = str(exc) if isinstance(exc, BiornnError) else one_line(exc)
+        if not message.startswith(f"experiment {experiment_id}"):
+            message = f"experiment {experiment_id}: {message}"
+        return "failed", message, None
+    if work_dir is not None:
+        save_extracted(work_dir, experiment_id, result)
+    return result
 
 
 def _worker_extract(job: tuple) -> tuple:
@@ -188,15 +263,16 @@ def _worker_extract(job: tuple) -> tuple:
 
 
 def extract_experiments(source, jobs: list[tuple[int, tuple[str, ...]]], config, workers: int = 1,
-                        progress: bool = True):
+                        progress: bool = True, work_dir: str | os.PathLike | None = None):
     """Yield ``(experiment_id, extract_experiment(...))`` for every job ``(experiment_id, window types)`` in job order.
 
-    With ``workers > 1`` the experiments are read in that many forked processes (each opens its own AllenSDK cache);
-    results still come back in job order, so what is built from them does not depend on ``workers``.
+    With ``workers > 1`` the experiments are read in that many forked processes (each opens its own AllenSDK cache
+    and stores its results in ``work_dir`` itself); results still come back in job order, so what is built from them
+    does not depend on ``workers``.
     """
     if int(workers) < 1:
         raise BiornnError(f"workers = {workers}; pass 1 or more worker processes")
-    jobs = [(int(e), tuple(w), config) for e, w in jobs]
+    jobs = [(int(e), tuple(w), config, work_dir) for e, w in jobs]
     if workers == 1 or len(jobs) < 2:
         results = (extract_experiment(source, *job) for job in jobs)
         yield from zip([j[0] for j in jobs], progress_bar(results, total=len(jobs), desc="experiments",

@@ -25,9 +25,10 @@ from biornn.allen_nwb import AllenCacheSource
 from biornn.conditions import ABBREVIATIONS, CONDITIONS, split_condition
 from biornn.config import allen_cache_dir, derive_seed
 from biornn.connectivity import POPULATION_LABELS
-from biornn.curate.collect import PopulationWindows, collect_windows
+from biornn.curate.collect import PopulationWindows, collect_windows, require_complete
 from biornn.curate.windows import FORMAT_VERSION, HALF_WINDOW, SMOOTHING, WINDOW_FRAMES, CurateConfig
 from biornn.errors import BiornnError
+from biornn.store import config_key
 from biornn.synthetic import TwinSource, twin_config
 
 log = logging.getLogger("biornn.curate")
@@ -160,8 +161,9 @@ def build_dataset(condition: str, windows: dict[str, PopulationWindows], config:
     for pop in POPULATION_LABELS:
         w = windows.get(pop, PopulationWindows.empty())
         if len(w.values) == 0:
-            raise BiornnError(f"{condition}: population {pop} has no windows (no experiments, or all skipped); "
-                              "check the selection (layer rule 'split') and the skipped experiments in the log")
+            raise BiornnError(f"{condition}: population {pop} has no windows: its experiments were all skipped, "
+                              "or none of their events gave a window (see the skipped and dropped counts in the log); "
+                              "add experiments of that population (a larger --max-experiments) or use longer sessions")
         held = heldout_mask(w, config, condition, pop)
         train_rows, held_rows = w.values[~held], w.values[held]
         if len(train_rows) == 0:
@@ -261,8 +263,8 @@ def open_source(spec: str | os.PathLike, seed: int = 0, mode: str | None = None,
 
 
 def build_datasets(source, metadata: Metadata | pd.DataFrame, conditions=CONDITIONS,
-                   config: CurateConfig | None = None, progress: bool = True, keep_windows: bool = False
-                   ) -> dict[str, Dataset]:
+                   config: CurateConfig | None = None, progress: bool = True, keep_windows: bool = False,
+                   work_dir: str | os.PathLike | None = None, allow_missing: bool = False) -> dict[str, Dataset]:
     """Select, cut, bootstrap: the training datasets of several conditions in one pass over the experiments.
 
     Args:
@@ -272,9 +274,18 @@ def build_datasets(source, metadata: Metadata | pd.DataFrame, conditions=CONDITI
         config: settings.
         progress: progress bars.
         keep_windows: keep the Stage A rows on each dataset (``dataset.windows``).
+        work_dir: keep each experiment's windows there as it finishes and reuse them on a rerun
+            (:func:`biornn.curate.collect.collect_windows`).
+        allow_missing: build without experiments that could not be read (listed in the manifest's
+            ``report.failed``) instead of failing.
 
     Returns:
-        ``{condition: Dataset}``.
+        ``{condition: Dataset}``; every manifest carries the same ``build_id`` (a hash of the settings, the source
+        and the pooled standardisation), which :func:`biornn.curate.files.load_dataset` compares across a folder.
+
+    Raises:
+        BiornnError: an empty population, or experiments that could not be read (all named) without
+            ``allow_missing``.
     """
     config = config or CurateConfig()
     for cond in conditions:
@@ -286,7 +297,8 @@ def build_datasets(source, metadata: Metadata | pd.DataFrame, conditions=CONDITI
         selection = select_experiments(metadata, layer_rule=config.layer_rule)  # warns about overlapping populations
     levels = sorted({split_condition(c)[0] for c in conditions})
     require_nonempty(selection, levels)
-    windows, report = collect_windows(source, selection, conditions, config, progress)
+    windows, report = collect_windows(source, selection, conditions, config, progress, work_dir=work_dir)
+    require_complete(report, source, allow_missing)
     describe = source.describe() if hasattr(source, "describe") else str(source)
     overlaps = find_overlaps(selection)
     extra = {"source_description": describe, "report": report, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -305,8 +317,11 @@ def build_datasets(source, metadata: Metadata | pd.DataFrame, conditions=CONDITI
                                                 "no_events": report["no_events"].get(cond, [])}})
         out[cond] = ds
     stats = pooled_standardization(out)
+    build_id = config_key({"config": config.to_dict(), "source": describe, "twin": extra.get("twin_config"),
+                           "conditions": sorted(out), "standardization": stats})
     for ds in out.values():
         ds.manifest["standardization"] = stats
+        ds.manifest["build_id"] = build_id
         if not keep_windows:
             ds.windows = None
     return out

@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -60,24 +61,110 @@ def save_dataset(dataset: Dataset, directory: str | os.PathLike, windows: bool =
     data = _npz_bytes(arrays)
     paths = [directory / f"{dataset.condition}.npz", directory / f"{dataset.condition}.json"]
     manifest = {**dataset.manifest, "npz_sha256": hashlib.sha256(data).hexdigest(), "code_version": code_version(),
-                "files": [p.name for p in paths]}
+                "files": [p.name for p in paths], "file_digests": {"npz": _digests(data, arrays)}}
     if windows:
         if dataset.windows is None:
             raise BiornnError("this dataset keeps no windows; build it with keep_windows=True")
         paths.append(directory / f"{dataset.condition}_windows.npz")
         manifest["files"].append(paths[-1].name)
-    atomic_write_bytes(paths[0], data)
-    if windows:
         w = dataset.windows
         pops = np.concatenate([np.full(len(w[p].values), i, dtype=np.int16) for i, p in enumerate(POPULATION_LABELS)])
         cat = {k: np.concatenate([getattr(w[p], k) for p in POPULATION_LABELS])
                for k in WINDOW_KEYS}
         if all(w[p].stimulus is not None for p in POPULATION_LABELS):
             cat["stimulus"] = np.concatenate([w[p].stimulus for p in POPULATION_LABELS])
-        atomic_write_bytes(paths[2], _npz_bytes({**cat, "population_index": pops,
-                                                 "populations": np.array(POPULATION_LABELS)}))
+        cat.update(population_index=pops, populations=np.array(POPULATION_LABELS))
+        wdata = _npz_bytes(cat)
+        manifest["file_digests"]["windows"] = _digests(wdata, cat)
+    atomic_write_bytes(paths[0], data)
+    if windows:
+        atomic_write_bytes(paths[2], wdata)
     atomic_write_bytes(paths[1], (json.dumps(manifest, indent=1, default=_json_default) + "\n").encode())
     return paths
+
+
+def arrays_sha256(arrays: dict) -> str:
+    """sha256 of the arrays of an npz (names, dtypes, shapes and bytes): the same for a file saved again."""
+    h = hashlib.sha256()
+    for key in sorted(arrays):
+        a = np.ascontiguousarray(arrays[key])
+        h.update(f"{key}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _digests(data: bytes, arrays: dict) -> dict:
+    return {"sha256": hashlib.sha256(data).hexdigest(), "arrays_sha256": arrays_sha256(arrays)}
+
+
+def _check_digest(path: Path, json_path: Path, data: bytes, arrays: dict, manifest: dict, role: str, fix: str
+                  ) -> None:
+    """Raise unless the file's bytes (or, for a file saved again, its arrays) match what its manifest recorded."""
+    entry = manifest.get("file_digests", {}).get(role)
+    if entry is None and role == "npz" and "npz_sha256" in manifest:
+        entry = {"sha256": manifest["npz_sha256"]}  # a manifest from before file_digests
+    if entry is None or hashlib.sha256(data).hexdigest() == entry["sha256"]:
+        return
+    if "arrays_sha256" in entry and arrays_sha256(arrays) == entry["arrays_sha256"]:
+        return
+    raise BiornnError(f"{path} does not match its manifest {json_path} (sha256 differs): the file was edited or "
+                      f"comes from another build; {fix}")
+
+
+def _check_one_build(folder: Path, manifest: dict) -> None:
+    """Raise when another condition's manifest in ``folder`` names a different build (seed, settings or pool)."""
+    own = manifest.get("build_id")
+    if own is None:
+        return
+    for cond in CONDITIONS:
+        other_path = folder / f"{cond}.json"
+        if cond == manifest.get("condition") or not other_path.is_file():
+            continue
+        try:
+            other = json.loads(other_path.read_text())
+        except (OSError, ValueError):
+            continue  # its own load reports it
+        if other.get("build_id") not in (None, own):
+            raise BiornnError(f"{folder} mixes two builds: {manifest.get('condition')}.json (build {own}, seed "
+                              f"{manifest.get('seed')}) and {cond}.json (build {other['build_id']}, seed "
+                              f"{other.get('seed')}), whose standardisation pools differ; rebuild all conditions "
+                              f"in one run: python -m biornn allen build ... --condition all --out {folder}")
+
+
+def require_writable(path: str | os.PathLike, flag: str = "--out", folder: bool = True) -> Path:
+    """Check, before any long work, that an output folder (or the folder of an output file) can be written.
+
+    Creates the folder (and its parents) and writes and removes an empty probe file there.
+
+    Args:
+        path: the output folder, or the output file when ``folder`` is False.
+        flag: the option that named it, for the message.
+        folder: whether ``path`` is a folder (else a file).
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        BiornnError: ``path`` is a file where a folder is wanted (or the reverse), or cannot be created or written.
+    """
+    path = Path(path).expanduser()
+    if folder and path.exists() and not path.is_dir():
+        raise BiornnError(f"{flag} {path} is a file; pass a folder path")
+    if not folder and path.is_dir():
+        raise BiornnError(f"{flag} {path} is a folder; pass a file path")
+    target = path if folder else path.parent
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=target, prefix=".biornn-write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        blocker = next((p for p in [target, *target.parents] if p.exists()), None)
+        reason = (f"{blocker} is a file" if blocker is not None and not blocker.is_dir()
+                  else f"{exc.strerror or type(exc).__name__}: {exc.filename or target}")
+        raise BiornnError(f"{flag} {path} cannot be written ({reason}); pass a {'folder' if folder else 'file'} "
+                          "path you can write to") from None
+    return path
 
 
 WINDOW_KEYS = ("values", "t_rel", "experiment_id", "session_id", "trial_index", "event_time", "n_cells")
@@ -104,7 +191,8 @@ def load_dataset(path: str | os.PathLike, condition: str | None = None) -> Datas
         path = path / f"{condition}.npz"
     fix = f"rebuild it (python -m biornn allen build ... --out {path.parent})"
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        data = path.read_bytes()
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except FileNotFoundError:
         raise BiornnError(f"no dataset file {path}; {fix}") from None
@@ -119,6 +207,11 @@ def load_dataset(path: str | os.PathLike, condition: str | None = None) -> Datas
         raise BiornnError(f"no manifest {path.with_suffix('.json')}; {fix}") from None
     except json.JSONDecodeError as exc:
         raise BiornnError(f"corrupt manifest {path.with_suffix('.json')} ({exc}); {fix}") from None
+    _check_digest(path, path.with_suffix(".json"), data, arrays, manifest, "npz", fix)
+    if manifest.get("condition", str(arrays["condition"])) != str(arrays["condition"]):
+        raise BiornnError(f"dataset {path} holds {arrays['condition']} but its manifest says {manifest['condition']}; "
+                          f"{fix}")
+    _check_one_build(path.parent, manifest)
     n_pop = len(arrays["populations"])
     for key in ("inputs", "targets", "heldout_inputs", "heldout_targets"):
         a = arrays[key]
@@ -148,12 +241,21 @@ def load_windows(path: str | os.PathLike, condition: str | None = None) -> dict[
     if path.is_dir():
         path = path / f"{condition}.npz"
     wpath = path.with_name(path.stem + "_windows.npz")
+    fix = f"rebuild it (python -m biornn allen build ... --windows --out {path.parent})"
     try:
-        with np.load(wpath, allow_pickle=False) as npz:
+        data = wpath.read_bytes()
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except FileNotFoundError:
         raise BiornnError(f"no windows file {wpath}; rebuild the datasets with python -m biornn allen build "
                           "--windows (per-run resampling needs every row)") from None
+    except Exception as exc:  # zipfile.BadZipFile, ValueError, OSError ...
+        raise BiornnError(f"corrupt windows file {wpath} ({type(exc).__name__}: {exc}); {fix}") from None
+    try:
+        manifest = json.loads(path.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        manifest = {}
+    _check_digest(wpath, path.with_suffix(".json"), data, arrays, manifest, "windows", fix)
     out = {}
     for i, pop in enumerate(POPULATION_LABELS):
         rows = arrays["population_index"] == i
