@@ -23,7 +23,7 @@ from biornn.allen import (
 )
 from biornn.allen_nwb import AllenCacheSource
 from biornn.conditions import ABBREVIATIONS, CONDITIONS, split_condition
-from biornn.config import allen_cache_dir, derive_seed
+from biornn.config import ALLEN_CACHE_ENV, allen_cache_dir, derive_seed
 from biornn.connectivity import POPULATION_LABELS
 from biornn.curate.collect import PopulationWindows, collect_windows, require_complete
 from biornn.curate.windows import FORMAT_VERSION, HALF_WINDOW, SMOOTHING, WINDOW_FRAMES, CurateConfig
@@ -242,7 +242,7 @@ def open_default_source(mode: str | None = None, seed: int = 0, progress: bool =
         ``(source, metadata)``.
     """
     spec = default_source_spec()
-    metadata = load_metadata("bundled" if spec == "twin" else spec)
+    metadata = load_metadata("bundled" if spec == "twin" else spec, flag=f"${ALLEN_CACHE_ENV}")
     return open_source(spec, seed=seed, mode=mode, metadata=metadata, progress=progress), metadata
 
 
