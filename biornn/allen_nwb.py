@@ -561,7 +561,7 @@ def download_plan(selection: pd.DataFrame, cache_dir: str | os.PathLike | None =
     unlisted = [i for i in todo if i not in sizes]
     if gb_per_experiment is not None:
         lo = hi = mid = float(gb_per_experiment)
-        why = "given by --gb-per-experiment"
+        why = f"{mid:g} GB per file, given by --gb-per-experiment"
     else:
         lo, hi = DOCUMENTED_GB_RANGE
         mid = ASSUMED_GB_PER_EXPERIMENT

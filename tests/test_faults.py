@@ -302,3 +302,25 @@ def test_fault_edited_dataset_file(two_builds, tmp_path):
     with pytest.raises(BiornnError) as exc:
         load_dataset(folder, "familiar_change")
     assert "does not match its manifest" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_fault_plan_sizes_from_the_manifest(cache, tmp_path):
+    """Files the manifest gives a size for are counted at that size; the others at the documented range."""
+    import pandas as pd
+
+    copy = copy_cache(cache, tmp_path / "cache")
+    manifest_path = copy / allen_nwb.MANIFEST_NAME
+    manifest = json.loads(manifest_path.read_text())
+    ids = sorted(manifest["data_files"])
+    for i, file_id in enumerate(ids[:2]):
+        manifest["data_files"][file_id]["file_size"] = (i + 1) * 10**9  # 1 GB and 2 GB
+    manifest_path.write_text(json.dumps(manifest))
+    files = allen_nwb.manifest_data_files(copy)
+    for file_id in ids[:3]:
+        files[file_id][0].unlink()
+    rows = pd.read_csv(copy / "visual-behavior-ophys-1.1.0" / "project_metadata" / "ophys_experiment_table.csv")
+    plan = allen_nwb.download_plan(rows, copy)
+    low, high = allen_nwb.DOCUMENTED_GB_RANGE
+    assert plan["n_cached"] == N_EXPERIMENTS - 3 and plan["n_to_download"] == 3 and plan["cache_warning"] is None
+    assert plan["estimated_gb_range"] == [round(3 + low, 1), round(3 + high, 1)]
+    assert "2 at their manifest sizes (3.0 GB), 1 at 0.23-0.82 GB per file" in plan["basis"]
