@@ -274,7 +274,7 @@ def plot_identifiability(ground_truth, block_means, title: str = "", ax=None):
     """Fitted block means (mean ± SD over seeds) against the ground-truth population connectivity (twin data).
 
     Args:
-        ground_truth: ``(18, 18)`` ``[post, pre]``.
+        ground_truth: ``(18, 18)`` ``[post, pre]``, or None (real data: the axes say that there is no ground truth).
         block_means: ``(S, 18, 18)`` fitted block means (zeros included).
         title: axes title.
         ax: axes to draw in.
@@ -282,10 +282,14 @@ def plot_identifiability(ground_truth, block_means, title: str = "", ax=None):
     Returns:
         The figure (colour = presynaptic cell type; only blocks with nonzero ground truth).
     """
-    gt = np.asarray(ground_truth)
-    bm = np.asarray(block_means)
     if ax is None:
         _, ax = plt.subplots(figsize=(5.6, 4.6))
+    if ground_truth is None:
+        ax.text(0.5, 0.5, "no ground truth (real data)", ha="center", va="center", transform=ax.transAxes)
+        ax.set(title=title, xticks=[], yticks=[])
+        return ax.figure
+    gt = np.asarray(ground_truth)
+    bm = np.asarray(block_means)
     pre_type = np.array([lab.split("_")[2] for lab in POPULATION_LABELS])
     for cell_type, color in CELLTYPE_COLORS.items():
         sel = (gt != 0) & (pre_type[None, :] == cell_type)
