@@ -13,9 +13,25 @@ import sys
 
 from biornn.errors import BiornnError
 
-#: Modules that contribute commands, in the order ``--help`` lists them. Modules not written yet are skipped.
-COMMAND_MODULES = ("biornn.fig2", "biornn.fig3", "biornn.curate.cli", "biornn.celltype", "biornn.recovery",
-                   "biornn.recovery_scaling", "biornn.sweeps", "biornn.verify")
+#: Every command, the module that registers it (``register_cli``) and its one-line help. ``main`` imports only the
+#: module of the command it runs, so a mistake is answered before torch or pandas load (``--out`` checks within
+#: a second or two); ``tests/test_cli.py`` checks this table against what the modules register.
+COMMANDS = {
+    "train": ("biornn.fig2", "train E/I RNNs on a Figure 2 task (all seeds batched)"),
+    "reproduce-fig2": ("biornn.fig2", "train (or read from the cache) every Figure 2 run of a mode"),
+    "fetch-mnist": ("biornn.fig2", "download the four MNIST IDX files into data/mnist (needs a network)"),
+    "prune": ("biornn.fig3", "prune trained recurrent matrices (top-prob or random)"),
+    "reproduce-fig3": ("biornn.fig3", "compute (or read from the cache) every Figure 3 result of a mode"),
+    "wave-candidates": ("biornn.fig3", "Figure 3 wave: test candidate causes of top-prob losing to random"),
+    "allen": ("biornn.curate.cli", "Allen Visual Behavior data: select experiments, build training datasets"),
+    "celltype": ("biornn.celltype", "Figure 4: train the cell-type constrained two-area RNN"),
+    "compare": ("biornn.recovery", "block differences of recurrent connectivity between two conditions"),
+    "scaling": ("biornn.recovery_scaling", "recovery of the planted twin changes against training budget, data size"),
+    "sweep": ("biornn.sweeps", "send independent Figure 2 runs to SLURM or run them locally (submitit)"),
+    "verify-cache": ("biornn.verify", "retrain a sample of cached runs and say whether they reproduce here"),
+}
+#: Modules that contribute commands, in the order ``--help`` lists them.
+COMMAND_MODULES = tuple(dict.fromkeys(module for module, _ in COMMANDS.values()))
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -25,26 +41,35 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every registered command."""
+def build_parser(modules: tuple[str, ...] | None = None) -> argparse.ArgumentParser:
+    """The top-level parser with the commands of ``modules`` (default: every module of :data:`COMMAND_MODULES`).
+
+    Commands whose module is not imported appear as placeholders carrying their help line, so ``--help`` lists
+    every command either way.
+    """
     parser = OneLineParser(prog="python -m biornn",
                            description="Biologically constrained RNNs: train, prune and analyse (Balwani et al. 2025).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
+    for name in COMMAND_MODULES if modules is None else modules:
+        module = importlib.import_module(name)
         if hasattr(module, "register_cli"):
             module.register_cli(sub)
+    for command, (_, text) in COMMANDS.items():
+        if command not in sub.choices:
+            sub.add_parser(command, help=text, add_help=False)
     return parser
+
+
+def _command_of(argv: list[str]) -> str | None:
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = _command_of(argv)
+    wanted = (COMMANDS[command][0],) if command in COMMANDS and COMMANDS[command][0] in COMMAND_MODULES else ()
+    parser = build_parser(wanted)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -63,3 +63,28 @@ def test_output_dir_that_is_a_file(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "biornn", "train", "--task", "flipflop", "--method", "dales",
                            "--epochs", "1", "--seeds", "0", "--out", str(target)], capture_output=True, text=True)
     assert proc.returncode == 2 and "is a file" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_command_table_matches_what_the_modules_register():
+    """``biornn.cli.COMMANDS`` (what ``main`` imports lazily) names exactly the commands each module registers."""
+    import argparse
+    import importlib
+
+    from biornn.cli import COMMAND_MODULES, COMMANDS
+
+    for name in COMMAND_MODULES:
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(name).register_cli(sub)
+        assert set(sub.choices) == {c for c, (m, _) in COMMANDS.items() if m == name}, name
+
+
+def test_a_data_command_answers_a_mistake_without_loading_torch(tmp_path):
+    """``allen`` imports only its own module: an unwritable --out is answered before torch or the other commands
+    load (the cost of a mistake is Python's start-up plus the data layer)."""
+    (tmp_path / "file").write_text("x")
+    code = ("import sys\nfrom biornn.cli import main\n"
+            f"rc = main(['allen', 'select', '--out', {str(tmp_path / 'file' / 'out.csv')!r}])\n"
+            "print('torch' in sys.modules, rc)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.split() == ["False", "2"], proc.stdout + proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
