@@ -98,6 +98,7 @@ from torch import nn
 
 import biornn.models as biornn_models
 from biornn.celltype import per_seed_mse, prune_mask, sizes_dict, train_epoch
+from biornn.config import tune_allocator
 from biornn.connectivity import (
     block_density,
     load_inter_area,
@@ -1063,6 +1064,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; returns the exit status."""
     args = parse_args(argv)
+    tune_allocator()
     if args.device == "cuda" and not torch.cuda.is_available():
         print("--device cuda requested but CUDA is not available; use --device cpu", file=sys.stderr)
         return 2

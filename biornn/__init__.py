@@ -21,8 +21,4 @@ The data modules ``allen``, ``synthetic`` and ``curate`` still answer ``plot_*``
 first use, for the notebooks.
 """
 
-from biornn.config import tune_allocator
-
 __version__ = "0.1.0"
-#: Whether ``import biornn`` tuned the C allocator for large CPU tensors (:func:`biornn.config.tune_allocator`).
-ALLOCATOR_TUNED = tune_allocator()

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 
+from biornn.config import tune_allocator
 from biornn.errors import BiornnError
 
 #: Every command, the module that registers it (``register_cli``) and its one-line help. ``main`` imports only the
@@ -67,6 +68,7 @@ def _command_of(argv: list[str]) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    tune_allocator()
     command = _command_of(argv)
     wanted = (COMMANDS[command][0],) if command in COMMANDS and COMMANDS[command][0] in COMMAND_MODULES else ()
     parser = build_parser(wanted)

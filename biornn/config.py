@@ -65,6 +65,20 @@ def get_mode(mode: str | None = None) -> str:
     return value
 
 
+def start(mode: str | None = None) -> str:
+    """What an entry point (the command line, a notebook's first cell, a benchmark) does once, before any work.
+
+    Resolves the run mode once (``mode`` if given, else ``$BIORNN_MODE``, else ``quick``) and tunes the C allocator
+    for large CPU tensors (:func:`tune_allocator`). ``import biornn`` changes no process state; library functions
+    take the mode as an argument.
+
+    Returns:
+        The run mode (``quick`` or ``paper``).
+    """
+    tune_allocator()
+    return get_mode(mode)
+
+
 def get_device(device: str | None = None):
     """Return a ``torch.device``: ``device`` if given, else CUDA when present, else CPU."""
     import torch
@@ -134,9 +148,9 @@ def tune_allocator() -> bool:
     allocates several such tensors (a wave batch's ``(5, 500, 100, 128)`` activations are 128 MB), and faulting their
     pages in each time cost more than the arithmetic on them (on this project's 2-core machine, one Dale's wave batch:
     1.28 s with the default, 0.80 s with this; ``docs/speed.md``). This turns ``mmap`` off for malloc and raises the
-    trim threshold to 1 GB: freed memory stays in the process for the next batch. Numbers do not change. Called once
-    by ``import biornn``; ``BIORNN_MALLOC=system`` turns it off (an unknown value warns and does the same). A no-op
-    outside Linux with glibc.
+    trim threshold to 1 GB: freed memory stays in the process for the next batch. Numbers do not change. Called
+    once by :func:`start` (the entry points, not ``import biornn``); ``BIORNN_MALLOC=system`` turns it off (an
+    unknown value warns and does the same). A no-op outside Linux with glibc.
 
     Limits: it acts on the main thread's heap (PyTorch's CPU training runs there); a thread's own arena still maps
     allocations above 64 MB. Memory freed below the top of the heap stays with the process, so its resident size

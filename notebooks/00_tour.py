@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -60,7 +60,7 @@ import numpy as np
 import torch
 
 from biornn import fig3, pruning
-from biornn.config import get_mode
+from biornn.config import start
 from biornn.constraints import sign_violations
 from biornn.plotting import plot_celltype_mask, plot_tour_dales_law, plot_tour_pruning, save_figure
 from biornn.train import CHANCE, fig2_config, train
@@ -69,7 +69,7 @@ from biornn.train import CHANCE, fig2_config, train
 # The mode (`BIORNN_MODE`, quick by default) picks the data sizes and the number of seeds.
 
 # %%
-MODE = get_mode()
+MODE = start()  # the mode, read once (BIORNN_MODE); also tunes the allocator for large CPU tensors
 # One small network: the paper's flip-flop E/I RNN (N = 128, 80 % excitatory, Adam lr 1e-3), trained for fewer
 # epochs than the paper's 100 so that the tour stays short.
 TOUR_SIZES = {

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -46,11 +46,11 @@ import matplotlib.pyplot as plt
 
 from biornn import allen, allen_nwb
 from biornn.cli import main as biornn_cli
-from biornn.config import get_mode
+from biornn.config import start
 from biornn.errors import BiornnError
 from biornn.plotting import save_figure
 
-MODE = get_mode()
+MODE = start()  # the mode, read once (BIORNN_MODE); also tunes the allocator for large CPU tensors
 print("mode:", MODE)
 
 # %% [markdown]

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -47,14 +47,14 @@ import numpy as np
 
 from biornn import allen, curate
 from biornn.cli import main as biornn_cli
-from biornn.config import get_mode
+from biornn.config import start
 from biornn.plotting import save_figure
 
 # %% [markdown]
 # The data source: the digital twin unless `BIORNN_ALLEN_CACHE` names a real AllenSDK cache.
 
 # %%
-MODE = get_mode()
+MODE = start()  # the mode, read once (BIORNN_MODE); also tunes the allocator for large CPU tensors
 source, meta = curate.open_default_source(MODE, seed=0)
 print("mode:", MODE, "| source:", source.name)
 

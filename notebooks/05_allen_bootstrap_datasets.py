@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -46,7 +46,7 @@ import pandas as pd
 
 from biornn import allen, allen_nwb, curate, synthetic
 from biornn.cli import main as biornn_cli
-from biornn.config import get_mode
+from biornn.config import start
 from biornn.connectivity import POPULATION_LABELS
 from biornn.plotting import save_figure
 
@@ -54,7 +54,7 @@ from biornn.plotting import save_figure
 # The mode sets the twin's session length; `CONFIG` holds every curation choice (defaults: the corrected ones).
 
 # %%
-MODE = get_mode()
+MODE = start()  # the mode, read once (BIORNN_MODE); also tunes the allocator for large CPU tensors
 CONFIG = curate.CurateConfig(seed=0)  # split layers, window omission filter, smooth-then-shift, 20 % held out
 print("mode:", MODE, "| source:", curate.default_source_spec())
 
