@@ -221,9 +221,10 @@ def report(cache: dict, alpha: float = ALPHA, correction: str = "fdr_by", pairs=
 
     Per row (pair x pathway): planted change, the planted twin's fitted change (point fit) with its 95 % percentile
     interval, robust SE, bootstrap-normal p and its adjusted p, the percentile p, and on every null twin the fitted
-    change and adjusted p. A planted row is **recovered** when its adjusted p < alpha and the fitted change has the
-    planted sign (**wrong-sign flagged** when significant with the other sign); an unplanted row or any null-twin row
-    is **flagged** when its adjusted p < alpha.
+    change and adjusted p (``row_keys`` in the report says what each summary column means). A planted row is
+    **recovered** when its adjusted p < alpha and the fitted change has the planted sign (**wrong-sign flagged** when
+    significant with the other sign); an unplanted row or any null-twin row is **flagged** when its adjusted
+    p < alpha.
     """
     meta = cache["meta"]
     planted = decide(pair_changes(cache["planted_point"], pairs), pair_changes(cache["planted_g"], pairs), alpha,
@@ -241,13 +242,15 @@ def report(cache: dict, alpha: float = ALPHA, correction: str = "fdr_by", pairs=
         row = {"pair": pair, "pathway": path, "kind": "planted" if planted_row else "unplanted",
                "planted_delta": float(true[i]), "fitted_delta": float(fitted[i]),
                "ci_low": float(planted["ci"][i, 0]), "ci_high": float(planted["ci"][i, 1]),
-               "se_robust": float(planted["se"][i]), "p": float(planted["p"][i]), "p_adj": float(planted["p_adj"][i]),
+               "se": float(planted["se"][i]), "p": float(planted["p"][i]), "p_adj": float(planted["p_adj"][i]),
                "p_percentile": float(planted["p_percentile"][i]),
                "p_percentile_adj": float(planted["p_percentile_adj"][i]),
                "null_delta": float(np.mean([f[i] for f in null_fitted])) if null_fitted else float("nan"),
                "null_deltas": [float(f[i]) for f in null_fitted],
-               "null_p_adj": [float(n["p_adj"][i]) for n in nulls],
+               "null_p_adj": float(min((n["p_adj"][i] for n in nulls), default=np.nan)),
+               "null_p_adj_per_seed": [float(n["p_adj"][i]) for n in nulls],
                "null_flagged": int(sum(bool(n["significant"][i]) for n in nulls)),
+               "interaction_p_adj": float("nan"),
                "n_a": int(meta["resamples"]), "n_b": int(meta["resamples"])}
         if planted_row:
             row["recovered"] = bool(sig and np.sign(fitted[i]) == np.sign(true[i]))
@@ -290,11 +293,20 @@ def _totals(rows: list[dict], planted: dict, nulls: list[dict], true: np.ndarray
         "test": "bootstrap-normal two-sided test of each pair change (point fit / robust SE, robust SE = IQR / 1.349 "
                 "of the resample fits); 95 % percentile intervals reported beside",
         "correction": f"{name} over the {len(rows)} pairs x pathways of one twin", "alpha": alpha,
+        "statistics": {"within_twin": {
+            "n": f"{meta['resamples']} experiment resamples per twin (1 planted twin, {len(nulls)} null twins)",
+            "correction": f"{name} over the {len(rows)} pairs x pathways of one twin"}},
         "unit_of_replication": "experiment resample (experiments drawn with replacement within each population, "
                                "then their trials; the same draws for every twin)",
         "few_experiments": meta["few_experiments"], "n_experiments": meta["n_experiments"],
         "config": meta["config"], "seed": meta["seed"], "session_fallbacks": meta.get("session_fallbacks", {}),
-        "r2_planted": meta.get("r2_planted"), "n_runs": {"planted": {}}, "heldout_median_r": {"planted": {}}}
+        "r2_planted": meta.get("r2_planted"), "heldout_median_r": {"planted": {}},
+        "n_runs": {"planted": {ABBREVIATIONS[c]: int(meta["resamples"]) for c in CONDITIONS}},
+        "row_keys": {"se": "robust SE of the pair change over the resamples (IQR / 1.349)",
+                     "null_delta": "mean over the null seeds of the null twins' fitted changes",
+                     "null_p_adj": "smallest adjusted p of the row over the null seeds (per seed: null_p_adj_per_seed)",
+                     "null_flagged": "null seeds on which the row is significant",
+                     "interaction_p_adj": "not computed: the joint estimator reports the fitted gains directly"}}
 
 
 # --------------------------------------------------------------------------------------------------------------------
