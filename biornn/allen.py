@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from biornn.conditions import EXPERIENCE_LEVELS
 from biornn.config import ALLEN_CACHE_ENV
 from biornn.connectivity import (
     AREAS,
@@ -58,6 +59,7 @@ from biornn.connectivity import (
     population_label,
 )
 from biornn.errors import BiornnError
+from biornn.stimulus import BEHAVIOR_BLOCK
 
 log = logging.getLogger("biornn.allen")
 
@@ -66,7 +68,6 @@ STRUCTURE_TO_AREA = {"VISp": "V1", "VISl": "LM"}
 #: Structures of the release that the selection drops on purpose (anything else is reported as unknown).
 DROPPED_STRUCTURES = ("VISal", "VISam")
 EXPERIENCE_TO_LEVEL = {"Familiar": "familiar", "Novel 1": "novel"}
-EXPERIENCE_LEVELS = ("familiar", "novel")
 PROJECT_CODE = "VisualBehaviorMultiscope"
 LAYER_RULES = ("published", "split", "fixed")
 DEFAULT_LAYER_RULE = "split"
@@ -89,7 +90,6 @@ SELECTION_COLUMNS = ("ophys_experiment_id", "ophys_session_id", "experience_leve
                      "imaging_depth", "n_cells")
 TRIAL_COLUMNS = ("start_time", "stop_time", "is_change", "change_time")
 STIMULUS_COLUMNS = ("start_time", "image_name", "is_change")
-BEHAVIOR_BLOCK = "change_detection_behavior"
 
 BUNDLED_SUBDIR = ("test", "brain_observatory", "behavior", "behavior_project_cache", "test_data", "vbo")
 TABLE_FILES = {"experiments": "ophys_experiment_table.csv", "sessions": "ophys_session_table.csv",

@@ -57,7 +57,6 @@ from biornn.analysis import (
     GRANULARITIES,
     ORDERS,
     PAIRS,
-    PATHWAYS,
     TESTS,
     adjust,
     compare_conditions,
@@ -76,7 +75,7 @@ from biornn.celltype import (
 )
 from biornn.conditions import ABBREVIATIONS, CONDITIONS
 from biornn.conditions import BY_ABBREVIATION as ABBREV_TO_CONDITION
-from biornn.connectivity import POPULATION_LABELS, pathway_blocks
+from biornn.connectivity import PATHWAYS, POPULATION_LABELS, pathway_blocks
 from biornn.curate import (
     CurateConfig,
     build_datasets,

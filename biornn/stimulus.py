@@ -24,6 +24,7 @@ import pandas as pd
 STIMULUS_CHANNELS = ("image", "change", "omission")
 #: Duration given to an omitted flash whose row has none (s; the image duration of the task).
 OMITTED_DURATION = 0.25
+#: The stimulus block of the change-detection task (the rest of a session is passive or grey).
 BEHAVIOR_BLOCK = "change_detection_behavior"
 
 

@@ -492,7 +492,7 @@ def fig4_page() -> str:
     pub = celltype.condition_fits(variant="published")
     if pub.empty:
         raise BiornnError("no Figure 4 summaries cached in data/results/fig4")
-    order = {c: i for i, c in enumerate(an.CONDITIONS)}
+    order = {c: i for i, c in enumerate(an.BY_ABBREVIATION)}
     key = lambda d: d.assign(_w=d.window.map({"full": 0, "half": 1}), _c=d.condition.map(order))  # noqa: E731
     pub = key(pub).sort_values(["_w", "_c", "seed"])
     cor = celltype.condition_fits(variant="corrected")
@@ -684,7 +684,7 @@ def fig5_page() -> str:
             f"{rng(100 * shifted.within_same_sign, 0)} % of them in the same direction, and the pathways move with "
             "them: those pathway differences are a change of the models' overall weight scale.\n")
     corrected_runs = an.find_fig4_runs(variant="corrected")
-    windows = tuple(w for w in an.WINDOWS if all((w, c) in corrected_runs for c in an.CONDITIONS))
+    windows = tuple(w for w in an.WINDOWS if all((w, c) in corrected_runs for c in an.BY_ABBREVIATION))
     if windows:
         corr = an.fig5_inputs("paper", source="cache", variant="corrected", windows=windows)
         ccomps = an.compare_pairs(corr.summaries, windows=windows, test=TEST, correction=CORRECTION, alpha=ALPHA)

@@ -250,7 +250,7 @@ save_figure(fig, "fig5_density_vs_strength")
 # and runs, full window).
 
 # %%
-density = np.mean([inputs.summaries[("full", c)]["layer"].density.mean(0) for c in an.CONDITIONS], axis=0)
+density = np.mean([inputs.summaries[("full", c)]["layer"].density.mean(0) for c in an.BY_ABBREVIATION], axis=0)
 fig = plot_pathway_schematic(density, head.labels["layer"])
 save_figure(fig, "fig5_schematic")
 
@@ -531,7 +531,7 @@ print(f"\nours agree with the reading in {int(reading['ours agrees'].sum())} of 
 
 # %%
 corrected_runs = an.find_fig4_runs(variant="corrected")
-corr_windows = tuple(w for w in an.WINDOWS if all((w, c) in corrected_runs for c in an.CONDITIONS))
+corr_windows = tuple(w for w in an.WINDOWS if all((w, c) in corrected_runs for c in an.BY_ABBREVIATION))
 if SOURCE == "cache" and corr_windows:
     corr = an.fig5_inputs(MODE, source="cache", variant="corrected", windows=corr_windows)
     corr_comps = an.compare_pairs(corr.summaries, windows=corr_windows, test=TEST, correction=CORRECTION,

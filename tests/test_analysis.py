@@ -345,8 +345,8 @@ def test_reference_numbers():
             M = an.reference_layer_matrix(ref, window, pair)
             assert M.shape == (6, 6)
             top = np.abs(M).max()
-            assert any(entry["pathways"][p]["largest"] for p in an.PATHWAYS)
-            for p, (post, pre) in an.PATHWAYS.items():
+            assert any(entry["pathways"][p]["largest"] for p in an.PATHWAY_LAYERS)
+            for p, (post, pre) in an.PATHWAY_LAYERS.items():
                 i, j = ref["layer_labels"].index(post), ref["layer_labels"].index(pre)
                 assert M[i, j] == pytest.approx(entry["pathways"][p]["layer"], abs=0.05)
                 if entry["pathways"][p]["largest"]:

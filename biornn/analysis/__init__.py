@@ -46,8 +46,8 @@ from __future__ import annotations
 from biornn.analysis.blocks import (
     GRANULARITIES,
     ORDERS,
+    PATHWAY_LAYERS,
     PATHWAY_TITLES,
-    PATHWAYS,
     QUANTITIES,
     QUANTITY_LABELS,
     BlockSummary,
@@ -75,7 +75,7 @@ from biornn.analysis.comparisons import (
 from biornn.analysis.fig5 import (
     QUICK_TRAINING,
     SOURCES,
-    TWIN_SIZES,
+    TWIN_MODEL_SIZES,
     Fig5Inputs,
     fig5_inputs,
     planted_counts,
@@ -84,13 +84,12 @@ from biornn.analysis.fig5 import (
     twin_models,
 )
 from biornn.celltype import find_fig4_runs
-from biornn.conditions import BY_ABBREVIATION as CONDITIONS
-from biornn.conditions import CONDITION_TITLES, PAIRS, WINDOWS
+from biornn.conditions import BY_ABBREVIATION, CONDITION_TITLES, PAIRS, WINDOWS
 from biornn.stats import CORRECTIONS, TESTS, adjust, fdr_bh, hedges_g, permutation_test, welch_test
 
-__all__ = ["BlockSummary", "CONDITION_TITLES", "CONDITIONS", "CORRECTIONS", "Comparison", "Fig5Inputs",
-           "GRANULARITIES", "ModelSet", "ORDERS", "PAIRS", "PATHWAYS", "PATHWAY_TITLES", "QUANTITIES",
-           "QUANTITY_LABELS", "QUICK_TRAINING", "SOURCES", "TESTS", "TWIN_SIZES", "WINDOWS", "adjust",
+__all__ = ["BlockSummary", "CONDITION_TITLES", "BY_ABBREVIATION", "CORRECTIONS", "Comparison", "Fig5Inputs",
+           "GRANULARITIES", "ModelSet", "ORDERS", "PAIRS", "PATHWAY_LAYERS", "PATHWAY_TITLES", "QUANTITIES",
+           "QUANTITY_LABELS", "QUICK_TRAINING", "SOURCES", "TESTS", "TWIN_MODEL_SIZES", "WINDOWS", "adjust",
            "block_summaries", "block_summary", "compare_conditions", "compare_pairs", "compare_summaries", "fdr_bh",
            "fig5_inputs", "find_fig4_runs", "group_labels", "hedges_g", "load_models", "load_summaries",
            "merge_pathway_tables", "pathway_specificity", "pathway_table", "permutation_test", "planted_counts",

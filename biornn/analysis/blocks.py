@@ -36,7 +36,7 @@ QUANTITY_LABELS = {"mean_abs": "block mean |W| (zeros included)", "density": "re
 ORDERS = ("display", "index")
 
 #: The three inter-area pathways as (post, pre) layer blocks, and the presynaptic population of each.
-PATHWAYS = {"FF": ("LM_L4", "V1_L2/3"), "FB_L23": ("V1_L2/3", "LM_L5"), "FB_L5": ("V1_L5", "LM_L5")}
+PATHWAY_LAYERS = {"FF": ("LM_L4", "V1_L2/3"), "FB_L23": ("V1_L2/3", "LM_L5"), "FB_L5": ("V1_L5", "LM_L5")}
 PATHWAY_TITLES = {"FF": "FF V1 L2/3 -> LM L4", "FB_L23": "FB LM L5 -> V1 L2/3", "FB_L5": "FB LM L5 -> V1 L5"}
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 
 from biornn.analysis.blocks import (
     GRANULARITIES,
-    PATHWAYS,
+    PATHWAY_LAYERS,
     QUANTITIES,
     QUANTITY_LABELS,
     BlockSummary,
@@ -155,7 +155,7 @@ class Comparison:
         D = self.matrix("layer", quantity, "diff")
         Dp = self.matrix("population", quantity, "diff")
         rows = []
-        for name, (post, pre) in PATHWAYS.items():
+        for name, (post, pre) in PATHWAY_LAYERS.items():
             i, j = layer.index(post), layer.index(pre)
             row = {"pathway": name, "diff": D[i, j] * scale}
             for t in TYPES:
@@ -314,8 +314,8 @@ def pathway_table(comparisons: dict, ref: dict | None = None, quantity: str = "m
         raise BiornnError("no comparisons to tabulate; compute them with compare_pairs first")
     out = pd.concat(frames, ignore_index=True)
     out["same_sign"] = np.sign(out["diff"]) == np.sign(out["ref_diff"])
-    out["n"] = [f"{c.n_a} vs {c.n_b}" for c in comparisons.values() for _ in PATHWAYS]
-    out["test"] = [c.test_name for c in comparisons.values() for _ in PATHWAYS]
+    out["n"] = [f"{c.n_a} vs {c.n_b}" for c in comparisons.values() for _ in PATHWAY_LAYERS]
+    out["test"] = [c.test_name for c in comparisons.values() for _ in PATHWAY_LAYERS]
     return out
 
 
@@ -373,7 +373,7 @@ def pathway_specificity(comparisons: dict, quantity: str = "mean_abs", min_same_
         with np.errstate(invalid="ignore", divide="ignore"):
             rel = 100.0 * d / a
         row = {"window": window, "pair": pair}
-        for name, (post, pre) in PATHWAYS.items():
+        for name, (post, pre) in PATHWAY_LAYERS.items():
             row[name] = float(rel[labels.index(post), labels.index(pre)])
         areas = np.array([lab.split("_")[0] for lab in labels])
         vals = rel[tested & (areas[:, None] == areas[None, :])]  # the pathways are all inter-area blocks

@@ -13,13 +13,12 @@ import pandas as pd
 
 from biornn import celltype, curate
 from biornn.analysis.blocks import (
-    PATHWAYS,
+    PATHWAY_LAYERS,
     ModelSet,
     load_summaries,
 )
 from biornn.celltype import find_fig4_runs
-from biornn.conditions import BY_ABBREVIATION as CONDITIONS
-from biornn.conditions import WINDOWS, condition_abbrev
+from biornn.conditions import BY_ABBREVIATION, WINDOWS, condition_abbrev
 from biornn.config import derive_seed, get_mode
 from biornn.connectivity import (
     POPULATION_LABELS,
@@ -33,7 +32,7 @@ from biornn.store import run_dir, save_run, want_retrain
 from biornn.synthetic import ground_truth_connectivity
 
 #: Units per population type of the synthetic stand-in (N = 360; the paper's sizes are 192/32/16, N = 1440).
-TWIN_SIZES = {"Pyr": 48, "SST": 8, "VIP": 4}
+TWIN_MODEL_SIZES = {"Pyr": 48, "SST": 8, "VIP": 4}
 
 
 def twin_expected(condition: str, target_max: float = 0.01, config=None) -> dict[str, np.ndarray]:
@@ -50,7 +49,7 @@ def twin_expected(condition: str, target_max: float = 0.01, config=None) -> dict
 
     truth = ground_truth_connectivity(config)
     c = target_max / np.abs(truth["familiar_no_change"]).max()
-    mean_abs = c * np.abs(truth[CONDITIONS[condition_abbrev(condition)]])
+    mean_abs = c * np.abs(truth[BY_ABBREVIATION[condition_abbrev(condition)]])
     density = block_density()
     with np.errstate(invalid="ignore", divide="ignore"):
         strength = np.where(density > 0, mean_abs / density, np.nan)
@@ -72,7 +71,7 @@ def twin_models(condition: str, n_runs: int = 5, window: str = "full", sizes: di
         condition: ``FC`` ... ``NO`` (or the long names).
         n_runs: runs (the paper has 5).
         window: ``full`` or ``half`` (the twin has no timescale: only the random draws differ).
-        sizes: units per type (default :data:`TWIN_SIZES`).
+        sizes: units per type (default :data:`TWIN_MODEL_SIZES`).
         noise: log-normal SD of the weights.
         seed: base seed.
         target_max: scale (see :func:`twin_expected`).
@@ -83,7 +82,7 @@ def twin_models(condition: str, n_runs: int = 5, window: str = "full", sizes: di
     """
 
     abbrev = condition_abbrev(condition)
-    sizes = dict(TWIN_SIZES if sizes is None else sizes)
+    sizes = dict(TWIN_MODEL_SIZES if sizes is None else sizes)
     exp = twin_expected(abbrev, target_max, config)
     idx = population_index(sizes)
     rho = exp["density"][np.ix_(idx, idx)]
@@ -139,11 +138,11 @@ class Fig5Inputs:
 
 
 def _quick_models(windows, variant: str, progress: bool, device, retrain) -> Fig5Inputs:
-    names = tuple(CONDITIONS.values())
+    names = tuple(BY_ABBREVIATION.values())
     datasets, data_folder = curate.cached_datasets(conditions=names, mode="quick", progress=progress)
     summaries, folders = {}, {}
     for window in windows:
-        for abbrev, cond in CONDITIONS.items():
+        for abbrev, cond in BY_ABBREVIATION.items():
             cfg = celltype.celltype_config(cond, "quick", published=variant == "published", window=window,
                                            **QUICK_TRAINING)
             folder = run_dir("_quick/fig5", f"{abbrev}-{window}-{cfg.variant}",
@@ -154,7 +153,7 @@ def _quick_models(windows, variant: str, progress: bool, device, retrain) -> Fig
                          {k: np.asarray(res.arrays[k]) for k in ("W_sparse", "mask", "population")})
             summaries[(window, abbrev)] = load_summaries(folder)
             folders[(window, abbrev)] = folder
-    truth = {abbrev: celltype.ground_truth_for(datasets[cond]) for abbrev, cond in CONDITIONS.items()}
+    truth = {abbrev: celltype.ground_truth_for(datasets[cond]) for abbrev, cond in BY_ABBREVIATION.items()}
     seeds = QUICK_TRAINING["seeds"]
     desc = (f"quick stand-in: N = {sum(cfg.sizes) * 6} models ({variant} switches) trained now on the digital "
             f"twin's datasets, {len(seeds)} runs, {QUICK_TRAINING['dense_epochs']} + "
@@ -164,13 +163,13 @@ def _quick_models(windows, variant: str, progress: bool, device, retrain) -> Fig
 
 def _twin_inputs(windows, n_runs: int, sizes: dict | None, seed: int) -> Fig5Inputs:
     summaries = {(w, c): twin_models(c, n_runs, w, sizes=sizes, seed=seed).summaries()
-                 for w in windows for c in CONDITIONS}
+                 for w in windows for c in BY_ABBREVIATION}
     gt = ground_truth_connectivity()
-    truth = {c: gt[full] for c, full in CONDITIONS.items()}
-    sizes = dict(TWIN_SIZES if sizes is None else sizes)
+    truth = {c: gt[full] for c, full in BY_ABBREVIATION.items()}
+    sizes = dict(TWIN_MODEL_SIZES if sizes is None else sizes)
     desc = (f"digital-twin stand-in: SYNTHETIC weight matrices built from the twin's ground truth (N = "
             f"{sum(sizes.values()) * 6}, {n_runs} runs, random masks and weights), not trained models")
-    return Fig5Inputs(summaries, "twin", desc, truth, expected={c: twin_expected(c) for c in CONDITIONS})
+    return Fig5Inputs(summaries, "twin", desc, truth, expected={c: twin_expected(c) for c in BY_ABBREVIATION})
 
 
 def fig5_inputs(mode: str | None = None, source: str | None = None, variant: str = "published",
@@ -202,13 +201,13 @@ def fig5_inputs(mode: str | None = None, source: str | None = None, variant: str
     if source is not None and source not in SOURCES:
         raise BiornnError(f"unknown source {source!r}; use one of {', '.join(SOURCES)}")
     runs = find_fig4_runs(root, variant=variant)
-    missing = [(w, c) for w in windows for c in CONDITIONS if (w, c) not in runs]
+    missing = [(w, c) for w in windows for c in BY_ABBREVIATION if (w, c) not in runs]
     if source == "cache" or (source is None and not missing):
         if missing:
             raise BiornnError(f"Fig 4 runs missing for {', '.join(f'{c} {w}' for w, c in missing[:4])}"
                               f"{' ...' if len(missing) > 4 else ''}; compute them with python -m biornn celltype "
                               "train and celltype summarize (paper mode, GPU)")
-        summaries = {k: load_summaries(runs[k]) for k in ((w, c) for w in windows for c in CONDITIONS)}
+        summaries = {k: load_summaries(runs[k]) for k in ((w, c) for w in windows for c in BY_ABBREVIATION)}
         truth = {}
         for (w, c), folder in runs.items():
             if w == windows[0] and (folder / "summary.npz").exists():
@@ -218,7 +217,7 @@ def fig5_inputs(mode: str | None = None, source: str | None = None, variant: str
         n = {next(iter(v.values())).n_runs for v in summaries.values()}
         where = next(iter(runs.values())).parent
         desc = f"cached Fig 4 runs ({variant} switches, {'/'.join(map(str, sorted(n)))} runs) in {where}"
-        return Fig5Inputs(summaries, "cache", desc, truth if len(truth) == len(CONDITIONS) else None,
+        return Fig5Inputs(summaries, "cache", desc, truth if len(truth) == len(BY_ABBREVIATION) else None,
                           {k: runs[k] for k in summaries})
     if source == "quick" or (source is None and mode == "quick" and _celltype_available()):
         return _quick_models(windows, variant, progress, device, retrain)
@@ -248,7 +247,7 @@ def planted_table(comparisons: dict, truth: dict, scale: float = 1e4) -> pd.Data
     for (window, pair), comp in comparisons.items():
         a, b = pair.split("->")
         pw = comp.pathways(scale=scale).set_index("pathway")
-        for name in PATHWAYS:
+        for name in PATHWAY_LAYERS:
             post, pre = np.array(blocks[name]).T
             ratio = np.abs(truth[b][post, pre]).sum() / np.abs(truth[a][post, pre]).sum()
             planted = not np.isclose(ratio, 1.0)

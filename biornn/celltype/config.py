@@ -7,7 +7,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from biornn.conditions import condition_name
+from biornn.conditions import WINDOWS, condition_name
 from biornn.config import get_mode
 from biornn.connectivity import (
     TYPES,
@@ -16,7 +16,6 @@ from biornn.errors import BiornnError
 from biornn.models import INPUT_MAPPINGS
 from biornn.replicates import RESAMPLING
 
-WINDOWS = ("full", "half")
 PRUNING = ("default", "as_published")
 CHECKPOINT_RULES = ("best", "as_published")
 #: Per-mode sizes: ``paper`` = the reference (N = 1440, 70 + 50 epochs, 5 runs, 2000 samples in batches of 200).
