@@ -20,8 +20,9 @@ sys.path.insert(0, str(SRC))
 
 import make_html  # noqa: E402
 import make_student  # noqa: E402
+from nbtools import notebook_paths  # noqa: E402
 
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = notebook_paths(ROOT / "notebooks")  # NN_ and NNb_ (appendix) notebooks, in reading order
 
 
 def _write(path: Path, cells) -> Path:
@@ -55,6 +56,9 @@ def test_every_exercise_has_a_stub_in_the_student_version(tmp_path):
         assert not any(make_student.is_solution(c) for c in student.cells), f"{notebook.name}: a solution is left"
         total += len(stubs)
         for k, (solution, stub) in enumerate(zip(solutions, stubs), start=1):
+            if make_student.is_scaffold(solution.source):
+                _check_scaffold(solution.source, stub.source, f"{notebook.name} exercise {k}")
+                continue
             assert "raise NotImplementedError(" in stub.source
             assert solution.source not in stub.source
             name = make_student.exercise_name(solution.source, k)
@@ -65,6 +69,82 @@ def test_every_exercise_has_a_stub_in_the_student_version(tmp_path):
         kept = [c.source for c in original.cells if not make_student.is_solution(c)]
         assert [c.source for c in student.cells[1:] if make_student.STUB_TAG not in c.metadata.get("tags", [])] == kept
     assert total >= 3
+
+
+def _solution_blocks(source: str) -> tuple[list[str], list[str]]:
+    """(lines inside BEGIN/END SOLUTION blocks, lines outside them, markers excluded)."""
+    inside, outside, in_block = [], [], False
+    for line in source.splitlines():
+        if make_student.BEGIN.match(line) or make_student.END.match(line):
+            in_block = make_student.BEGIN.match(line) is not None
+        else:
+            (inside if in_block else outside).append(line)
+    return inside, outside
+
+
+def _check_scaffold(solution: str, scaffold: str, where: str) -> None:
+    """The scaffold keeps every line outside the solution blocks, drops every solution line for `...` lines, and is
+    valid Python."""
+    inside, outside = _solution_blocks(solution)
+    lines = scaffold.splitlines()
+    assert inside, f"{where}: an empty solution block"
+    assert [line for line in lines[1:] if not line.strip().endswith("...")] == outside[1:], where  # header changes
+    assert make_student.exercise_name(solution, 0).lower() in lines[0].lower() and "(solution)" not in lines[0], where
+    assert not set(line for line in inside if line.strip()) & set(lines), f"{where}: a solution line is left"
+    assert any(line.strip().endswith("...") for line in lines), f"{where}: no ... placeholder"
+    assert "BEGIN SOLUTION" not in scaffold and "END SOLUTION" not in scaffold, where
+    compile(scaffold, where, "exec")
+
+
+def test_scaffold_keeps_the_scaffold_and_drops_the_solution():
+    solution = ("# Exercise 3 (solution)\n# Hint: multiply.\nf = 2\nfor r in (1, 2):\n"
+                "    # BEGIN SOLUTION\n    total = r * f\n    a, b = total, 1\n    for k in range(2):\n"
+                "        print(k)\n    print(a)\n    # END SOLUTION\n    print(total)\n"
+                "# BEGIN SOLUTION\nprint('done')\n# END SOLUTION\n")
+    assert make_student.is_scaffold(solution)
+    scaffold = make_student.scaffold_source(solution, 1)
+    assert scaffold.splitlines() == [
+        "# Exercise 3 (fill in each ...)", "# Hint: multiply.", "f = 2", "for r in (1, 2):",
+        "    total = ...", "    a, b = ...", "    ...", "    print(total)", "..."]
+    _check_scaffold(solution, scaffold, "example")
+    exec(compile(solution, "solution", "exec"), {})  # the instructor's version runs: the markers are comments
+    # a cell without markers still becomes a stub
+    assert not make_student.is_scaffold("# Exercise 1 (solution)\nx = 1\n")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [_solution(solution), _solution("# Exercise 4 (solution)\nx = 1\n")]
+    student, count = make_student.studentize(nb)
+    assert count == 2 and student.cells[0].source == scaffold
+    assert "raise NotImplementedError(" in student.cells[1].source
+    assert all(make_student.STUB_TAG in c.metadata["tags"] for c in student.cells)
+
+
+@pytest.mark.parametrize("source", ["# BEGIN SOLUTION\nx = 1\n", "x = 1\n# END SOLUTION\n",
+                                    "# BEGIN SOLUTION\nfor k in range(2):\n# END SOLUTION\n    print(k)\n"])
+def test_a_broken_scaffold_is_an_error(source):
+    with pytest.raises(ValueError, match="SOLUTION"):
+        make_student.scaffold_source(source, 1)
+
+
+def test_lecture_06_has_the_teaching_form():
+    """Notebook 06 is a lecture (docs/contributing.md, teaching form): <= 40 cells, <= 1,500 words of markdown, the
+    figure on top, no mode branches or helper functions, an exercise with a scaffold in every numbered section."""
+    nb = nbformat.read(ROOT / "notebooks" / "06_fig4_celltype_rnn.ipynb", as_version=4)
+    assert len(nb.cells) <= 40
+    assert sum(len(c.source.split()) for c in nb.cells if c.cell_type == "markdown") <= 1500
+    assert "](../figures/fig4_" in nb.cells[0].source
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    assert not any(re.search(r"^\s*(if|elif|while)\b.*\b(MODE|SOURCE|SHOWN)\b", src, re.MULTILINE) for src in code)
+    assert not any(re.search(r"^\s*def ", src, re.MULTILINE) for src in code)
+    sections, current = {}, None
+    for cell in nb.cells:
+        heading = re.search(r"^## (\d+)\.", cell.source, re.MULTILINE) if cell.cell_type == "markdown" else None
+        current = heading.group(1) if heading else current
+        if current and make_student.is_solution(cell):
+            assert make_student.is_scaffold(cell.source), cell.source.splitlines()[0]
+            sections[current] = sections.get(current, 0) + 1
+    numbered = re.findall(r"^## (\d+)\.", "\n".join(c.source for c in nb.cells if c.cell_type == "markdown"),
+                          re.MULTILINE)
+    assert numbered and set(sections) == set(numbered), (numbered, sections)
 
 
 def test_tour_has_exercises_with_hints():
@@ -200,7 +280,7 @@ def test_screenshot_shows_every_thumbnail(stub_site, tmp_path):
 
 def test_readme_gallery_lists_only_figures_the_notebooks_save():
     saved = set()  # the notebook sources (jupytext .py)
-    for source in (ROOT / "notebooks").glob("[0-9][0-9]_*.py"):
+    for source in notebook_paths(ROOT / "notebooks", ".py"):
         saved |= set(re.findall(r'save_figure\(.*?"([\w-]+)"\)', source.read_text()))
     listed = re.findall(r"\(figures/([\w-]+)\.png\)", (ROOT / "README.md").read_text())
     assert listed, "the README has no gallery"

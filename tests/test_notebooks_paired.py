@@ -1,10 +1,12 @@
-"""Notebooks as text: every ``notebooks/NN_*.ipynb`` with a paired jupytext source ``notebooks/NN_*.py`` (percent
-format) has the same code cells, in the same order, with the same tags, and records the pairing in its metadata.
+"""Notebooks as text: every ``notebooks/NN_*.ipynb`` (and appendix ``NNb_*.ipynb``) with a paired jupytext source
+``notebooks/NN_*.py`` (percent format) has the same code cells, in the same order, with the same tags, and records
+the pairing in its metadata.
 
 Edit either side, then ``jupytext --sync notebooks/NN_name.py`` (see docs/contributing.md). Every notebook has its
 ``.py`` (a new one starts with ``jupytext --set-formats ipynb,py:percent notebooks/NN_name.ipynb``).
 """
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -13,7 +15,8 @@ import pytest
 jupytext = pytest.importorskip("jupytext")
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+# NN_name and its appendix NNb_name, in reading order (06, 06b, 07)
+NOTEBOOKS = sorted(p for p in (ROOT / "notebooks").glob("[0-9][0-9]*.ipynb") if re.match(r"[0-9]{2}[a-z]?_", p.name))
 UNPAIRED = [nb.name for nb in NOTEBOOKS if not nb.with_suffix(".py").exists()]
 
 
