@@ -405,12 +405,13 @@ def init_runs(task: str = "flipflop", seeds=CONVERGENCE_SEEDS) -> dict:
     """Dale's backprop with the default and the balanced initialisation, paired seeds, from the cache only.
 
     Returns:
-        ``{"default": run, "balanced": run}``; an initialisation missing from the cache is left out.
+        ``{"default": run, "balanced": run}`` (whichever seed blocks are cached; an initialisation with none is left
+        out).
     """
     out = {}
     for init in ("default", "balanced"):
         extra = {} if init == "default" else {"init": init}
-        run = lookup_seeds(fig2_config(task, "dales", "paper", seeds=seeds, **extra))
+        run = lookup_seeds(fig2_config(task, "dales", "paper", seeds=seeds, **extra), partial=True)
         if run is not None:
             out[init] = run
     return out
@@ -419,16 +420,21 @@ def init_runs(task: str = "flipflop", seeds=CONVERGENCE_SEEDS) -> dict:
 def init_convergence(runs: dict, threshold: float = CONVERGED_MSE) -> dict:
     """Convergence counts of the two initialisations and Fisher's exact test between them (two-sided, one test).
 
+    Only the seeds both runs hold are counted (paired seeds; all 20 once both are cached).
+
     Args:
         runs: ``{"default": run, "balanced": run}`` (:func:`init_runs`).
         threshold: converged = final per-element test MSE below this.
 
     Returns:
-        ``{"default": (converged, n), "balanced": (converged, n), "p", "test", "correction", "unit"}``.
+        ``{"default": (converged, n), "balanced": (converged, n), "seeds", "p", "test", "correction", "unit"}``.
     """
-    counts = {k: (int((r.curve("test_loss")[:, -1] < threshold).sum()), len(r.runs)) for k, r in runs.items()}
+    finals = {k: dict(zip([int(x["seed"]) for x in r.runs], r.curve("test_loss")[:, -1])) for k, r in runs.items()}
+    seeds = sorted(set(finals["default"]) & set(finals["balanced"]))
+    counts = {k: (int(sum(f[s] < threshold for s in seeds)), len(seeds)) for k, f in finals.items()}
     row = fisher_row("balanced vs default init", counts["balanced"], counts["default"])
-    return {**counts, "p": row["p"], "test": row["test"], "correction": "none (one comparison)", "unit": row["unit"]}
+    return {**counts, "seeds": seeds, "p": row["p"], "test": row["test"], "correction": "none (one comparison)",
+            "unit": row["unit"]}
 
 
 # ----------------------------------------------------------------------------------------------------------------------

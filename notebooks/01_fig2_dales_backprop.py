@@ -268,8 +268,10 @@ save_figure(fig, "fig2_init_spectra")
 init_cmp = init_runs() if MODE == "paper" else {}
 if len(init_cmp) == 2:
     conv_init = init_convergence(init_cmp)
+    print(f"paired seeds cached for both: {conv_init['seeds'][0]}-{conv_init['seeds'][-1]} (n = {len(conv_init['seeds'])})")
     for name in ("default", "balanced"):
-        final = init_cmp[name].curve("test_loss")[:, -1]
+        keep = [i for i, x in enumerate(init_cmp[name].runs) if int(x["seed"]) in conv_init["seeds"]]
+        final = init_cmp[name].curve("test_loss")[keep, -1]
         print(f"{name:8s} init: converged {conv_init[name][0]}/{conv_init[name][1]}, median final MSE "
               f"{np.median(final):.3g}")
     print(f"balanced vs default: {conv_init['test']}, p = {conv_init['p']:.3g} ({conv_init['correction']}; "

@@ -107,3 +107,7 @@ def test_init_convergence_is_one_fisher_test():
     assert res["default"] == (19, 20) and res["balanced"] == (10, 20)
     assert res["p"] == pytest.approx(fisher_exact([[10, 10], [19, 1]])[1])
     assert "Fisher" in res["test"] and res["correction"].startswith("none")
+    runs["balanced"].runs = runs["balanced"].runs[:10]  # only the first block of balanced seeds cached
+    runs["balanced"].curves = runs["balanced"].curves[:10]
+    part = fig2.init_convergence(runs)
+    assert part["seeds"] == list(range(10)) and part["default"] == (10, 10) and part["balanced"] == (10, 10)
