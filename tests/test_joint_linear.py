@@ -162,3 +162,15 @@ def test_cached_resamples_refit_to_the_same_gains():
         x = J.deconvolve(means, float(cache["frame_period"]), config.rise, config.decay)
         fit = J.fit_joint(x, codes[:, :, : x.shape[-1]], config, theta0=cache["check_theta0"])
         np.testing.assert_allclose(fit["g"], g, atol=1e-6)
+
+
+def test_compare_recovery_command_dispatches_the_estimators(tmp_path, capsys):
+    from biornn.cli import main
+
+    assert main(["compare", "recovery", "--estimator", "joint-linear", "--from-cache", str(CACHE),
+                 "--out", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "recovery.json").read_text()) == json.loads(REPORT.read_text())
+    assert main(["compare", "recovery", "--estimator", "joint-rnn", "--out", str(tmp_path)]) == 2
+    assert "not built yet" in capsys.readouterr().err
+    assert main(["compare", "recovery", "--estimator", "joint-linear", "--null-seeds", "x",
+                 "--out", str(tmp_path)]) == 2
