@@ -310,7 +310,7 @@ def wave_lead_section() -> list[str]:
                                                                  lead["topprob_mid"])]
     lines.append(table(["seed", f"test MSE after epoch {lead['epoch']}", "mid-range log(top-prob / random)",
                         "top-prob mid-range error"], rows))
-    lines.append("\n" + wl.format_lead(lead) + "\n")
+    lines.append("\n" + wl.format_lead(lead) + " " + wl.post_hoc_note(lead) + "\n")
     return lines
 
 

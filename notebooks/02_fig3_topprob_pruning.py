@@ -62,7 +62,7 @@ from biornn import pruning as pr
 from biornn.config import get_mode
 from biornn.constraints import sign_violations
 from biornn.fig3.wave_lead import CACHE as WAVE_LEAD_CACHE
-from biornn.fig3.wave_lead import format_lead, lead_errors, wave_lead
+from biornn.fig3.wave_lead import format_lead, lead_errors, post_hoc_note, wave_lead
 from biornn.plotting import save_figure
 from biornn.plotting.fig3_extra import plot_wave_lead
 from biornn.results import reference
@@ -481,6 +481,7 @@ save_figure(fig, "fig3_wave_as_published")
 if MODE == "paper" and WAVE_LEAD_CACHE.exists():
     lead = wave_lead(lead_errors())
     print(format_lead(lead))
+    print(post_hoc_note(lead))
     fig = plot_wave_lead(lead)
     save_figure(fig, "fig3_wave_lead")
 else:

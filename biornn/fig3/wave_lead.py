@@ -94,3 +94,15 @@ def format_lead(lead: dict) -> str:
             f"mid-range log(top-prob / random) error ratio (p = 0.31-0.70): Spearman rho = {lead['rho_log_ratio']:+.2f}"
             f" (p = {lead['p_log_ratio']:.2g}); against top-prob's mid-range error: rho = {lead['rho_topprob']:+.2f} "
             f"(p = {lead['p_topprob']:.2g}); two-sided, n = {lead['n']} seeds, no correction, descriptive.")
+
+
+def post_hoc_note(lead: dict) -> str:
+    """A descriptive, post-hoc sentence: where top-prob wins, and how those seeds rank by early loss (no test)."""
+    wins = [int(s) for s, r in zip(lead["seeds"], lead["log_ratio"]) if r < 0]
+    if not wins:
+        return "Top-prob wins (mid-range log ratio < 0) in none of the seeds."
+    order = np.argsort(np.argsort(lead["early_loss"])) + 1  # rank 1 = lowest early loss
+    ranks = sorted(int(order[i]) for i, s in enumerate(lead["seeds"]) if int(s) in wins)
+    return (f"Post hoc, not tested: top-prob wins (mid-range log ratio < 0) in {len(wins)} of {lead['n']} seeds "
+            f"(seeds {', '.join(map(str, wins))}); their epoch-{lead['epoch']} losses rank "
+            f"{', '.join(map(str, ranks))} of {lead['n']} (1 = lowest).")
