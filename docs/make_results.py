@@ -527,7 +527,7 @@ def fig4_page() -> str:
     n_seeds = int(pub.groupby(["condition", "window"]).size().max())
     lines = [HEADER, "# Figure 4 results: the cell-type RNN fitted to the digital twin\n",
              f"Facts: `{PAPER}/fig4-5-celltype-rnn.md` and `{PAPER}/allen-data-pipeline.md`. Notebook: "
-             "`notebooks/06_fig4_celltype_rnn.ipynb`.\n",
+             "`notebooks/06_fig4_celltype_rnn.ipynb` (appendix: `notebooks/06b_fig4_appendix.ipynb`).\n",
              f"Setting: paper mode, the committed cache `data/results/fig4/`; N = 1440, 70 + 50 epochs, "
              f"{n_seeds} seeds per condition and window (unit of replication: the seed), data from the digital "
              "twin, whose trials are split into training and held-out sets before bootstrapping. Fit = Pearson r "
@@ -739,7 +739,7 @@ def fig5_page() -> str:
                 f"{npub['recovered']} as published; unplanted pathways flagged: corrected {ncor['false_positive']} "
                 f"of {ncor['unplanted']} against {npub['false_positive']}. The corrected models fit poorly at the "
                 "paper's budget (Figure 4 results), so these counts do not measure coupling. Why they fit poorly is "
-                "not settled: they are trained on raw dF/F against frozen readouts, and notebook 06's ablation shows "
+                "not settled: they are trained on raw dF/F against frozen readouts, and notebook 06b's ablation shows "
                 "what pooled standardisation contributes to the recommended variant at quick sizes (a hint at scale, "
                 "not tested on the corrected variant); twice the epochs lifted their held-out r without reaching 0.9 "
                 "(Figure 4 results). The planted-vs-null report above uses the recommended variant instead.\n")
