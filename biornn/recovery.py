@@ -730,3 +730,48 @@ def recovery_table(report: dict) -> pd.DataFrame:
     cols = ["pair", "pathway", "planted_delta", "fitted_delta", "se", "null_delta", "calibrated_delta", "n_a", "n_b",
             "p_adj", "null_p_adj", "interaction_p_adj", "outcome"]
     return recovery_frame(report)[cols]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Committed reports and the reference's reading (notebooks 07 and 07b)
+# --------------------------------------------------------------------------------------------------------------------
+def load_report(name: str, folder: str | os.PathLike | None = None) -> dict:
+    """A committed Figure 5 report, ``data/results/fig5/<name>.json`` (e.g. ``recovery-recommended-half``,
+    ``recovery-joint-linear-full``, ``recovery-scaling-quick``).
+
+    Args:
+        name: the file name without ``.json``.
+        folder: where to look (default: ``fig5`` under :data:`biornn.config.RESULTS_DIR`).
+
+    Returns:
+        The report as written (JSON ``NaN`` read back as float NaN).
+
+    Raises:
+        BiornnError: no such report; the message lists the ones there are.
+    """
+    from biornn.config import RESULTS_DIR
+
+    folder = Path(folder) if folder is not None else RESULTS_DIR / "fig5"
+    path = folder / f"{name.removesuffix('.json')}.json"
+    if not path.exists():
+        there = ", ".join(sorted(p.stem for p in folder.glob("*.json"))) or "none"
+        raise BiornnError(f"no report {path.name} in {folder}; pass one of: {there}")
+    return json.loads(path.read_text())
+
+
+def reference_readings() -> pd.DataFrame:
+    """The predictive-coding reading of the reference's pathway differences (``data/reference/fig5_readings.csv``;
+    docs/paper/fig4-5-celltype-rnn.md, section 8): the sign the reading expects for each (window, pair, pathway).
+
+    Returns:
+        One row per reading: ``window``, ``pair`` (``A->B``), ``pathway`` (FF, FB_L23, FB_L5) and ``expected``
+        (+1: B > A, -1: B < A).
+    """
+    from biornn.config import ROOT
+
+    table = pd.read_csv(ROOT / "data" / "reference" / "fig5_readings.csv", comment="#")
+    bad = sorted(set(table["pathway"]) - set(PATHWAYS)) + sorted(set(table["expected"]) - {1, -1})
+    if bad:
+        raise BiornnError(f"fig5_readings.csv holds unknown values {bad}; use pathways {', '.join(PATHWAYS)} and "
+                          "expected signs +1 / -1")
+    return table
