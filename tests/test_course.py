@@ -125,16 +125,20 @@ def test_a_broken_scaffold_is_an_error(source):
         make_student.scaffold_source(source, 1)
 
 
-def test_lecture_06_has_the_teaching_form():
-    """Notebook 06 is a lecture (docs/contributing.md, teaching form): <= 40 cells, <= 1,500 words of markdown, the
-    figure on top, no mode branches or helper functions, an exercise with a scaffold in every numbered section."""
-    nb = nbformat.read(ROOT / "notebooks" / "06_fig4_celltype_rnn.ipynb", as_version=4)
+@pytest.mark.parametrize("name, figure", [("06_fig4_celltype_rnn", "fig4_"),
+                                          ("07_fig5_condition_comparisons", "fig5_")])
+def test_lecture_has_the_teaching_form(name, figure):
+    """Notebooks 06 and 07 are lectures (docs/contributing.md, teaching form): <= 40 cells, <= 1,500 words of
+    markdown, the figure on top, no mode branches, helper functions or raw JSON reads, an exercise with a scaffold in
+    every numbered section."""
+    nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
     assert len(nb.cells) <= 40
     assert sum(len(c.source.split()) for c in nb.cells if c.cell_type == "markdown") <= 1500
-    assert "](../figures/fig4_" in nb.cells[0].source
+    assert f"](../figures/{figure}" in nb.cells[0].source
     code = [c.source for c in nb.cells if c.cell_type == "code"]
     assert not any(re.search(r"^\s*(if|elif|while)\b.*\b(MODE|SOURCE|SHOWN)\b", src, re.MULTILINE) for src in code)
     assert not any(re.search(r"^\s*def ", src, re.MULTILINE) for src in code)
+    assert not any(re.search(r"\bjson\.loads?\(", src) for src in code)
     sections, current = {}, None
     for cell in nb.cells:
         heading = re.search(r"^## (\d+)\.", cell.source, re.MULTILINE) if cell.cell_type == "markdown" else None
