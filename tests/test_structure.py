@@ -22,7 +22,7 @@ LAYERS = (
     ("science", ("constraints", "connectivity", "models", "tasks", "pruning", "train")),
     ("data", ("stimulus", "allen", "allen_nwb", "synthetic", "curate", "replicates")),
     ("fig4 model", ("celltype",)),
-    ("statistics", ("stats", "analysis", "joint_linear", "joint_linear_report")),
+    ("statistics", ("stats", "analysis", "joint_linear", "joint_linear_report", "joint_rnn")),
     ("experiments and figures", ("fig2", "results", "fig3", "fig4_tables", "recovery", "recovery_scaling",
                                  "plotting", "plot_recovery", "sweeps", "verify")),
 )
