@@ -24,7 +24,9 @@
 # variant's six half-window conditions of that twin as one model batch, summaries packed into
 # $OUT/fig4_stack_summaries.tar.gz), cudatests (the cell-type, model and constraint unit tests, which then run on CUDA),
 # wavenn (Figure 3 wave with the reference's stack: nn.RNN, float32, CUDA, TF32 as torch allows by default; trains the
-# wave networks of $GPU_WAVE_SEEDS, default 0-9, prunes them, writes $OUT/wave_nnrnn.json).
+# wave networks of $GPU_WAVE_SEEDS, default 0-9, prunes them, writes $OUT/wave_nnrnn.json), jointrnn (builds a
+# planted paper twin with its rows, times one paper-size joint RNN fit with $GPU_JRNN_STEPS / $GPU_JRNN_WARMUP Adam
+# steps, default 1500 / 300, writes $OUT/joint_rnn.json).
 set -u
 
 cd "$(dirname "$0")/.." || exit 2
@@ -419,6 +421,19 @@ PYEOF
             else
                 run_stage wavenn 500 - "$PY" "$SCRATCH/wavenn.py" "$OUT/wave_nnrnn.json" "$DEVICE" \
                     "${GPU_WAVE_SEEDS:-0-9}" run
+            fi
+            ;;
+        jointrnn)
+            # one paper-size joint RNN fit (biornn.joint_rnn, issue 26) of a planted twin built with its rows
+            JTWIN="$SCRATCH/twin-jointrnn"
+            [ -f "$JTWIN/ground_truth.npz" ] || run_stage jointrnn-twin 200 - "${BIORNN[@]}" allen build \
+                --source twin --twin planted --mode paper --condition all --windows --out "$JTWIN"
+            if [ "$MODE" = dry ]; then
+                record jointrnn skipped 0 0 0 "" '{"reason": "dry run"}'
+            else
+                run_stage jointrnn 400 - "$PY" -c "import sys; from biornn.joint_rnn import timed_fit; \
+timed_fit(sys.argv[1], sys.argv[2], 'paper', int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])" "$JTWIN" \
+                    "$OUT/joint_rnn.json" "${GPU_JRNN_STEPS:-1500}" "${GPU_JRNN_WARMUP:-300}" "$DEVICE"
             fi
             ;;
         *)

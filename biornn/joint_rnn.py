@@ -37,8 +37,17 @@ z-units (mean and SD pooled over conditions and frames, so the transform is the 
 ``(g / prior_sd)^2`` (the joint linear estimator's weak prior), float64 by default, CUDA when present. Seeds:
 :func:`biornn.config.derive_seed` ``(seed, "joint-rnn", ...)`` for the initialisation and the mask.
 
-**Measured** (this module's first session, 2 shared CPU cores, one thread): see :func:`fit_twin` and the report of
-that session; the numbers are in the docstring of :data:`MEASURED`.
+**Measured** (first session, 2 CPU cores shared with other jobs, load ~4.5, one thread, float64; quick twins built
+with ``allen build --source twin --twin planted|null --mode quick --condition all --windows``: 31 s and 18 s).
+One full-data fit per twin, quick size (N = 192), 300 warm-up + 1500 masked Adam steps, seed 0 (descriptive, one
+fit, no bootstrap): planted twin 119 s, in-sample R^2 0.958; null twin 151 s, R^2 0.935 (66-84 ms per step).
+Fitted vs planted pair changes over the 27 rows: Spearman rho 0.91, the planted sign on 19 of 19 planted rows;
+FF within a level at the planted size (FN->FC +0.47 vs +0.47, FC->FO -0.55 vs -0.47, NN->NC +0.44 vs +0.41, NC->NO
+-0.56 vs -0.41), FB_L5 somewhat attenuated (FN->FO +0.36 vs +0.59, NC->NO +0.73 vs +0.79), FB_L23 strongly
+attenuated (+0.03 to +0.17 vs +0.26 to +0.59), familiar vs novel FF small (+0.02 to +0.06 vs +0.12 to +0.18).
+Null twin: RMS of the 27 fitted changes 0.13 (largest FC->NC FB_L23 +0.28). Self-recovery
+(``tests/test_joint_rnn.py``, N = 48, noise-free): within 0.35 of every planted gain.
+Cost at paper size: not measured here (the ``jointrnn`` stage of ``benchmarks/gpu.sh`` times one fit on a GPU).
 """
 
 from __future__ import annotations
@@ -63,16 +72,13 @@ from biornn.connectivity import PATHWAYS, POPULATION_LABELS, block_density, popu
 from biornn.constraints import dale_project_
 from biornn.errors import BiornnError
 from biornn.joint_linear import CODES, REFERENCE, TWIN_KINETICS, load_twin_rows, resample_means, structure
-from biornn.joint_linear_report import load_cache, pair_changes, planted_changes, report, save_cache
+from biornn.joint_linear_report import few_experiments, load_cache, pair_changes, planted_changes, report, save_cache
 from biornn.pruning import blockwise_mask
 from biornn.store import atomic_write_bytes
 
 MASK_SOURCES = ("warmup", "table")
 #: Rate frames simulated per condition (the 16 ΔF/F frames of the full window minus the filter's two).
 RATE_FRAMES = 14
-
-#: What the first session measured (quick twins, 2 shared CPU cores, one thread); filled in from its report.
-MEASURED = {}
 
 
 @dataclass(frozen=True)
@@ -358,7 +364,7 @@ def twin_inputs(means: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.nd
     -> ``(codes (6, 1, 18, 14, 3), target (6, 1, 18, 16) z-units, mu, sd)``: the full window, codes at the 14 rate
     frames (aligned as in :func:`biornn.joint_linear.fit_means`)."""
     target, mu, sd = standardize(np.asarray(means, np.float64)[:, None])
-    return np.asarray(codes, np.float64)[:, None, :, :, :RATE_FRAMES], target, mu, sd
+    return np.asarray(codes, np.float64)[:, None, :, :RATE_FRAMES], target, mu, sd
 
 
 def fit_twin(folder: str | os.PathLike, config: RNNConfig | None = None, device: str | None = None) -> dict:
@@ -390,12 +396,20 @@ def bootstrap_twin(folder: str | os.PathLike, cache_dir: str | os.PathLike, conf
                    log=None) -> dict:
     """Point fit and ``resamples`` experiment-resample fits of one twin, each cached in its own file
     (``cache_dir/point.pt``, ``cache_dir/b0000.npz`` ...; atomic writes), so an interrupted run resumes where it
-    stopped. ``warm``: every resample starts from the point fit's state (mask included); else a fresh fit.
+    stopped (``settings.json`` there: a cache with other settings is refused). ``warm``: every resample starts from
+    the point fit's state (mask included); else a fresh fit.
 
     Returns:
-        ``point`` ``(6, 3)``, ``g`` ``(resamples, 6, 3)``, ``loss`` ``(resamples,)``, ``r2`` of the point fit.
+        ``point`` ``(6, 3)``, ``g`` ``(resamples, 6, 3)``, ``loss`` ``(resamples,)``, ``r2`` of the point fit,
+        ``few_experiments`` and ``n_experiments`` of the twin's rows.
     """
     cache_dir = Path(cache_dir)
+    settings = json.loads(json.dumps({**config.to_dict(), "folder": str(folder), "seed": seed, "sampling": sampling,
+                                      "warm": warm}))
+    stamp = cache_dir / "settings.json"
+    if stamp.exists() and json.loads(stamp.read_text()) != settings:
+        raise BiornnError(f"{cache_dir} holds fits with other settings ({stamp}); pass another --out or delete it")
+    atomic_write_bytes(stamp, (json.dumps(settings, indent=1) + "\n").encode())
     rows = load_twin_rows(folder)
     point_path = cache_dir / "point.pt"
     if point_path.exists():
@@ -422,7 +436,8 @@ def bootstrap_twin(folder: str | os.PathLike, cache_dir: str | os.PathLike, conf
         with np.load(path) as f:
             gains.append(f["g"])
             losses.append(float(f["loss"]))
-    return {"point": point["g"].numpy(), "g": np.array(gains), "loss": np.array(losses), "r2": float(point["r2"])}
+    return {"point": point["g"].numpy(), "g": np.array(gains), "loss": np.array(losses), "r2": float(point["r2"]),
+            "few_experiments": few_experiments(rows), "n_experiments": rows.n_experiments()}
 
 
 def run_recovery(out: str | os.PathLike, planted: str | os.PathLike, nulls: list, config: RNNConfig | None = None,
@@ -449,7 +464,8 @@ def run_recovery(out: str | os.PathLike, planted: str | os.PathLike, nulls: list
     meta = {"estimator": "joint-rnn", "config": {**config.to_dict(), "window": "full"}, "sampling": sampling,
             "resamples": resamples, "seed": seed, "warm_start": warm, "null_seeds": [int(s) for s, _ in nulls],
             "planted_folder": str(planted), "null_folders": [str(f) for _, f in nulls],
-            "r2_planted": fits["planted"]["r2"]}
+            "r2_planted": fits["planted"]["r2"], "few_experiments": fits["planted"]["few_experiments"],
+            "n_experiments": fits["planted"]["n_experiments"]}
     cache = {"planted_point": fits["planted"]["point"], "planted_g": fits["planted"]["g"],
              "planted_cost": fits["planted"]["loss"],
              "planted_delta": planted_changes(np.load(Path(planted) / "ground_truth.npz")["W_true"]),
@@ -462,3 +478,23 @@ def run_recovery(out: str | os.PathLike, planted: str | os.PathLike, nulls: list
     path = out / "recovery.json"
     atomic_write_bytes(path, (json.dumps(rep, indent=1) + "\n").encode())
     return rep, path
+
+
+def timed_fit(folder: str | os.PathLike, out: str | os.PathLike, mode: str = "paper", steps: int = 1500,
+              warmup_steps: int = 300, device: str | None = None) -> dict:
+    """One full-data joint RNN fit of a twin at ``mode``'s size, timed (the ``jointrnn`` stage of
+    ``benchmarks/gpu.sh``); writes ``out`` (JSON: seconds, R^2, fitted and planted pair changes, device).
+
+    Returns:
+        The written record.
+    """
+    config = rnn_config(mode, steps=steps, warmup_steps=warmup_steps)
+    fit = fit_twin(folder, config, device)
+    dev = pick_device(device)
+    record = {"mode": mode, "config": config.to_dict(), "device": str(dev),
+              "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+              "seconds": fit["seconds"], "seconds_per_step": fit["seconds"] / (steps + warmup_steps),
+              "r2": fit["r2"], "g": fit["g"].tolist(), "changes": fit["changes"].tolist(),
+              "planted": fit.get("planted", np.zeros(0)).tolist()}
+    atomic_write_bytes(Path(out), (json.dumps(record, indent=1) + "\n").encode())
+    return record
