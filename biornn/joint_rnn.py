@@ -47,7 +47,8 @@ FF within a level at the planted size (FN->FC +0.47 vs +0.47, FC->FO -0.55 vs -0
 attenuated (+0.03 to +0.17 vs +0.26 to +0.59), familiar vs novel FF small (+0.02 to +0.06 vs +0.12 to +0.18).
 Null twin: RMS of the 27 fitted changes 0.13 (largest FC->NC FB_L23 +0.28). Self-recovery
 (``tests/test_joint_rnn.py``, N = 48, noise-free): within 0.35 of every planted gain.
-Cost at paper size: not measured here (the ``jointrnn`` stage of ``benchmarks/gpu.sh`` times one fit on a GPU).
+Cost at paper size (N = 1440, float64, one thread, same loaded machine): 0.96 s per Adam step (5 steps timed), so
+about 29 min per fit of 300 + 1500 steps; the ``jointrnn`` stage of ``benchmarks/gpu.sh`` times one on a GPU.
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ from biornn.pruning import blockwise_mask
 from biornn.store import atomic_write_bytes
 
 MASK_SOURCES = ("warmup", "table")
+#: Largest network run with explicit per-condition couplings (:meth:`JointCelltypeRNN._run`).
+EXPLICIT_MAX_UNITS = 256
 #: Rate frames simulated per condition (the 16 ΔF/F frames of the full window minus the filter's two).
 RATE_FRAMES = 14
 
@@ -194,6 +197,12 @@ class JointCelltypeRNN(nn.Module):
         self.register_buffer("pathway", torch.stack([(path_unit == k).to(dtype) for k in range(len(PATHWAYS))]))
         self.register_buffer("mask", torch.ones(n, n, dtype=dtype))
         self.register_buffer("novel", torch.tensor([split_condition(c)[0] == "novel" for c in CONDITIONS]))
+        for k in range(len(PATHWAYS)):            # per pathway: post units, pre units, 0/1 block pattern
+            rows = torch.unique(torch.nonzero(path_unit == k)[:, 0])
+            cols = torch.unique(torch.nonzero(path_unit == k)[:, 1])
+            self.register_buffer(f"path_rows{k}", rows, persistent=False)
+            self.register_buffer(f"path_cols{k}", cols, persistent=False)
+            self.register_buffer(f"path_sub{k}", (path_unit[rows][:, cols] == k).to(dtype), persistent=False)
         gen = torch.Generator().manual_seed(derive_seed(seed, "joint-rnn", "init"))
         w = torch.rand((n, n), generator=gen, dtype=torch.float64) * signs.double() * (2.0 / math.sqrt(n))
         self.w_rec = nn.Parameter(w.to(dtype))
@@ -204,6 +213,11 @@ class JointCelltypeRNN(nn.Module):
                                    requires_grad=fit_gains)
         self.log_scale = nn.Parameter(torch.zeros(2, P, dtype=dtype))
         self.offset = nn.Parameter(torch.zeros(P, dtype=dtype))
+
+    @property
+    def _pathway_blocks(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        return [(getattr(self, f"path_rows{k}"), getattr(self, f"path_cols{k}"), getattr(self, f"path_sub{k}"))
+                for k in range(len(PATHWAYS))]
 
     def gains(self) -> torch.Tensor:
         """``(6, 3)`` log-gains in :data:`CONDITIONS` order (the reference row is 0)."""
@@ -235,14 +249,31 @@ class JointCelltypeRNN(nn.Module):
         drive = torch.einsum("cbitk,ik->cbit", code_channels(codes)[:, :, self.population], self.k_code)
         return self._run(drive)
 
-    def _run(self, drive: torch.Tensor) -> torch.Tensor:
-        W = self.effective_w()                                                        # (6, N, N)
-        T = drive.shape[3]
-        r = torch.zeros(drive.shape[:2] + (self.n_units,), dtype=W.dtype, device=W.device)
+    def _run(self, drive: torch.Tensor, explicit: bool | None = None) -> torch.Tensor:
+        """Population rates ``(6, B, 18, T)`` from the unit drive ``(6, B, N, T)``.
+
+        The coupling of condition ``c`` is ``M W`` plus ``(exp(g[c, k]) - 1)`` times pathway ``k``'s blocks of it
+        (one shared ``(N, N)`` product per frame and three small ones: no per-condition ``(N, N)`` matrices, so the
+        weight gradient is one ``N x N`` outer product per frame; 10x faster at N = 1440). ``explicit``: the same
+        through :meth:`effective_w` (six ``(N, N)`` matrices; fewer, larger operations, about 2x faster at N = 48 and
+        as fast at N = 192); default: explicit up to :data:`EXPLICIT_MAX_UNITS` units.
+        """
+        explicit = self.n_units <= EXPLICIT_MAX_UNITS if explicit is None else explicit
+        Wm = self.w_rec * self.mask
+        factor = torch.exp(self.gains()) - 1.0                                        # (6, 3)
+        subs = [Wm[rows][:, cols] * sub for rows, cols, sub in self._pathway_blocks]
+        W = self.effective_w() if explicit else None
+        r = torch.zeros(drive.shape[:2] + (self.n_units,), dtype=Wm.dtype, device=Wm.device)
         out = []
-        for t in range(T):
+        for t in range(drive.shape[3]):
             u = drive[:, :, :, t] + self.bias + (self.h0 if t == 0 else 0.0)
-            r = torch.relu(torch.tanh(torch.einsum("cij,cbj->cbi", W, r) + u))
+            if explicit:
+                x = torch.einsum("cij,cbj->cbi", W, r)
+            else:
+                x = r @ Wm.T
+                for k, (rows, cols, _) in enumerate(self._pathway_blocks):
+                    x = x.index_add(2, rows, (r[..., cols] @ subs[k].T) * factor[:, k, None, None])
+            r = torch.relu(torch.tanh(x + u))
             out.append(r @ self.readout)
         return torch.stack(out, dim=-1)
 

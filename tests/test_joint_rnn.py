@@ -70,6 +70,23 @@ def test_filter_matches_the_linear_estimators():
     np.testing.assert_allclose(ours, convolve(r, FRAME_PERIOD, 0.05, 0.4), atol=1e-12)
 
 
+def test_pathway_gains_match_the_explicit_per_condition_coupling():
+    model = JointCelltypeRNN(SIZES, FRAME_PERIOD, seed=3)
+    model.set_mask(table_mask(model, 3, "random"))
+    with torch.no_grad():
+        model.g_free.copy_(torch.as_tensor(np.random.default_rng(1).normal(0, 0.5, (5, 3))))
+    drive = torch.as_tensor(np.random.default_rng(2).normal(0, 1, (6, 2, model.n_units, 14)))
+    fast, explicit = model._run(drive, explicit=False), model._run(drive, explicit=True)
+    assert fast.shape == (6, 2, 18, 14)
+    np.testing.assert_allclose(fast.detach().numpy(), explicit.detach().numpy(), atol=1e-12)
+    W = model.effective_w().detach()
+    ref, ff = CONDITIONS.index("familiar_no_change"), CONDITIONS.index("familiar_change")
+    on = model.pathway[0].bool() & (model.mask > 0) & (model.w_rec.detach() != 0)
+    ratio = (W[ff][on] / W[ref][on]).numpy()
+    np.testing.assert_allclose(ratio, np.exp(model.gains().detach()[ff, 0].item()), rtol=1e-12)
+    assert torch.equal(W[ff][~model.pathway.sum(0).bool()], W[ref][~model.pathway.sum(0).bool()])
+
+
 def test_paper_size_is_the_celltype_rnns():
     assert rnn_config("paper").sizes == (192, 32, 16)
     assert JointCelltypeRNN(rnn_config("quick").sizes).n_units == 192
