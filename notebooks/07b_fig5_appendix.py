@@ -25,10 +25,11 @@
 # sweep with its linear control, and the predictive-coding readings table. Background, sections (§) and quirks (Q1,
 # Q3, Q4, Q11): [docs/paper/fig4-5-celltype-rnn.md](../docs/paper/fig4-5-celltype-rnn.md).
 #
-# **Runtimes** (2 CPU cores). Quick mode (CI): about 4 min — the cached paper runs for the reproduction panels, and
-# the recovery check trained now at quick sizes on both twins (12 condition fits, 3 runs each). Paper mode: about
-# 1 min from the cache (the recovery check from the paper-size runs of both twins where cached; otherwise the quick
-# check, and it says so).
+# **Runtimes** (measured on 2 shared CPU cores). Quick mode (CI): about 5.5 CPU-minutes (11 min wall on busy
+# cores) — the cached paper runs for the reproduction panels, and the recovery check trained now at quick sizes on
+# both twins (12 condition fits, 3 runs each; most of the time). Paper mode: about 1 CPU-minute (2 min wall) from the
+# cache (the recovery check from the paper-size runs of both twins where cached; otherwise the quick check, and it
+# says so).
 
 # %%
 import matplotlib.pyplot as plt
