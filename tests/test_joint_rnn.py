@@ -26,10 +26,12 @@ FRAME_PERIOD = 0.1
 #: Planted log-gains of the five non-reference conditions (rows) on FF, FB_L23, FB_L5.
 G_TRUE = np.array([[0.4, 0.3, -0.3], [-0.3, 0.2, 0.3], [0.3, -0.3, 0.2], [-0.2, 0.3, 0.4], [0.4, -0.2, -0.3]])
 #: Self-recovery tolerance on every log-gain. A fresh fit does not reach the generating network (units are
-#: exchangeable and the 48-unit network has many equivalent couplings; Adam stalls at in-sample R^2 ~ 0.93 of
-#: noise-free data), so the gains come back attenuated or inflated by up to ~0.3 when measured (max error 0.25-0.30
-#: over 15 gains of planted size 0.2-0.4 at 1000-2400 steps); 0.35 bounds that with a small margin. The test also
-#: asserts the pattern (Pearson r > 0.8 over the 15 gains) and that fixing the gains at 0 costs fit.
+#: exchangeable and the 48-unit network has many near-equivalent couplings; Adam stalls at in-sample R^2 0.92 of
+#: noise-free data), so the gains come back attenuated or inflated: measured at this size and seed, max error 0.31,
+#: median 0.17 over the 15 gains of planted size 0.2-0.4, Pearson r 0.87, and the g = 0 model's squared error 1.27x
+#: the free model's. 0.35 bounds the max error with a small margin; the pattern (r > 0.8) and the cost of fixing
+#: the gains at 0 (> 1.1x) are asserted too. This is a weak recovery: an RNN fit that converged further would allow
+#: a tighter bound.
 TOLERANCE = 0.35
 
 
