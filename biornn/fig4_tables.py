@@ -18,7 +18,7 @@ from biornn.errors import BiornnError
 
 IDENTIFIABILITY_KEYS = ("rho", "rho_abs", "rho_coupling_abs", "sign_agreement")
 #: The two variants notebook 06 compares (label -> ``published`` flag of :func:`biornn.celltype.celltype_config`).
-VARIANTS = {"as published": True, "corrected": False}
+SHOWN_VARIANTS = {"as published": True, "corrected": False}
 
 
 def fig4_runs(condition: str = "familiar_change", mode: str | None = None, progress: bool = False
@@ -40,7 +40,8 @@ def fig4_runs(condition: str = "familiar_change", mode: str | None = None, progr
         BiornnError: paper mode and a variant's summary is not cached.
     """
     mode = get_mode(mode)
-    configs = {label: celltype_config(condition, mode, published=published) for label, published in VARIANTS.items()}
+    configs = {label: celltype_config(condition, mode, published=published)
+               for label, published in SHOWN_VARIANTS.items()}
     if mode == "paper":
         runs = {label: fig4_run(cfg, None, "paper") for label, cfg in configs.items()}
         missing = [label for label, run in runs.items() if run is None]

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import least_squares
 
-from biornn.conditions import CONDITIONS, split_condition
+from biornn.conditions import CONDITIONS, WINDOWS, split_condition
 from biornn.config import derive_seed
 from biornn.connectivity import PATHWAYS, POPULATION_LABELS, block_density, pathway_blocks
 from biornn.curate import load_windows
@@ -57,9 +57,6 @@ GCAMP6F_KINETICS = {"rise": 0.045 / np.log(2), "decay": 0.142 / np.log(2)}
 #: Code channels of the shared drive, in order.
 CODES = ("image", "change", "omission", "novel_image", "novel_change", "novel_omission")
 SAMPLINGS = ("population", "session")
-WINDOWS = ("full", "half")
-CORRECTIONS = ("fdr_by", "holm")
-ALPHA = 0.05
 N_FRAMES = 16
 #: Predicted rate frames (index into the 14 deconvolved frames) of each window: full = every step; half = the
 #: reference's second half (targets at frames 8-13, the frames after the event).

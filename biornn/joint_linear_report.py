@@ -37,12 +37,12 @@ from biornn.joint_linear import (
     resample_means,
 )
 from biornn.progress import progress as progress_bar
-from biornn.stats import adjust
+from biornn.stats import ALPHA, adjust
 from biornn.store import atomic_write_bytes
 from biornn.synthetic import write_ground_truth
 
-ALPHA = 0.05
-CORRECTIONS = ("fdr_by", "holm")
+#: Corrections valid for the correlated pair contrasts of one twin (Benjamini-Hochberg is not guaranteed there).
+JOINT_CORRECTIONS = ("fdr_by", "holm")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -119,8 +119,8 @@ def decide(point: np.ndarray, samples: np.ndarray, alpha: float = ALPHA, correct
         the decision), ``p_percentile`` / ``p_percentile_adj`` (percentile bootstrap, limited to ``2 / (B + 1)``),
         ``significant`` and ``significant_percentile`` ``(R,)`` bool, ``direction`` ``(R,)`` sign of the point change.
     """
-    if correction not in CORRECTIONS:
-        raise BiornnError(f"unknown correction {correction!r}; use one of {', '.join(CORRECTIONS)}")
+    if correction not in JOINT_CORRECTIONS:
+        raise BiornnError(f"unknown correction {correction!r}; use one of {', '.join(JOINT_CORRECTIONS)}")
     p = normal_p(point, samples)
     pp = bootstrap_p(samples)
     p_adj, pp_adj = adjust(p, correction), adjust(pp, correction)

@@ -85,7 +85,7 @@ from biornn.curate import (
     save_dataset,
 )
 from biornn.errors import BiornnError
-from biornn.stats import bootstrap_z, paired_bootstrap_z
+from biornn.stats import ALPHA, bootstrap_z, paired_bootstrap_z
 from biornn.store import atomic_write_bytes
 from biornn.synthetic import TwinConfig, write_ground_truth
 
@@ -94,7 +94,6 @@ TWIN_KINDS = ("planted", "null")
 ESTIMATORS = ("separate", "joint-linear", "joint-rnn")
 TEST = "bootstrap_z"
 CORRECTION = "fdr_by"
-ALPHA = 0.05
 #: What the report's statistics are about (``statistics`` of :func:`recovery_report`).
 UNIT_OF_REPLICATION = ("the experiment resample: one bootstrap redraw of each population's experiments, then trials, "
                        "of the condition's one fixed dataset, plus one initialisation (biornn.replicates); the runs "

@@ -432,6 +432,8 @@ def pruning_comparison(errors_random, errors_topprob, levels, test: str = "t_log
 TESTS = ("permutation", "welch")
 
 
+#: The significance level of every test in biornn (two-sided), unless a call says otherwise.
+ALPHA = 0.05
 CORRECTIONS = ("fdr_bh", "fdr_by", "holm")
 
 
