@@ -433,7 +433,7 @@ def init_convergence(runs: dict, threshold: float = CONVERGED_MSE) -> dict:
     seeds = sorted(set(finals["default"]) & set(finals["balanced"]))
     counts = {k: (int(sum(f[s] < threshold for s in seeds)), len(seeds)) for k, f in finals.items()}
     row = fisher_row("balanced vs default init", counts["balanced"], counts["default"])
-    return {**counts, "seeds": seeds, "p": row["p"], "test": row["test"], "correction": "none (one comparison)",
+    return {**counts, "seeds": seeds, "p": row["p"], "test": row["test"], "correction": "none, one comparison",
             "unit": row["unit"]}
 
 

@@ -220,7 +220,7 @@ def init_section() -> list[str]:
     lines.append(table(["initialisation", "converged", "final median", "last-10 median"], rows))
     lines.append(f"\nBalanced against default: {res['balanced'][0]}/{res['balanced'][1]} against "
                  f"{res['default'][0]}/{res['default'][1]} converged; {res['test']}, p = {p_(res['p'])} "
-                 f"({res['correction']}; n = {res['balanced'][1]} seeds each).\n")
+                 f"(correction: {res['correction']}; n = {res['balanced'][1]} seeds each).\n")
     if len(seeds) < len(fig2.CONVERGENCE_SEEDS):
         lines.append("Remaining seeds: `python -m biornn reproduce-fig2 --mode paper --tasks flipflop --methods dales "
                      "--seeds 0-19 --seed-block 10 --init balanced` (resumable).\n")

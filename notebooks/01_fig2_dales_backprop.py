@@ -274,7 +274,7 @@ if len(init_cmp) == 2:
         final = init_cmp[name].curve("test_loss")[keep, -1]
         print(f"{name:8s} init: converged {conv_init[name][0]}/{conv_init[name][1]}, median final MSE "
               f"{np.median(final):.3g}")
-    print(f"balanced vs default: {conv_init['test']}, p = {conv_init['p']:.3g} ({conv_init['correction']}; "
+    print(f"balanced vs default: {conv_init['test']}, p = {conv_init['p']:.3g} (correction: {conv_init['correction']}; "
           f"unit: {conv_init['unit']})")
 else:
     conv_init = None
