@@ -396,6 +396,23 @@ def fit_model(codes: np.ndarray, target: np.ndarray, frame_period: float, config
             "seconds": time.perf_counter() - t0}
 
 
+
+def fit_best(codes: np.ndarray, target: np.ndarray, frame_period: float, config: RNNConfig | None = None,
+             seeds=(0,), device: str | None = None) -> dict:
+    """:func:`fit_model` from every seed in ``seeds`` (initialisation and mask), the lowest final loss kept: the
+    point fit (seed-to-seed spread of one fit is about the bootstrap spread, module docstring).
+
+    Returns:
+        The best fit's dict plus ``seed`` (its seed) and ``seed_losses`` ``(len(seeds),)``.
+    """
+    config = config or RNNConfig()
+    if not len(seeds):
+        raise BiornnError("no seeds given for the point fit; pass at least one")
+    fits = [fit_model(codes, target, frame_period, dataclasses.replace(config, seed=int(s)), device=device)
+            for s in seeds]
+    best = int(np.argmin([f["loss"] for f in fits]))
+    return {**fits[best], "seed": int(seeds[best]), "seed_losses": np.array([f["loss"] for f in fits])}
+
 # --------------------------------------------------------------------------------------------------------------------
 # Twins: point fit, bootstrap with a resumable per-resample cache
 # --------------------------------------------------------------------------------------------------------------------
@@ -408,17 +425,20 @@ def twin_inputs(means: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.nd
     return np.asarray(codes, np.float64)[:, None, :, :RATE_FRAMES], target, mu, sd
 
 
-def fit_twin(folder: str | os.PathLike, config: RNNConfig | None = None, device: str | None = None) -> dict:
+def fit_twin(folder: str | os.PathLike, config: RNNConfig | None = None, device: str | None = None,
+             seeds=None) -> dict:
     """The full-data joint RNN fit of one twin folder (``allen build --source twin ... --condition all --windows``).
 
     Returns:
-        :func:`fit_model`'s dict plus ``changes`` ``(27,)`` fitted pair changes (:func:`pair_changes`) and, when the
-        folder holds ``ground_truth.npz``, ``planted`` ``(27,)`` planted pair changes.
+        :func:`fit_best`'s dict (``seeds``: default the config's seed) plus ``changes`` ``(27,)`` fitted pair
+        changes (:func:`pair_changes`) and, when the folder holds ``ground_truth.npz``, ``planted`` ``(27,)``
+        planted pair changes.
     """
     rows = load_twin_rows(folder)
     means, codes, _ = resample_means(rows, 0, None)
     z, y, _, _ = twin_inputs(means, codes)
-    fit = fit_model(z, y, rows.frame_period, config, device=device)
+    config = config or RNNConfig()
+    fit = fit_best(z, y, rows.frame_period, config, (config.seed,) if seeds is None else seeds, device)
     fit["changes"] = pair_changes(fit["g"])
     truth = Path(folder) / "ground_truth.npz"
     if truth.exists():
@@ -434,8 +454,9 @@ def _save_npz(path: Path, **arrays) -> None:
 
 def bootstrap_twin(folder: str | os.PathLike, cache_dir: str | os.PathLike, config: RNNConfig, resamples: int,
                    seed: int = 0, sampling: str = "population", warm: bool = True, device: str | None = None,
-                   log=None) -> dict:
-    """Point fit and ``resamples`` experiment-resample fits of one twin, each cached in its own file
+                   log=None, point_seeds=(0, 1, 2)) -> dict:
+    """Point fit (best of ``point_seeds``, :func:`fit_best`) and ``resamples`` experiment-resample fits of one
+    twin, each cached in its own file
     (``cache_dir/point.pt``, ``cache_dir/b0000.npz`` ...; atomic writes), so an interrupted run resumes where it
     stopped (``settings.json`` there: a cache with other settings is refused). ``warm``: every resample starts from
     the point fit's state (mask included); else a fresh fit.
@@ -446,7 +467,7 @@ def bootstrap_twin(folder: str | os.PathLike, cache_dir: str | os.PathLike, conf
     """
     cache_dir = Path(cache_dir)
     settings = json.loads(json.dumps({**config.to_dict(), "folder": str(folder), "seed": seed, "sampling": sampling,
-                                      "warm": warm}))
+                                      "warm": warm, "point_seeds": [int(s) for s in point_seeds]}))
     stamp = cache_dir / "settings.json"
     if stamp.exists() and json.loads(stamp.read_text()) != settings:
         raise BiornnError(f"{cache_dir} holds fits with other settings ({stamp}); pass another --out or delete it")
@@ -457,7 +478,7 @@ def bootstrap_twin(folder: str | os.PathLike, cache_dir: str | os.PathLike, conf
         point = torch.load(point_path, weights_only=True)
     else:
         means, codes, _ = resample_means(rows, seed, None, sampling)
-        fit = fit_model(*twin_inputs(means, codes)[:2], rows.frame_period, config, device=device)
+        fit = fit_best(*twin_inputs(means, codes)[:2], rows.frame_period, config, point_seeds, device)
         point = {"g": torch.as_tensor(fit["g"]), "r2": torch.tensor(fit["r2"]), "state": fit["state"]}
         buf = io.BytesIO()
         torch.save(point, buf)
@@ -483,11 +504,13 @@ def bootstrap_twin(folder: str | os.PathLike, cache_dir: str | os.PathLike, conf
 
 def run_recovery(out: str | os.PathLike, planted: str | os.PathLike, nulls: list, config: RNNConfig | None = None,
                  resamples: int = 20, seed: int = 0, sampling: str = "population", warm: bool = True,
-                 device: str | None = None, log=None) -> tuple[dict, Path]:
+                 device: str | None = None, log=None, point_seeds=(0, 1, 2)) -> tuple[dict, Path]:
     """The joint RNN recovery run: :func:`bootstrap_twin` on the planted twin and every null twin (``[(sample
     seed, folder)]``), per-resample caches under ``OUT/joint-rnn-cache/``, then ``OUT/joint-rnn-bootstrap.npz`` in
     the layout of :func:`biornn.joint_linear_report.run_twins` and ``OUT/recovery.json`` by
-    :func:`biornn.joint_linear_report.report` (estimator renamed ``joint-rnn``). Rerunning resumes.
+    :func:`biornn.joint_linear_report.report` (estimator renamed ``joint-rnn``). Rerunning resumes. ``warm=False``
+    fits every resample fresh (the quick-size check found warm-started spreads narrower than fresh ones);
+    ``point_seeds``: the seeds of each twin's point fit (best loss kept).
 
     Returns:
         ``(report, path of recovery.json)``.
@@ -497,10 +520,10 @@ def run_recovery(out: str | os.PathLike, planted: str | os.PathLike, nulls: list
     if resamples < 2:
         raise BiornnError(f"resamples = {resamples}; use at least 20 for a report")
     fits = {"planted": bootstrap_twin(planted, out / "joint-rnn-cache" / "planted", config, resamples, seed,
-                                      sampling, warm, device, log)}
+                                      sampling, warm, device, log, point_seeds)}
     for s, folder in nulls:
         fits[f"null_{s}"] = bootstrap_twin(folder, out / "joint-rnn-cache" / f"null-s{int(s)}", config, resamples,
-                                           seed, sampling, warm, device, log)
+                                           seed, sampling, warm, device, log, point_seeds)
     null_fits = [fits[f"null_{s}"] for s, _ in nulls]
     meta = {"estimator": "joint-rnn", "config": {**config.to_dict(), "window": "full"}, "sampling": sampling,
             "resamples": resamples, "seed": seed, "warm_start": warm, "null_seeds": [int(s) for s, _ in nulls],

@@ -14,6 +14,7 @@ from biornn.joint_linear import convolve
 from biornn.joint_rnn import (
     JointCelltypeRNN,
     RNNConfig,
+    fit_best,
     fit_model,
     indicator_filter,
     rnn_config,
@@ -111,3 +112,14 @@ def test_self_recovery_of_the_gains(generated):
     model.load_state_dict(fit["state"])
     assert sign_violations(model.w_rec.detach(), model.signs) == 0
     assert torch.all(model.w_rec.detach()[truth.mask == 0] == 0)
+
+
+def test_the_point_fit_keeps_the_best_seed(generated):
+    _, z, target = generated
+    config = RNNConfig(sizes=SIZES, steps=5, warmup_steps=3, seed=0)
+    best = fit_best(z, target, FRAME_PERIOD, config, seeds=(0, 1, 2), device="cpu")
+    assert best["loss"] == best["seed_losses"].min()
+    assert best["seed"] == (0, 1, 2)[int(np.argmin(best["seed_losses"]))]
+    assert len(set(best["seed_losses"].round(12))) == 3            # the seeds start from different networks
+    again = fit_model(z, target, FRAME_PERIOD, RNNConfig(**{**config.to_dict(), "seed": best["seed"]}), device="cpu")
+    np.testing.assert_array_equal(again["g"], best["g"])          # seeded: the kept fit is reproducible
