@@ -1,5 +1,6 @@
 """The documentation stands alone: results pages match the cache, and nothing points outside the repository."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -43,3 +44,30 @@ def test_no_pointer_outside_the_repository():
     assert run.returncode in (0, 1), run.stderr
     hits = run.stdout.strip().splitlines()
     assert not hits, "pointers outside the repository (point into docs/paper/ instead):\n" + "\n".join(hits[:40])
+
+
+def _readme_results_rows() -> list[tuple[str, str]]:
+    """(claim cell with its numbers, results page) for every row of the README's results table."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("\n## Results\n", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        page = re.search(r"\((docs/results/fig\d\.md)\)", line)
+        if len(cells) >= 4 and page:
+            rows.append((cells[2], page.group(1)))
+    return rows
+
+
+def test_every_readme_result_number_is_on_its_results_page():
+    """Numbers of the README's results table (counts "N of M" and "N/M", decimals, numbers of two or more digits)
+    appear verbatim on the results page the row links to, so the README cannot drift from the cache."""
+    rows = _readme_results_rows()
+    assert len(rows) >= 4, "the README's results table lost its rows"
+    missing = []
+    for cell, page in rows:
+        text = (ROOT / page).read_text()
+        for number in re.findall(r"\d+ of \d+|\d+/\d+|\d+\.\d+|\d{2,}", re.sub(r"\(docs/[^)]*\)", "", cell)):
+            if number not in text:
+                missing.append(f"{number} (not on {page})")
+    assert not missing, missing
