@@ -47,7 +47,7 @@ import torch
 from biornn.config import derive_seed
 from biornn.errors import BiornnError
 
-METHODS = ("topprob", "random")
+PRUNING_METHODS = ("topprob", "random")
 ELIGIBILITY = ("default", "as_published")
 REDISTRIBUTION = ("additive", "proportional")
 #: The reference's in-place floor that makes every entry nonzero (applied here to a copy).
@@ -384,7 +384,7 @@ def keep_budget(W, density: float, method: str = "topprob", eligible=None, exclu
     """
     W = _as_weights(W)
     p = _check_density(density)
-    _check_choice(method, METHODS, "pruning method")
+    _check_choice(method, PRUNING_METHODS, "pruning method")
     _check_choice(eligibility, ELIGIBILITY, "eligibility")
     Wb, seg, rows, cols = _whole(W)
     _, budget = _probabilities(Wb, seg, 1, torch.tensor([p], dtype=torch.float64, device=W.device), rows, cols, method,
@@ -493,7 +493,7 @@ def prune(W, method: str, density: float, seed: SeedLike = 0, **options) -> tupl
         ``(W_pruned, mask, achieved)``: ``W_pruned`` ``(..., R, C)`` in ``W``'s dtype with kept values unchanged and
         pruned entries exactly ``+0``; the Boolean mask; the achieved nominal density per matrix.
     """
-    _check_choice(method, METHODS, "pruning method")
+    _check_choice(method, PRUNING_METHODS, "pruning method")
     W = _as_weights(W)
     if method == "topprob":
         mask, achieved = topprob_mask(W, density, seed, **options)
@@ -587,7 +587,7 @@ def blockwise_probabilities(W, block_density, population, method: str = "topprob
         ``(..., N, N)`` float64 probabilities; blocks with density 0 are exactly 0.
     """
     W = _as_weights(W)
-    _check_choice(method, METHODS, "pruning method")
+    _check_choice(method, PRUNING_METHODS, "pruning method")
     _check_choice(redistribution, REDISTRIBUTION, "redistribution")
     _check_choice(eligibility, ELIGIBILITY, "eligibility")
     table, seg, n_pop, rows, cols = _blocks(W, block_density, population)
@@ -692,7 +692,7 @@ def expected_overlap(W, sparsity: float, method: str = "topprob", **options) -> 
     Returns:
         The expected overlap in ``[0, 1]``.
     """
-    _check_choice(method, METHODS, "pruning method")
+    _check_choice(method, PRUNING_METHODS, "pruning method")
     A = _as_matrix(W)
     s = _check_density(sparsity, "sparsity")
     rows, cols = max_spanning_tree_edges(A)

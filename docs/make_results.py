@@ -295,11 +295,12 @@ def _fig3_results() -> tuple[dict, list[str]]:
 
 def wave_lead_section() -> list[str]:
     """Figure 3 wave: early learning speed against pruning robustness over the 20 Dale's wave networks."""
-    if not wl.CACHE.exists():
+    if not wl.WAVE_LEAD_CACHE.exists():
         return []
     lead = wl.wave_lead(wl.lead_errors())
     lines = ["\n## Wave: does early learning speed predict pruning robustness?\n",
-             f"`{wl.CACHE.relative_to(ROOT)}` (`python -m biornn wave-lead`). The {lead['n']} paired Dale's wave "
+             f"`{wl.WAVE_LEAD_CACHE.relative_to(ROOT)}` (`python -m biornn wave-lead`). The {lead['n']} paired "
+             "Dale's wave "
              "networks of Figure 2 (seeds 0-19, paper sizes; seeds 0-9 are the networks above), pruned with the "
              f"candidates' protocol ({wc.DRAWS} draws, {wc.N_SCORE} held-out windows). Early learning speed: each "
              f"seed's held-out test MSE after epoch {lead['epoch']} of its cached training curve. Pruning "
@@ -484,7 +485,8 @@ def wave_candidates_section() -> list[str]:
         return []
     df = f3.candidate_table({**results, f3.REFERENCE_ROW: f3.reference_result(store.reference("fig3"))})
     lines = ["\n## Wave: why top-prob loses here (candidate causes, one change each)\n",
-             f"`{wc.CACHE.relative_to(ROOT)}` (`python -m biornn wave-candidates`). Every row: {wc.DRAWS} mask "
+             f"`{wc.CANDIDATES_CACHE.relative_to(ROOT)}` (`python -m biornn wave-candidates`). Every row: "
+             f"{wc.DRAWS} mask "
              f"draws, each seed scored on {wc.N_SCORE} held-out windows unless the row changes the scoring. "
              "`log ratio`: per seed, the mean over p = 0.31-0.70 of log(top-prob / random) (< 0: top-prob "
              "better); mean over seeds, 95 % t "

@@ -61,8 +61,7 @@ from biornn import fig3, plotting
 from biornn import pruning as pr
 from biornn.config import get_mode
 from biornn.constraints import sign_violations
-from biornn.fig3.wave_lead import CACHE as WAVE_LEAD_CACHE
-from biornn.fig3.wave_lead import format_lead, lead_errors, post_hoc_note, wave_lead
+from biornn.fig3.wave_lead import WAVE_LEAD_CACHE, format_lead, lead_errors, post_hoc_note, wave_lead
 from biornn.plotting import save_figure
 from biornn.plotting.fig3_extra import plot_wave_lead
 from biornn.results import reference

@@ -108,7 +108,7 @@ def test_as_published_budget_is_0p79_percent_above_target():
         assert float(pr.keep_budget(W, p)) == pytest.approx(min(p * N * N, float((W != 0).sum())))
 
 
-@pytest.mark.parametrize("method", pr.METHODS)
+@pytest.mark.parametrize("method", pr.PRUNING_METHODS)
 def test_achieved_density_within_binomial_error(method):
     """Mean kept count over 50 seeds within 3 binomial SDs of the budget, every draw within 5 exact SDs, at 19
     densities (128 x 128, 20 % Dale zeros)."""
@@ -130,7 +130,7 @@ def test_achieved_density_within_binomial_error(method):
         assert not bool((mask & (W == 0)).any())  # Dale zeros are never kept by default
 
 
-@pytest.mark.parametrize("method", pr.METHODS)
+@pytest.mark.parametrize("method", pr.PRUNING_METHODS)
 @pytest.mark.parametrize("eligibility", pr.ELIGIBILITY)
 def test_end_points(method, eligibility):
     W = dale_matrix(6)
@@ -143,7 +143,7 @@ def test_end_points(method, eligibility):
         assert bool(full.all()) and float(d1) == 1.0
 
 
-@pytest.mark.parametrize("method", pr.METHODS)
+@pytest.mark.parametrize("method", pr.PRUNING_METHODS)
 def test_pruning_only_zeroes_and_keeps_dale_signs(method):
     W = dale_matrix(7, batch=(2,)).float()
     Wp, mask, _ = pr.prune(W, method, 0.3, seed=[0, 1])
@@ -225,7 +225,7 @@ def test_blockwise_equals_whole_matrix_pruning_of_each_block():
     torch.testing.assert_close(Pr[rows][:, cols], pr.random_probabilities(W[rows][:, cols], table[1, 2]))
 
 
-@pytest.mark.parametrize("method", pr.METHODS)
+@pytest.mark.parametrize("method", pr.PRUNING_METHODS)
 def test_blockwise_hits_each_block_density(method):
     pop, table = _blocks_case(seed=1)
     n = pop.size

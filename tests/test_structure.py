@@ -199,3 +199,24 @@ def test_functions_are_short():
     long = {str(p.relative_to(PACKAGE_DIR.parent)): found for p in sorted(PACKAGE_DIR.rglob("*.py"))
             if (found := long_functions(p))}
     assert not long, f"function bodies over {MAX_FUNCTION_LINES} lines: {long}"
+
+
+def public_constants(path: Path) -> set[str]:
+    """UPPER_CASE names a module assigns at its top level (imports do not count)."""
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) \
+            else []
+        names |= {t.id for t in targets if isinstance(t, ast.Name) and t.id.isupper() and not t.id.startswith("_")}
+    return names
+
+
+def test_each_shared_constant_is_defined_once():
+    """One table per fact: a public constant (conditions, windows, pathways, levels, ...) is assigned in one module
+    and imported everywhere else, so two definitions cannot drift apart or mean two things under one name."""
+    where: dict[str, list[str]] = {}
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        for name in public_constants(path):
+            where.setdefault(name, []).append(str(path.relative_to(PACKAGE_DIR.parent)))
+    twice = {name: files for name, files in where.items() if len(files) > 1}
+    assert not twice, twice

@@ -15,10 +15,10 @@ from biornn.fig3.experiment import (
     FIG3_TASKS,
     fig3_results,
 )
-from biornn.fig3.wave_candidates import CACHE, candidate_table, get_candidate, run_candidates
+from biornn.fig3.wave_candidates import CANDIDATES_CACHE, candidate_table, get_candidate, run_candidates
 from biornn.pruning import (
     ELIGIBILITY,
-    METHODS,
+    PRUNING_METHODS,
     REDISTRIBUTION,
     _as_weights,
     _check_density,
@@ -58,7 +58,7 @@ def register_cli(sub) -> None:
                        description="Draw one keep mask per network of a trained run's W_final and write FILE.npz "
                                    "with mask and W (seeds, N, N) and the achieved density per network.")
     p.add_argument("--weights", required=True, help="weights.npz of a trained run (or its folder)")
-    p.add_argument("--method", required=True, choices=METHODS)
+    p.add_argument("--method", required=True, choices=PRUNING_METHODS)
     p.add_argument("--density", required=True, type=float, help="target keep probability p in [0, 1]")
     p.add_argument("--seed", type=int, default=0, help="seed of the mask draw (default 0)")
     p.add_argument("--out", required=True, help="output .npz file")
@@ -98,7 +98,7 @@ def _cmd_wave_candidates(args) -> int:
     names = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
     for n in names or []:
         get_candidate(n)
-    path = Path(args.out) if args.out else CACHE
+    path = Path(args.out) if args.out else CANDIDATES_CACHE
     done = run_candidates(names, path, device=args.device)
     table = candidate_table({n: r for n, r in done.items() if names is None or n in names})
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))

@@ -20,7 +20,7 @@ from biornn.fig2 import StoredRun, cached_train, find_cached, resolve_batching
 from biornn.progress import progress as progress_bar
 from biornn.pruning import (
     ELIGIBILITY,
-    METHODS,
+    PRUNING_METHODS,
     _check_choice,
     _check_density,
     keep_budget,
@@ -225,7 +225,7 @@ def sweep_errors(run, levels=SWEEP, methods: Sequence[str] = ("random", "topprob
     """
     t0 = time.perf_counter()
     for m in methods:
-        _check_choice(m, METHODS, "pruning method")
+        _check_choice(m, PRUNING_METHODS, "pruning method")
     _check_choice(eligibility, ELIGIBILITY, "eligibility")
     levels = np.asarray([_check_density(p, "level") for p in np.ravel(levels)], dtype=np.float64)
     K = default_draws() if draws is None else int(draws)
@@ -366,7 +366,7 @@ def retrain_pruned_methods(run, methods: Sequence[str] = ("random", "topprob"), 
     """
     t0 = time.perf_counter()
     for m in methods:
-        _check_choice(m, METHODS, "pruning method")
+        _check_choice(m, PRUNING_METHODS, "pruning method")
     ev = _Evaluator(run, data, device)
     config, n = ev.config, len(methods)
     epochs = retrain_epochs(config.task) if epochs is None else int(epochs)
@@ -611,8 +611,8 @@ def mst_overlap_curves(sizes: Sequence[int] = (10, 50, 100), sparsities=MST_SPAR
     """
     s_grid = np.asarray(sparsities, dtype=np.float64).ravel()
     n_s, n_n = s_grid.size, len(sizes)
-    emp = {m: np.zeros((n_n, matrices, draws, n_s)) for m in METHODS}
-    exp = {m: np.zeros((n_n, matrices, n_s)) for m in METHODS}
+    emp = {m: np.zeros((n_n, matrices, draws, n_s)) for m in PRUNING_METHODS}
+    exp = {m: np.zeros((n_n, matrices, n_s)) for m in PRUNING_METHODS}
     bound = np.zeros((n_n, matrices, n_s))
     first10 = None
     for a, N in enumerate(sizes):
@@ -629,7 +629,7 @@ def mst_overlap_curves(sizes: Sequence[int] = (10, 50, 100), sparsities=MST_SPAR
             order = np.argsort(-Ws.reshape(matrices, -1), axis=1, kind="stable")
             bound[a, :, b] = overlap_lower_bound(N, s, np.take_along_axis(P["topprob"].reshape(matrices, -1),
                                                                           order, axis=1))
-            for m in METHODS:
+            for m in PRUNING_METHODS:
                 exp[m][a, :, b] = [P[m][i][trees[i]].mean() for i in range(matrices)]
                 for d in range(draws):
                     _, mask, _ = prune(Wt, m, p, mat_seeds, draw=d)

@@ -46,7 +46,7 @@ MID = slice(5, 11)
 #: The reference's stored arrays (5 runs): top-prob wins at p = 0.3908 (j = 6) in this many runs.
 REFERENCE_WINS_AT_039 = (4, 5)
 #: Default cache file.
-CACHE = RESULTS_DIR / "fig3" / "wave-candidates.json"
+CANDIDATES_CACHE = RESULTS_DIR / "fig3" / "wave-candidates.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,7 +167,7 @@ def _to_json(res: dict) -> dict:
     return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in res.items()}
 
 
-def load_candidates(path: str | Path = CACHE) -> dict:
+def load_candidates(path: str | Path = CANDIDATES_CACHE) -> dict:
     """``{name: result}`` from the cache file (arrays as numpy), or ``{}``."""
     path = Path(path)
     if not path.exists():
@@ -177,7 +177,7 @@ def load_candidates(path: str | Path = CACHE) -> dict:
             for name, r in raw.items()}
 
 
-def run_candidates(names: Sequence[str] | None = None, path: str | Path = CACHE, device=None,
+def run_candidates(names: Sequence[str] | None = None, path: str | Path = CANDIDATES_CACHE, device=None,
                    progress: bool = True) -> dict:
     """Compute the missing candidates (all, or ``names``) and write each to ``path`` as soon as it is done."""
     todo = [get_candidate(n) for n in (names or [c.name for c in CANDIDATES])]

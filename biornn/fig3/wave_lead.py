@@ -29,7 +29,7 @@ from biornn.store import atomic_write_bytes, provenance
 from biornn.train import fig2_config
 
 #: Cache file of the 20-seed pruning errors.
-CACHE = RESULTS_DIR / "fig3" / "wave-lead.json"
+WAVE_LEAD_CACHE = RESULTS_DIR / "fig3" / "wave-lead.json"
 #: The early-learning epoch (1-based): test loss after this many epochs.
 EARLY_EPOCH = 6
 
@@ -39,7 +39,7 @@ def lead_networks(device=None):
     return cached_seeds(fig2_config("wave", "dales", "paper", seeds=CONVERGENCE_SEEDS), device=device)
 
 
-def lead_errors(path: str | Path = CACHE, device=None, progress: bool = True) -> dict:
+def lead_errors(path: str | Path = WAVE_LEAD_CACHE, device=None, progress: bool = True) -> dict:
     """The pruning errors of the 20 networks (:func:`~biornn.fig3.wave_candidates.candidate_errors`), cached."""
     path = Path(path)
     if path.exists():
