@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from biornn import analysis as an
-from biornn import celltype, fig2, recovery_scaling, store
+from biornn import celltype, fig2, recovery, recovery_scaling, store
 from biornn import fig3 as f3
 from biornn.errors import BiornnError
 from biornn.fig3 import wave_candidates as wc
@@ -627,13 +627,10 @@ as they were measured and are not recomputed by this script.
 
 
 # -- Figure 5 ----------------------------------------------------------------------------------------------------
-#: The predictive-coding readings of the reference's numbers (fig4-5-celltype-rnn.md section 8): (window, pair,
+#: The predictive-coding readings of the reference's numbers (data/reference/fig5_readings.csv): (window, pair,
 #: pathway, expected sign).
-READINGS = [("full", "FN->FC", "FF", +1), ("full", "FN->FO", "FB_L5", +1), ("full", "FC->FO", "FB_L5", +1),
-            ("full", "FC->FO", "FF", -1), ("full", "FN->NN", "FF", +1), ("full", "FC->NC", "FF", +1),
-            ("full", "FO->NO", "FF", +1), ("half", "FN->FO", "FB_L23", +1), ("half", "FN->FO", "FB_L5", +1),
-            ("half", "FC->FO", "FB_L23", +1), ("half", "FC->FO", "FB_L5", +1), ("half", "NN->NO", "FB_L23", +1),
-            ("half", "NN->NO", "FB_L5", +1), ("half", "NC->NO", "FB_L23", +1), ("half", "NC->NO", "FB_L5", +1)]
+READINGS = [tuple(r) for r in recovery.reference_readings()[["window", "pair", "pathway", "expected"]].itertuples(
+    index=False)]
 TEST, CORRECTION, ALPHA, SCALE = "permutation", "fdr_bh", 0.05, 1e4
 
 
