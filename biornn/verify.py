@@ -163,9 +163,8 @@ def verify_run(directory: str | os.PathLike, epochs: int | None = None, device: 
     names = [k for k in CURVES if k in stored.runs[0]]
     cached = {k: stored.curve(k)[:, :n] for k in names}
     spread = {k: float(np.std(stored.curve(k)[:, n - 1], ddof=1)) for k in names}
-    weights_equal = n == config.epochs and np.array_equal(fresh.weights["W_final"], stored.weights["W_final"])
-    if n < config.epochs:
-        weights_equal = True  # only the curves are compared; say so in the report
+    # A truncated retrain has no final weights to compare: only its curves count (the report says so).
+    weights_equal = n < config.epochs or np.array_equal(fresh.weights["W_final"], stored.weights["W_final"])
     verdict = compare_curves({k: fresh.curve(k) for k in names}, cached, spread, weights_equal)
     here = {"machine": machine(), "torch": torch.__version__, "code_version": code_version()}
     return {"run": str(directory), "seeds": list(config.seeds), "epochs": n, "of_epochs": config.epochs,

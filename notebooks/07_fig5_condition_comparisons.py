@@ -288,8 +288,9 @@ print(f"separate, beyond the null twin (paired by seed): {SEPARATE['interaction_
 # * On the twins, the paper's separate estimator recovers some planted changes within the planted twin, but its
 #   null twin moves about as much, and no change is significant beyond the null twin (paired by seed).
 # * The joint linear estimator recovers as many rows by count, but differently: the larger feedforward changes lie
-#   on the diagonal, its null twins stay in a band about half as wide, and it misses the small novel-vs-familiar
-#   changes and most feedback changes.
+#   on the diagonal, its null twins stay in a narrower band (the widths are printed above), and it misses the small
+#   novel-vs-familiar changes and most feedback changes.
 #
-# **Not yet known.** Whether the joint estimator's advantage holds in the half window (the two reports differ in
-# window as well as estimator), and how it fares on recorded data. A joint RNN estimator is not built yet.
+# **Not yet known.** How the joint estimator fares on recorded data, and whether the joint RNN (built, not yet run at
+# paper size) does better. The two reports also differ in window; the joint linear fit on the half window recovers
+# none of the planted changes (docs/recovery.md, "Robustness").
