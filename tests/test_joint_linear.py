@@ -170,7 +170,9 @@ def test_compare_recovery_command_dispatches_the_estimators(tmp_path, capsys):
     assert main(["compare", "recovery", "--estimator", "joint-linear", "--from-cache", str(CACHE),
                  "--out", str(tmp_path)]) == 0
     assert json.loads((tmp_path / "recovery.json").read_text()) == json.loads(REPORT.read_text())
-    assert main(["compare", "recovery", "--estimator", "joint-rnn", "--out", str(tmp_path)]) == 2
-    assert "not built yet" in capsys.readouterr().err
+    assert main(["compare", "recovery", "--estimator", "joint-rnn", "--window", "half", "--out", str(tmp_path)]) == 2
+    assert "full window" in capsys.readouterr().err
+    assert main(["compare", "recovery", "--estimator", "joint-rnn", "--resamples", "1", "--out", str(tmp_path)]) == 2
+    assert "--resamples 1" in capsys.readouterr().err
     assert main(["compare", "recovery", "--estimator", "joint-linear", "--null-seeds", "x",
                  "--out", str(tmp_path)]) == 2
