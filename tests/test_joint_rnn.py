@@ -4,13 +4,18 @@ log-gains, while a model with every gain fixed at 0 fits those data worse."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
+from biornn import joint_rnn
 from biornn.conditions import CONDITIONS
+from biornn.connectivity import POPULATION_LABELS
 from biornn.constraints import sign_violations
-from biornn.joint_linear import convolve
+from biornn.errors import BiornnError
+from biornn.joint_linear import TwinRows, convolve
 from biornn.joint_rnn import (
     JointCelltypeRNN,
     RNNConfig,
@@ -123,3 +128,33 @@ def test_the_point_fit_keeps_the_best_seed(generated):
     assert len(set(best["seed_losses"].round(12))) == 3            # the seeds start from different networks
     again = fit_model(z, target, FRAME_PERIOD, RNNConfig(**{**config.to_dict(), "seed": best["seed"]}), device="cpu")
     np.testing.assert_array_equal(again["g"], best["g"])          # seeded: the kept fit is reproducible
+
+
+def test_recovery_run_resumes_from_its_per_resample_cache(tmp_path, monkeypatch, generated):
+    """``run_recovery`` (``compare recovery --estimator joint-rnn``) writes one file per fit; a second call refits
+    nothing and gives the same report, and a cache with other settings is refused."""
+    _, z, target = generated
+    rng = np.random.default_rng(0)
+    ids = np.arange(3) + 1000
+    experiments = {(lv, p): ids for lv in ("familiar", "novel") for p in POPULATION_LABELS}
+    rows = TwinRows({}, experiments, dict(experiments), FRAME_PERIOD)
+    means = target[:, 0]                                                     # (6, 18, 16)
+    codes = np.concatenate([z[:, 0], np.zeros_like(z[:, 0, :, :2])], axis=2)  # (6, 18, 16, 3)
+    monkeypatch.setattr(joint_rnn, "load_twin_rows", lambda folder: rows)
+    monkeypatch.setattr(joint_rnn, "resample_means",
+                        lambda r, seed, b, sampling="population": (means + (0 if b is None else 0.05 * rng.normal(
+                            size=means.shape)), codes, None))
+    for name in ("planted", "null"):
+        (tmp_path / name).mkdir()
+        np.savez(tmp_path / name / "ground_truth.npz", W_true=1 + np.random.default_rng(1).random((6, 18, 18)))
+    config = RNNConfig(sizes=SIZES, steps=3, warmup_steps=2)
+    args = (tmp_path / "out", tmp_path / "planted", [(1, tmp_path / "null")], config)
+    rep, path = joint_rnn.run_recovery(*args, resamples=2, warm=False, device="cpu", point_seeds=(0,))
+    assert rep["estimator"] == "joint-rnn" and rep["resamples"] == 2 and rep["null_seeds"] == [1]
+    assert sorted(p.name for p in (tmp_path / "out" / "joint-rnn-cache" / "planted").iterdir()) == [
+        "b0000.npz", "b0001.npz", "point.pt", "settings.json"]
+    monkeypatch.setattr(joint_rnn, "fit_model", lambda *a, **k: pytest.fail("a cached fit was refitted"))
+    again, _ = joint_rnn.run_recovery(*args, resamples=2, warm=False, device="cpu", point_seeds=(0,))
+    assert json.dumps(again, sort_keys=True) == json.dumps(rep, sort_keys=True)
+    with pytest.raises(BiornnError, match="other settings"):
+        joint_rnn.run_recovery(*args, resamples=2, warm=True, device="cpu", point_seeds=(0,))
