@@ -42,10 +42,10 @@
 # 3. Explain top-prob pruning's keep probability `min(1, κ|w| + Δ)` and compare it with random pruning.
 # 4. Draw a cell-type connectivity mask block by block from a table of connection probabilities.
 #
-# **Runtimes** (measured as CPU time on one core, so at most that on 2 cores): quick mode (default,
-# `BIORNN_MODE=quick`, used by CI) about 1 minute (50 s); paper mode (`BIORNN_MODE=paper`: the paper's flip-flop data
-# sizes and 5 seeds, 40 of its 100 epochs, 10 mask draws) about 7 minutes. Nothing is read from the results cache:
-# the tour trains its own networks.
+# **Runtimes** (2 CPU cores, from the README's [runtime table](../README.md#notebooks-and-runtimes)): quick mode
+# (default, `BIORNN_MODE=quick`, used by CI) ~1 min; paper mode (`BIORNN_MODE=paper`: the paper's flip-flop data
+# sizes and 5 seeds, 40 of its 100 epochs, 10 mask draws) ~7 min (trains its own networks). Nothing is read from the
+# results cache. Each of the three sections ends with an exercise.
 #
 # **For depth**, each step links to its figure notebook:
 # [01_fig2_dales_backprop](01_fig2_dales_backprop.ipynb) (Fig 2),
@@ -121,6 +121,23 @@ print("Dale's backprop learns (mean test MSE below chance):",
       runs["dales"].curve("test_loss")[:, -1].mean() < CHANCE["flipflop"])
 
 # %% [markdown]
+# **Exercise 1. Who breaks the law?** Split the wrong-sign synapses of the final *conventional* networks by the
+# presynaptic cell type. Do excitatory or inhibitory neurons break Dale's law more often (as a share of their
+# synapses)? Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise 1 (solution)
+# Hint: W_final is (seeds, N, N) with one column per presynaptic neuron; a synapse breaks the law when W * signs < 0.
+W_conv = np.asarray(runs["conventional"].weights["W_final"])
+s = np.asarray(runs["conventional"].weights["signs"])
+for name, columns in (("excitatory", s > 0), ("inhibitory", s < 0)):
+    # BEGIN SOLUTION
+    wrong = (W_conv * s) < 0
+    share = wrong[:, :, columns].mean()
+    # END SOLUTION
+    print(f"{name} neurons: {share:.1%} of their outgoing synapses have the wrong sign")
+
+# %% [markdown]
 # Depth: [01_fig2_dales_backprop](01_fig2_dales_backprop.ipynb) trains all three of the paper's tasks with the
 # paper's sizes, adds a rectified-backprop baseline (and the reference's bug in it), and compares the weight
 # distributions each rule produces.
@@ -168,6 +185,21 @@ print("pruned networks keep Dale's law:", sign_violations(W_pruned, dales.weight
 print(f"about {DENSITY:.0%} of the synapses kept:", abs(float(achieved.mean()) - DENSITY) < 0.02)
 print(f"top-prob beats random at p = {DENSITY} (mean test MSE):",
       sweep.errors("topprob").mean() < sweep.errors("random").mean())
+
+# %% [markdown]
+# **Exercise 2. One density is one point.** Compare top-prob and random pruning of the Dale's networks at p = 0.05,
+# 0.1 and 0.4 (one mask draw each). Where is the gap largest? Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise 2 (solution)
+# Hint: fig3.sweep_errors(dales, levels, draws=1, progress=False).errors(method) is a (seeds, levels) array.
+levels = [0.05, 0.1, 0.4]
+# BEGIN SOLUTION
+sw = fig3.sweep_errors(dales, levels, draws=1, progress=False)
+# END SOLUTION
+for j, p in enumerate(levels):
+    r, t = sw.errors("random")[:, j].mean(), sw.errors("topprob")[:, j].mean()
+    print(f"p = {p:4.2f}: random {r:.3f}, top-prob {t:.3f}, difference {r - t:+.3f}")
 
 # %% [markdown]
 # Removing 80 % of the synapses without retraining hurts every network; top-prob, which keeps the strong synapses,
@@ -225,6 +257,19 @@ print("no synapse where the table says 0:", not (mask & (expand_blocks(density, 
 print("every synapse obeys Dale's law:", sign_violations(np.where(mask, W_dense, 0.0), signs) == 0)
 
 # %% [markdown]
+# **Exercise 3. How sparse is the paper's cell-type network?** With the paper's sizes (192 Pyr, 32 SST, 16 VIP per
+# layer and area, N = 1440), compute the expected overall connection density and the expected number of synapses.
+# Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise 3 (solution)
+# Hint: expand_blocks(block_density()) gives every pair of units its connection probability (default sizes, N = 1440).
+# BEGIN SOLUTION
+P_units = expand_blocks(block_density())
+# END SOLUTION
+print(f"N = {P_units.shape[0]}: expected density {P_units.mean():.3f}, expected synapses {P_units.sum():,.0f}")
+
+# %% [markdown]
 # ## Summary
 #
 # The numbers of this run (quick and paper mode give different values; each is computed above):
@@ -253,36 +298,3 @@ print(f"cell-type mask: {len(POPULATION_LABELS)} populations, {int((density > 0)
 # [05_allen_bootstrap_datasets](05_allen_bootstrap_datasets.ipynb); the network itself is trained, pruned and read out
 # in [06_fig4_celltype_rnn](06_fig4_celltype_rnn.ipynb), and its learned connectivity compared across stimulus
 # conditions in [07_fig5_condition_comparisons](07_fig5_condition_comparisons.ipynb).
-#
-# ## Exercises
-#
-# 1. **Who breaks the law?** Split the wrong-sign synapses of the final *conventional* networks by the presynaptic
-#    cell type. Do excitatory or inhibitory neurons break Dale's law more often (as a share of their synapses)?
-# 2. **One density is one point.** Compare top-prob and random pruning of the Dale's networks at p = 0.05, 0.1 and
-#    0.4 (one mask draw each). Where is the gap largest?
-# 3. **How sparse is the paper's cell-type network?** With the paper's sizes (192 Pyr, 32 SST, 16 VIP per layer and
-#    area, N = 1440), compute the expected overall connection density and the expected number of synapses.
-
-# %% tags=["exercise"]
-# Exercise 1 (solution)
-# Hint: W_final is (seeds, N, N) with one column per presynaptic neuron; a synapse breaks the law when W * signs < 0.
-W_conv = np.asarray(runs["conventional"].weights["W_final"])
-s = np.asarray(runs["conventional"].weights["signs"])
-wrong = (W_conv * s) < 0
-for name, columns in (("excitatory", s > 0), ("inhibitory", s < 0)):
-    print(f"{name} neurons: {wrong[:, :, columns].mean():.1%} of their outgoing synapses have the wrong sign")
-
-# %% tags=["exercise"]
-# Exercise 2 (solution)
-# Hint: fig3.sweep_errors(dales, levels, draws=1, progress=False).errors(method) is a (seeds, levels) array.
-levels = [0.05, 0.1, 0.4]
-sw = fig3.sweep_errors(dales, levels, draws=1, progress=False)
-for j, p in enumerate(levels):
-    r, t = sw.errors("random")[:, j].mean(), sw.errors("topprob")[:, j].mean()
-    print(f"p = {p:4.2f}: random {r:.3f}, top-prob {t:.3f}, difference {r - t:+.3f}")
-
-# %% tags=["exercise"]
-# Exercise 3 (solution)
-# Hint: expand_blocks(block_density()) gives every pair of units its connection probability (default sizes, N = 1440).
-P_units = expand_blocks(block_density())
-print(f"N = {P_units.shape[0]}: expected density {P_units.mean():.3f}, expected synapses {P_units.sum():,.0f}")

@@ -29,16 +29,20 @@
 # ![Figure 2, flip-flop test loss per learning rule](../figures/fig2_flipflop_test_loss.png)
 #
 # **Learning objectives**
-# 1. State Dale's law as a sign constraint on each neuron's *outgoing* (column) weights, and write its Euclidean
-#    projection `P_C(W)_ij = s_j max(s_j W_ij, 0)`.
+# 1. State Dale's law as a sign constraint on each neuron's *outgoing* (column) weights, write its Euclidean
+#    projection `P_C(W)_ij = s_j max(s_j W_ij, 0)` in three lines of torch, and check it against the library's.
 # 2. Compare conventional, Dale's and rectified backprop on flip-flop, wave reconstruction and sequential MNIST.
 # 3. See why the reference's "rectified backprop" silences inhibition, and what a correct rectified baseline does.
 # 4. Measure how far each rule's final weights drift from conventional backprop's (histogram KL divergence), and why
 #    the choice of bins matters.
 #
-# **Runtimes** (2 CPU cores): quick mode (default, `BIORNN_MODE=quick`, CI) about 2 minutes; paper mode
-# (`BIORNN_MODE=paper`) about 30 s from the committed cache in `data/results/fig2/`; retraining paper mode from scratch
-# (`BIORNN_RETRAIN=1`) about 70 minutes on 2 CPU cores (much less on a GPU).
+# **Runtimes** (2 CPU cores, from the README's [runtime table](../README.md#notebooks-and-runtimes)): quick mode
+# (default, `BIORNN_MODE=quick`, CI) ~2 min; paper mode (`BIORNN_MODE=paper`) ~30 s (retraining: hours), reading the
+# committed cache in `data/results/fig2/` (`BIORNN_RETRAIN=1` retrains; much faster on a GPU).
+#
+# **Sections:** 1. Dale's projection from scratch; 2. four learning rules, trained or loaded; 3. learning curves and
+# final numbers; 4. convergence over paired seeds and a balanced start; 5. weight distributions and the KL;
+# 6. what rectified backprop does to inhibition. Each section ends with an exercise.
 #
 # *Sequential MNIST*: with the four MNIST IDX files in `data/mnist/` (`python -m biornn fetch-mnist` where a network
 # exists) the digit task is the paper's MNIST. Offline it uses the **5,000 real MNIST digits** bundled with the PyPI
@@ -51,9 +55,10 @@
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 
 from biornn.config import get_mode
-from biornn.constraints import METHODS, sign_violations
+from biornn.constraints import METHODS, dale_project_, sign_violations
 from biornn.fig2 import (
     CONVERGENCE_PAIRS,
     accuracy_table,
@@ -74,7 +79,45 @@ MODE = get_mode()
 print("mode:", MODE)
 
 # %% [markdown]
-# ## Parameters
+# ## 1. Dale's projection from scratch
+#
+# `W[post, pre]`: column `j` holds the outgoing weights of presynaptic unit `j`, whose sign is `s_j` (+1 excitatory,
+# −1 inhibitory). Dale's backprop takes an ordinary gradient step and then sets every weight whose sign disagrees
+# with its presynaptic unit's sign to zero. In plain torch, on a small Dale-valid matrix after one random step:
+
+# %%
+torch.manual_seed(0)
+s = torch.tensor([1.0, 1.0, 1.0, 1.0, -1.0, -1.0])  # one sign per presynaptic unit (column)
+W_start = torch.rand(6, 6) * s  # a Dale-valid matrix: column j has sign s_j
+W_step = W_start - 0.5 * torch.randn(6, 6)  # one gradient step flips some signs
+wrong = W_step * s < 0  # s broadcasts over rows: entry (i, j) is compared with s_j
+W_ours = W_step.clone()
+W_ours[wrong] = 0.0
+
+# %% [markdown]
+# The library's `dale_project_` computes `s_j max(s_j W_ij, 0)` in place; it must agree entry for entry:
+
+# %%
+W_lib = dale_project_(W_step.clone(), s)
+torch.testing.assert_close(W_ours, W_lib)
+assert torch.equal(W_ours, W_lib) and sign_violations(W_lib, s) == 0
+print(f"{int(wrong.sum())} of {wrong.numel()} weights had the wrong sign after the step; both projections zero them")
+
+# %% [markdown]
+# **Exercise 1.** A projection applied twice changes nothing the second time. Check that for `W_ours`, and find the
+# largest change the projection made to any single weight (`W_step` against `W_ours`). Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise 1 (solution)
+# Hint: project a clone of W_ours again with dale_project_; the largest change is a max of absolute differences.
+# BEGIN SOLUTION
+twice = dale_project_(W_ours.clone(), s)
+largest = float((W_step - W_ours).abs().max())
+# END SOLUTION
+print("projecting again changes nothing:", torch.equal(twice, W_ours), f"| largest change {largest:.3f}")
+
+# %% [markdown]
+# ## 2. Four learning rules, trained or loaded
 #
 # Four learning rules. `rectified-published` is the reference's rectified backprop (Q1: it writes
 # `D * relu(W)` back into the weights, which zeroes every inhibitory column); `rectified` is the fix, Song et al.'s
@@ -87,9 +130,7 @@ REF = reference("fig2")
 print(RULES)
 
 # %% [markdown]
-# ## Train (quick mode) or load the cached paper runs
-#
-# All seeds of one (task, rule) train together in one batched pass, with a hand-written backward through time.
+# Quick mode trains, paper mode loads the cached paper runs. All seeds of one (task, rule) train together in one batched pass, with a hand-written backward through time.
 
 # %%
 runs = fig2_runs(TASKS, RULES, MODE)
@@ -100,7 +141,7 @@ DATASET = runs[("mnist", "dales")].dataset
 print(f"\nsequential MNIST: {DATASET['name']}\n  source: {DATASET['source']}\n  split: {DATASET['split']}")
 
 # %% [markdown]
-# ## Dale's law after training
+# ### Dale's law after training
 #
 # Dale's backprop and both rectified variants must end with every column's sign intact; conventional backprop is
 # free to flip signs, and does.
@@ -117,7 +158,27 @@ for task in TASKS:
     print(task, {rule: "keeps Dale's law" if violations[(task, rule)] == 0 else "breaks it" for rule in RULES})
 
 # %% [markdown]
-# ## The wave-reconstruction task
+# **Exercise 2. State rectification (Q4).** Dale's backprop differs from conventional in two ways: the projection and
+# the state `r = relu(h)`. Train Dale's backprop on flip-flop (one seed, 5 epochs) with `rectify_state=False` and
+# compare its final test loss with the default. Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise 2 (solution)
+# Hint: train(fig2_config("flipflop", "dales", "quick", rectify_state=False, **small), progress=False).curve("test_loss")
+from biornn.train import fig2_config, train
+
+small = dict(seeds=(0,), epochs=5, n_train=400, n_test=100)
+# BEGIN SOLUTION
+with_relu = train(fig2_config("flipflop", "dales", "quick", **small), progress=False).curve("test_loss")[0, -1]
+without = train(fig2_config("flipflop", "dales", "quick", rectify_state=False, **small),
+                progress=False).curve("test_loss")[0, -1]
+# END SOLUTION
+print(f"final test MSE with relu state: {with_relu:.4f}, without: {without:.4f}")
+
+# %% [markdown]
+# ## 3. Learning curves and final numbers
+#
+# ### The wave-reconstruction task
 #
 # Each seed draws one excitatory and one inhibitory sinusoid (amplitudes 1.5 and 0.75, as the reference actually ran
 # them; Q2). The network predicts the next sample of each from the current one. These are the signals of seed 0,
@@ -133,7 +194,7 @@ for ax, sig, color, title in zip(axes, signals, ("green", "red"), ("Excitatory s
 save_figure(fig, "fig2_wave_signals")
 
 # %% [markdown]
-# ## Learning curves: flip-flop
+# ### Learning curves: flip-flop
 #
 # Test loss per element on a log axis: bold = mean over seeds, thin lines = the individual seeds (a mean ± std band,
 # as in the paper, would dip below zero on a log axis). The reference plots sums over 5 test batches; ours are
@@ -144,7 +205,7 @@ fig = plot_fig2_curves(runs, RULES, "flipflop", "test_loss", "Test MSE per eleme
 save_figure(fig, "fig2_flipflop_test_loss")
 
 # %% [markdown]
-# ## Learning curves: wave reconstruction
+# ### Learning curves: wave reconstruction
 #
 # Same layout (bold = mean, thin = seeds). The reference's wave curves are sums over 10 test batches.
 
@@ -153,7 +214,7 @@ fig = plot_fig2_curves(runs, RULES, "wave", "test_loss", "Test MSE per element",
 save_figure(fig, "fig2_wave_test_loss")
 
 # %% [markdown]
-# ## Learning curves: sequential MNIST, test accuracy
+# ### Learning curves: sequential MNIST, test accuracy
 #
 # Accuracy on the whole held-out set after every epoch (band = std over seeds). Offline these are the 1,000 held-out
 # images of the bundled 5,000-digit subset (printed above).
@@ -163,7 +224,7 @@ fig = plot_fig2_curves(runs, RULES, "mnist", "test_accuracy", "Test accuracy (%)
 save_figure(fig, "fig2_mnist_test_accuracy")
 
 # %% [markdown]
-# ## Final numbers, ours beside the reference's
+# ### Final numbers, ours beside the reference's
 #
 # Mean ± SEM over seeds of the last epoch (flip-flop and wave: per-element test MSE; MNIST: test accuracy). The
 # reference columns are its 5 stored runs converted to per-element means (section 8 of the docs page). For MNIST the
@@ -204,7 +265,23 @@ if MODE == "paper":
           f"{'at most 2 points below conventional (bar met)' if diff >= -2 else 'MORE than 2 points below conventional'}")
 
 # %% [markdown]
-# ## Twenty paired seeds: how often does each rule converge?
+# **Exercise 3. How fast does each rule get there?** For every rule on flip-flop, find the first epoch at which the
+# mean test loss over seeds is within a factor 2 of its final value. Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise 3 (solution)
+# Hint: runs[("flipflop", rule)].curve("test_loss") is (seeds, epochs); np.argmax of a Boolean array finds the first True.
+for rule in RULES:
+    # BEGIN SOLUTION
+    mean_curve = runs[("flipflop", rule)].curve("test_loss").mean(0)
+    first = int(np.argmax(mean_curve <= 2 * mean_curve[-1])) + 1
+    # END SOLUTION
+    print(f"{rule:20s} within 2x of its final loss {mean_curve[-1]:.3g} from epoch {first} of {len(mean_curve)}")
+
+# %% [markdown]
+# ## 4. Convergence over paired seeds, and a balanced start
+#
+# ### Twenty paired seeds: how often does each rule converge?
 #
 # Training is chaotic (a 1e-7 nudge of one weight can send a conventional run onto another curve), so five seeds
 # cannot separate the rules. The cache holds **20 paired seeds** per rule in paper mode for the tasks printed below
@@ -226,7 +303,7 @@ else:
           "~40 min per rule and task on 2 cores)")
 
 # %% [markdown]
-# ## Sequential MNIST: 20 paired seeds per rule
+# ### Sequential MNIST: 20 paired seeds per rule
 #
 # In paper mode every rule has 20 paired seeds on MNIST (seed s of every rule: same initial weights, same batches).
 # Final test accuracy per rule, and each rule against Dale's backprop: **Wilcoxon signed-rank test**, two-sided,
@@ -242,7 +319,7 @@ if MODE != "paper":
     print("(quick mode: 3 seeds, 1,000 images, 6 epochs: near chance; the paper-mode cache holds 20 seeds per rule)")
 
 # %% [markdown]
-# ## A balanced initialisation
+# ### A balanced initialisation
 #
 # The reference's initial matrix is not balanced (Q7): every row sums to about (102 − 26) × 0.0442 ≈ 3.36, which puts
 # one real outlier eigenvalue at ≈ 3.36 far outside a bulk of radius ≈ 0.29, and the network starts saturated.
@@ -282,7 +359,24 @@ else:
           "--mode paper --tasks flipflop --methods dales --seeds 0-19 --seed-block 10 --init balanced)")
 
 # %% [markdown]
-# ## Recurrent-weight distributions
+# **Exercise 4. Why 10 % at epoch 1? (Q7)** For seed 0 of each initialisation in `init_W`, compute the leading
+# |eigenvalue| and the mean row sum, and compare with `(102 − 26) × 0.0442 ≈ 3.36`. Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise 4 (solution)
+# Hint: np.linalg.eigvals of the (N, N) matrix in float64; a row sum is W.sum(1).
+for name, Ws in init_W.items():
+    # BEGIN SOLUTION
+    W0 = Ws[0].astype(np.float64)
+    lead = float(np.abs(np.linalg.eigvals(W0)).max())
+    row_sum = float(W0.sum(1).mean())
+    # END SOLUTION
+    print(f"{name:14s} leading |eigenvalue| {lead:.2f}, mean row sum {row_sum:.2f}")
+
+# %% [markdown]
+# ## 5. Weight distributions and the KL divergence
+#
+# ### Recurrent-weight distributions
 #
 # Kernel density of the pooled initial and final `W_hh` entries (all seeds), every curve evaluated on one common grid
 # (Q12). The initial distribution is the reference's signed uniform: E columns `U(0, 1/√N)`, I columns
@@ -307,7 +401,7 @@ fig = plot_weight_kdes(runs, RULES, "mnist")
 save_figure(fig, "fig2_weights_mnist")
 
 # %% [markdown]
-# ## How far does each rule move from conventional backprop?
+# ### How far does each rule move from conventional backprop?
 #
 # KL(conventional ‖ rule) between histograms of final weights, 100 bins, for every (conventional seed, rule seed)
 # pair. **Aligned** bins (the fix, Q11) share edges over the pooled range; **as published** each histogram spans
@@ -344,7 +438,26 @@ fig = plot_kl_bars(kl, TASKS, RULES[1:], [runs[(task, RULES[0])].data_label for 
 save_figure(fig, "fig2_kl_divergence")
 
 # %% [markdown]
-# ## Mean final weight matrices
+# **Exercise 5. Bins matter (Q11).** Compute the KL between the *initial* weights of seed 0 and seed 1 of the Dale's
+# flip-flop run with aligned and with per-matrix bins. Which one is close to 0, as it should be for two draws of the
+# same distribution? Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise 5 (solution)
+# Hint: biornn.stats.kl_divergence(a, b, aligned=True or False) on the flattened W_init of two seeds.
+from biornn.stats import kl_divergence
+
+W_init = np.asarray(runs[("flipflop", "dales")].weights["W_init"])
+# BEGIN SOLUTION
+kl_aligned = kl_divergence(W_init[0], W_init[1], aligned=True)
+kl_own = kl_divergence(W_init[0], W_init[1], aligned=False)
+# END SOLUTION
+print(f"aligned bins: {kl_aligned:.4f}, per-matrix bins: {kl_own:.4f}")
+
+# %% [markdown]
+# ## 6. What rectified backprop does to inhibition
+#
+# ### Mean final weight matrices
 #
 # Element-wise mean of the final `W_hh` over all tasks and seeds (rows = postsynaptic, columns = presynaptic; the last
 # 26 columns are inhibitory). Look for: the positive diagonal in every rule, positive entries inside conventional's
@@ -369,7 +482,21 @@ for rule in ("rectified-published", "rectified", "dales"):
     print(f"{rule:20s} max |inhibitory weight| = {max_inh[rule]:.4f}")
 
 # %% [markdown]
-# ## The 8×8 digits stand-in, step-matched (paper mode, when cached)
+# **Exercise 6.** The largest magnitude is one number. For each rule, what share of the flip-flop networks'
+# inhibitory weights is exactly 0 at the end of training? Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise 6 (solution)
+# Hint: W_final is (seeds, N, N); the inhibitory columns are W[:, :, signs < 0].
+for rule in RULES:
+    # BEGIN SOLUTION
+    inh = np.asarray(runs[("flipflop", rule)].weights["W_final"])[:, :, signs < 0]
+    zero_share = float(np.mean(inh == 0))
+    # END SOLUTION
+    print(f"{rule:20s} inhibitory weights exactly 0: {zero_share:.1%}")
+
+# %% [markdown]
+# ### Aside: the 8×8 digits stand-in, step-matched (paper mode, when cached)
 #
 # Before the bundled MNIST digits were used, the digit task ran on scikit-learn's 8×8 digits (`--task digits`), where
 # 50 epochs of 1,437 images are only 400 Adam steps against MNIST's 15,000. A step-matched run on that stand-in
@@ -404,6 +531,11 @@ print(f"max |inhibitory weight|: as-published rectified {max_inh['rectified-publ
       f"fixed rectified {max_inh['rectified']:.4f}, Dale's {max_inh['dales']:.4f}")
 print("KL(conventional || Dale's), aligned vs as-published bins: " + ", ".join(
     f"{t} {kl[(t, 'dales', 'aligned')].mean():.3f} vs {kl[(t, 'dales', 'as published')].mean():.3f}" for t in TASKS))
+
+# %% [markdown]
+# Convergence counts and paired tests (paper mode):
+
+# %%
 for task, sub in ([] if conv_table is None else conv_table.groupby("task", sort=False)):
     by, t = sub.set_index("method"), convergence_tests(sub).set_index("comparison")
     print(f"{task}, 20 paired seeds, converged (final MSE < 0.01): " + ", ".join(
@@ -426,38 +558,3 @@ if conv_init is not None:
 #   rules; with aligned bins they measure what they claim.
 # * Offline, MNIST is a 5,000-digit subset with about 1,000 Adam steps and its own held-out split: the accuracies
 #   are not the paper's; the ordering of the rules and the paired tests are what this notebook reports.
-#
-# ## Exercises
-#
-# 1. **State rectification (Q4).** Dale's backprop differs from conventional in two ways: the projection and
-#    `r = relu(h)`. Train Dale's on flip-flop (quick sizes) with `rectify_state=False` and compare its final test loss
-#    with the default.
-# 2. **Bins matter (Q11).** Compute the KL between the *initial* weights of seed 0 and seed 1 of the Dale's flip-flop
-#    run with aligned and with per-matrix bins. Which one is close to 0, as it should be for two draws of the same
-#    distribution?
-# 3. **Why 10 % at epoch 1?** Compute the leading eigenvalue of an initial `W_hh` and compare it with
-#    `(102 − 26) × 0.0442 ≈ 3.36` (Q7).
-
-# %% tags=["exercise"]
-# Exercise 1 (solution)
-from biornn.train import fig2_config, train
-
-cfg = fig2_config("flipflop", "dales", "quick", seeds=(0,), epochs=5, n_train=400, n_test=100)
-with_relu = train(cfg, progress=False).curve("test_loss")[0, -1]
-without = train(fig2_config("flipflop", "dales", "quick", seeds=(0,), epochs=5, n_train=400, n_test=100,
-                            rectify_state=False), progress=False).curve("test_loss")[0, -1]
-print(f"final test MSE with relu state: {with_relu:.4f}, without: {without:.4f}")
-
-# %% tags=["exercise"]
-# Exercise 2 (solution)
-from biornn.stats import kl_divergence
-
-W0 = np.asarray(runs[("flipflop", "dales")].weights["W_init"])
-print("aligned bins:", round(kl_divergence(W0[0], W0[1], aligned=True), 4),
-      " per-matrix bins:", round(kl_divergence(W0[0], W0[1], aligned=False), 4))
-
-# %% tags=["exercise"]
-# Exercise 3 (solution)
-W0 = np.asarray(runs[("flipflop", "dales")].weights["W_init"])[0].astype(np.float64)
-print("leading |eigenvalue|:", round(float(np.abs(np.linalg.eigvals(W0)).max()), 2),
-      " mean row sum:", round(float(W0.sum(1).mean()), 2))

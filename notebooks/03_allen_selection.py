@@ -27,6 +27,14 @@
 #
 # ![Imaging depths of the selected planes, coloured by layer](../figures/03_allen_depths_split.png)
 #
+# **Where this notebook sits in the data pipeline** (03 → 04 → 05 → the model in 06):
+#
+# ```
+# release metadata --[03: filters, depth -> layer]--> planes per population (18 x 2 experience levels)
+#   --[04: dF/F, stimulus table]--> trial windows (change / no change / omission)
+#   --[05: resample experiments]--> bootstrap datasets (input + target per population) --> 06: the cell-type RNN
+# ```
+#
 # **Learning objectives**
 # 1. Apply the reference's six selection filters (cre line, mesoscope project, active sessions, Familiar / Novel 1,
 #    VISp / VISl, depth) to the real release metadata, offline.
@@ -34,7 +42,8 @@
 # 3. See why `published` double-counts data: every SST/VIP "L5" population is a subset of its L4 population.
 # 4. Use the non-overlapping `split` rule (the default) and check that no population is empty.
 #
-# **Runtimes** (2 CPU cores): about 10 s in both modes (`BIORNN_MODE=quick` or `paper`); only metadata are read.
+# **Runtimes** (2 CPU cores, from the README's [runtime table](../README.md#notebooks-and-runtimes)): quick mode
+# ~10 s, paper mode ~10 s (`BIORNN_MODE=quick` or `paper`); only metadata are read.
 # A user with a network builds the same data from the real release: the section *With a network* below prints what
 # that downloads.
 #
@@ -54,7 +63,7 @@ MODE = start()  # the mode, read once (BIORNN_MODE); also tunes the allocator fo
 print("mode:", MODE)
 
 # %% [markdown]
-# ## The release metadata
+# ## 1. The release metadata and the filters
 #
 # Four tables: experiments (one row per imaging plane of one ophys session), ophys sessions, behaviour sessions and
 # cells (one row per valid ROI).
@@ -72,7 +81,7 @@ for name in ("experiments", "sessions", "behavior_sessions", "cells"):
 meta.experiments[list(allen.EXPERIMENT_COLUMNS)].head()
 
 # %% [markdown]
-# ## The filters, one at a time
+# ### The filters, one at a time
 #
 # Filters 1–5 of the reference (section 4.1 of the docs page), in order; the depth → layer rule comes next.
 
@@ -81,7 +90,22 @@ meta.experiments[list(allen.EXPERIMENT_COLUMNS)].head()
 print(allen.selection_funnel(meta).to_string(index=False))
 
 # %% [markdown]
-# ## The `published` layer rule
+# **Exercise 1.** Which filter removes the most imaging planes, and what share of the release's planes survives all
+# five? Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise 1 (solution)
+# Hint: the funnel's n_experiments column, row by row; .diff() gives the change from one filter to the next.
+funnel = allen.selection_funnel(meta)
+# BEGIN SOLUTION
+removed = -funnel["n_experiments"].diff()
+worst = funnel.loc[removed.idxmax(), "filter"]
+survive = funnel["n_experiments"].iloc[-1] / funnel["n_experiments"].iloc[0]
+# END SOLUTION
+print(f"the filter '{worst}' removes {removed.max():.0f} planes; {survive:.0%} of the release's planes survive")
+
+# %% [markdown]
+# ## 2. The `published` layer rule and its overlap
 #
 # L2/3 = [0, 250] µm, L4 = [250, 370] µm, L5 = [lo, 500] µm, where the L5 lower bound `lo` is lowered for the
 # interneurons (and for novel LM Pyr) — the reference's per-population table:
@@ -133,7 +157,20 @@ allen.plot_depths(published, ax=ax)
 save_figure(fig, "03_allen_depths_published")
 
 # %% [markdown]
-# ## The `split` rule (default)
+# **Exercise 2.** Under `published`, what fraction of the familiar V1 SST L4 planes also feed the L5 population?
+# Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise 2 (solution)
+# Hint: sets[(experience, population)] is a set of experiment ids; & intersects two sets.
+l4 = sets[("familiar", "V1_L4_SST")]
+# BEGIN SOLUTION
+shared = l4 & sets[("familiar", "V1_L5_SST")]
+# END SOLUTION
+print(f"{len(shared)} of {len(l4)} planes ({len(shared) / len(l4):.0%})")
+
+# %% [markdown]
+# ## 3. The `split` rule (default), and why not a fixed L5
 #
 # L2/3 = [0, 250), L4 = [250, lo), L5 = [lo, 500]: L5 stays exactly as published (so the published L5 row counts still
 # apply) and L4 loses only the double-counted planes.
@@ -159,7 +196,7 @@ allen.plot_depths(split, ax=ax)
 save_figure(fig, "03_allen_depths_split")
 
 # %% [markdown]
-# ## Why not simply L5 = [370, 500]?
+# ### Why not simply L5 = [370, 500]?
 #
 # The `fixed` rule uses the nominal bins for every type. It leaves every SST and VIP L5 population empty, so the
 # 18-population model cannot be built:
@@ -174,7 +211,19 @@ except BiornnError as exc:
     print("BiornnError:", exc)
 
 # %% [markdown]
-# ## Cells per population
+# **Exercise 3.** How many distinct ophys sessions (mice × days) contribute to each experience level under `split`?
+# Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise 3 (solution)
+# Hint: group the split selection by experience_level and count the unique ophys_session_id.
+# BEGIN SOLUTION
+n_sessions = split.groupby("experience_level")["ophys_session_id"].nunique()
+# END SOLUTION
+print(n_sessions.to_string())
+
+# %% [markdown]
+# ## 4. Cells per population, and the real data
 #
 # Each experiment's cell count comes from the cells table. A row of the training data is the mean over all cells of
 # one plane, so a 10-cell SST plane counts as much as a 300-cell Pyr plane (section 6 of the docs page).
@@ -192,7 +241,7 @@ print(per_plane.describe()[["min", "50%", "max"]].to_string())
 # python -m biornn allen select --metadata bundled --layer-rule split --out selection.csv
 # ```
 #
-# ## With a network: the real data
+# ### With a network: the real data
 #
 # Everything above runs offline. With a network, a user first asks what a real build downloads; this is the output of
 # `python -m biornn allen plan --metadata bundled --layer-rule split`, computed here by the same function:
@@ -216,6 +265,19 @@ SMOKE_K = 1
 smoke = allen_nwb.download_plan(allen_nwb.cap_per_population(split, SMOKE_K))
 print(f"smoke run (K = {SMOKE_K}): {smoke['n_experiments']} NWB files from {smoke['n_sessions']} sessions, "
       f"estimated {smoke['estimated_gb']:.1f} GB ({smoke['basis']})")
+
+# %% [markdown]
+# **Exercise 4.** Which populations have the fewest cells in total, and how many planes do they have? Replace the
+# `...`.
+
+# %% tags=["exercise"]
+# Exercise 4 (solution)
+# Hint: allen.population_counts(split) has n_experiments, n_sessions and n_cells per population; sort by n_cells.
+# BEGIN SOLUTION
+counts = allen.population_counts(split)
+fewest = counts.sort_values("n_cells").head(3)
+# END SOLUTION
+print(fewest.to_string())
 
 # %% [markdown]
 # The reading path from NWB files is tested offline: `biornn.allen_nwb.write_fixture_cache(DIR)` writes a small
@@ -245,23 +307,3 @@ print(f"a full real build: {plan['n_experiments']} NWB files from {plan['n_sessi
 # * `split` keeps L5 as published, removes the overlap, and leaves no population empty; it is the default.
 # * "L5" interneurons are, under every viable rule, the deepest available planes.
 # * With a network, `allen plan` says what a build downloads and `allen build --max-experiments K` is the smoke run.
-#
-# ## Exercises
-#
-# 1. How many distinct ophys sessions (mice × days) contribute to each experience level under `split`?
-# 2. Which population has the fewest cells in total, and how many planes does it have?
-# 3. Under `published`, what fraction of the familiar V1 SST L4 rows would come from planes that also feed L5?
-
-# %% tags=["exercise"]
-# Exercise 1 (solution)
-print(split.groupby("experience_level")["ophys_session_id"].nunique())
-
-# %% tags=["exercise"]
-# Exercise 2 (solution)
-counts = allen.population_counts(split)
-print(counts.sort_values("n_cells").head(3))
-
-# %% tags=["exercise"]
-# Exercise 3 (solution)
-l4 = sets[("familiar", "V1_L4_SST")]
-print(f"{len(l4 & sets[('familiar', 'V1_L5_SST')])} of {len(l4)} planes")

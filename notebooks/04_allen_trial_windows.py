@@ -27,13 +27,22 @@
 #
 # ![Mean ± SD of one plane's windows per window type](../figures/04_allen_windows_example.png)
 #
+# **Where this notebook sits in the data pipeline** (03 → 04 → 05 → the model in 06):
+#
+# ```
+# release metadata --[03: filters, depth -> layer]--> planes per population (18 x 2 experience levels)
+#   --[04: dF/F, stimulus table]--> trial windows (change / no change / omission)      <- this notebook
+#   --[05: resample experiments]--> bootstrap datasets (input + target per population) --> 06: the cell-type RNN
+# ```
+#
 # **Learning objectives**
 # 1. Read the stimulus timeline of a Visual Behavior session: 0.25 s flash + 0.5 s grey, changes, ~5 % omissions.
 # 2. Cut event-aligned windows so that frame 8 is the first frame at or after the event.
 # 3. Compare with the reference's per-trial frame arithmetic, whose event lands on frame 8 or 9.
 # 4. See what the omission filter removes.
 #
-# **Runtimes** (2 CPU cores): quick mode about 15 s, paper mode about 30 s.
+# **Runtimes** (2 CPU cores, from the README's [runtime table](../README.md#notebooks-and-runtimes)): quick mode
+# ~15 s, paper mode ~30 s.
 #
 # **Data source.** No traces are available offline, so by default this notebook runs on the **digital twin**
 # (`biornn.synthetic`): the real selected experiments (ids, sessions, depths, cell counts) with simulated stimuli and
@@ -59,7 +68,7 @@ source, meta = curate.open_default_source(MODE, seed=0)
 print("mode:", MODE, "| source:", source.name)
 
 # %% [markdown]
-# ## One example plane
+# ## 1. One example plane and its session
 #
 # The first familiar V1 L2/3 Pyr experiment of the `split` selection. Its ids, depth and cell count are real; with the
 # twin its traces are simulated.
@@ -95,7 +104,20 @@ curate.plot_timeline(data, first_omission - 10, first_omission + 10, ax=ax)
 save_figure(fig, "04_allen_timeline")
 
 # %% [markdown]
-# ## Windows
+# **Exercise 1.** Which fraction of the behaviour block's flashes are omitted (the paper's sessions: about 5 %)?
+# Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise 1 (solution)
+# Hint: the stimulus table's boolean column omitted, restricted to the behaviour block; the mean of a boolean is a share.
+behavior = stim[stim["stimulus_block_name"] == allen.BEHAVIOR_BLOCK]
+# BEGIN SOLUTION
+omitted_share = float(behavior["omitted"].mean())
+# END SOLUTION
+print(f"{omitted_share:.2%} of the behaviour block's {len(behavior)} flashes are omitted")
+
+# %% [markdown]
+# ## 2. Event-aligned windows
 #
 # `k_e` = the first frame with timestamp ≥ event; a window is frames `k_e − 8 … k_e + 7`, so **frame 8 is the first
 # frame at or after the event** and `0 ≤ t_rel[8] < dt`. Events: the change time of each go trial; the onset of the
@@ -133,7 +155,20 @@ curate.plot_windows(windows, ax=ax)
 save_figure(fig, "04_allen_windows_example")
 
 # %% [markdown]
-# ## The reference's frame arithmetic
+# **Exercise 2.** How many omission windows does this plane yield per minute of the behaviour block? Replace the
+# `...`.
+
+# %% tags=["exercise"]
+# Exercise 2 (solution)
+# Hint: the block lasts from its first to its last flash onset (start_time, in s); windows["omission"].values has a row per window.
+# BEGIN SOLUTION
+minutes = (behavior["start_time"].max() - behavior["start_time"].min()) / 60
+rate = len(windows["omission"].values) / minutes
+# END SOLUTION
+print(f"{rate:.2f} omission windows per minute over {minutes:.1f} minutes")
+
+# %% [markdown]
+# ## 3. The reference's frame arithmetic
 #
 # The reference estimated the frame period per trial, counted offsets from the trial start and truncated; the change
 # then lands on frame 8 or 9 (section 5.3 of [docs/paper/allen-data-pipeline.md](../docs/paper/allen-data-pipeline.md)). `framing="published"` reproduces it (change and no-change only):
@@ -158,7 +193,20 @@ ax.set_ylabel("windows")
 save_figure(fig, "04_allen_published_framing")
 
 # %% [markdown]
-# ## The omission filter
+# **Exercise 3.** Align the no-change windows on the trial start, as published (`no_change_alignment="trial_start"`):
+# how close to the change does the last frame end, at minimum? Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise 3 (solution)
+# Hint: a window's last frame is at event_time + t_rel[:, -1]; the trial's change time is trials["change_time"][trial_index].
+ts = curate.extract_windows(data, "no_change", no_change_alignment="trial_start")
+# BEGIN SOLUTION
+gap = data.trials["change_time"].to_numpy()[ts.trial_index] - (ts.event_time + ts.t_rel[:, -1])
+# END SOLUTION
+print(f"the last frame ends at least {float(gap.min()):.3f} s before the change")
+
+# %% [markdown]
+# ## 4. The omission filter, and real data
 #
 # `none` (as published: the reference's check is a no-op), `window` (default) and `trial` (drop any trial containing an
 # omission). Rows kept per window type:
@@ -170,7 +218,21 @@ for mode in curate.OMISSION_FILTERS:
     print(f"{mode:7s} {kept}")
 
 # %% [markdown]
-# ## With a network: windows from real data
+# **Exercise 4.** What share of the windows of each type does the strictest filter (`trial`) keep, against `none`?
+# Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise 4 (solution)
+# Hint: curate.extract_windows(data, w, omission_filter=mode).counts["kept"] for mode "none" and "trial".
+for w in windows:
+    # BEGIN SOLUTION
+    n_none = curate.extract_windows(data, w, omission_filter="none").counts["kept"]
+    n_trial = curate.extract_windows(data, w, omission_filter="trial").counts["kept"]
+    # END SOLUTION
+    print(f"{w:9s} the trial filter keeps {n_trial} of {n_none} windows ({n_trial / n_none:.0%})")
+
+# %% [markdown]
+# ### With a network: windows from real data
 #
 # To cut these windows from real ΔF/F, download a few real experiments first (a smoke run: at most `K` experiments
 # per population), then point this notebook at the cache:
@@ -207,26 +269,3 @@ print(f"omitted flashes: {int(stim['omitted'].sum())} of {len(stim)} presentatio
 # * Change and no-change windows come from the same go trials (paired); omission windows from omitted flashes.
 # * The reference's arithmetic puts the change on frame 8 or 9; `biornn` aligns on timestamps instead.
 # * The `window` omission filter keeps each window free of other changes and omissions.
-#
-# ## Exercises
-#
-# 1. How many omission windows does this plane yield per minute of the behaviour block?
-# 2. Align the no-change windows on the trial start, as published (`no_change_alignment="trial_start"`): how far
-#    from the change does the last frame end, at minimum?
-# 3. Which fraction of this session's flashes are omitted?
-
-# %% tags=["exercise"]
-# Exercise 1 (solution)
-behavior = stim[stim["stimulus_block_name"] == allen.BEHAVIOR_BLOCK]
-minutes = (behavior["start_time"].max() - behavior["start_time"].min()) / 60
-print(round(len(windows["omission"].values) / minutes, 2), "omission windows per minute")
-
-# %% tags=["exercise"]
-# Exercise 2 (solution)
-ts = curate.extract_windows(data, "no_change", no_change_alignment="trial_start")
-gap = data.trials["change_time"].to_numpy()[ts.trial_index] - (ts.event_time + ts.t_rel[:, -1])
-print(round(float(gap.min()), 3), "s")
-
-# %% tags=["exercise"]
-# Exercise 3 (solution)
-print(round(float(behavior["omitted"].mean()), 4))

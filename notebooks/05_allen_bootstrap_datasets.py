@@ -26,6 +26,15 @@
 #
 # ![Familiar change, V1: model input and target per population](../figures/05_allen_fc_v1_means.png)
 #
+# **Where this notebook sits in the data pipeline** (03 → 04 → 05 → the model in 06):
+#
+# ```
+# release metadata --[03: filters, depth -> layer]--> planes per population (18 x 2 experience levels)
+#   --[04: dF/F, stimulus table]--> trial windows (change / no change / omission)
+#   --[05: resample experiments]--> bootstrap datasets (input + target per population)  <- this notebook
+#   --> 06: the cell-type RNN
+# ```
+#
 # **Learning objectives**
 # 1. Build all six condition datasets in one pass over the experiments, on the digital twin or a real cache.
 # 2. Read the dataset file format: inputs/targets `(2000, 15, 18)`, held-out arrays, population names, manifest.
@@ -33,8 +42,9 @@
 #    bootstrapping.
 # 4. Compare conditions, and see the twin's planted ground-truth connectivity differences that Figs 4–5 try to recover.
 #
-# **Runtimes** (2 CPU cores): quick mode about 30 s (10-minute twin sessions), paper mode about 1 minute for the
-# full-length twin (75-minute sessions, ~48,300 frames per plane). Datasets are cached in `data/allen/`
+# **Runtimes** (2 CPU cores, from the README's [runtime table](../README.md#notebooks-and-runtimes)): quick mode
+# ~30 s (10-minute twin sessions), paper mode ~1 min (the full-length twin: 75-minute sessions, ~48,300 frames per
+# plane). Datasets are cached in `data/allen/`
 # (`BIORNN_RETRAIN=1` rebuilds). Set `BIORNN_ALLEN_CACHE` to build from a real AllenSDK cache instead of the twin.
 
 # %%
@@ -59,7 +69,7 @@ CONFIG = curate.CurateConfig(seed=0)  # split layers, window omission filter, sm
 print("mode:", MODE, "| source:", curate.default_source_spec())
 
 # %% [markdown]
-# ## Build (or read) the six datasets
+# ## 1. Build (or read) the six datasets
 #
 # One pass over the selected experiments cuts all three window types; then each condition is split (by trial),
 # bootstrapped and smoothed.
@@ -74,7 +84,7 @@ for cond, ds in datasets.items():
           f"rows {int(ds.row_counts.sum())} + {int(ds.heldout_row_counts.sum())} held out")
 
 # %% [markdown]
-# ## Invariants
+# ### Invariants
 #
 # Channel order = the model's index order (V1 then LM; L4, L2/3, L5; Pyr, SST, VIP). With the default
 # smooth-then-shift order the target is the input shifted by one frame, exactly.
@@ -96,7 +106,20 @@ rows = pd.DataFrame({curate.ABBREVIATIONS[c]: ds.row_counts for c, ds in dataset
 print(rows.to_string())
 
 # %% [markdown]
-# ## The traces the model is trained on
+# **Exercise 1.** Which population has the fewest training rows in each condition, and how many times more rows has
+# the best-sampled population? Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise 1 (solution)
+# Hint: rows is a DataFrame (populations x conditions); .idxmin(), .min() and .max() work column by column.
+# BEGIN SOLUTION
+fewest = rows.idxmin()
+spread = rows.max() / rows.min()
+# END SOLUTION
+print(pd.DataFrame({"fewest rows": fewest, "max / min": spread.round(1)}).to_string())
+
+# %% [markdown]
+# ## 2. The traces the model is trained on
 #
 # Familiar change (FC), V1: mean ± SD over the 2000 bootstrap samples of the model input (black, frames 0–14) and
 # target (green dashed, frames 1–15); the red line marks frame 8, the first frame after the change.
@@ -129,7 +152,22 @@ for k, v in means.items():
     print(k, v)
 
 # %% [markdown]
-# ## The twin's ground truth
+# **Exercise 2.** Each sample is the mean of 100 rows drawn with replacement. How much smaller is the bootstrap SD
+# with 400 draws per sample instead of 100? (Expect a factor of about 2.) Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise 2 (solution)
+# Hint: curate.bootstrap_means(rows, n_samples, n_draws, rng) is (n_samples, frames); take its SD over samples.
+fake_rows = np.random.default_rng(0).normal(size=(1000, 16))
+sd = {}
+for n in (100, 400):
+    # BEGIN SOLUTION
+    sd[n] = curate.bootstrap_means(fake_rows, 2000, n, np.random.default_rng(1)).std(axis=0).mean()
+    # END SOLUTION
+print(f"SD with 100 draws / SD with 400 draws = {sd[100] / sd[400]:.2f}")
+
+# %% [markdown]
+# ## 3. The twin's ground truth
 #
 # The twin's network uses a different connectivity matrix in each condition. Its default planted differences scale the
 # three inter-area pathways; e.g. novel omission vs novel no-change (NN → NO) strengthens LM L5 Pyr → V1 feedback.
@@ -148,7 +186,20 @@ for post, pre in np.argwhere(delta != 0):
     print(f"{POPULATION_LABELS[pre]:12s} -> {POPULATION_LABELS[post]:12s} {delta[post, pre]:+.4f}")
 
 # %% [markdown]
-# ## The dataset files
+# **Exercise 3.** What is the planted familiar-change minus familiar-no-change (FN → FC) difference? Replace the
+# `...`.
+
+# %% tags=["exercise"]
+# Exercise 3 (solution)
+# Hint: W[condition] is the (18, 18) block matrix W[post, pre]; np.argwhere lists the non-zero entries.
+# BEGIN SOLUTION
+d = W["familiar_change"] - W["familiar_no_change"]
+# END SOLUTION
+for post, pre in np.argwhere(d != 0):
+    print(f"{POPULATION_LABELS[pre]:12s} -> {POPULATION_LABELS[post]:12s} {d[post, pre]:+.4f}")
+
+# %% [markdown]
+# ## 4. The dataset files, and the real datasets
 #
 # One `<condition>.npz` (plain arrays, no pickles) plus a `<condition>.json` manifest per condition, written atomically
 # (format in the `biornn.curate` docstring). The manifest records every setting, the source, row counts, skipped
@@ -170,7 +221,7 @@ print({k: manifest[k] for k in ("format_version", "condition", "abbreviation", "
 # python -m biornn allen build --source /path/to/allensdk_cache --condition familiar_change --seed 0 --out DIR
 # ```
 #
-# ## With a network: the real datasets
+# ### With a network: the real datasets
 #
 # A user with a network builds the same six files from the real release. First the plan, printed by
 # `python -m biornn allen plan --metadata bundled --layer-rule split` (here through the same function):
@@ -195,6 +246,21 @@ print(f"smoke run (K = 1): {smoke['n_experiments']} NWB files, {smoke['n_session
       f"estimated {smoke['estimated_gb']:.1f} GB at an assumed {smoke['gb_per_experiment']:g} GB per file")
 
 # %% [markdown]
+# **Exercise 4.** Rebuild familiar change with the published choices (`CurateConfig.published()`, cached like the
+# others): how many V1 SST L4 rows does the `published` layer overlap add? Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise 4 (solution)
+# Hint: compare the published row count with the default's training plus held-out rows of the same population.
+pub, _ = curate.cached_datasets(conditions=("familiar_change",), config=curate.CurateConfig.published(), mode=MODE)
+i = POPULATION_LABELS.index("V1_L4_SST")
+# BEGIN SOLUTION
+n_published = int(pub["familiar_change"].row_counts[i])
+n_split = int(datasets["familiar_change"].row_counts[i] + datasets["familiar_change"].heldout_row_counts[i])
+# END SOLUTION
+print(f"V1_L4_SST rows: published {n_published}, split {n_split} (+{n_published - n_split})")
+
+# %% [markdown]
 # Offline, `biornn.allen_nwb.write_fixture_cache(DIR)` writes a small AllenSDK cache of synthetic NWB files for real
 # selected experiments; `python -m biornn allen build --source DIR --condition all --out OUT` then runs the real NWB
 # reading path end to end (`tests/test_allen_nwb.py` does this).
@@ -214,28 +280,3 @@ print(f"planted NO - NN differences in the twin's ground truth: {int((delta != 0
 # * Six datasets, each `(2000, 15, 18)` input/target plus a held-out set bootstrapped only from held-out trials.
 # * Smooth-then-shift makes the target exactly the input one frame later; `shift_then_smooth` is the published order.
 # * The twin's windows go through the same code as real data, and its ground-truth connectivity per condition is known.
-#
-# ## Exercises
-#
-# 1. Rebuild familiar change with the published choices (`CurateConfig.published()`): how many V1 SST L4 rows does the
-#    overlap add?
-# 2. How much smaller is the bootstrap SD with 400 draws per sample instead of 100? (Expect a factor of about 2.)
-# 3. What is the ground-truth FN → FC difference?
-
-# %% tags=["exercise"]
-# Exercise 1 (solution)
-pub, _ = curate.cached_datasets(conditions=("familiar_change",), config=curate.CurateConfig.published(), mode=MODE)
-i = POPULATION_LABELS.index("V1_L4_SST")
-print(pub["familiar_change"].row_counts[i], "vs", datasets["familiar_change"].row_counts[i] +
-      datasets["familiar_change"].heldout_row_counts[i])
-
-# %% tags=["exercise"]
-# Exercise 2 (solution)
-rows = np.random.default_rng(0).normal(size=(1000, 16))
-sd = {n: curate.bootstrap_means(rows, 2000, n, np.random.default_rng(1)).std(axis=0).mean() for n in (100, 400)}
-print(round(sd[100] / sd[400], 2))
-
-# %% tags=["exercise"]
-# Exercise 3 (solution)
-d = W["familiar_change"] - W["familiar_no_change"]
-print([(POPULATION_LABELS[pre], POPULATION_LABELS[post], round(d[post, pre], 4)) for post, pre in np.argwhere(d)])

@@ -38,8 +38,8 @@
 # **Data.** The digital twin of the Allen Visual Behavior recordings (`biornn.synthetic`), condition familiar change
 # (FC); with `BIORNN_ALLEN_CACHE` set, real data.
 #
-# **Runtimes** (2 CPU cores): quick mode (`BIORNN_MODE=quick`, CI) about 2 min, training both variants at
-# N = 192; paper mode about 30 s, reading `data/results/fig4/` (training that cache: about 27 min per condition and
+# **Runtimes** (2 CPU cores, from the README's [runtime table](../README.md#notebooks-and-runtimes)): quick mode
+# (`BIORNN_MODE=quick`, CI) ~2 min, training both variants at N = 192; paper mode ~30 s, reading `data/results/fig4/` (training that cache: about 27 min per condition and
 # window on 2 cores, 1.5 min on one H200). The research detail (losses in the reference's unit, densities,
 # identifiability, the ablation, all six conditions) is in the appendix, [06b_fig4_appendix](06b_fig4_appendix.ipynb).
 

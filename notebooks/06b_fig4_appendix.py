@@ -23,13 +23,20 @@
 # from the cache, and the commands that compute the cache. Background:
 # [docs/paper/fig4-5-celltype-rnn.md](../docs/paper/fig4-5-celltype-rnn.md) (sections cited as §, quirks as Q).
 #
+# **The paper figure, as this repository draws it:** Figure 4's fitted connectivity, here scored against the twin's
+# planted ground truth (section E; `figures/fig4_identifiability.png`, written below):
+#
+# ![Figure 4 appendix: fitted block means against the twin's ground truth](../figures/fig4_identifiability.png)
+#
 # **Learning objectives**
 # 1. Reproduce a published quirk in numbers (the checkpoint rule Q7, the pruning budget Q8).
 # 2. Separate what the structure (mask and signs) explains from what training learned, with a baseline.
 # 3. Read an ablation: which modelling choice moves the fit and the identifiability.
+# 4. Compare the cell-type RNN with honest reference predictors (average traces, linear history) per population.
 #
-# **Runtimes** (2 CPU cores): quick mode about 4 min (both variants and the 7-variant ablation at N = 192); paper
-# mode about 3 min (the cache for everything but the ablation, which is always trained at quick sizes).
+# **Runtimes** (2 CPU cores, from the README's [runtime table](../README.md#notebooks-and-runtimes)): quick mode
+# ~4 min (both variants and the 7-variant ablation at N = 192); paper mode ~3 min (the cache for everything but the
+# ablation, which is always trained at quick sizes). Sections are lettered A-H; each has an exercise.
 
 # %%
 import numpy as np
@@ -61,6 +68,20 @@ print("mode:", MODE, "| runs:", ", ".join(RUNS))
 print(fig4_tables.reference_losses(RUNS).round(4).to_string(index=False))
 
 # %% [markdown]
+# **Exercise A1.** By what factor does fine-tuning lower the loss from the pruned network's (one batch, the reference's
+# unit) to its last fine-tuning epoch? Median over seeds, per variant. Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise A1 (solution)
+# Hint: divide the "pruned, one batch" column by the last "fine-tune ep" column, then group by variant.
+losses = fig4_tables.reference_losses(RUNS)
+last_epoch = [c for c in losses.columns if c.startswith("fine-tune")][-1]
+# BEGIN SOLUTION
+factor = (losses["pruned, one batch"] / losses[last_epoch]).groupby(losses["variant"]).median()
+# END SOLUTION
+print(f"pruned loss / {last_epoch} loss, median over seeds:\n{factor.round(2).to_string()}")
+
+# %% [markdown]
 # ## B. Held-out fit per population
 #
 # Median over seeds, pooled over held-out samples and steps, dense and sparse, both variants, with the reference
@@ -71,6 +92,20 @@ print(fig4_tables.reference_losses(RUNS).round(4).to_string(index=False))
 # %%
 fits = fig4_tables.fit_table(RUNS, PUB.get("baselines"))
 print(fits.round(2).to_string())
+
+# %% [markdown]
+# **Exercise B1.** Which populations does the as-published sparse model fit worse (R²) than the linear history
+# predictor, and by how much? Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise B1 (solution)
+# Hint: fits has three-level columns, e.g. fits[("as published", "sparse", "R2")]; subtract and keep the positive gaps.
+# BEGIN SOLUTION
+gap = fits[("reference", "linear history predictor", "R2")] - fits[("as published", "sparse", "R2")]
+behind = gap[gap > 0].sort_values(ascending=False)
+# END SOLUTION
+print(f"{len(behind)} of {len(gap)} populations trail the linear predictor; the largest R² gaps:")
+print(behind.head(5).round(3).to_string())
 
 # %% [markdown]
 # ## C. The corrected variant's connectivity
@@ -90,11 +125,12 @@ save_figure(fig, "fig4_block_heatmap_corrected")
 print(fig4_tables.strength_by_type(RUNS).round(4).to_string())
 
 # %% [markdown]
-# **Exercise A1.** In the corrected variant's sparse `W_rec` (seed 0), which populations receive connections from
+# **Exercise C1.** In the corrected variant's sparse `W_rec` (seed 0), which populations receive connections from
 # V1 L4 Pyr? With the population input mapping, only these can respond one step after that channel is driven.
+# Replace the `...`.
 
 # %% tags=["exercise"]
-# Exercise A1 (solution)
+# Exercise C1 (solution)
 # Hint: summary["realised_density"][seed] is the kept fraction of every population block [post, pre].
 density = RUNS["corrected"].summary["realised_density"][0]
 source = POPULATION_LABELS.index("V1_L4_Pyr")
@@ -126,6 +162,21 @@ print(fig4_tables.density_report(RUNS, PUB["target_density"], sizes).to_string(i
 print(fig4_tables.layer_densities(PUB, sizes).round(3).to_string())
 
 # %% [markdown]
+# **Exercise D1.** Over the blocks the table allows, what is the median of realised / target density per variant
+# (realised: mean over seeds)? Over-keeping (Q8) shows as a median above 1. Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise D1 (solution)
+# Hint: summary["realised_density"] is (seeds, 18, 18) and PUB["target_density"] (18, 18); divide where the target > 0.
+target = np.asarray(PUB["target_density"])
+for label, run in RUNS.items():
+    # BEGIN SOLUTION
+    realised = np.asarray(run.summary["realised_density"]).mean(0)
+    ratio = np.median(realised[target > 0] / target[target > 0])
+    # END SOLUTION
+    print(f"{label:13s} median realised / target density: {ratio:.3f}")
+
+# %% [markdown]
 # ## E. Identifiability: do block weights recover the twin's ground truth?
 #
 # The twin's data come from a known 18 × 18 population network (`biornn.synthetic.ground_truth_connectivity`). Over
@@ -146,6 +197,24 @@ print(fig4_tables.identifiability_table(RUNS).to_string(index=False))
 fig = plotting.plot_identifiability(PUB.get("ground_truth"), PUB["block_mean_sparse"],
                                     title=f"{ABBREVIATIONS[CONDITION]}: fitted vs true population coupling")
 save_figure(fig, "fig4_identifiability")
+
+# %% [markdown]
+# **Exercise E1.** Compute the Spearman correlation of the seed-mean fitted block means (sparse, as published) with
+# the truth over its nonzero blocks yourself, signed and of magnitudes, and compare with the table above (which
+# scores each seed, then averages). Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise E1 (solution)
+# Hint: scipy.stats.spearmanr(a, b).statistic; index both (18, 18) matrices with the Boolean mask truth != 0.
+from scipy.stats import spearmanr
+
+truth, fitted = np.asarray(PUB["ground_truth"]), np.asarray(PUB["block_mean_sparse"]).mean(0)
+on = truth != 0
+# BEGIN SOLUTION
+rho_signed = spearmanr(fitted[on], truth[on]).statistic
+rho_magnitude = spearmanr(np.abs(fitted[on]), np.abs(truth[on])).statistic
+# END SOLUTION
+print(f"{int(on.sum())} blocks: rho {rho_signed:.2f}, rho of magnitudes {rho_magnitude:.2f}")
 
 # %% [markdown]
 # ## F. What each modelling choice buys: the ablation
@@ -169,6 +238,20 @@ print(ABLATION.groupby("variant", sort=False)[["heldout_r", "rho_strength", "bas
 # %%
 fig = plot_ablation(ABLATION)
 save_figure(fig, "fig4_ablation")
+
+# %% [markdown]
+# **Exercise F1.** Only the margin above the structure-only baseline is learned. Per variant, how far is the median
+# strength rho above the median baseline? Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise F1 (solution)
+# Hint: ABLATION has one row per run with columns variant, rho_strength and baseline; group by variant, take medians.
+med_ablation = ABLATION.groupby("variant", sort=False)[["rho_strength", "baseline"]].median()
+# BEGIN SOLUTION
+margin = med_ablation["rho_strength"] - med_ablation["baseline"]
+# END SOLUTION
+print("median strength rho above the structure-only baseline:")
+print(margin.round(3).to_string())
 
 # %% [markdown]
 # ## G. All six conditions (paper-mode cache)
@@ -247,6 +330,19 @@ for k in (1, 2, 4):
 # fits, four held-out traces, identifiability and seed 0's matrices; the run folders stay outside the repository.
 # Measured cost: about 27 min per full-window run on 2 CPU cores, 1.5 min per half-window run on one H200.
 #
+# **Exercise H1.** What did the cache cost? From `CACHED` (one row per condition, window and seed), sum the
+# training minutes per window and count the seeds per window. Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise H1 (solution)
+# Hint: CACHED.groupby("window") with the train_minutes column (sum) and the seed column (count).
+# BEGIN SOLUTION
+minutes = CACHED.groupby("window")["train_minutes"].sum()
+seeds = CACHED.groupby("window")["seed"].count()
+# END SOLUTION
+print(pd.DataFrame({"seeds": seeds, "training minutes": minutes.round(1)}).to_string())
+
+# %% [markdown]
 # ## Summary
 #
 # Printed from the cache and this notebook's runs:

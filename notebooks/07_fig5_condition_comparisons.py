@@ -33,7 +33,8 @@
 # 3. Test a difference with the experiment bootstrap: the unit of replication, the SE, a correction for 27 tests.
 # 4. Compare the paper's per-condition ("separate") estimator with a joint fit calibrated on null twins.
 #
-# **Runtimes** (2 CPU cores, measured): about 25 s in quick mode, about 30 s in paper mode. Both modes read the committed
+# **Runtimes** (2 CPU cores, from the README's [runtime table](../README.md#notebooks-and-runtimes)): quick mode ~30 s,
+# paper mode ~30 s. Both modes read the committed
 # paper-size reports (`data/results/fig5/`) and recompute the cheap parts live. The research material (the
 # reproduction maps, permutation tests, the scaling sweep, the readings table) is in the appendix,
 # [07b_fig5_appendix](07b_fig5_appendix.ipynb).

@@ -25,11 +25,23 @@
 # sweep with its linear control, and the predictive-coding readings table. Background, sections (§) and quirks (Q1,
 # Q3, Q4, Q11): [docs/paper/fig4-5-celltype-rnn.md](../docs/paper/fig4-5-celltype-rnn.md).
 #
-# **Runtimes** (measured on 2 shared CPU cores). Quick mode (CI): about 5.5 CPU-minutes (11 min wall on busy
-# cores) — the cached paper runs for the reproduction panels, and the recovery check trained now at quick sizes on
-# both twins (12 condition fits, 3 runs each; most of the time). Paper mode: about 1 CPU-minute (2 min wall) from the
-# cache (the recovery check from the paper-size runs of both twins where cached; otherwise the quick check, and it
-# says so).
+# **The paper figure, as this repository draws it:** Figure 5's layer-level maps, B − A of the block-averaged |W_rec|
+# for the nine condition pairs, full window (`figures/fig5_layers_full.png`, written in section B):
+#
+# ![Figure 5, layer-level differences for the nine pairs, full window](../figures/fig5_layers_full.png)
+#
+# **Learning objectives**
+# 1. Compute a block's mean |W| as density × strength, and say which of the two a Figure 5 difference changed.
+# 2. Test block differences over training runs (permutation, Welch) with FDR or Holm, and know what the unit of
+#    replication is.
+# 3. Compare our inter-area pathway differences with the reference's, sign by sign.
+# 4. Judge, with planted and null twins, whether a fitted difference recovers a planted connectivity change.
+#
+# **Runtimes** (2 CPU cores, from the README's [runtime table](../README.md#notebooks-and-runtimes)): quick mode
+# ~5.5 min (trains the quick recovery check: 12 condition fits at quick sizes on both twins, most of the time; the
+# reproduction panels come from the cached paper runs); paper mode ~1 min from the cache (the recovery check from the
+# paper-size runs of both twins where cached; otherwise the quick check, and it says so). Sections are lettered
+# A-E; each has an exercise.
 
 # %%
 import matplotlib.pyplot as plt
@@ -57,7 +69,9 @@ MODE = get_mode()
 print("mode:", MODE)
 
 # %% [markdown]
-# ## Parameters
+# ## A. The test, and three ways to summarise a block
+#
+# ### Parameters
 #
 # Differences are B − A of run means (equal to the mean over all run pairs, the reference's Δ), shown in units of 1e-4.
 # The test is a two-sided **run-label permutation test** (exact: all C(10, 5) = 252 relabellings for 5 vs 5 runs),
@@ -73,7 +87,7 @@ HEADLINE = ("full", "FN->FC")
 pd.set_option("display.width", 160)
 
 # %% [markdown]
-# ## Three ways to summarise a block: a hand-built check
+# ### A hand-built check
 #
 # A 24-unit model (2 Pyr, 1 SST, 1 VIP per area-layer) with six nonzero weights: two in V1 L2/3 Pyr ← V1 L4 Pyr
 # (0.4 and 0.2; Pyr columns are excitatory), one in V1 L2/3 SST ← V1 L4 SST (−0.8, inhibitory), and three feedforward
@@ -97,7 +111,7 @@ for g, post, pre in (("population", "V1_L2/3_Pyr", "V1_L4_Pyr"), ("population", 
           f"strength {s.strength[0, i, j]:.4f}")
 
 # %% [markdown]
-# ## The reference's numbers
+# ### The reference's numbers
 #
 # Differences of the three inter-area pathways for all nine pairs and both windows, read off the published figure
 # (§7.5; `data/reference/fig5.json`, units 1e-4): the layer-level value and, in brackets, the population-level
@@ -114,7 +128,23 @@ for window in an.WINDOWS:
         print(f"{window:4s} {pair:6s}  " + "   ".join(cells))
 
 # %% [markdown]
-# ## Load the models
+# **Exercise A1.** Check on the hand-built model that every block's mean |W| is density × strength, at every
+# granularity (`hand[g]` has arrays `mean_abs`, `density` and `strength`; strength is NaN in an empty block).
+# Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise A1 (solution)
+# Hint: np.allclose(a, b) compares two arrays; np.nan_to_num(strength) turns an empty block's NaN into 0.
+for g, summary in hand.items():
+    # BEGIN SOLUTION
+    product_ok = np.allclose(summary.mean_abs, summary.density * np.nan_to_num(summary.strength))
+    # END SOLUTION
+    print(f"{g:10s} mean|W| == density x strength in every block: {product_ok}")
+
+# %% [markdown]
+# ## B. Figure 5 reproduced
+#
+# ### Load the models
 #
 # `fig5_inputs` takes the Fig 4 runs when all 12 condition-windows are cached, otherwise (quick mode) trains the small
 # stand-ins, otherwise builds synthetic weights from the twin's ground truth. Only sparse (fine-tuned) weights are used.
@@ -126,7 +156,7 @@ print(inputs.description)
 print("runs per condition-window:", sorted(set(inputs.n_runs().values())))
 
 # %% [markdown]
-# ## One condition, three ways
+# ### One condition, three ways
 #
 # The familiar no-change models (full window) at the layer level, mean over runs. Rows are targets (post), columns
 # sources (pre). Within-area blocks follow the connectivity table's densities; only three inter-area blocks exist.
@@ -139,7 +169,7 @@ for q, factor in (("mean_abs", SCALE), ("density", 1.0), ("strength", SCALE)):
     print(fn.frame(q).mul(factor).round(3).to_string(), end="\n\n")
 
 # %% [markdown]
-# ## All nine pairs, both windows
+# ### All nine pairs, both windows
 #
 # Each comparison tests every block that holds a connection in at least one run of either condition (21 layer blocks,
 # about 120 population blocks), for each quantity separately.
@@ -165,7 +195,7 @@ print(f"({head.test_name}, n = {head.n_a} vs {head.n_b} runs per pair; Benjamini
 
 
 # %% [markdown]
-# ## Layer-level differences, full window
+# ### Layer-level differences, full window
 #
 # 6×6 maps, B − A of mean |W| (zeros included), each with its own symmetric colour range (as published); grey = no
 # connection in either condition; a black dot = significant after FDR correction.
@@ -192,7 +222,7 @@ fig.suptitle(f"Layers, half window ({SOURCE})", y=1.01)
 save_figure(fig, "fig5_layers_half")
 
 # %% [markdown]
-# ## Population-level differences
+# ### Population-level differences
 #
 # 18×18 maps, full window. Rows and columns run V1 then LM, layers L2/3, L4, L5, types Pyr, SST, VIP (published order,
 # Q11). Small blocks (16 VIP units) are noisy: a few connections more or less change their mean a lot.
@@ -213,7 +243,7 @@ fig.suptitle(f"Populations, half window ({SOURCE})", y=1.005)
 save_figure(fig, "fig5_populations_half")
 
 # %% [markdown]
-# ## Density or strength?
+# ### Density or strength?
 #
 # The reference's quantity is density × strength (Q4). For the headline pair, the layer-level difference of each:
 # a change of the block mean can come from more (or fewer) surviving connections, from stronger ones, or both. The
@@ -231,7 +261,7 @@ fig.tight_layout()
 save_figure(fig, "fig5_density_vs_strength")
 
 # %% [markdown]
-# ## Network diagrams
+# ### Network diagrams
 #
 # First the schematic (§6): within-area connections grey, the feedforward pathway V1 L2/3 Pyr → LM L4
 # orange, the two feedback pathways LM L5 Pyr → V1 L2/3 and → V1 L5 green; width ∝ density (mean over all conditions
@@ -271,7 +301,49 @@ fig.suptitle(f"Half window ({SOURCE})", y=1.01)
 save_figure(fig, "fig5_networks_half")
 
 # %% [markdown]
-# ## The three inter-area pathways, ours next to the reference's
+# **Exercise B1. Welch or permutation?** Compare the full-window pairs with `test="welch"`. How many layer blocks are
+# significant now? Why can a t-test reach smaller p-values than a 5 vs 5 permutation test, and what does it assume
+# instead? Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise B1 (solution)
+# Hint: an.compare_pairs(inputs.summaries, windows=("full",), test="welch", correction=CORRECTION, alpha=ALPHA).
+# BEGIN SOLUTION
+welch = an.compare_pairs(inputs.summaries, windows=("full",), test="welch", correction=CORRECTION, alpha=ALPHA)
+# END SOLUTION
+for (w, pair), c in welch.items():
+    print(f"{pair}: Welch {int(c.significant('layer').sum()):2d} significant layer blocks, "
+          f"permutation {int(comps[(w, pair)].significant('layer').sum()):2d}")
+# Welch's p comes from the t distribution, so it is continuous and can be tiny with 5 runs; it assumes roughly normal
+# run-to-run variation, which 5 runs cannot check. The permutation test assumes only exchangeable runs.
+
+# %% [markdown]
+# **Exercise B2. A density-only change.** Take the synthetic twin FN models, delete half of the feedforward
+# connections in a copy (`W[:, LM L4 units][:, :, V1 L2/3 units]`), and compare the copy with the original. Which of
+# the three quantities flag the FF block? Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise B2 (solution)
+# Hint: zero a random half of W[:, post[:, None], pre[None, :]]; an.compare_conditions(base, thinned, ...).
+base = an.twin_models("FN", n_runs=5)
+thinned = an.twin_models("FN", n_runs=5)
+post = np.flatnonzero(np.char.startswith(thinned.population, "LM_L4_"))
+pre = np.flatnonzero(np.char.startswith(thinned.population, "V1_L2/3_"))
+rng = np.random.default_rng(0)
+# BEGIN SOLUTION
+thinned.W[:, post[:, None], pre[None, :]] *= rng.random((5, post.size, pre.size)) < 0.5
+c = an.compare_conditions(base, thinned, granularities=("population", "layer"), name_a="FN", name_b="FN thinned")
+# END SOLUTION
+i, j = c.labels["layer"].index("LM_L4"), c.labels["layer"].index("V1_L2/3")
+print(c.describe())
+for q in an.QUANTITIES:
+    print(f"{q:9s} diff {c.matrix('layer', q)[i, j]:+.2e}  p_adj {c.matrix('layer', q, 'p_adj')[i, j]:.3f}")
+
+# %% [markdown]
+# ## C. The inter-area pathways against the reference's
+
+# %% [markdown]
+# ### The three inter-area pathways, ours next to the reference's
 #
 # Per pair and window: our layer-level Δ and population-level Δ into Pyr/SST/VIP (units 1e-4), the raw permutation p,
 # `p_holm3` (Holm over the three pathways only: the pre-specified primary family of this figure), Hedges' g, and the
@@ -307,7 +379,7 @@ print(f"pathway differences with p_holm3 < {ALPHA}: {int((table['p_holm3'] < ALP
       f"({head.describe_pathways()})")
 
 # %% [markdown]
-# ## A pathway change, or the whole matrix?
+# ### A pathway change, or the whole matrix?
 #
 # A pathway's Δ means little if every block of the matrix moved the same way. Relative changes, (B − A) / A of the
 # layer-level mean |W|, of the three pathways next to the median over the 18 within-area layer blocks (descriptive, no
@@ -321,7 +393,22 @@ print(f"\nglobal shifts (>= 90 % of the within-area blocks move one way, by a me
       f"{int(spec['global_shift'].sum())} of {len(spec)} pairs")
 
 # %% [markdown]
-# ## Does the fit recover what was planted, beyond what the null twin shows?
+# **Exercise C1.** Per window and per pathway, in what share of the nine pairs does our pathway difference have the
+# reference's sign? Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise C1 (solution)
+# Hint: table has one row per window, pair and pathway, with a Boolean same_sign column; group and average it.
+# BEGIN SOLUTION
+agreement = table.groupby(["window", "pathway"])["same_sign"].mean().unstack()
+# END SOLUTION
+print(agreement.round(2).to_string())
+
+# %% [markdown]
+# ## D. Does the fit recover what was planted?
+
+# %% [markdown]
+# ### Beyond what the null twin shows?
 #
 # Both twins are fitted with the **recommended** variant (its ablation: 06b_fig4_appendix, section F), half window,
 # one model per condition (the paper's separate estimator). Every run redraws its experiments from the condition's one dataset (a
@@ -385,7 +472,7 @@ print({p: round(sd[p], 3) for p in ("FF", "FB_L23", "FB_L5")}, "->", "SE of a pa
       {p: round(sd[p] * np.sqrt(2), 2) for p in ("FF", "FB_L23", "FB_L5")})
 
 # %% [markdown]
-# ## Why the fits miss the planted changes, and what it would take
+# ### Why the fits miss the planted changes, and what it would take
 #
 # Each population's trace comes from its own experiments (cell types are recorded in different mouse lines), and each
 # bootstrap sample draws every population's rows independently. So within a sample the populations do not
@@ -461,7 +548,26 @@ print(f"paper size (recovery-recommended-half.json, {len(PAPER['pairs_tested'])}
 print(recovery.describe(PAPER))
 
 # %% [markdown]
-# ## What agrees with the predictive-coding reading, and what does not
+# **Exercise D1. Power.** On synthetic twin weights, how many runs per condition does FN→FC need until its FF layer
+# block survives FDR over all tested layer blocks? Try 3, 5 and 8 runs. Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise D1 (solution)
+# Hint: an.twin_models(condition, n_runs=n) for FN and FC, then an.compare_conditions(a, b, granularities=("layer",), ...).
+for n in (3, 5, 8):
+    # BEGIN SOLUTION
+    a, b = an.twin_models("FN", n_runs=n), an.twin_models("FC", n_runs=n)
+    c = an.compare_conditions(a, b, granularities=("layer",), quantities=("mean_abs",))
+    # END SOLUTION
+    i, j = c.labels["layer"].index("LM_L4"), c.labels["layer"].index("V1_L2/3")
+    print(f"{n} runs each: FF p = {c.matrix('layer', 'mean_abs', 'p')[i, j]:.4f}, "
+          f"FDR-adjusted over {c.family_size('layer', 'mean_abs')} layer blocks "
+          f"{c.matrix('layer', 'mean_abs', 'p_adj')[i, j]:.4f} ({c.test_name}, n = {n} vs {n} runs)")
+
+# %% [markdown]
+# ## E. The predictive-coding reading, and the corrected variant
+#
+# ### What agrees with the predictive-coding reading, and what does not
 #
 # The paper states that the inferred interactions "corroborate experimental findings in agreement with the theory of
 # predictive coding, across both long and short timescales". The reading in docs/paper/fig4-5-celltype-rnn.md of the reference's numbers (section 8,
@@ -507,7 +613,23 @@ print(reading.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
 print(f"\nours agree with the reading in {int(reading['ours agrees'].sum())} of {len(reading)} cases")
 
 # %% [markdown]
-# ## The corrected variant (when cached)
+# **Exercise E1.** In which readings does *our* pathway difference have the other sign than the reading expects,
+# and does any of those disagreements survive the Holm correction over the three pathways (`p_holm3 < ALPHA`)?
+# Replace the `...`.
+
+# %% tags=["exercise"]
+# Exercise E1 (solution)
+# Hint: reading has a Boolean column "ours agrees" and a column p_holm3; ~ negates a Boolean column.
+# BEGIN SOLUTION
+disagree = reading[~reading["ours agrees"].astype(bool)]
+significant = disagree[disagree["p_holm3"] < ALPHA]
+# END SOLUTION
+print(f"{len(disagree)} of {len(reading)} readings have the other sign in our fits; {len(significant)} of them "
+      f"with p_holm3 < {ALPHA}:")
+print(disagree[["window", "pair", "pathway", "expected", "ours", "p_holm3"]].to_string(index=False))
+
+# %% [markdown]
+# ### The corrected variant (when cached)
 #
 # biornn's corrected model fixes the as-published quirks: the input mask is applied (each input reaches only its own
 # population, so signals between areas must pass through W_rec), pruning budgets are exact, and the sparse checkpoint
@@ -557,47 +679,3 @@ print(f"cached sweep: RNN slope {SCALING['slope'].min():.2f} to {SCALING['slope'
       f"budget / data / drive points; linear control slope {LINEAR['slope'].min():.2f} to {LINEAR['slope'].max():.2f}")
 print(f"reproduction panels from: {SOURCE}; pathway differences with p_holm3 < {ALPHA}: "
       f"{int((table['p_holm3'] < ALPHA).sum())} of {len(table)}")
-
-# %% [markdown]
-# ## Exercises
-#
-# 1. **Welch or permutation?** Compare the full-window pairs with `test="welch"`. How many layer blocks are significant
-#    now, and why can a t-test reach smaller p-values than a 5 vs 5 permutation test? What does it assume instead?
-# 2. **A density-only change.** Take the synthetic twin FN models, delete half of the feedforward connections in a copy
-#    (`W[:, LM L4 units][:, :, V1 L2/3 units]`), and compare the copy with the original. Which of the three quantities
-#    flag the FF block?
-# 3. **Power.** On synthetic twin weights, how many runs per condition does FN→FC need until its FF layer block survives
-#    FDR over all tested layer blocks? Try 3, 5 and 8 runs.
-
-# %% tags=["exercise"]
-# Exercise 1 (solution)
-welch = an.compare_pairs(inputs.summaries, windows=("full",), test="welch", correction=CORRECTION, alpha=ALPHA)
-for (w, pair), c in welch.items():
-    print(f"{pair}: Welch {int(c.significant('layer').sum()):2d} significant layer blocks, "
-          f"permutation {int(comps[(w, pair)].significant('layer').sum()):2d}")
-# Welch's p comes from the t distribution, so it is continuous and can be tiny with 5 runs; it assumes roughly normal
-# run-to-run variation, which 5 runs cannot check. The permutation test assumes only exchangeable runs.
-
-# %% tags=["exercise"]
-# Exercise 2 (solution)
-base = an.twin_models("FN", n_runs=5)
-thinned = an.twin_models("FN", n_runs=5)
-post = np.flatnonzero(np.char.startswith(thinned.population, "LM_L4_"))
-pre = np.flatnonzero(np.char.startswith(thinned.population, "V1_L2/3_"))
-rng = np.random.default_rng(0)
-thinned.W[:, post[:, None], pre[None, :]] *= rng.random((5, post.size, pre.size)) < 0.5
-c = an.compare_conditions(base, thinned, granularities=("population", "layer"), name_a="FN", name_b="FN thinned")
-i, j = c.labels["layer"].index("LM_L4"), c.labels["layer"].index("V1_L2/3")
-print(c.describe())
-for q in an.QUANTITIES:
-    print(f"{q:9s} diff {c.matrix('layer', q)[i, j]:+.2e}  p_adj {c.matrix('layer', q, 'p_adj')[i, j]:.3f}")
-
-# %% tags=["exercise"]
-# Exercise 3 (solution)
-for n in (3, 5, 8):
-    a, b = an.twin_models("FN", n_runs=n), an.twin_models("FC", n_runs=n)
-    c = an.compare_conditions(a, b, granularities=("layer",), quantities=("mean_abs",))
-    i, j = c.labels["layer"].index("LM_L4"), c.labels["layer"].index("V1_L2/3")
-    print(f"{n} runs each: FF p = {c.matrix('layer', 'mean_abs', 'p')[i, j]:.4f}, "
-          f"FDR-adjusted over {c.family_size('layer', 'mean_abs')} layer blocks "
-          f"{c.matrix('layer', 'mean_abs', 'p_adj')[i, j]:.4f} ({c.test_name}, n = {n} vs {n} runs)")

@@ -299,3 +299,134 @@ def test_readme_gallery_images_are_committed():
     tracked = set(subprocess.run(["git", "ls-files", "figures"], cwd=ROOT, capture_output=True, text=True,
                                  check=True).stdout.split())
     assert listed and set(listed) <= tracked, sorted(set(listed) - tracked)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The teaching form of every notebook (docs/teaching.md): the figure (or a pipeline picture) on top with 3-5 learning
+# objectives and the runtimes, and a scaffolded exercise in every numbered section.
+# ---------------------------------------------------------------------------------------------------------------------
+_IMAGE = re.compile(r"!\[[^\]]*\]\(\.\./(figures/[\w-]+\.png)\)")
+_SECTION = re.compile(r"^## (\d+|[A-Z])\.\s")  # "## 1. Title" (lectures, data notebooks) or "## A. Title" (appendices)
+_RUNTIMES_LINK = "../README.md#notebooks-and-runtimes"
+# The two lectures keep their own runtime sentences (owned by their own issue); every other notebook links the README.
+_RUNTIMES_NOT_LINKED: set[str] = set()
+
+
+def _tracked_figures() -> set[str] | None:
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        return None
+    return set(subprocess.run(["git", "ls-files", "figures"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.split())
+
+
+def _objectives(text: str) -> list[str]:
+    """The numbered lines after ``**Learning objectives**`` (up to the first blank line)."""
+    if "**Learning objectives**" not in text:
+        return []
+    block = text.split("**Learning objectives**", 1)[1].strip("\n").split("\n\n", 1)[0]
+    return [line for line in block.splitlines() if re.match(r"^\d+\.\s", line)]
+
+
+def teaching_form_problems(nb, tracked: set[str] | None = None) -> list[str]:
+    """What keeps a notebook from the teaching form (empty: none).
+
+    The first cell is markdown with an image from ``../figures/`` (committed, where ``tracked`` is given), 3-5
+    numbered learning objectives and a ``**Runtimes**`` paragraph. There are at least two sections ``## 1.``
+    (or ``## A.`` in an appendix), each holding at least one exercise solution with a scaffold (``# BEGIN
+    SOLUTION``); every exercise lies inside such a section. Any other ``## `` heading (a summary) ends a section.
+    """
+    problems = []
+    first = nb.cells[0] if nb.cells else None
+    if first is None or first.cell_type != "markdown":
+        return ["the first cell is not markdown"]
+    images = _IMAGE.findall(first.source)
+    if not images:
+        problems.append("no figure or pipeline picture (![...](../figures/NAME.png)) in the first cell")
+    elif tracked is not None and not set(images) <= tracked:
+        problems.append(f"image not committed: {sorted(set(images) - tracked)}")
+    if not 3 <= len(_objectives(first.source)) <= 5:
+        problems.append(f"{len(_objectives(first.source))} learning objectives in the first cell (want 3-5)")
+    if "**Runtimes**" not in first.source:
+        problems.append("no **Runtimes** in the first cell")
+    sections, current = {}, None
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("## "):
+                    m = _SECTION.match(line)
+                    current = m.group(1) if m else None
+                    if current is not None:
+                        sections.setdefault(current, 0)
+        elif make_student.is_solution(cell):
+            name = cell.source.splitlines()[0] if cell.source else "an empty exercise"
+            if current is None:
+                problems.append(f"{name}: outside a numbered section")
+            elif not make_student.is_scaffold(cell.source):
+                problems.append(f"{name}: no # BEGIN SOLUTION / # END SOLUTION scaffold")
+            else:
+                sections[current] += 1
+    if len(sections) < 2:
+        problems.append(f"{len(sections)} numbered sections (want at least 2)")
+    problems += [f"section {k}: no scaffolded exercise" for k, n in sections.items() if n == 0]
+    return problems
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[nb.stem for nb in NOTEBOOKS])
+def test_every_notebook_has_the_teaching_form(notebook):
+    nb = nbformat.read(notebook, as_version=4)
+    assert not teaching_form_problems(nb, _tracked_figures()), teaching_form_problems(nb, _tracked_figures())
+
+
+def _readme_runtimes() -> dict[str, tuple[str, str]]:
+    """``{notebook: (quick, paper)}`` from the README's runtime table, each the leading ``~N unit``."""
+    out = {}
+    for line in (ROOT / "README.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and re.fullmatch(r"`\d\d[a-z]?_\w+`", cells[0]):
+            out[cells[0].strip("`")] = tuple(re.match(r"~[\d.]+ (?:s|min)", c).group(0) for c in cells[3:5])
+    return out
+
+
+@pytest.mark.parametrize("notebook", [nb for nb in NOTEBOOKS if nb.stem not in _RUNTIMES_NOT_LINKED],
+                         ids=[nb.stem for nb in NOTEBOOKS if nb.stem not in _RUNTIMES_NOT_LINKED])
+def test_runtimes_agree_with_the_readme_table(notebook):
+    """The first cell's runtimes link the README's table and quote its numbers for both modes, so they cannot drift."""
+    quick, paper = _readme_runtimes()[notebook.stem]
+    first = nbformat.read(notebook, as_version=4).cells[0].source
+    runtimes = first.split("**Runtimes**", 1)[1].split("\n\n", 1)[0]
+    assert _RUNTIMES_LINK in runtimes
+    assert re.search(rf"quick mode.*?{re.escape(quick)}", runtimes, re.DOTALL), (quick, runtimes)
+    assert re.search(rf"paper mode.*?{re.escape(paper)}", runtimes, re.DOTALL), (paper, runtimes)
+
+
+def _drop_first_exercise(nb):
+    nb.cells.remove(next(c for c in nb.cells if make_student.is_solution(c)))
+
+
+def _unscaffold_an_exercise(nb):
+    cell = next(c for c in nb.cells if make_student.is_solution(c))
+    cell.source = "\n".join(line for line in cell.source.splitlines() if "SOLUTION" not in line)
+
+
+def _drop_the_image(nb):
+    nb.cells[0].source = _IMAGE.sub("", nb.cells[0].source)
+
+
+def _drop_the_objectives(nb):
+    nb.cells[0].source = nb.cells[0].source.replace("**Learning objectives**", "**Goals**")
+
+
+def _exercise_after_the_summary(nb):
+    nb.cells.append(nbformat.v4.new_markdown_cell("## Summary"))
+    nb.cells.append(_solution("# Exercise 99 (solution)\n# BEGIN SOLUTION\nx = 1\n# END SOLUTION\n"))
+
+
+@pytest.mark.parametrize("edit", [_drop_first_exercise, _unscaffold_an_exercise, _drop_the_image,
+                                  _drop_the_objectives, _exercise_after_the_summary])
+def test_the_teaching_form_check_can_fail(edit):
+    """A notebook without its first section's exercise, with an exercise that has no scaffold, without the image or
+    objectives, or with an exercise outside the numbered sections fails the check."""
+    nb = nbformat.read(ROOT / "notebooks" / "01_fig2_dales_backprop.ipynb", as_version=4)
+    assert not teaching_form_problems(nb)
+    edit(nb)
+    assert teaching_form_problems(nb), f"{edit.__name__} went unnoticed"
