@@ -22,13 +22,18 @@ from pathlib import Path
 
 import numpy as np
 
-from biornn import analysis as an
-from biornn import celltype, fig2, recovery, recovery_scaling, store
-from biornn import fig3 as f3
-from biornn.errors import BiornnError
-from biornn.fig3 import wave_candidates as wc
-from biornn.fig3 import wave_lead as wl
-from biornn.stats import pruning_comparison, reference_aggregation
+from biornn import celltype
+from biornn.core import conditions, store
+from biornn.core.errors import BiornnError
+from biornn.experiments import fig2
+from biornn.experiments import fig3 as f3
+from biornn.experiments.fig3 import wave_candidates as wc
+from biornn.experiments.fig3 import wave_lead as wl
+from biornn.experiments.fig5 import inputs as fig5
+from biornn.experiments.fig5 import recovery, recovery_scaling
+from biornn.nn import runs as run_cache
+from biornn.stats import comparisons
+from biornn.stats.significance import pruning_comparison, reference_aggregation
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The recovery reports of notebook 07 (``python -m biornn compare recovery``), committed as they are computed.
@@ -50,10 +55,10 @@ def _no_training(*_args, **_kwargs):
 
 def _guard() -> None:
     """Make every training entry point raise: the pages must come from the cache alone."""
-    import biornn.train
+    import biornn.nn.train
 
-    biornn.train.train = _no_training
-    fig2.train = fig2.train_mixed = _no_training  # fig2 holds its own names of both
+    biornn.nn.train.train = _no_training
+    fig2.train = run_cache.train = run_cache.train_mixed = _no_training  # fig2 and the run cache hold their own names
     celltype.train_celltype = _no_training
     for name in ("sweep_errors", "retrain_pruned"):
         if hasattr(f3, name):
@@ -527,7 +532,7 @@ def fig4_page() -> str:
     pub = celltype.condition_fits(variant="published")
     if pub.empty:
         raise BiornnError("no Figure 4 summaries cached in data/results/fig4")
-    order = {c: i for i, c in enumerate(an.BY_ABBREVIATION)}
+    order = {c: i for i, c in enumerate(conditions.BY_ABBREVIATION)}
     key = lambda d: d.assign(_w=d.window.map({"full": 0, "half": 1}), _c=d.condition.map(order))  # noqa: E731
     pub = key(pub).sort_values(["_w", "_c", "seed"])
     cor = celltype.condition_fits(variant="corrected")
@@ -635,14 +640,14 @@ TEST, CORRECTION, ALPHA, SCALE = "permutation", "fdr_bh", 0.05, 1e4
 
 
 def _planted(comps, truth) -> dict:
-    return an.planted_counts(an.planted_table(comps, truth, scale=SCALE))
+    return fig5.planted_counts(fig5.planted_table(comps, truth, scale=SCALE))
 
 
 def fig5_page() -> str:
-    inputs = an.fig5_inputs("paper", source="cache", variant="published")
-    comps = an.compare_pairs(inputs.summaries, test=TEST, correction=CORRECTION, alpha=ALPHA)
-    ref = an.reference_fig5()
-    tab = an.pathway_table(comps, ref, scale=SCALE)
+    inputs = fig5.fig5_inputs("paper", source="cache", variant="published")
+    comps = comparisons.compare_pairs(inputs.summaries, test=TEST, correction=CORRECTION, alpha=ALPHA)
+    ref = comparisons.reference_fig5()
+    tab = comparisons.pathway_table(comps, ref, scale=SCALE)
     head = next(iter(comps.values()))
     n_runs = sorted(set(inputs.n_runs().values()))
     lines = [HEADER, "# Figure 5 results: condition differences of the fitted connectivity\n",
@@ -661,7 +666,7 @@ def fig5_page() -> str:
     largest = tab.groupby(["window", "pair"])["largest"].any()
     n_sig = int((tab["p_holm3"] < ALPHA).sum())
     fdr = {w: {pair: int(c.significant("layer").sum()) for (ww, pair), c in comps.items() if ww == w}
-           for w in an.WINDOWS}
+           for w in conditions.WINDOWS}
     rows_idx = tab.set_index(["window", "pair", "pathway"])
     agree = sum(int(np.sign(rows_idx.loc[(w, p, k), "diff"]) == s) for w, p, k, s in READINGS)
     lines.append("\n## Against the reference's numbers\n")
@@ -683,8 +688,9 @@ def fig5_page() -> str:
                         "reference Delta", "same sign"], rows))
     if inputs.ground_truth is not None:
         n = _planted(comps, inputs.ground_truth)
-        twin = an.fig5_inputs("paper", source="twin", windows=("full",))
-        tcomps = an.compare_pairs(twin.summaries, windows=("full",), test=TEST, correction=CORRECTION, alpha=ALPHA)
+        twin = fig5.fig5_inputs("paper", source="twin", windows=("full",))
+        tcomps = comparisons.compare_pairs(twin.summaries, windows=("full",), test=TEST, correction=CORRECTION,
+                                           alpha=ALPHA)
         t = _planted(tcomps, twin.ground_truth)
         lines.append("\n## Planted differences (the twin's ground truth)\n")
         lines.append(
@@ -695,7 +701,7 @@ def fig5_page() -> str:
             f"(nothing trained, full window, {twin.n_runs()[next(iter(twin.n_runs()))]} runs): {t['recovered']} of "
             f"{t['planted']} recovered, {t['false_positive']} of {t['unplanted']} flagged, so what is lost is lost "
             "in the fitted models, not in the test.\n")
-    spec = an.pathway_specificity(comps)
+    spec = comparisons.pathway_specificity(comps)
     lines.append("\n## A pathway change, or the whole matrix?\n")
     lines.append("Relative change (B - A) / A of the layer-level mean |W|, in %, of each pathway next to the median "
                  "over the 18 within-area layer blocks and the fraction of those blocks moving the same way "
@@ -715,14 +721,15 @@ def fig5_page() -> str:
             f"the within-area layer blocks move by a median of {rng(shifted.within_median.abs(), 1)} %, "
             f"{rng(100 * shifted.within_same_sign, 0)} % of them in the same direction, and the pathways move with "
             "them: those pathway differences are a change of the models' overall weight scale.\n")
-    corrected_runs = an.find_fig4_runs(variant="corrected")
-    windows = tuple(w for w in an.WINDOWS if all((w, c) in corrected_runs for c in an.BY_ABBREVIATION))
+    corrected_runs = celltype.find_fig4_runs(variant="corrected")
+    windows = tuple(w for w in conditions.WINDOWS if all((w, c) in corrected_runs for c in conditions.BY_ABBREVIATION))
     if windows:
-        corr = an.fig5_inputs("paper", source="cache", variant="corrected", windows=windows)
-        ccomps = an.compare_pairs(corr.summaries, windows=windows, test=TEST, correction=CORRECTION, alpha=ALPHA)
-        ctab = an.pathway_table(ccomps, ref, scale=SCALE)
+        corr = fig5.fig5_inputs("paper", source="cache", variant="corrected", windows=windows)
+        ccomps = comparisons.compare_pairs(corr.summaries, windows=windows, test=TEST, correction=CORRECTION,
+                                           alpha=ALPHA)
+        ctab = comparisons.pathway_table(ccomps, ref, scale=SCALE)
         ptab = tab[tab.window.isin(windows)]
-        both = an.merge_pathway_tables({"published": ptab, "corrected": ctab})
+        both = comparisons.merge_pathway_tables({"published": ptab, "corrected": ctab})
         same = int((np.sign(both["diff_published"]) == np.sign(both["diff_corrected"])).sum())
         fb = lambda d: d[d.pathway != "FF"]["diff"].abs().max()  # noqa: E731
         top = lambda d: d["diff"].abs().max()  # noqa: E731
@@ -735,7 +742,7 @@ def fig5_page() -> str:
             f"`p_holm3 < {ALPHA}` against {int((ptab['p_holm3'] < ALPHA).sum())}. Signs agree between the two "
             f"variants in {same} of {len(both)}; same sign as the reference: published "
             f"{int(ptab['same_sign'].sum())}, corrected {int(ctab['same_sign'].sum())}. Global weight-scale shifts: "
-            f"{int(an.pathway_specificity(ccomps)['global_shift'].sum())} of {len(ccomps)} pairs.\n")
+            f"{int(comparisons.pathway_specificity(ccomps)['global_shift'].sum())} of {len(ccomps)} pairs.\n")
         if inputs.ground_truth is not None and corr.ground_truth is not None:
             npub = _planted({k: v for k, v in comps.items() if k[0] in windows}, inputs.ground_truth)
             ncor = _planted(ccomps, corr.ground_truth)

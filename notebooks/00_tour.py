@@ -59,11 +59,12 @@
 import numpy as np
 import torch
 
-from biornn import fig3, pruning
-from biornn.config import start
-from biornn.constraints import sign_violations
+from biornn import pruning
+from biornn.core.config import start
+from biornn.experiments import fig3
+from biornn.nn.constraints import sign_violations
+from biornn.nn.train import CHANCE, fig2_config, train
 from biornn.plotting import plot_celltype_mask, plot_tour_dales_law, plot_tour_pruning, save_figure
-from biornn.train import CHANCE, fig2_config, train
 
 # %% [markdown]
 # The mode (`BIORNN_MODE`, quick by default) picks the data sizes and the number of seeds.
@@ -189,7 +190,7 @@ print(f"top-prob beats random at p = {DENSITY} (mean test MSE):",
 # weights.
 
 # %%
-from biornn.connectivity import POPULATION_LABELS, block_density, expand_blocks, population_index, unit_signs
+from biornn.nn.connectivity import POPULATION_LABELS, block_density, expand_blocks, population_index, unit_signs
 
 density = block_density()  # (18, 18), [post, pre]
 within = block_density(include_inter=False)

@@ -52,23 +52,25 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-from biornn.config import get_mode
-from biornn.constraints import METHODS, sign_violations
-from biornn.fig2 import (
+from biornn.core.config import get_mode
+from biornn.core.store import reference
+from biornn.experiments.fig2 import (
     CONVERGENCE_PAIRS,
     accuracy_table,
     accuracy_tests,
     convergence_runs,
     convergence_table,
     convergence_tests,
+    fig2_runs,
+    fig2_table,
     init_convergence,
     init_runs,
 )
-from biornn.models import EIRNN
+from biornn.nn.constraints import METHODS, sign_violations
+from biornn.nn.models import EIRNN
 from biornn.plotting import plot_fig2_curves, plot_kl_bars, plot_mean_weight_matrices, plot_weight_kdes, save_figure
 from biornn.plotting.fig2 import plot_init_spectra
-from biornn.results import fig2_runs, fig2_table, reference
-from biornn.stats import pairwise_kl
+from biornn.stats.significance import pairwise_kl
 
 MODE = get_mode()
 print("mode:", MODE)
@@ -246,7 +248,7 @@ if MODE != "paper":
 #
 # The reference's initial matrix is not balanced (Q7): every row sums to about (102 − 26) × 0.0442 ≈ 3.36, which puts
 # one real outlier eigenvalue at ≈ 3.36 far outside a bulk of radius ≈ 0.29, and the network starts saturated.
-# `--init balanced` (`biornn.models.balanced_init`) draws the same matrix and scales each unit's inhibitory inputs so
+# `--init balanced` (`biornn.nn.models.balanced_init`) draws the same matrix and scales each unit's inhibitory inputs so
 # that they cancel its excitatory inputs: every row sums to zero and every sign is kept. With zero row sums the
 # all-ones vector has eigenvalue 0, so the outlier disappears (Rajan & Abbott, *Phys. Rev. Lett.* 97, 188104, 2006,
 # on the spectra of row-sum-balanced E/I matrices); the bulk widens, because the inhibitory weights grow about
@@ -377,8 +379,8 @@ for rule in ("rectified-published", "rectified", "dales"):
 # --digits-epochs 1875` computes it; about 25 min on 2 CPU cores).
 
 # %%
-from biornn.results import run_dir
-from biornn.train import fig2_config
+from biornn.core.store import run_dir
+from biornn.nn.train import fig2_config
 
 long_cfg = {rule: fig2_config("digits", rule, "paper", epochs=1875) for rule in RULES}
 if MODE == "paper" and all(run_dir("fig2", f"digits-{r}", c.to_dict()).exists() for r, c in long_cfg.items()):
@@ -440,7 +442,7 @@ if conv_init is not None:
 
 # %% tags=["exercise"]
 # Exercise 1 (solution)
-from biornn.train import fig2_config, train
+from biornn.nn.train import fig2_config, train
 
 cfg = fig2_config("flipflop", "dales", "quick", seeds=(0,), epochs=5, n_train=400, n_test=100)
 with_relu = train(cfg, progress=False).curve("test_loss")[0, -1]
@@ -450,7 +452,7 @@ print(f"final test MSE with relu state: {with_relu:.4f}, without: {without:.4f}"
 
 # %% tags=["exercise"]
 # Exercise 2 (solution)
-from biornn.stats import kl_divergence
+from biornn.stats.significance import kl_divergence
 
 W0 = np.asarray(runs[("flipflop", "dales")].weights["W_init"])
 print("aligned bins:", round(kl_divergence(W0[0], W0[1], aligned=True), 4),

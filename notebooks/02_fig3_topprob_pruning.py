@@ -57,15 +57,16 @@
 import numpy as np
 import torch
 
-from biornn import fig3, plotting
+from biornn import plotting
 from biornn import pruning as pr
-from biornn.config import get_mode
-from biornn.constraints import sign_violations
-from biornn.fig3.wave_lead import WAVE_LEAD_CACHE, format_lead, lead_errors, post_hoc_note, wave_lead
+from biornn.core.config import get_mode
+from biornn.core.store import reference
+from biornn.experiments import fig3
+from biornn.experiments.fig3.wave_lead import WAVE_LEAD_CACHE, format_lead, lead_errors, post_hoc_note, wave_lead
+from biornn.nn.constraints import sign_violations
 from biornn.plotting import save_figure
-from biornn.plotting.fig3_extra import plot_wave_lead
-from biornn.results import reference
-from biornn.stats import holm, reference_aggregation
+from biornn.plotting.fig3 import plot_wave_lead
+from biornn.stats.significance import holm, reference_aggregation
 
 MODE = get_mode()
 print("mode:", MODE)
@@ -398,7 +399,7 @@ save_figure(fig, "fig3_bars_as_published_reference")
 #
 # On wave, top-prob is worse than random at p = 0.31-0.70 in most of our seeds; in the reference's stored arrays it
 # wins in 4-5 of 5 runs at every interior level. Each **candidate** changes one thing of the sweep
-# (`biornn.fig3.wave_candidates`; `python -m biornn wave-candidates` computes and caches them): how the pruned
+# (`biornn.experiments.fig3.wave_candidates`; `python -m biornn wave-candidates` computes and caches them): how the pruned
 # networks are scored (the reference scored every run on run 4's last *training* batch, Q7), which entries may be
 # pruned and how the budget is set (Q1, Q2), how top-prob spreads its budget (within E/I blocks), which trained
 # network is pruned (another rule, an early checkpoint) and the wave signal (the intended harmonics, E/I input

@@ -44,10 +44,11 @@
 # %%
 import matplotlib.pyplot as plt
 
-from biornn import allen, allen_nwb
 from biornn.cli import main as biornn_cli
-from biornn.config import start
-from biornn.errors import BiornnError
+from biornn.core.config import start
+from biornn.core.errors import BiornnError
+from biornn.data import allen, allen_nwb
+from biornn.plotting import allen as allen_plots
 from biornn.plotting import save_figure
 
 MODE = start()  # the mode, read once (BIORNN_MODE); also tunes the allocator for large CPU tensors
@@ -129,7 +130,7 @@ for exp in allen.EXPERIENCE_LEVELS:
 
 # %%
 fig, ax = plt.subplots(figsize=(10, 4))
-allen.plot_depths(published, ax=ax)
+allen_plots.plot_depths(published, ax=ax)
 save_figure(fig, "03_allen_depths_published")
 
 # %% [markdown]
@@ -155,7 +156,7 @@ assert not split.duplicated(["experience_level", "ophys_experiment_id"]).any()
 
 # %%
 fig, ax = plt.subplots(figsize=(10, 4))
-allen.plot_depths(split, ax=ax)
+allen_plots.plot_depths(split, ax=ax)
 save_figure(fig, "03_allen_depths_split")
 
 # %% [markdown]
@@ -218,7 +219,7 @@ print(f"smoke run (K = {SMOKE_K}): {smoke['n_experiments']} NWB files from {smok
       f"estimated {smoke['estimated_gb']:.1f} GB ({smoke['basis']})")
 
 # %% [markdown]
-# The reading path from NWB files is tested offline: `biornn.allen_nwb.write_fixture_cache(DIR)` writes a small
+# The reading path from NWB files is tested offline: `biornn.data.allen_nwb.write_fixture_cache(DIR)` writes a small
 # AllenSDK cache of synthetic NWB files (one real selected experiment per population), which
 # `python -m biornn allen build --source DIR ...` and `tests/test_allen_nwb.py` read exactly as they would read a
 # download.

@@ -36,7 +36,7 @@
 # **Runtimes** (2 CPU cores): quick mode about 15 s, paper mode about 30 s.
 #
 # **Data source.** No traces are available offline, so by default this notebook runs on the **digital twin**
-# (`biornn.synthetic`): the real selected experiments (ids, sessions, depths, cell counts) with simulated stimuli and
+# (`biornn.data.synthetic`): the real selected experiments (ids, sessions, depths, cell counts) with simulated stimuli and
 # ΔF/F from a known cell-type network. Set `BIORNN_ALLEN_CACHE=/path/to/allensdk_cache` to use real data through
 # AllenSDK (the checked outputs below then differ; run it without nbval). The section *With a network* below says how
 # to get such a cache.
@@ -45,9 +45,10 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-from biornn import allen, curate
 from biornn.cli import main as biornn_cli
-from biornn.config import start
+from biornn.core.config import start
+from biornn.data import allen, curate
+from biornn.plotting import curate as curate_plots
 from biornn.plotting import save_figure
 
 # %% [markdown]
@@ -91,7 +92,7 @@ data.trials.head()
 # %%
 first_omission = stim.loc[stim["omitted"], "start_time"].iloc[0]
 fig, ax = plt.subplots(figsize=(10, 3))
-curate.plot_timeline(data, first_omission - 10, first_omission + 10, ax=ax)
+curate_plots.plot_timeline(data, first_omission - 10, first_omission + 10, ax=ax)
 save_figure(fig, "04_allen_timeline")
 
 # %% [markdown]
@@ -129,7 +130,7 @@ assert np.all(nc.event_time + nc.t_rel[:, -1] < change)
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 4))
-curate.plot_windows(windows, ax=ax)
+curate_plots.plot_windows(windows, ax=ax)
 save_figure(fig, "04_allen_windows_example")
 
 # %% [markdown]
@@ -187,7 +188,7 @@ for mode in curate.OMISSION_FILTERS:
 biornn_cli(["allen", "plan", "--metadata", "bundled", "--layer-rule", "split", "--max-experiments", "1"])
 
 # %% [markdown]
-# Without a network, `biornn.allen_nwb.write_fixture_cache(DIR)` writes a small offline cache of synthetic NWB files
+# Without a network, `biornn.data.allen_nwb.write_fixture_cache(DIR)` writes a small offline cache of synthetic NWB files
 # for real selected experiments; `BIORNN_ALLEN_CACHE=DIR` then runs this notebook through the real NWB reading path
 # (this is what `tests/test_allen_nwb.py` checks).
 #

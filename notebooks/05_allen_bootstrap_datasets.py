@@ -44,10 +44,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from biornn import allen, allen_nwb, curate, synthetic
 from biornn.cli import main as biornn_cli
-from biornn.config import start
-from biornn.connectivity import POPULATION_LABELS
+from biornn.core import conditions
+from biornn.core.config import start
+from biornn.data import allen, allen_nwb, curate, synthetic
+from biornn.nn.connectivity import POPULATION_LABELS
+from biornn.plotting import allen as allen_plots
+from biornn.plotting import curate as curate_plots
 from biornn.plotting import save_figure
 
 # %% [markdown]
@@ -65,12 +68,12 @@ print("mode:", MODE, "| source:", curate.default_source_spec())
 # bootstrapped and smoothed.
 
 # %%
-datasets, folder = curate.cached_datasets(conditions=curate.CONDITIONS, config=CONFIG, mode=MODE)
+datasets, folder = curate.cached_datasets(conditions=conditions.CONDITIONS, config=CONFIG, mode=MODE)
 
 # %% tags=["keep_output"]
 # NBVAL_CHECK_OUTPUT
 for cond, ds in datasets.items():
-    print(f"{cond:19s} {curate.ABBREVIATIONS[cond]}  inputs {ds.inputs.shape}  held-out {ds.heldout_inputs.shape}  "
+    print(f"{cond:19s} {conditions.ABBREVIATIONS[cond]}  inputs {ds.inputs.shape}  held-out {ds.heldout_inputs.shape}  "
           f"rows {int(ds.row_counts.sum())} + {int(ds.heldout_row_counts.sum())} held out")
 
 # %% [markdown]
@@ -92,7 +95,7 @@ for ds in datasets.values():
 
 # %% tags=["keep_output"]
 # NBVAL_CHECK_OUTPUT
-rows = pd.DataFrame({curate.ABBREVIATIONS[c]: ds.row_counts for c, ds in datasets.items()}, index=POPULATION_LABELS)
+rows = pd.DataFrame({conditions.ABBREVIATIONS[c]: ds.row_counts for c, ds in datasets.items()}, index=POPULATION_LABELS)
 print(rows.to_string())
 
 # %% [markdown]
@@ -102,14 +105,14 @@ print(rows.to_string())
 # target (green dashed, frames 1–15); the red line marks frame 8, the first frame after the change.
 
 # %%
-axes = curate.plot_population_means(datasets["familiar_change"], "V1")
+axes = curate_plots.plot_population_means(datasets["familiar_change"], "V1")
 save_figure(axes[0, 0].figure, "05_allen_fc_v1_means")
 
 # %% [markdown]
 # The same for LM:
 
 # %%
-axes = curate.plot_population_means(datasets["familiar_change"], "LM")
+axes = curate_plots.plot_population_means(datasets["familiar_change"], "LM")
 save_figure(axes[0, 0].figure, "05_allen_fc_lm_means")
 
 # %% [markdown]
@@ -117,12 +120,12 @@ save_figure(axes[0, 0].figure, "05_allen_fc_lm_means")
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 4))
-curate.plot_conditions(datasets, "V1_L2/3_VIP", ax=ax)
+curate_plots.plot_conditions(datasets, "V1_L2/3_VIP", ax=ax)
 save_figure(fig, "05_allen_conditions_v1_l23_vip")
 
 # %% tags=["keep_output"]
 # NBVAL_CHECK_OUTPUT
-means = {curate.ABBREVIATIONS[c]: np.round(ds.inputs.mean(axis=(0, 1))[[0, 5, 9, 14]], 3).tolist()
+means = {conditions.ABBREVIATIONS[c]: np.round(ds.inputs.mean(axis=(0, 1))[[0, 5, 9, 14]], 3).tolist()
          for c, ds in datasets.items()}
 print("mean input of V1_L4_Pyr, V1_L2/3_VIP, LM_L4_Pyr, LM_L2/3_VIP:")
 for k, v in means.items():
@@ -139,7 +142,7 @@ for k, v in means.items():
 W = synthetic.ground_truth_connectivity(synthetic.twin_config(MODE))
 delta = W["novel_omission"] - W["novel_no_change"]
 fig, ax = plt.subplots(figsize=(6, 5.5))
-synthetic.plot_block_matrix(delta, ax=ax, title="ground truth NO - NN, W[post, pre]")
+allen_plots.plot_block_matrix(delta, ax=ax, title="ground truth NO - NN, W[post, pre]")
 save_figure(fig, "05_allen_twin_truth_no_minus_nn")
 
 # %% tags=["keep_output"]
@@ -151,7 +154,7 @@ for post, pre in np.argwhere(delta != 0):
 # ## The dataset files
 #
 # One `<condition>.npz` (plain arrays, no pickles) plus a `<condition>.json` manifest per condition, written atomically
-# (format in the `biornn.curate` docstring). The manifest records every setting, the source, row counts, skipped
+# (format in the `biornn.data.curate` docstring). The manifest records every setting, the source, row counts, skipped
 # experiments and the npz checksum.
 
 # %% tags=["keep_output"]
@@ -195,7 +198,7 @@ print(f"smoke run (K = 1): {smoke['n_experiments']} NWB files, {smoke['n_session
       f"estimated {smoke['estimated_gb']:.1f} GB at an assumed {smoke['gb_per_experiment']:g} GB per file")
 
 # %% [markdown]
-# Offline, `biornn.allen_nwb.write_fixture_cache(DIR)` writes a small AllenSDK cache of synthetic NWB files for real
+# Offline, `biornn.data.allen_nwb.write_fixture_cache(DIR)` writes a small AllenSDK cache of synthetic NWB files for real
 # selected experiments; `python -m biornn allen build --source DIR --condition all --out OUT` then runs the real NWB
 # reading path end to end (`tests/test_allen_nwb.py` does this).
 #
@@ -205,9 +208,9 @@ print(f"smoke run (K = 1): {smoke['n_experiments']} NWB files, {smoke['n_session
 
 # %%
 fc = datasets["familiar_change"]
-print(f"{len(datasets)} datasets ({', '.join(curate.ABBREVIATIONS[c] for c in datasets)}), each inputs "
+print(f"{len(datasets)} datasets ({', '.join(conditions.ABBREVIATIONS[c] for c in datasets)}), each inputs "
       f"{fc.inputs.shape} and held-out {fc.heldout_inputs.shape}")
-print("training rows per condition:", {curate.ABBREVIATIONS[c]: int(ds.row_counts.sum()) for c, ds in datasets.items()})
+print("training rows per condition:", {conditions.ABBREVIATIONS[c]: int(ds.row_counts.sum()) for c, ds in datasets.items()})
 print(f"planted NO - NN differences in the twin's ground truth: {int((delta != 0).sum())} blocks")
 
 # %% [markdown]

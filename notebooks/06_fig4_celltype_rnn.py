@@ -35,7 +35,7 @@
 # 3. Judge a fit on **held-out** trials against reference predictors, not on training data.
 # 4. Read the fitted connectivity at the level of populations: what pruning fixed and what training chose.
 #
-# **Data.** The digital twin of the Allen Visual Behavior recordings (`biornn.synthetic`), condition familiar change
+# **Data.** The digital twin of the Allen Visual Behavior recordings (`biornn.data.synthetic`), condition familiar change
 # (FC); with `BIORNN_ALLEN_CACHE` set, real data.
 #
 # **Runtimes** (2 CPU cores): quick mode (`BIORNN_MODE=quick`, CI) about 2 min, training both variants at
@@ -49,11 +49,12 @@ import pandas as pd
 import torch
 
 from biornn import celltype as ct
-from biornn import fig4_tables, plotting
-from biornn.config import get_mode
-from biornn.connectivity import POPULATION_LABELS, aggregate_blocks, block_density, pathway_blocks, populations
-from biornn.curate import ABBREVIATIONS
-from biornn.models import CelltypeRNN
+from biornn import plotting
+from biornn.core.conditions import ABBREVIATIONS
+from biornn.core.config import get_mode
+from biornn.experiments import fig4 as fig4_tables
+from biornn.nn.connectivity import POPULATION_LABELS, aggregate_blocks, block_density, pathway_blocks, populations
+from biornn.nn.models import CelltypeRNN
 from biornn.plotting import save_figure
 
 MODE = get_mode()
@@ -123,7 +124,7 @@ print(f"within-area connections asked for: {within_total:,.0f}; expected density
 # %% [markdown]
 # ## 2. The model
 #
-# `biornn.models.CelltypeRNN` (§3): `a_t = tanh(W_in x_t + W_rec r_{t−1})`, `r_t = relu(a_t)`, and population `p`'s
+# `biornn.nn.models.CelltypeRNN` (§3): `a_t = tanh(W_in x_t + W_rec r_{t−1})`, `r_t = relu(a_t)`, and population `p`'s
 # prediction `ŷ[p] = w_p · a_t[I_p] + b_p` reads only its own units' **unrectified** activity through frozen
 # readouts, which pins each unit to its population. `W_rec` starts dense, Pyr columns ≥ 0 and SST/VIP columns ≤ 0.
 # Input mapping `dense` (every unit sees all 18 channels: what the reference ran, Q1) or `population` (channel p

@@ -36,12 +36,15 @@ import numpy as np
 import pandas as pd
 
 from biornn import celltype as ct
-from biornn import fig4_tables, plotting, recovery
-from biornn.config import get_mode
-from biornn.connectivity import POPULATION_LABELS, display_order
-from biornn.curate import ABBREVIATIONS, cached_datasets
-from biornn.plot_recovery import plot_ablation
+from biornn import plotting
+from biornn.core.conditions import ABBREVIATIONS
+from biornn.core.config import get_mode
+from biornn.data.curate import cached_datasets
+from biornn.experiments import fig4 as fig4_tables
+from biornn.experiments.fig5 import recovery
+from biornn.nn.connectivity import POPULATION_LABELS, display_order
 from biornn.plotting import save_figure
+from biornn.plotting.fig5 import plot_ablation
 
 MODE = get_mode()
 CONDITION = "familiar_change"
@@ -128,7 +131,7 @@ print(fig4_tables.layer_densities(PUB, sizes).round(3).to_string())
 # %% [markdown]
 # ## E. Identifiability: do block weights recover the twin's ground truth?
 #
-# The twin's data come from a known 18 × 18 population network (`biornn.synthetic.ground_truth_connectivity`). Over
+# The twin's data come from a known 18 × 18 population network (`biornn.data.synthetic.ground_truth_connectivity`). Over
 # the blocks where the truth is nonzero: Spearman rank correlation of the fitted block means with the truth (signed,
 # and of magnitudes), and sign agreement. The **structure only** rows score the untrained weights times the final
 # mask: which blocks exist, their densities and the column signs earn part of the correlation, so only the margin

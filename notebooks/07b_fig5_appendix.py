@@ -36,13 +36,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from biornn import analysis as an
-from biornn import recovery
-from biornn.config import get_mode
-from biornn.connectivity import POPULATION_LABELS, population_index
-from biornn.curate import cached_datasets
-from biornn.errors import BiornnError
-from biornn.plot_recovery import plot_recovery, plot_scaling
+from biornn import celltype as ct
+from biornn.core import conditions
+from biornn.core.config import get_mode
+from biornn.core.errors import BiornnError
+from biornn.data.curate import cached_datasets
+from biornn.experiments.fig5 import inputs as fig5
+from biornn.experiments.fig5 import recovery
+from biornn.experiments.fig5.recovery_scaling import linear_table, sample_independence, scaling_table
+from biornn.nn.connectivity import POPULATION_LABELS, population_index
 from biornn.plotting import (
     plot_difference_grid,
     plot_difference_map,
@@ -51,7 +53,9 @@ from biornn.plotting import (
     plot_pathway_schematic,
     save_figure,
 )
-from biornn.recovery_scaling import linear_table, sample_independence, scaling_table
+from biornn.plotting.fig5 import plot_recovery, plot_scaling
+from biornn.stats import blocks as an
+from biornn.stats import comparisons
 
 MODE = get_mode()
 print("mode:", MODE)
@@ -106,8 +110,8 @@ for g, post, pre in (("population", "V1_L2/3_Pyr", "V1_L4_Pyr"), ("population", 
 
 # %% tags=["keep_output"]
 # NBVAL_CHECK_OUTPUT
-REF = an.reference_fig5()
-for window in an.WINDOWS:
+REF = comparisons.reference_fig5()
+for window in conditions.WINDOWS:
     for pair, entry in REF["pairs"][window].items():
         cells = [f"{p:6s} {v['layer']:+6.1f}{'*' if v['largest'] else ' '} [{', '.join(f'{x:+.0f}' for x in v['populations'])}]"
                  for p, v in entry["pathways"].items()]
@@ -120,7 +124,7 @@ for window in an.WINDOWS:
 # stand-ins, otherwise builds synthetic weights from the twin's ground truth. Only sparse (fine-tuned) weights are used.
 
 # %%
-inputs = an.fig5_inputs(MODE)
+inputs = fig5.fig5_inputs(MODE)
 SOURCE = inputs.source
 print(inputs.description)
 print("runs per condition-window:", sorted(set(inputs.n_runs().values())))
@@ -145,7 +149,7 @@ for q, factor in (("mean_abs", SCALE), ("density", 1.0), ("strength", SCALE)):
 # about 120 population blocks), for each quantity separately.
 
 # %%
-comps = an.compare_pairs(inputs.summaries, test=TEST, correction=CORRECTION, alpha=ALPHA)
+comps = comparisons.compare_pairs(inputs.summaries, test=TEST, correction=CORRECTION, alpha=ALPHA)
 head = comps[HEADLINE]
 print(head.describe())
 print({f"{g}/{q}": head.family_size(g, q) for g, q in head.blocks if q == "mean_abs"})
@@ -157,7 +161,7 @@ print({f"{g}/{q}": head.family_size(g, q) for g, q in head.blocks if q == "mean_
 
 # %%
 counts = pd.DataFrame({w: {pair: int(c.significant("layer").sum()) for (ww, pair), c in comps.items() if ww == w}
-                       for w in an.WINDOWS})
+                       for w in conditions.WINDOWS})
 counts.index.name = "significant layer blocks"
 print(counts.T.to_string())
 print(f"({head.test_name}, n = {head.n_a} vs {head.n_b} runs per pair; Benjamini-Hochberg FDR over the tested layer "
@@ -238,7 +242,7 @@ save_figure(fig, "fig5_density_vs_strength")
 # and runs, full window).
 
 # %%
-density = np.mean([inputs.summaries[("full", c)]["layer"].density.mean(0) for c in an.BY_ABBREVIATION], axis=0)
+density = np.mean([inputs.summaries[("full", c)]["layer"].density.mean(0) for c in conditions.BY_ABBREVIATION], axis=0)
 fig = plot_pathway_schematic(density, head.labels["layer"])
 save_figure(fig, "fig5_schematic")
 
@@ -254,7 +258,7 @@ def networks(window):
         if w == window:
             a, b = pair.split("->")
             rho = (c.matrix("layer", "density", "mean_a") + c.matrix("layer", "density", "mean_b")) / 2
-            title = f"{an.CONDITION_TITLES[a]}-Sparse vs\n{an.CONDITION_TITLES[b]}-Sparse"
+            title = f"{conditions.CONDITION_TITLES[a]}-Sparse vs\n{conditions.CONDITION_TITLES[b]}-Sparse"
             out[title] = (c.matrix("layer"), rho, c.significant("layer"))
     return out
 
@@ -278,7 +282,7 @@ save_figure(fig, "fig5_networks_half")
 # reference's values. `largest`: the pathway holds the largest |Δ| of its 6×6 map.
 
 # %%
-table = an.pathway_table(comps, REF, scale=SCALE)
+table = comparisons.pathway_table(comps, REF, scale=SCALE)
 show = table[["window", "pair", "pathway", "diff", "to_Pyr", "to_SST", "to_VIP", "p", "p_holm3", "hedges_g",
               "largest", "ref_diff", "ref_to_Pyr", "ref_to_SST", "ref_to_VIP", "ref_largest", "same_sign"]]
 print(f"source: {SOURCE}; test: {table['test'].iloc[0]}, n = {table['n'].iloc[0]} runs")
@@ -315,7 +319,7 @@ print(f"pathway differences with p_holm3 < {ALPHA}: {int((table['p_holm3'] < ALP
 # condition changed the model's overall weight scale rather than one pathway.
 
 # %%
-spec = an.pathway_specificity(comps)
+spec = comparisons.pathway_specificity(comps)
 print(spec.round(1).assign(within_same_sign=spec["within_same_sign"].round(2)).to_string(index=False))
 print(f"\nglobal shifts (>= 90 % of the within-area blocks move one way, by a median of >= 5 %): "
       f"{int(spec['global_shift'].sum())} of {len(spec)} pairs")
@@ -515,25 +519,25 @@ print(f"\nours agree with the reading in {int(reading['ours agrees'].sum())} of 
 # differences of both variants side by side, and on the twin how many planted changes each variant recovers.
 
 # %%
-corrected_runs = an.find_fig4_runs(variant="corrected")
-corr_windows = tuple(w for w in an.WINDOWS if all((w, c) in corrected_runs for c in an.BY_ABBREVIATION))
+corrected_runs = ct.find_fig4_runs(variant="corrected")
+corr_windows = tuple(w for w in conditions.WINDOWS if all((w, c) in corrected_runs for c in conditions.BY_ABBREVIATION))
 if SOURCE == "cache" and corr_windows:
-    corr = an.fig5_inputs(MODE, source="cache", variant="corrected", windows=corr_windows)
-    corr_comps = an.compare_pairs(corr.summaries, windows=corr_windows, test=TEST, correction=CORRECTION,
+    corr = fig5.fig5_inputs(MODE, source="cache", variant="corrected", windows=corr_windows)
+    corr_comps = comparisons.compare_pairs(corr.summaries, windows=corr_windows, test=TEST, correction=CORRECTION,
                                   alpha=ALPHA)
-    both = an.merge_pathway_tables({"published": table, "corrected": an.pathway_table(corr_comps, REF, scale=SCALE)})
+    both = comparisons.merge_pathway_tables({"published": table, "corrected": comparisons.pathway_table(corr_comps, REF, scale=SCALE)})
     print(f"windows with all six corrected conditions cached: {', '.join(corr_windows)}; p_holm3: "
           f"{next(iter(corr_comps.values())).describe_pathways()}")
     print(both.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     agree = int((np.sign(both["diff_published"]) == np.sign(both["diff_corrected"])).sum())
     print(f"\nsame sign in both variants: {agree} of {len(both)}; same sign as the reference: published "
           f"{int(both['same_sign_published'].sum())}, corrected {int(both['same_sign_corrected'].sum())}")
-    print(f"corrected: global shifts in {int(an.pathway_specificity(corr_comps)['global_shift'].sum())} of "
+    print(f"corrected: global shifts in {int(comparisons.pathway_specificity(corr_comps)['global_shift'].sum())} of "
           f"{len(corr_comps)} pairs")
     if inputs.ground_truth is not None and corr.ground_truth is not None:
         for name, cs, truth in (("as published", {k: v for k, v in comps.items() if k[0] in corr_windows},
                                  inputs.ground_truth), ("corrected", corr_comps, corr.ground_truth)):
-            n = an.planted_counts(an.planted_table(cs, truth, scale=SCALE))
+            n = fig5.planted_counts(fig5.planted_table(cs, truth, scale=SCALE))
             print(f"{name:12s}: planted changes recovered {n['recovered']} of {n['planted']} (FF {n['recovered_ff']}, "
                   f"feedback {n['recovered_fb']}); unplanted flagged {n['false_positive']} of {n['unplanted']}")
 else:
@@ -571,7 +575,7 @@ print(f"reproduction panels from: {SOURCE}; pathway differences with p_holm3 < {
 
 # %% tags=["exercise"]
 # Exercise 1 (solution)
-welch = an.compare_pairs(inputs.summaries, windows=("full",), test="welch", correction=CORRECTION, alpha=ALPHA)
+welch = comparisons.compare_pairs(inputs.summaries, windows=("full",), test="welch", correction=CORRECTION, alpha=ALPHA)
 for (w, pair), c in welch.items():
     print(f"{pair}: Welch {int(c.significant('layer').sum()):2d} significant layer blocks, "
           f"permutation {int(comps[(w, pair)].significant('layer').sum()):2d}")
@@ -580,13 +584,13 @@ for (w, pair), c in welch.items():
 
 # %% tags=["exercise"]
 # Exercise 2 (solution)
-base = an.twin_models("FN", n_runs=5)
-thinned = an.twin_models("FN", n_runs=5)
+base = fig5.twin_models("FN", n_runs=5)
+thinned = fig5.twin_models("FN", n_runs=5)
 post = np.flatnonzero(np.char.startswith(thinned.population, "LM_L4_"))
 pre = np.flatnonzero(np.char.startswith(thinned.population, "V1_L2/3_"))
 rng = np.random.default_rng(0)
 thinned.W[:, post[:, None], pre[None, :]] *= rng.random((5, post.size, pre.size)) < 0.5
-c = an.compare_conditions(base, thinned, granularities=("population", "layer"), name_a="FN", name_b="FN thinned")
+c = comparisons.compare_conditions(base, thinned, granularities=("population", "layer"), name_a="FN", name_b="FN thinned")
 i, j = c.labels["layer"].index("LM_L4"), c.labels["layer"].index("V1_L2/3")
 print(c.describe())
 for q in an.QUANTITIES:
@@ -595,8 +599,8 @@ for q in an.QUANTITIES:
 # %% tags=["exercise"]
 # Exercise 3 (solution)
 for n in (3, 5, 8):
-    a, b = an.twin_models("FN", n_runs=n), an.twin_models("FC", n_runs=n)
-    c = an.compare_conditions(a, b, granularities=("layer",), quantities=("mean_abs",))
+    a, b = fig5.twin_models("FN", n_runs=n), fig5.twin_models("FC", n_runs=n)
+    c = comparisons.compare_conditions(a, b, granularities=("layer",), quantities=("mean_abs",))
     i, j = c.labels["layer"].index("LM_L4"), c.labels["layer"].index("V1_L2/3")
     print(f"{n} runs each: FF p = {c.matrix('layer', 'mean_abs', 'p')[i, j]:.4f}, "
           f"FDR-adjusted over {c.family_size('layer', 'mean_abs')} layer blocks "

@@ -1,4 +1,5 @@
-"""The joint RNN estimator (:mod:`biornn.joint_rnn`): its filter matches the linear estimator's, Dale's law and the
+"""The joint RNN estimator (:mod:`biornn.experiments.fig5.joint_rnn`): its filter matches the linear estimator's, Dale's
+law and the
 mask hold after fitting, and a fresh model fitted to data a known model generated recovers that model's pathway
 log-gains, while a model with every gain fixed at 0 fits those data worse."""
 
@@ -8,10 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from biornn.conditions import CONDITIONS
-from biornn.constraints import sign_violations
-from biornn.joint_linear import convolve
-from biornn.joint_rnn import (
+from biornn.core.conditions import CONDITIONS
+from biornn.experiments.fig5.joint_linear import convolve
+from biornn.experiments.fig5.joint_rnn import (
     JointCelltypeRNN,
     RNNConfig,
     fit_best,
@@ -21,6 +21,7 @@ from biornn.joint_rnn import (
     standardize,
     table_mask,
 )
+from biornn.nn.constraints import sign_violations
 
 SIZES = (4, 2, 2)          # N = 48: 4 Pyr, 2 SST, 2 VIP per area-layer
 FRAME_PERIOD = 0.1

@@ -26,13 +26,11 @@ from biornn.celltype.training import (
     CelltypeResult,
     train_celltype,
 )
-from biornn.conditions import ABBREVIATIONS, CONDITIONS, condition_abbrev
-from biornn.config import RESULTS_DIR, get_mode
-from biornn.connectivity import (
-    POPULATION_LABELS,
-)
-from biornn.curate import Dataset
-from biornn.errors import BiornnError
+from biornn.core.conditions import ABBREVIATIONS, CONDITIONS, condition_abbrev
+from biornn.core.config import RESULTS_DIR, get_mode
+from biornn.core.errors import BiornnError
+from biornn.data.curate import Dataset
+from biornn.nn.connectivity import POPULATION_LABELS
 
 
 def _run_variant(cfg: dict) -> str | None:

@@ -1,5 +1,22 @@
 """The shared figure style (colours of methods and pruning rules, matplotlib rcParams), the figure writer
 (:func:`save_figure`) and the small helpers every figure uses (:func:`band_plot`, :func:`kde_on_grid`).
+
+The package (:mod:`biornn.plotting`), as a whole: One figure style and one figure writer for every notebook.
+
+* :func:`save_figure` writes ``figures/<name>.png`` and ``figures/<name>.pdf`` (set ``BIORNN_FIGURES`` to write
+  elsewhere, e.g. in tests).
+* :data:`METHOD_STYLE` holds the paper's colours: conventional black, Dale's cornflower blue with triangles,
+  rectified salmon with circles (fig2-dales-backprop.md §7); the Song-style rectified fix is sienna with squares.
+* :data:`PRUNING_STYLE`: random grey, top-prob green (docs/paper/fig3-topprob-pruning.md, section 7).
+* :func:`band_plot`: mean curve with a shaded band over seeds.
+
+Only matplotlib is imported here; seaborn is optional and imported by the functions that use it.
+
+Submodules (imports point one way): :mod:`~biornn.plotting.style` (style, :func:`save_figure`), one per figure
+(:mod:`~biornn.plotting.fig2` ... :mod:`~biornn.plotting.fig5`; :mod:`~biornn.plotting.fig3` adds notebook 02's
+keep-probability panel), and the data plots :mod:`~biornn.plotting.allen`
+(selection depths, the twin's block matrix) and :mod:`~biornn.plotting.curate` (timelines, windows, bootstrap
+means). This package re-exports their public names.
 """
 
 from __future__ import annotations
@@ -10,7 +27,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from biornn.config import figures_dir, get_mode
+from biornn.core.config import figures_dir, get_mode
 
 METHOD_STYLE = {
     "conventional": dict(color="k", marker=None, label="Conventional Backprop"),
