@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from biornn.core.config import tune_allocator
+from biornn.core.config import get_mode, tune_allocator, want_retrain
 from biornn.core.errors import BiornnError
 
 #: Every command, the module that registers it (``register_cli``) and its one-line help. ``main`` imports only the
@@ -64,6 +64,16 @@ def build_parser(modules: tuple[str, ...] | None = None) -> argparse.ArgumentPar
     return parser
 
 
+def resolve_environment(args: argparse.Namespace) -> argparse.Namespace:
+    """The command line's one read of the environment, done once before a command runs: ``args.mode`` (``--mode``,
+    else ``$BIORNN_MODE``, else ``quick``) where the command has ``--mode``, and ``args.retrain`` (``--retrain``, else
+    ``$BIORNN_RETRAIN``) for every command. Handlers pass both down as arguments."""
+    if hasattr(args, "mode"):
+        args.mode = get_mode(args.mode)
+    args.retrain = want_retrain(getattr(args, "retrain", None) or None)
+    return args
+
+
 def _command_of(argv: list[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
@@ -75,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     command = _command_of(argv)
     wanted = (COMMANDS[command][0],) if command in COMMANDS and COMMANDS[command][0] in COMMAND_MODULES else ()
     parser = build_parser(wanted)
-    args = parser.parse_args(argv)
+    args = resolve_environment(parser.parse_args(argv))
     if not getattr(args, "func", None):
         parser.print_help()
         return 0 if args.command is None else 2

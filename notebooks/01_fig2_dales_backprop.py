@@ -52,7 +52,7 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-from biornn.core.config import get_mode
+from biornn.core.config import figures_dir, get_mode, want_retrain
 from biornn.core.store import reference
 from biornn.experiments.fig2 import (
     CONVERGENCE_PAIRS,
@@ -73,6 +73,8 @@ from biornn.plotting.fig2 import plot_init_spectra
 from biornn.stats.significance import pairwise_kl
 
 MODE = get_mode()
+RETRAIN = want_retrain()  # BIORNN_RETRAIN, read once here and passed down
+FIGURES = figures_dir()  # where save_figure writes: BIORNN_FIGURES or figures/, read once here
 print("mode:", MODE)
 
 # %% [markdown]
@@ -94,7 +96,7 @@ print(RULES)
 # All seeds of one (task, rule) train together in one batched pass, with a hand-written backward through time.
 
 # %%
-runs = fig2_runs(TASKS, RULES, MODE)
+runs = fig2_runs(TASKS, RULES, MODE, retrain=RETRAIN)
 for (task, rule), run in runs.items():
     print(f"{task:9s} {rule:20s} seeds={len(run.runs)} epochs={len(run.runs[0]['test_loss']):4d} "
           f"device={run.device} wall={run.wall_seconds:6.1f} s  data: {run.data_label}")
@@ -132,7 +134,7 @@ fig, axes = plt.subplots(1, 2, figsize=(12, 3.5))
 for ax, sig, color, title in zip(axes, signals, ("green", "red"), ("Excitatory signal", "Inhibitory signal")):
     ax.plot(t, sig, color=color, lw=0.8)
     ax.set(title=title, xlabel="Time (time units, dt = 0.2)", ylabel="Amplitude", ylim=(-1.6, 1.6))
-save_figure(fig, "fig2_wave_signals")
+save_figure(fig, "fig2_wave_signals", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # ## Learning curves: flip-flop
@@ -143,7 +145,7 @@ save_figure(fig, "fig2_wave_signals")
 
 # %%
 fig = plot_fig2_curves(runs, RULES, "flipflop", "test_loss", "Test MSE per element", log=True)
-save_figure(fig, "fig2_flipflop_test_loss")
+save_figure(fig, "fig2_flipflop_test_loss", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # ## Learning curves: wave reconstruction
@@ -152,7 +154,7 @@ save_figure(fig, "fig2_flipflop_test_loss")
 
 # %%
 fig = plot_fig2_curves(runs, RULES, "wave", "test_loss", "Test MSE per element", log=True)
-save_figure(fig, "fig2_wave_test_loss")
+save_figure(fig, "fig2_wave_test_loss", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # ## Learning curves: sequential MNIST, test accuracy
@@ -162,7 +164,7 @@ save_figure(fig, "fig2_wave_test_loss")
 
 # %%
 fig = plot_fig2_curves(runs, RULES, "mnist", "test_accuracy", "Test accuracy (%)", clip=False)
-save_figure(fig, "fig2_mnist_test_accuracy")
+save_figure(fig, "fig2_mnist_test_accuracy", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # ## Final numbers, ours beside the reference's
@@ -218,7 +220,7 @@ if MODE == "paper":
 
 # %%
 if MODE == "paper":
-    conv_table = convergence_table(convergence_runs())
+    conv_table = convergence_table(convergence_runs(retrain=RETRAIN))
     print(conv_table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     print(convergence_tests(conv_table).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
 else:
@@ -258,7 +260,7 @@ if MODE != "paper":
 init_W = {f"{name} init": EIRNN(range(5), n_in=1, n_out=1, init=name).w_hh.detach().numpy()
           for name in ("default", "balanced")}
 fig = plot_init_spectra(init_W)
-save_figure(fig, "fig2_init_spectra")
+save_figure(fig, "fig2_init_spectra", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # Does it change how often Dale's backprop converges on flip-flop? Paper mode, 20 paired seeds each (the same seeds,
@@ -292,21 +294,21 @@ else:
 
 # %%
 fig = plot_weight_kdes(runs, RULES, "flipflop")
-save_figure(fig, "fig2_weights_flipflop")
+save_figure(fig, "fig2_weights_flipflop", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # Wave reconstruction:
 
 # %%
 fig = plot_weight_kdes(runs, RULES, "wave")
-save_figure(fig, "fig2_weights_wave")
+save_figure(fig, "fig2_weights_wave", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # Sequential MNIST:
 
 # %%
 fig = plot_weight_kdes(runs, RULES, "mnist")
-save_figure(fig, "fig2_weights_mnist")
+save_figure(fig, "fig2_weights_mnist", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # ## How far does each rule move from conventional backprop?
@@ -343,7 +345,7 @@ for task in TASKS:
 
 # %%
 fig = plot_kl_bars(kl, TASKS, RULES[1:], [runs[(task, RULES[0])].data_label for task in TASKS])
-save_figure(fig, "fig2_kl_divergence")
+save_figure(fig, "fig2_kl_divergence", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # ## Mean final weight matrices
@@ -356,7 +358,7 @@ save_figure(fig, "fig2_kl_divergence")
 mean_w = {rule: np.mean([np.asarray(runs[(task, rule)].weights["W_final"]).mean(0) for task in TASKS], axis=0)
           for rule in RULES}
 fig = plot_mean_weight_matrices(mean_w, lim=0.2)
-save_figure(fig, "fig2_mean_weight_matrices")
+save_figure(fig, "fig2_mean_weight_matrices", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # The as-published rectified rule really has no inhibition left: the largest inhibitory weight magnitude stays within
@@ -384,7 +386,7 @@ from biornn.nn.train import fig2_config
 
 long_cfg = {rule: fig2_config("digits", rule, "paper", epochs=1875) for rule in RULES}
 if MODE == "paper" and all(run_dir("fig2", f"digits-{r}", c.to_dict()).exists() for r, c in long_cfg.items()):
-    long_runs = fig2_runs(("digits",), RULES, MODE, epochs=1875)
+    long_runs = fig2_runs(("digits",), RULES, MODE, epochs=1875, retrain=RETRAIN)
     print(fig2_table(long_runs, REF)[["method", "epochs", "n", "mean", "sem"]].to_string(
         index=False, float_format=lambda v: f"{v:.2f}"))
 else:

@@ -45,13 +45,15 @@
 import matplotlib.pyplot as plt
 
 from biornn.cli import main as biornn_cli
-from biornn.core.config import start
+from biornn.core.config import figures_dir, start, want_retrain
 from biornn.core.errors import BiornnError
 from biornn.data import allen, allen_nwb
 from biornn.plotting import allen as allen_plots
 from biornn.plotting import save_figure
 
 MODE = start()  # the mode, read once (BIORNN_MODE); also tunes the allocator for large CPU tensors
+RETRAIN = want_retrain()  # BIORNN_RETRAIN, read once here and passed down
+FIGURES = figures_dir()  # where save_figure writes: BIORNN_FIGURES or figures/, read once here
 print("mode:", MODE)
 
 # %% [markdown]
@@ -131,7 +133,7 @@ for exp in allen.EXPERIENCE_LEVELS:
 # %%
 fig, ax = plt.subplots(figsize=(10, 4))
 allen_plots.plot_depths(published, ax=ax)
-save_figure(fig, "03_allen_depths_published")
+save_figure(fig, "03_allen_depths_published", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # ## The `split` rule (default)
@@ -157,7 +159,7 @@ assert not split.duplicated(["experience_level", "ophys_experiment_id"]).any()
 # %%
 fig, ax = plt.subplots(figsize=(10, 4))
 allen_plots.plot_depths(split, ax=ax)
-save_figure(fig, "03_allen_depths_split")
+save_figure(fig, "03_allen_depths_split", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # ## Why not simply L5 = [370, 500]?

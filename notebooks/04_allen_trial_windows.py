@@ -46,7 +46,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from biornn.cli import main as biornn_cli
-from biornn.core.config import start
+from biornn.core.config import figures_dir, start, want_retrain
 from biornn.data import allen, curate
 from biornn.plotting import curate as curate_plots
 from biornn.plotting import save_figure
@@ -56,6 +56,8 @@ from biornn.plotting import save_figure
 
 # %%
 MODE = start()  # the mode, read once (BIORNN_MODE); also tunes the allocator for large CPU tensors
+RETRAIN = want_retrain()  # BIORNN_RETRAIN, read once here and passed down
+FIGURES = figures_dir()  # where save_figure writes: BIORNN_FIGURES or figures/, read once here
 source, meta = curate.open_default_source(MODE, seed=0)
 print("mode:", MODE, "| source:", source.name)
 
@@ -93,7 +95,7 @@ data.trials.head()
 first_omission = stim.loc[stim["omitted"], "start_time"].iloc[0]
 fig, ax = plt.subplots(figsize=(10, 3))
 curate_plots.plot_timeline(data, first_omission - 10, first_omission + 10, ax=ax)
-save_figure(fig, "04_allen_timeline")
+save_figure(fig, "04_allen_timeline", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # ## Windows
@@ -131,7 +133,7 @@ assert np.all(nc.event_time + nc.t_rel[:, -1] < change)
 # %%
 fig, ax = plt.subplots(figsize=(6, 4))
 curate_plots.plot_windows(windows, ax=ax)
-save_figure(fig, "04_allen_windows_example")
+save_figure(fig, "04_allen_windows_example", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # ## The reference's frame arithmetic
@@ -156,7 +158,7 @@ fig, ax = plt.subplots(figsize=(5, 3))
 ax.bar(values, counts, color="0.5")
 ax.set_xlabel("window index of the first frame at/after the change")
 ax.set_ylabel("windows")
-save_figure(fig, "04_allen_published_framing")
+save_figure(fig, "04_allen_published_framing", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # ## The omission filter

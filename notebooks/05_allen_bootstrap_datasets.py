@@ -46,7 +46,7 @@ import pandas as pd
 
 from biornn.cli import main as biornn_cli
 from biornn.core import conditions
-from biornn.core.config import start
+from biornn.core.config import figures_dir, start, want_retrain
 from biornn.data import allen, allen_nwb, curate, synthetic
 from biornn.nn.connectivity import POPULATION_LABELS
 from biornn.plotting import allen as allen_plots
@@ -58,6 +58,8 @@ from biornn.plotting import save_figure
 
 # %%
 MODE = start()  # the mode, read once (BIORNN_MODE); also tunes the allocator for large CPU tensors
+RETRAIN = want_retrain()  # BIORNN_RETRAIN, read once here and passed down
+FIGURES = figures_dir()  # where save_figure writes: BIORNN_FIGURES or figures/, read once here
 CONFIG = curate.CurateConfig(seed=0)  # split layers, window omission filter, smooth-then-shift, 20 % held out
 print("mode:", MODE, "| source:", curate.default_source_spec())
 
@@ -68,7 +70,7 @@ print("mode:", MODE, "| source:", curate.default_source_spec())
 # bootstrapped and smoothed.
 
 # %%
-datasets, folder = curate.cached_datasets(conditions=conditions.CONDITIONS, config=CONFIG, mode=MODE)
+datasets, folder = curate.cached_datasets(conditions=conditions.CONDITIONS, config=CONFIG, mode=MODE, retrain=RETRAIN)
 
 # %% tags=["keep_output"]
 # NBVAL_CHECK_OUTPUT
@@ -106,14 +108,14 @@ print(rows.to_string())
 
 # %%
 axes = curate_plots.plot_population_means(datasets["familiar_change"], "V1")
-save_figure(axes[0, 0].figure, "05_allen_fc_v1_means")
+save_figure(axes[0, 0].figure, "05_allen_fc_v1_means", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # The same for LM:
 
 # %%
 axes = curate_plots.plot_population_means(datasets["familiar_change"], "LM")
-save_figure(axes[0, 0].figure, "05_allen_fc_lm_means")
+save_figure(axes[0, 0].figure, "05_allen_fc_lm_means", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # One population in all six conditions (solid familiar, dashed novel): the VIP response to omissions stands out.
@@ -121,7 +123,7 @@ save_figure(axes[0, 0].figure, "05_allen_fc_lm_means")
 # %%
 fig, ax = plt.subplots(figsize=(6, 4))
 curate_plots.plot_conditions(datasets, "V1_L2/3_VIP", ax=ax)
-save_figure(fig, "05_allen_conditions_v1_l23_vip")
+save_figure(fig, "05_allen_conditions_v1_l23_vip", mode=MODE, folder=FIGURES)
 
 # %% tags=["keep_output"]
 # NBVAL_CHECK_OUTPUT
@@ -143,7 +145,7 @@ W = synthetic.ground_truth_connectivity(synthetic.twin_config(MODE))
 delta = W["novel_omission"] - W["novel_no_change"]
 fig, ax = plt.subplots(figsize=(6, 5.5))
 allen_plots.plot_block_matrix(delta, ax=ax, title="ground truth NO - NN, W[post, pre]")
-save_figure(fig, "05_allen_twin_truth_no_minus_nn")
+save_figure(fig, "05_allen_twin_truth_no_minus_nn", mode=MODE, folder=FIGURES)
 
 # %% tags=["keep_output"]
 # NBVAL_CHECK_OUTPUT
@@ -227,7 +229,7 @@ print(f"planted NO - NN differences in the twin's ground truth: {int((delta != 0
 
 # %% tags=["exercise"]
 # Exercise 1 (solution)
-pub, _ = curate.cached_datasets(conditions=("familiar_change",), config=curate.CurateConfig.published(), mode=MODE)
+pub, _ = curate.cached_datasets(conditions=("familiar_change",), config=curate.CurateConfig.published(), mode=MODE, retrain=RETRAIN)
 i = POPULATION_LABELS.index("V1_L4_SST")
 print(pub["familiar_change"].row_counts[i], "vs", datasets["familiar_change"].row_counts[i] +
       datasets["familiar_change"].heldout_row_counts[i])

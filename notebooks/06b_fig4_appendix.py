@@ -38,7 +38,7 @@ import pandas as pd
 from biornn import celltype as ct
 from biornn import plotting
 from biornn.core.conditions import ABBREVIATIONS
-from biornn.core.config import get_mode
+from biornn.core.config import figures_dir, get_mode, want_retrain
 from biornn.data.curate import cached_datasets
 from biornn.experiments import fig4 as fig4_tables
 from biornn.experiments.fig5 import recovery
@@ -47,6 +47,8 @@ from biornn.plotting import save_figure
 from biornn.plotting.fig5 import plot_ablation
 
 MODE = get_mode()
+RETRAIN = want_retrain()  # BIORNN_RETRAIN, read once here and passed down
+FIGURES = figures_dir()  # where save_figure writes: BIORNN_FIGURES or figures/, read once here
 CONDITION = "familiar_change"
 pd.set_option("display.width", 120)
 RUNS = fig4_tables.fig4_runs(CONDITION, MODE)
@@ -83,7 +85,7 @@ print(fits.round(2).to_string())
 # %%
 fig = plotting.plot_block_heatmap(RUNS["corrected"].summary["block_abs_sparse"],
                                   title="Sparse model: block mean |W| (corrected)")
-save_figure(fig, "fig4_block_heatmap_corrected")
+save_figure(fig, "fig4_block_heatmap_corrected", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # A block mean mixes density with strength (Q4). The density part is fixed by pruning; the strength part is what
@@ -117,7 +119,7 @@ print(f"V1_L4_Pyr reaches {len(reached)} populations in one step: {reached}")
 # %%
 fig = plotting.plot_density_vs_table(PUB["target_density"], {label: run.summary["realised_density"]
                                                                for label, run in RUNS.items()})
-save_figure(fig, "fig4_block_densities")
+save_figure(fig, "fig4_block_densities", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # At the area-layer level (§7.4 lists the published FN values, e.g. V1 L2/3 ← V1 L2/3 .119 against a target of
@@ -148,7 +150,7 @@ print(fig4_tables.identifiability_table(RUNS).to_string(index=False))
 # %%
 fig = plotting.plot_identifiability(PUB.get("ground_truth"), PUB["block_mean_sparse"],
                                     title=f"{ABBREVIATIONS[CONDITION]}: fitted vs true population coupling")
-save_figure(fig, "fig4_identifiability")
+save_figure(fig, "fig4_identifiability", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # ## F. What each modelling choice buys: the ablation
@@ -171,7 +173,7 @@ print(ABLATION.groupby("variant", sort=False)[["heldout_r", "rho_strength", "bas
 
 # %%
 fig = plot_ablation(ABLATION)
-save_figure(fig, "fig4_ablation")
+save_figure(fig, "fig4_ablation", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # ## G. All six conditions (paper-mode cache)
@@ -197,7 +199,7 @@ print(f"seeds at or above 0.9: {int(CACHED.passes.sum())}/{len(CACHED)}; full-wi
 
 # %%
 fig = plotting.plot_condition_fits(CACHED)
-save_figure(fig, "fig4_condition_fits")
+save_figure(fig, "fig4_condition_fits", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # Where do the weakest fits lose? Per population, for the condition and window with the lowest fits: the sparse
@@ -222,7 +224,7 @@ print(per_population.round(3).to_string())
 # %% tags=["exercise"]
 # Exercise G1 (solution)
 # Hint: ct.linear_history_predict(x, y, hx, history=k) predicts hy; ct.fit_metrics(pred[None], hy)["r"] scores it.
-data = cached_datasets(conditions=(CONDITION,), mode="quick", progress=False)[0][CONDITION]
+data = cached_datasets(conditions=(CONDITION,), mode="quick", progress=False, retrain=RETRAIN)[0][CONDITION]
 x, y, hx, hy = data.inputs, data.targets, data.heldout_inputs, data.heldout_targets
 for k in (1, 2, 4):
     # BEGIN SOLUTION

@@ -44,7 +44,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from biornn.core import conditions
-from biornn.core.config import RESULTS_DIR, get_mode
+from biornn.core.config import RESULTS_DIR, figures_dir, get_mode, want_retrain
 from biornn.experiments.fig5 import joint_linear_report as jlr
 from biornn.experiments.fig5 import recovery
 from biornn.experiments.fig5.joint_linear import JointConfig, deconvolve, fit_joint
@@ -54,6 +54,8 @@ from biornn.stats import comparisons
 from biornn.stats.significance import adjust
 
 MODE = get_mode()
+RETRAIN = want_retrain()  # BIORNN_RETRAIN, read once here and passed down
+FIGURES = figures_dir()  # where save_figure writes: BIORNN_FIGURES or figures/, read once here
 SEPARATE = recovery.load_report("recovery-recommended-half")
 JOINT = recovery.load_report("recovery-joint-linear-full")
 pd.set_option("display.width", 140)
@@ -248,7 +250,7 @@ print(f"Holm: recovered {holm['planted_recovered']} of {holm['planted_total']}, 
 # %%
 REPORTS = {"separate (the paper's estimator)": SEPARATE, "joint linear": JOINT}
 fig = plot_fitted_vs_planted(REPORTS)
-save_figure(fig, "fig5_fitted_vs_planted")
+save_figure(fig, "fig5_fitted_vs_planted", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # **Exercise 5.** Without any test: for each estimator, how many planted changes lie outside the null band on the

@@ -38,7 +38,7 @@ import pandas as pd
 
 from biornn import celltype as ct
 from biornn.core import conditions
-from biornn.core.config import get_mode
+from biornn.core.config import figures_dir, get_mode, want_retrain
 from biornn.core.errors import BiornnError
 from biornn.data.curate import cached_datasets
 from biornn.experiments.fig5 import inputs as fig5
@@ -58,6 +58,8 @@ from biornn.stats import blocks as an
 from biornn.stats import comparisons
 
 MODE = get_mode()
+RETRAIN = want_retrain()  # BIORNN_RETRAIN, read once here and passed down
+FIGURES = figures_dir()  # where save_figure writes: BIORNN_FIGURES or figures/, read once here
 print("mode:", MODE)
 
 # %% [markdown]
@@ -124,7 +126,7 @@ for window in conditions.WINDOWS:
 # stand-ins, otherwise builds synthetic weights from the twin's ground truth. Only sparse (fine-tuned) weights are used.
 
 # %%
-inputs = fig5.fig5_inputs(MODE)
+inputs = fig5.fig5_inputs(MODE, retrain=RETRAIN)
 SOURCE = inputs.source
 print(inputs.description)
 print("runs per condition-window:", sorted(set(inputs.n_runs().values())))
@@ -185,7 +187,7 @@ def panels(window, granularity, quantity="mean_abs"):
 
 fig = plot_difference_grid(panels("full", "layer"), head.labels["layer"], scale=SCALE)
 fig.suptitle(f"Layers, full window ({SOURCE})", y=1.01)
-save_figure(fig, "fig5_layers_full")
+save_figure(fig, "fig5_layers_full", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # The same for the half window (the second half of each 15-frame window).
@@ -193,7 +195,7 @@ save_figure(fig, "fig5_layers_full")
 # %%
 fig = plot_difference_grid(panels("half", "layer"), head.labels["layer"], scale=SCALE)
 fig.suptitle(f"Layers, half window ({SOURCE})", y=1.01)
-save_figure(fig, "fig5_layers_half")
+save_figure(fig, "fig5_layers_half", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # ## Population-level differences
@@ -205,7 +207,7 @@ save_figure(fig, "fig5_layers_half")
 fig = plot_difference_grid(panels("full", "population"), head.labels["population"], scale=SCALE, panel_size=5.0,
                            fontsize=5)
 fig.suptitle(f"Populations, full window ({SOURCE})", y=1.005)
-save_figure(fig, "fig5_populations_full")
+save_figure(fig, "fig5_populations_full", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # Half window:
@@ -214,7 +216,7 @@ save_figure(fig, "fig5_populations_full")
 fig = plot_difference_grid(panels("half", "population"), head.labels["population"], scale=SCALE, panel_size=5.0,
                            fontsize=5)
 fig.suptitle(f"Populations, half window ({SOURCE})", y=1.005)
-save_figure(fig, "fig5_populations_half")
+save_figure(fig, "fig5_populations_half", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # ## Density or strength?
@@ -232,7 +234,7 @@ for ax, q, factor in zip(axes, an.QUANTITIES, (SCALE, 1e2, SCALE)):
                         scale=factor)
 fig.suptitle(f"{HEADLINE[1]} ({HEADLINE[0]} window, {SOURCE}): B - A", y=1.02)
 fig.tight_layout()
-save_figure(fig, "fig5_density_vs_strength")
+save_figure(fig, "fig5_density_vs_strength", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # ## Network diagrams
@@ -244,7 +246,7 @@ save_figure(fig, "fig5_density_vs_strength")
 # %%
 density = np.mean([inputs.summaries[("full", c)]["layer"].density.mean(0) for c in conditions.BY_ABBREVIATION], axis=0)
 fig = plot_pathway_schematic(density, head.labels["layer"])
-save_figure(fig, "fig5_schematic")
+save_figure(fig, "fig5_schematic", mode=MODE, folder=FIGURES)
 
 
 # %% [markdown]
@@ -264,7 +266,7 @@ def networks(window):
 
 fig = plot_network_grid(networks("full"), head.labels["layer"], scale=SCALE)
 fig.suptitle(f"Full window ({SOURCE})", y=1.01)
-save_figure(fig, "fig5_networks_full")
+save_figure(fig, "fig5_networks_full", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # Half window:
@@ -272,7 +274,7 @@ save_figure(fig, "fig5_networks_full")
 # %%
 fig = plot_network_grid(networks("half"), head.labels["layer"], scale=SCALE)
 fig.suptitle(f"Half window ({SOURCE})", y=1.01)
-save_figure(fig, "fig5_networks_half")
+save_figure(fig, "fig5_networks_half", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # ## The three inter-area pathways, ours next to the reference's
@@ -296,7 +298,7 @@ print(show.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
 # %%
 fig = plot_pathway_agreement(table)
 fig.axes[0].set_title(f"Inter-area pathways, 9 pairs x 2 windows ({SOURCE})")
-save_figure(fig, "fig5_pathway_agreement")
+save_figure(fig, "fig5_pathway_agreement", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # Summary of the comparison: how often the sign agrees, how often the largest |Δ| of a layer map is an inter-area
@@ -365,7 +367,7 @@ print(recovery.recovery_table(REPORT).to_string(index=False, float_format=lambda
 
 # %%
 fig = plot_recovery(REPORT)
-save_figure(fig, "fig5_recovery")
+save_figure(fig, "fig5_recovery", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # Do the fits learn the block strengths at all? Spearman's rho of fitted block strength with the true |W| over the
@@ -398,7 +400,7 @@ print({p: round(sd[p], 3) for p in ("FF", "FB_L23", "FB_L5")}, "->", "SE of a pa
 # frame, over all population pairs, beside a population's own one-frame correlation.
 
 # %%
-QUICK_TWIN, _ = cached_datasets("twin", mode="quick", twin="planted", progress=False)
+QUICK_TWIN, _ = cached_datasets("twin", mode="quick", twin="planted", progress=False, retrain=RETRAIN)
 indep = sample_independence(QUICK_TWIN["familiar_change"])
 print(f"cross-population correlation of sample deviations: mean {indep['mean']:+.3f}, max |r| "
       f"{indep['max_abs']:.3f} (n = {indep['n_samples']} samples; SE of r about {indep['n_samples'] ** -0.5:.3f}); "
@@ -431,7 +433,7 @@ print(SCALING[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
 
 # %%
 fig = plot_scaling(SCALING, LINEAR)
-save_figure(fig, "fig5_recovery_scaling")
+save_figure(fig, "fig5_recovery_scaling", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # How to read them: the slope and the counts are the measurement; differences between RNN points are not tested
@@ -522,7 +524,7 @@ print(f"\nours agree with the reading in {int(reading['ours agrees'].sum())} of 
 corrected_runs = ct.find_fig4_runs(variant="corrected")
 corr_windows = tuple(w for w in conditions.WINDOWS if all((w, c) in corrected_runs for c in conditions.BY_ABBREVIATION))
 if SOURCE == "cache" and corr_windows:
-    corr = fig5.fig5_inputs(MODE, source="cache", variant="corrected", windows=corr_windows)
+    corr = fig5.fig5_inputs(MODE, source="cache", variant="corrected", windows=corr_windows, retrain=RETRAIN)
     corr_comps = comparisons.compare_pairs(corr.summaries, windows=corr_windows, test=TEST, correction=CORRECTION,
                                   alpha=ALPHA)
     both = comparisons.merge_pathway_tables({"published": table, "corrected": comparisons.pathway_table(corr_comps, REF, scale=SCALE)})

@@ -28,6 +28,20 @@ LAYERS = (
     ("plotting", ("plotting",)),
     ("entry points", ("cli", "__main__")),
 )
+#: Where the environment may be read: the readers' definitions (``core/config.py``) and the command line, which
+#: resolves ``--mode`` / ``--retrain`` once and passes them down. Notebooks and ``benchmarks/run.py`` are entry points
+#: too (outside the package). Library functions take ``mode``, ``retrain`` and the figures folder as arguments.
+ENV_READERS_ALLOWED = ("biornn/core/config.py", "biornn/cli.py")
+#: Calls that read the environment (directly or through a reader of :mod:`biornn.core.config`).
+ENV_READERS = ("os.environ", "os.getenv", "get_mode(", "want_retrain(", "retrain_requested(", "figures_dir(",
+               "progress_enabled(", "allen_cache_dir(")
+#: The other places that read the environment, each with its reason: ``(file, reader): reason``.
+ENV_EXCEPTIONS = {
+    ("biornn/core/progress.py", "progress_enabled("): "display only: whether progress bars are drawn, never a result",
+    ("biornn/data/curate/datasets.py", "allen_cache_dir("): "a data root (where a real AllenSDK cache lives), not the "
+                                                           "mode: read where the default source is opened",
+    ("biornn/data/curate/cli.py", "allen_cache_dir("): "the allen command's --cache-dir default (an argparse default)",
+}
 #: Modules allowed at the top of ``biornn/`` (everything else lives in a layer's folder).
 MAX_TOP_LEVEL_MODULES = 6
 
@@ -261,3 +275,49 @@ def test_layer_docstring_check_can_fail(tmp_path):
 def test_every_subpackage_names_its_layer():
     problems = layer_docstring_problems()
     assert not problems, problems
+
+
+def env_reads(package_dir: Path = PACKAGE_DIR, allowed=ENV_READERS_ALLOWED, exceptions=None) -> list[str]:
+    """``file:line: reader`` for every environment read outside the allowed modules and the listed exceptions
+    (comments and docstrings do not count: only code lines, found by a textual search of each line)."""
+    exceptions = ENV_EXCEPTIONS if exceptions is None else exceptions
+    found = []
+    root = package_dir.parent
+    for path in sorted(package_dir.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel in allowed:
+            continue
+        tree = ast.parse(path.read_text())
+        docs = {node.body[0].lineno for node in ast.walk(tree)
+                if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.body
+                and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+        doc_lines = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and node.lineno in docs:
+                doc_lines |= set(range(node.lineno, node.end_lineno + 1))
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#", 1)[0]
+            if number in doc_lines or code.lstrip().startswith(("from ", "import ")):
+                continue
+            for reader in ENV_READERS:
+                if reader in code and (rel, reader) not in exceptions:
+                    found.append(f"{rel}:{number}: {reader}")
+    return found
+
+
+def test_env_check_can_fail(tmp_path):
+    pkg = tmp_path / "biornn"
+    (pkg / "core").mkdir(parents=True)
+    (pkg / "core" / "config.py").write_text("import os\nMODE = os.environ.get('BIORNN_MODE')\n")
+    (pkg / "lib.py").write_text('"""Uses get_mode( in its docstring only."""\nimport os\n\n\n'
+                                "def f(mode=None):\n    # get_mode( in a comment\n    return os.environ['X'], "
+                                "get_mode(mode)\n")
+    assert env_reads(pkg, allowed=("biornn/core/config.py",), exceptions={}) == [
+        "biornn/lib.py:7: os.environ", "biornn/lib.py:7: get_mode("]
+
+
+def test_only_entry_points_read_the_environment():
+    """The mode, ``retrain`` and the figures folder are decided once, by an entry point, and passed down."""
+    found = env_reads()
+    assert not found, "environment read outside the entry points (pass it as an argument, or list the exception " \
+        f"with its reason in ENV_EXCEPTIONS): {found}"

@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 
 from biornn.core.conditions import WINDOWS, condition_name
-from biornn.core.config import get_mode
+from biornn.core.config import check_mode
 from biornn.core.errors import BiornnError
 from biornn.data.replicates import RESAMPLING
 from biornn.nn.connectivity import TYPES
@@ -186,13 +186,13 @@ class CelltypeConfig:
         return cls(**d)
 
 
-def celltype_config(condition: str = "familiar_change", mode: str | None = None, published: bool = False,
+def celltype_config(condition: str = "familiar_change", mode: str = "quick", published: bool = False,
                     variant: str | None = None, **overrides) -> CelltypeConfig:
     """The Figure 4 configuration of ``condition`` in ``mode`` (paper: N = 1440, 70 + 50 epochs, 5 seeds).
 
     ``variant``: ``published``, ``corrected`` (default) or ``recommended`` (``published=True`` = ``published``).
     """
-    sizes = dict(MODE_SIZES[get_mode(mode)])
+    sizes = dict(MODE_SIZES[check_mode(mode)])
     sizes.update(overrides)
     seeds = sizes.pop("seeds")
     variant = "published" if published else (variant or "corrected")
@@ -212,7 +212,7 @@ ABLATION = {"published": None, "corrected": None, "recommended": {},
             "- stimulus inputs": {"stimulus_inputs": False}, "- per-run resampling": {"resample": "none"}}
 
 
-def ablation_configs(condition: str, mode: str | None = None, window: str = "half", **overrides
+def ablation_configs(condition: str, mode: str = "quick", window: str = "half", **overrides
                      ) -> dict[str, CelltypeConfig]:
     """The configurations of :data:`ABLATION` for one condition, at ``mode``'s sizes."""
     out = {}

@@ -2,7 +2,12 @@
 
 This is the one module that reads environment variables (``BIORNN_MODE``, ``BIORNN_PROGRESS``, ``BIORNN_RESULTS``,
 ``BIORNN_FIGURES``, ``BIORNN_ALLEN_CACHE``, ``BIORNN_ALLEN_DATA``, ``BIORNN_RETRAIN``, ``BIORNN_MALLOC``) and
-defines :data:`ROOT`.
+defines :data:`ROOT`. The readers of the mode (:func:`get_mode`, :func:`start`), of ``retrain`` (:func:`want_retrain`)
+and of the figures folder (:func:`figures_dir`) are for entry points only: the command line (:mod:`biornn.cli`
+resolves them once and passes them down), ``benchmarks/run.py`` and a notebook's first code cell
+(``MODE = get_mode()``, ``RETRAIN = want_retrain()``, ``FIGURES = figures_dir()``). Library functions take ``mode``
+(default ``quick``), ``retrain`` (default False) and the folder as arguments and check a mode with
+:func:`check_mode`; ``tests/test_structure.py`` fails on any other environment read.
 
 ``BIORNN_MODE`` selects how big the experiments are:
 
@@ -36,9 +41,13 @@ DATASETS_DIR = Path(os.environ.get("BIORNN_ALLEN_DATA", ROOT / "data" / "allen")
 ALLEN_CACHE_ENV = "BIORNN_ALLEN_CACHE"
 
 
+#: Where :func:`biornn.plotting.style.save_figure` writes unless told otherwise: ``figures/``.
+FIGURES_DIR = ROOT / "figures"
+
+
 def figures_dir() -> Path:
-    """Where figures are saved: ``$BIORNN_FIGURES`` (read at each call) or ``figures/``."""
-    return Path(os.environ.get("BIORNN_FIGURES", ROOT / "figures"))
+    """For entry points only: where figures are saved, ``$BIORNN_FIGURES`` (read at each call) or ``figures/``."""
+    return Path(os.environ.get("BIORNN_FIGURES", FIGURES_DIR))
 
 
 def allen_cache_dir() -> str | None:
@@ -57,12 +66,26 @@ def retrain_requested() -> bool:
 
 
 def get_mode(mode: str | None = None) -> str:
-    """Return the run mode: ``mode`` if given, else ``$BIORNN_MODE``, else ``"quick"``."""
+    """For entry points only: the run mode, ``mode`` if given, else ``$BIORNN_MODE``, else ``"quick"``."""
     value = mode if mode is not None else os.environ.get("BIORNN_MODE", "quick")
     value = value.strip().lower()
     if value not in MODES:
         raise BiornnError(f"unknown mode {value!r}; set BIORNN_MODE to one of {', '.join(MODES)}")
     return value
+
+
+def check_mode(mode: str) -> str:
+    """``mode`` (``quick`` or ``paper``) checked, for library functions; never reads the environment."""
+    if not isinstance(mode, str) or mode.strip().lower() not in MODES:
+        raise BiornnError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+    return mode.strip().lower()
+
+
+def want_retrain(retrain: bool | None = None) -> bool:
+    """For entry points only: ``retrain`` if given, else ``$BIORNN_RETRAIN`` (``1``/``true``/``yes``)."""
+    if retrain is not None:
+        return bool(retrain)
+    return retrain_requested()
 
 
 def start(mode: str | None = None) -> str:

@@ -7,9 +7,8 @@ A run directory holds the command-line contract's two files:
 * ``weights.npz``: plain arrays (``W_init``, ``W_final`` ``(seeds, N, N)``, ``signs`` ``(N,)``, ...).
 
 Paper-mode runs live in ``data/results/<experiment>/<name>-<key>/`` where ``key`` hashes the full configuration, so
-a changed setting never reads a stale run. Notebooks call :func:`biornn.nn.runs.cached_train`; set ``BIORNN_RETRAIN=1``
-(or
-pass ``retrain=True``) to train again and overwrite.
+a changed setting never reads a stale run. Notebooks call :func:`biornn.nn.runs.cached_train`; pass ``retrain=True`` to
+train again and overwrite.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from biornn import __version__
-from biornn.core.config import RESULTS_DIR, ROOT, retrain_requested
+from biornn.core.config import RESULTS_DIR, ROOT
 from biornn.core.errors import BiornnError
 
 
@@ -186,13 +185,6 @@ def load_run(directory: str | os.PathLike, required: tuple[str, ...] = ("W_init"
 def run_dir(experiment: str, name: str, config: dict, root: str | os.PathLike | None = None) -> Path:
     """The cache folder of one configuration: ``<root>/<experiment>/<name>-<key>``."""
     return Path(root if root is not None else RESULTS_DIR) / experiment / f"{name}-{config_key(config)}"
-
-
-def want_retrain(retrain: bool | None = None) -> bool:
-    """``retrain`` if given, else ``$BIORNN_RETRAIN`` (``1``/``true``)."""
-    if retrain is not None:
-        return bool(retrain)
-    return retrain_requested()
 
 
 def save_train_result(result, directory: str | os.PathLike) -> Path:

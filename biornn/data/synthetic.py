@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from biornn.core.conditions import CONDITIONS, EXPERIENCE_LEVELS
-from biornn.core.config import derive_seed, get_mode
+from biornn.core.config import check_mode, derive_seed
 from biornn.core.errors import BiornnError
 from biornn.core.progress import progress as progress_bar
 from biornn.core.store import atomic_write_bytes
@@ -230,9 +230,9 @@ TWIN_SIZES = {
 }
 
 
-def twin_config(mode: str | None = None, seed: int = 0, **overrides) -> TwinConfig:
-    """The twin configuration of a run mode (``quick`` or ``paper``; default ``$BIORNN_MODE``)."""
-    return TwinConfig(seed=seed, **{**TWIN_SIZES[get_mode(mode)], **overrides})
+def twin_config(mode: str = "quick", seed: int = 0, **overrides) -> TwinConfig:
+    """The twin configuration of a run mode (``quick`` or ``paper``; default ``quick``)."""
+    return TwinConfig(seed=seed, **{**TWIN_SIZES[check_mode(mode)], **overrides})
 
 
 # --------------------------------------------------------------------------------------------------------------------

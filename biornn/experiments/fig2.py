@@ -3,7 +3,7 @@
 
 Paper-mode runs live in ``data/results/fig2/<task>-<method>-<key>/`` (:mod:`biornn.core.store`), read and written
 by the run cache :mod:`biornn.nn.runs`; notebooks call :func:`biornn.nn.runs.cached_train` or :func:`fig2_runs`; set
-``BIORNN_RETRAIN=1`` (or pass ``retrain=True``) to train again.
+pass ``retrain=True`` (``--retrain``, or ``BIORNN_RETRAIN=1`` read by the entry points) to train again.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import fisher_exact, wilcoxon
 
-from biornn.core.config import get_mode, parse_seeds
+from biornn.core.config import check_mode, parse_seeds
 from biornn.core.errors import BiornnError
 from biornn.core.store import reference, save_train_result
 from biornn.nn.constraints import METHODS
@@ -25,14 +25,14 @@ from biornn.nn.train import fig2_config, train
 from biornn.stats.significance import holm
 
 
-def fig2_runs(tasks=("flipflop", "wave", "mnist"), methods=None, mode: str | None = None,
-              retrain: bool | None = None, device=None, **overrides) -> dict:
+def fig2_runs(tasks=("flipflop", "wave", "mnist"), methods=None, mode: str = "quick",
+              retrain: bool = False, device=None, **overrides) -> dict:
     """Every Figure 2 run of ``mode``: ``{(task, method): run}``.
 
     Paper mode reads the committed cache (training only what is missing, or everything with ``retrain``); quick
     mode trains small models on the spot (seconds). Runs offer ``curve(key)``, ``weights``, ``runs``, ``info``.
     """
-    mode = get_mode(mode)
+    mode = check_mode(mode)
     methods = tuple(METHODS) if methods is None else tuple(methods)
     out = {}
     for task in tasks:
@@ -87,7 +87,7 @@ CONVERGENCE_PAIRS = (("conventional", "dales"), ("rectified", "dales"), ("rectif
 
 
 def convergence_runs(tasks=CONVERGENCE_TASKS, methods=CONVERGENCE_METHODS, seeds=CONVERGENCE_SEEDS,
-                     retrain: bool | None = None, device=None, block: int = SEED_BLOCK) -> dict:
+                     retrain: bool = False, device=None, block: int = SEED_BLOCK) -> dict:
     """The paper-mode runs with ``seeds`` (paired: every rule sees the same data per seed).
 
     ``{(task, method): run}``: the whole run if the cache holds it, else the seeds assembled from cached blocks of
@@ -342,9 +342,9 @@ def _cmd_reproduce(args) -> int:
         extra.update(init)
         configs = [fig2_config(task, method, args.mode, seeds=seeds, **extra) for method in methods]
         if args.seed_block:
-            runs = [cached_seeds(c, args.seed_block, args.retrain or None, args.device) for c in configs]
+            runs = [cached_seeds(c, args.seed_block, args.retrain, args.device) for c in configs]
         else:
-            runs = cached_train_many(configs, retrain=args.retrain or None, device=args.device, batch=args.batch)
+            runs = cached_train_many(configs, retrain=args.retrain, device=args.device, batch=args.batch)
         for method, run in zip(methods, runs):
             print(f"{task}/{method}: final test loss {run.curve('test_loss')[:, -1].mean():.4g} -> {run.directory}")
     return 0

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from biornn.celltype import REFERENCE_NAMES, Fig4Run, celltype_config, fig4_run, sizes_dict
-from biornn.core.config import get_mode
+from biornn.core.config import check_mode
 from biornn.core.errors import BiornnError
 from biornn.data.curate import cached_datasets
 from biornn.nn.connectivity import POPULATION_LABELS, aggregate_blocks, display_order, populations
@@ -21,7 +21,7 @@ IDENTIFIABILITY_KEYS = ("rho", "rho_abs", "rho_coupling_abs", "sign_agreement")
 SHOWN_VARIANTS = {"as published": True, "corrected": False}
 
 
-def fig4_runs(condition: str = "familiar_change", mode: str | None = None, progress: bool = False
+def fig4_runs(condition: str = "familiar_change", mode: str = "quick", progress: bool = False
               ) -> dict[str, Fig4Run]:
     """Both variants of Figure 4 for one condition: trained now (quick mode) or read from the cache (paper mode).
 
@@ -30,7 +30,7 @@ def fig4_runs(condition: str = "familiar_change", mode: str | None = None, progr
 
     Args:
         condition: ``familiar_change`` ... (the full name).
-        mode: ``quick`` or ``paper`` (default: ``BIORNN_MODE``).
+        mode: ``quick`` or ``paper`` (default ``quick``).
         progress: show progress bars while building data and training.
 
     Returns:
@@ -39,7 +39,7 @@ def fig4_runs(condition: str = "familiar_change", mode: str | None = None, progr
     Raises:
         BiornnError: paper mode and a variant's summary is not cached.
     """
-    mode = get_mode(mode)
+    mode = check_mode(mode)
     configs = {label: celltype_config(condition, mode, published=published)
                for label, published in SHOWN_VARIANTS.items()}
     if mode == "paper":

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import submitit
 
-from biornn.core.config import RESULTS_DIR, get_mode, parse_seeds
+from biornn.core.config import RESULTS_DIR, check_mode, parse_seeds
 from biornn.core.errors import BiornnError
 from biornn.experiments.fig2 import add_data_options, data_overrides
 from biornn.nn.constraints import METHODS
@@ -35,7 +35,7 @@ EXECUTORS = ("slurm", "local", "debug")
 
 
 def sweep_configs(tasks: Sequence[str], methods: Sequence[str], seeds, block: int = SEED_BLOCK,
-                  mode: str | None = None, **overrides) -> list[TrainConfig]:
+                  mode: str = "quick", **overrides) -> list[TrainConfig]:
     """One :class:`~biornn.nn.train.TrainConfig` per (task, rule, seed block), in that order."""
     for m in methods:
         if m not in METHODS:
@@ -122,7 +122,7 @@ def register_cli(sub) -> None:
 
 def _cmd_sweep(args) -> int:
     configs = sweep_configs(args.tasks.split(","), args.methods.split(","), parse_seeds(args.seeds),
-                            args.seed_block, get_mode(args.mode), **data_overrides(args))
+                            args.seed_block, check_mode(args.mode), **data_overrides(args))
     todo = pending(configs)
     print(f"{len(configs)} blocks, {len(configs) - len(todo)} already cached in {RESULTS_DIR}, {len(todo)} to run")
     for c in todo:

@@ -12,7 +12,7 @@ import numpy as np
 
 from biornn.core.config import get_device
 from biornn.core.errors import BiornnError
-from biornn.core.store import load_run, run_dir, save_train_result, want_retrain
+from biornn.core.store import load_run, run_dir, save_train_result
 from biornn.nn.train import TrainConfig, train, train_mixed
 
 
@@ -40,7 +40,7 @@ class StoredRun:
         return np.array([r[key] for r in self.runs], dtype=float)
 
 
-def cached_train(config, retrain: bool | None = None, root: str | os.PathLike | None = None, device=None,
+def cached_train(config, retrain: bool = False, root: str | os.PathLike | None = None, device=None,
                  progress: bool = True, experiment: str = "fig2", computed=None):
     """Return the stored run of ``config`` if the cache has it, else train, store and return it.
 
@@ -50,13 +50,13 @@ def cached_train(config, retrain: bool | None = None, root: str | os.PathLike | 
     Args:
         config: a :class:`biornn.nn.train.TrainConfig`.
         experiment: cache sub-folder (``fig2``, ``fig3``, ...).
-        retrain: train even if cached (default ``$BIORNN_RETRAIN``).
+        retrain: train even if cached (default False).
         root: cache root (default ``data/results``).
         device: training device (default CUDA when present).
         progress: progress bar while training.
     """
     directory = run_dir(experiment, f"{config.task}-{config.method}", config.to_dict(), root)
-    if directory.exists() and not want_retrain(retrain):
+    if directory.exists() and not retrain:
         stored = StoredRun(directory)
         if stored.metrics["config"] != config.to_dict():
             raise BiornnError(f"cache {directory} holds a different configuration; delete it and train again")
@@ -81,7 +81,7 @@ def resolve_batching(batch: str, device=None) -> str:
     return batch
 
 
-def cached_train_many(configs, retrain: bool | None = None, device=None, batch: str = "auto",
+def cached_train_many(configs, retrain: bool = False, device=None, batch: str = "auto",
                       progress: bool = True, experiment: str = "fig2",
                       root: str | os.PathLike | None = None) -> list[StoredRun]:
     """:func:`cached_train` for several runs of one task: the missing ones trained together or one by one.
@@ -91,7 +91,7 @@ def cached_train_many(configs, retrain: bool | None = None, device=None, batch: 
 
     Args:
         configs: :class:`biornn.nn.train.TrainConfig` of one task, sizes and option set (rules and seeds may differ).
-        retrain: train even if cached (default ``$BIORNN_RETRAIN``).
+        retrain: train even if cached (default False).
         device: training device (default CUDA when present).
         batch: one of :data:`BATCHING`.
         progress: progress bars while training.
@@ -103,7 +103,7 @@ def cached_train_many(configs, retrain: bool | None = None, device=None, batch: 
     """
     configs, done = list(configs), {}
     if resolve_batching(batch, device) == "figure":
-        todo = [i for i, c in enumerate(configs) if want_retrain(retrain)
+        todo = [i for i, c in enumerate(configs) if retrain
                 or not run_dir(experiment, f"{c.task}-{c.method}", c.to_dict(), root).exists()]
         if len(todo) > 1:
             done = dict(zip(todo, train_mixed([configs[i] for i in todo], device=device, progress=progress)))
@@ -170,21 +170,21 @@ class SeedBlockRun:
         return np.array([r[key] for r in self.runs], dtype=float)
 
 
-def cached_seeds(config: TrainConfig, block: int = SEED_BLOCK, retrain: bool | None = None, device=None,
+def cached_seeds(config: TrainConfig, block: int = SEED_BLOCK, retrain: bool = False, device=None,
                  root: str | os.PathLike | None = None):
     """The run of ``config``: cached whole, or assembled from cached blocks of ``block`` seeds (trained if missing).
 
     A stopped many-seed training restarts at the first missing block; each block is stored exactly as
     :func:`cached_train` stores a run with those seeds.
     """
-    if not want_retrain(retrain):
+    if not retrain:
         whole = find_cached(config, root)
         if whole is not None:
             return StoredRun(whole)
     parts = []
     for seeds in seed_blocks(config.seeds, block):
         part = TrainConfig.from_dict({**config.to_dict(), "seeds": seeds})
-        found = None if want_retrain(retrain) else find_cached(part, root)
+        found = None if retrain else find_cached(part, root)
         parts.append(StoredRun(found) if found else cached_train(part, retrain=retrain, root=root, device=device))
     return parts[0] if len(parts) == 1 else SeedBlockRun(parts)
 

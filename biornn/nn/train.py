@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from biornn.core.config import derive_seed, get_device, get_mode
+from biornn.core.config import check_mode, derive_seed, get_device
 from biornn.core.errors import BiornnError
 from biornn.core.progress import progress as progress_bar
 from biornn.nn.constraints import apply_post_step, get_method
@@ -148,9 +148,9 @@ class TrainConfig:
         return cls(**d)
 
 
-def fig2_config(task: str, method: str, mode: str | None = None, seeds=None, **overrides) -> TrainConfig:
+def fig2_config(task: str, method: str, mode: str = "quick", seeds=None, **overrides) -> TrainConfig:
     """The Figure 2 configuration of ``(task, method)`` in ``mode`` (paper: 5 seeds and the paper's sizes)."""
-    mode = get_mode(mode)
+    mode = check_mode(mode)
     if task not in TASK_SIZES:
         raise BiornnError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     sizes = dict(TASK_SIZES[task][mode])

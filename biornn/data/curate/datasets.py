@@ -294,7 +294,7 @@ def default_source_spec() -> str:
     return (allen_cache_dir() or "").strip() or "twin"
 
 
-def open_default_source(mode: str | None = None, seed: int = 0, progress: bool = True):
+def open_default_source(mode: str = "quick", seed: int = 0, progress: bool = True):
     """The notebooks' source and metadata: a real cache if ``$BIORNN_ALLEN_CACHE`` is set, else the twin.
 
     Returns:
@@ -305,7 +305,7 @@ def open_default_source(mode: str | None = None, seed: int = 0, progress: bool =
     return open_source(spec, seed=seed, mode=mode, metadata=metadata, progress=progress), metadata
 
 
-def open_source(spec: str | os.PathLike, seed: int = 0, mode: str | None = None, metadata: Metadata | None = None,
+def open_source(spec: str | os.PathLike, seed: int = 0, mode: str = "quick", metadata: Metadata | None = None,
                 progress: bool = True, twin: str = "planted", twin_seed: int | None = None):
     """An experiment source: ``"twin"`` (the digital twin of the bundled metadata; ``twin`` = ``planted`` or
     ``null``; ``twin_seed`` = the twin's sample seed, :attr:`biornn.data.synthetic.TwinConfig.sample_seed`, None =

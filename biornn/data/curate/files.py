@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from biornn.core.conditions import CONDITIONS
-from biornn.core.config import DATASETS_DIR, get_mode
+from biornn.core.config import DATASETS_DIR, check_mode
 from biornn.core.errors import BiornnError
-from biornn.core.store import atomic_write_bytes, code_version, config_key, want_retrain
+from biornn.core.store import atomic_write_bytes, code_version, config_key
 from biornn.data.curate.collect import PopulationWindows
 from biornn.data.curate.datasets import Dataset, build_datasets, default_source_spec, open_source
 from biornn.data.curate.windows import FORMAT_VERSION, CurateConfig
@@ -287,7 +287,7 @@ def save_reference_layout(dataset: Dataset, directory: str | os.PathLike) -> lis
 
 
 def cached_datasets(source_spec: str | None = None, conditions=CONDITIONS, config: CurateConfig | None = None,
-                    mode: str | None = None, root: str | os.PathLike | None = None, retrain: bool | None = None,
+                    mode: str = "quick", root: str | os.PathLike | None = None, retrain: bool = False,
                     progress: bool = True, twin: str = "planted") -> tuple[dict[str, Dataset], Path]:
     """Build the datasets once and read them back afterwards (``data/allen/<source>-<mode>-<key>/``).
 
@@ -295,13 +295,13 @@ def cached_datasets(source_spec: str | None = None, conditions=CONDITIONS, confi
     ``null`` (twin only). Every dataset keeps its Stage A rows (``dataset.windows``, for per-run resampling).
 
     The folder key hashes the source, mode and every setting, so a changed setting never reads a stale dataset;
-    ``BIORNN_RETRAIN=1`` (or ``retrain=True``) rebuilds.
+    ``retrain=True`` rebuilds.
 
     Returns:
         ``({condition: Dataset}, folder)``.
     """
     config = config or CurateConfig()
-    mode = get_mode(mode)
+    mode = check_mode(mode)
     source_spec = default_source_spec() if source_spec is None else source_spec
     label = "twin" if str(source_spec) == "twin" else "allensdk"
     identity = {"source": str(source_spec), "mode": mode, "config": config.to_dict(), "format": FORMAT_VERSION}
@@ -310,7 +310,7 @@ def cached_datasets(source_spec: str | None = None, conditions=CONDITIONS, confi
         identity["twin"] = twin_config(mode, seed=config.seed, twin=twin).to_dict()
     key = config_key(identity)
     folder = Path(root if root is not None else DATASETS_DIR) / f"{label}-{mode}-{key}"
-    if want_retrain(retrain) or not all((folder / f"{c}_windows.npz").exists() for c in CONDITIONS):
+    if retrain or not all((folder / f"{c}_windows.npz").exists() for c in CONDITIONS):
         # always all six: the pooled standardisation statistics must not depend on which conditions were asked for
         source = open_source(source_spec, seed=config.seed, mode=mode, progress=progress, twin=twin)
         metadata = source.metadata if label == "twin" else source.metadata()

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from biornn.core.config import RESULTS_DIR, get_mode
+from biornn.core.config import RESULTS_DIR, check_mode
 from biornn.core.errors import BiornnError
 from biornn.core.store import atomic_write_bytes
 from biornn.experiments.fig3.experiment import FIG3_TASKS, fig3_results
@@ -19,12 +19,12 @@ from biornn.pruning.probabilities import ELIGIBILITY, PRUNING_METHODS, REDISTRIB
 
 
 def _cmd_reproduce_fig3(args) -> int:
-    mode = get_mode(args.mode)
+    mode = check_mode(args.mode)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     for t in tasks:
         if t not in ("flipflop", "wave", "digits", "mnist"):
             raise BiornnError(f"unknown task {t!r}; choose from flipflop, wave, digits, mnist")
-    res = fig3_results(tasks, mode, draws=args.draws, retrain=args.retrain or None, device=args.device)
+    res = fig3_results(tasks, mode, draws=args.draws, retrain=args.retrain, device=args.device)
     for task in tasks:
         sw = res["sweep"][task]
         R, T = sw.errors("random"), sw.errors("topprob")

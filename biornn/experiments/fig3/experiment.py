@@ -35,10 +35,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from biornn.core.config import derive_seed, get_device, get_mode
+from biornn.core.config import check_mode, derive_seed, get_device
 from biornn.core.errors import BiornnError
 from biornn.core.progress import progress as progress_bar
-from biornn.core.store import load_run, provenance, run_dir, save_run, want_retrain
+from biornn.core.store import load_run, provenance, run_dir, save_run
 from biornn.nn.constraints import sign_violations
 from biornn.nn.runs import StoredRun, cached_train, find_cached, resolve_batching
 from biornn.nn.train import build_data, build_model, evaluate, fig2_config, load_weights, train
@@ -82,7 +82,7 @@ RETRAIN_EPOCHS = {
 }
 
 
-def fig3_config(task: str, mode: str | None = None, **overrides):
+def fig3_config(task: str, mode: str = "quick", **overrides):
     """The dense Dale's-backprop configuration of ``task`` for Figure 3.
 
     Paper mode: the Fig 2 paper sizes with seeds 0-9. Quick mode: the Fig 2 quick sizes with seeds 0-2 and
@@ -90,13 +90,13 @@ def fig3_config(task: str, mode: str | None = None, **overrides):
 
     Args:
         task: ``flipflop``, ``wave``, ``digits`` or ``mnist``.
-        mode: ``quick`` or ``paper`` (default ``$BIORNN_MODE``).
+        mode: ``quick`` or ``paper`` (default ``quick``).
         **overrides: any :class:`biornn.nn.train.TrainConfig` field (e.g. ``seeds``, ``epochs``).
 
     Returns:
         A :class:`biornn.nn.train.TrainConfig`.
     """
-    mode = get_mode(mode)
+    mode = check_mode(mode)
     opts: dict = {"seeds": FIG3_SEEDS[mode]}
     if mode == "quick" and task in QUICK_DENSE_EPOCHS:
         opts["epochs"] = QUICK_DENSE_EPOCHS[task]
@@ -104,7 +104,7 @@ def fig3_config(task: str, mode: str | None = None, **overrides):
     return fig2_config(task, "dales", mode, **opts)
 
 
-def dense_runs(tasks: Sequence[str] = FIG3_TASKS, mode: str | None = None, retrain: bool | None = None,
+def dense_runs(tasks: Sequence[str] = FIG3_TASKS, mode: str = "quick", retrain: bool = False,
                device: str | None = None, progress: bool = True, root=None, **overrides) -> dict:
     """The trained dense Dale's networks of Figure 3, one batched run per task.
 
@@ -113,8 +113,8 @@ def dense_runs(tasks: Sequence[str] = FIG3_TASKS, mode: str | None = None, retra
 
     Args:
         tasks: tasks to return.
-        mode: ``quick`` or ``paper`` (default ``$BIORNN_MODE``).
-        retrain: train again even if cached (paper mode; default ``$BIORNN_RETRAIN``).
+        mode: ``quick`` or ``paper`` (default ``quick``).
+        retrain: train again even if cached (paper mode; default False).
         device: training device (default CUDA when present).
         progress: progress bar while training.
         root: cache root (default ``data/results``).
@@ -124,11 +124,11 @@ def dense_runs(tasks: Sequence[str] = FIG3_TASKS, mode: str | None = None, retra
         ``{task: run}``; each run has ``config``, ``weights`` (``W_final`` ``(S, N, N)``, ...), ``runs`` and
         ``curve(key)`` (a :class:`biornn.nn.runs.StoredRun` or :class:`biornn.nn.train.TrainResult`).
     """
-    mode = get_mode(mode)
+    mode = check_mode(mode)
     out = {}
     for task in tasks:
         config = fig3_config(task, mode, **overrides)
-        found = None if mode != "paper" or want_retrain(retrain) else find_cached(config, root)
+        found = None if mode != "paper" or retrain else find_cached(config, root)
         if found is not None:  # e.g. seeds 0-9 of a Figure 2 many-seed run, trained in blocks of 10
             out[task] = StoredRun(found)
         elif mode == "paper":
@@ -139,9 +139,9 @@ def dense_runs(tasks: Sequence[str] = FIG3_TASKS, mode: str | None = None, retra
     return out
 
 
-def default_draws(mode: str | None = None) -> int:
+def default_draws(mode: str = "quick") -> int:
     """Mask draws per (seed, level, method): 10 in paper mode, 2 in quick mode (§9.2)."""
-    return FIG3_DRAWS[get_mode(mode)]
+    return FIG3_DRAWS[check_mode(mode)]
 
 
 class _Evaluator:
@@ -334,9 +334,9 @@ class RetrainResult:
         return {"method": self.method, "density": self.density, "epochs": self.epochs, **self.options}
 
 
-def retrain_epochs(task: str, mode: str | None = None) -> int:
+def retrain_epochs(task: str, mode: str = "quick") -> int:
     """Masked-retraining epochs of ``task`` in ``mode`` (:data:`RETRAIN_EPOCHS`)."""
-    return RETRAIN_EPOCHS[get_mode(mode)][task]
+    return RETRAIN_EPOCHS[check_mode(mode)][task]
 
 
 def retrain_pruned(run, method: str = "topprob", density: float = RETRAIN_DENSITY, epochs: int | None = None, *,
@@ -501,7 +501,7 @@ def load_retrain(directory) -> RetrainResult:
 def _cached(kind: str, run, key: dict, compute, save, load, retrain, root):
     dense = run.config.to_dict()
     directory = run_dir("fig3", f"{run.config.task}-{kind}", {"dense": dense, **key}, root)
-    if directory.exists() and not want_retrain(retrain):
+    if directory.exists() and not retrain:
         return load(directory)
     result = compute()
     save(result, directory, dense)
@@ -510,10 +510,10 @@ def _cached(kind: str, run, key: dict, compute, save, load, retrain, root):
 
 def cached_sweep(run, levels=SWEEP, methods: Sequence[str] = ("random", "topprob"), draws: int | None = None, *,
                  first_draw: int = 0, common_random_numbers: bool = False, eligibility: str = "default",
-                 retrain: bool | None = None, root=None, device: str | None = None,
+                 retrain: bool = False, root=None, device: str | None = None,
                  progress: bool = True) -> SweepResult:
     """:func:`sweep_errors` through the cache ``data/results/fig3/<task>-sweep-<key>/`` (key: the dense run's
-    configuration and every sweep option); ``retrain`` (default ``$BIORNN_RETRAIN``) recomputes."""
+    configuration and every sweep option); ``retrain`` (default False) recomputes."""
     levels = np.asarray(levels, dtype=np.float64).ravel()
     K = default_draws() if draws is None else int(draws)
     key = {"levels": [float(v) for v in levels], "methods": list(methods), "draws": K, "eligibility": eligibility,
@@ -527,7 +527,7 @@ def cached_sweep(run, levels=SWEEP, methods: Sequence[str] = ("random", "topprob
 
 def cached_retrain(run, method: str = "topprob", density: float = RETRAIN_DENSITY, epochs: int | None = None, *,
                    draw: int = 0, common_random_numbers: bool = False, eligibility: str = "default",
-                   retrain: bool | None = None, root=None, device: str | None = None,
+                   retrain: bool = False, root=None, device: str | None = None,
                    progress: bool = True, computed: RetrainResult | None = None) -> RetrainResult:
     """:func:`retrain_pruned` through the cache ``data/results/fig3/<task>-retrain-<key>/``.
 
@@ -554,7 +554,7 @@ def _retrain_methods(run, mode: str, retrain, root, device, progress) -> dict:
         return {m: retrain_pruned(run, m, epochs=epochs, device=device, progress=progress) for m in methods}
     done = {}
     if together:
-        missing = [m for m in methods if want_retrain(retrain) or not _retrain_dir(run, m, epochs, root).exists()]
+        missing = [m for m in methods if retrain or not _retrain_dir(run, m, epochs, root).exists()]
         if len(missing) > 1:
             done = retrain_pruned_methods(run, missing, epochs=epochs, device=device, progress=progress)
     return {m: cached_retrain(run, m, epochs=epochs, retrain=retrain, root=root, device=device, progress=progress,
@@ -573,8 +573,8 @@ def _retrain_dir(run, method: str, epochs: int, root=None) -> Path:
     return run_dir("fig3", f"{run.config.task}-retrain", {"dense": run.config.to_dict(), **key}, root)
 
 
-def fig3_results(tasks: Sequence[str] = FIG3_TASKS, mode: str | None = None, draws: int | None = None,
-                 retrain: bool | None = None, device: str | None = None, progress: bool = True,
+def fig3_results(tasks: Sequence[str] = FIG3_TASKS, mode: str = "quick", draws: int | None = None,
+                 retrain: bool = False, device: str | None = None, progress: bool = True,
                  root=None) -> dict:
     """Everything Figure 3 needs: dense runs, pruning sweeps and masked retraining of both methods.
 
@@ -583,9 +583,9 @@ def fig3_results(tasks: Sequence[str] = FIG3_TASKS, mode: str | None = None, dra
 
     Args:
         tasks: the tasks.
-        mode: ``quick`` or ``paper`` (default ``$BIORNN_MODE``).
+        mode: ``quick`` or ``paper`` (default ``quick``).
         draws: mask draws per (seed, level, method) (default 10 in paper mode, 2 in quick mode).
-        retrain: recompute even if cached (paper mode; default ``$BIORNN_RETRAIN``).
+        retrain: recompute even if cached (paper mode; default False).
         device: compute device.
         progress: progress bars.
         root: cache root.
@@ -594,7 +594,7 @@ def fig3_results(tasks: Sequence[str] = FIG3_TASKS, mode: str | None = None, dra
         ``{"mode", "dense": {task: run}, "sweep": {task: SweepResult},
         "retrain": {(task, method): RetrainResult}}``.
     """
-    mode = get_mode(mode)
+    mode = check_mode(mode)
     K = default_draws(mode) if draws is None else int(draws)
     dense = dense_runs(tasks, mode, retrain=retrain, device=device, progress=progress, root=root)
     out: dict = {"mode": mode, "dense": dense, "sweep": {}, "retrain": {}}

@@ -14,9 +14,9 @@ import pandas as pd
 from biornn import celltype
 from biornn.celltype import find_fig4_runs
 from biornn.core.conditions import BY_ABBREVIATION, WINDOWS, condition_abbrev
-from biornn.core.config import derive_seed, get_mode
+from biornn.core.config import check_mode, derive_seed
 from biornn.core.errors import BiornnError
-from biornn.core.store import run_dir, save_run, want_retrain
+from biornn.core.store import run_dir, save_run
 from biornn.data import curate
 from biornn.data.synthetic import ground_truth_connectivity
 from biornn.nn.connectivity import POPULATION_LABELS, block_density, pathway_blocks, population_index, unit_signs
@@ -138,7 +138,7 @@ def _quick_models(windows, variant: str, progress: bool, device, retrain) -> Fig
                                            **QUICK_TRAINING)
             folder = run_dir("_quick/fig5", f"{abbrev}-{window}-{cfg.variant}",
                              {"config": cfg.to_dict(), "data": data_folder.name})
-            if want_retrain(retrain) or not (folder / "weights.npz").exists():
+            if retrain or not (folder / "weights.npz").exists():
                 res = celltype.train_celltype(cfg, datasets[cond], device=device, progress=progress)
                 save_run(folder, {"config": cfg.to_dict(), "runs": [], "data_folder": data_folder.name},
                          {k: np.asarray(res.arrays[k]) for k in ("W_sparse", "mask", "population")})
@@ -163,18 +163,18 @@ def _twin_inputs(windows, n_runs: int, sizes: dict | None, seed: int) -> Fig5Inp
     return Fig5Inputs(summaries, "twin", desc, truth, expected={c: twin_expected(c) for c in BY_ABBREVIATION})
 
 
-def fig5_inputs(mode: str | None = None, source: str | None = None, variant: str = "published",
+def fig5_inputs(mode: str = "quick", source: str | None = None, variant: str = "published",
                 root: str | os.PathLike | None = None, windows=WINDOWS, progress: bool = False, device: str = "cpu",
-                retrain: bool | None = None, n_runs: int = 5, seed: int = 0) -> Fig5Inputs:
+                retrain: bool = False, n_runs: int = 5, seed: int = 0) -> Fig5Inputs:
     """The block summaries Figure 5 compares, from the best available source.
 
     ``source=None`` picks: the Fig 4 runs in ``data/results/fig4`` (``variant``) when all 6 conditions x windows
     are there; else, in quick mode, small :mod:`biornn.celltype` models trained now on the twin's quick datasets
-    (:data:`QUICK_TRAINING`; stored under ``data/results/_quick/fig5`` and reused, ``BIORNN_RETRAIN=1`` retrains);
+    (:data:`QUICK_TRAINING`; stored under ``data/results/_quick/fig5`` and reused, ``retrain=True`` retrains);
     else synthetic weights from the twin's ground truth (:func:`twin_models`).
 
     Args:
-        mode: ``quick`` or ``paper`` (default ``$BIORNN_MODE``).
+        mode: ``quick`` or ``paper`` (default ``quick``).
         source: force ``cache``, ``quick`` or ``twin``.
         variant: Fig 4 variant (``published`` or ``corrected``).
         root: the Fig 4 cache folder.
@@ -188,7 +188,7 @@ def fig5_inputs(mode: str | None = None, source: str | None = None, variant: str
         BiornnError: ``source="cache"`` with runs missing (names them and how to compute them).
     """
 
-    mode = get_mode(mode)
+    mode = check_mode(mode)
     if source is not None and source not in SOURCES:
         raise BiornnError(f"unknown source {source!r}; use one of {', '.join(SOURCES)}")
     runs = find_fig4_runs(root, variant=variant)
