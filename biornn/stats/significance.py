@@ -12,7 +12,7 @@ paired p-values) and :func:`pruning_comparison` (the recommended protocol), and 
 
 Figure 5 (docs/paper/fig4-5-celltype-rnn.md §6): run-label :func:`permutation_test` and :func:`welch_test` of
 block values, :func:`hedges_g`, and the corrections :func:`fdr_bh` / :func:`fdr_by` / :func:`adjust` (one
-implementation each; :mod:`biornn.stats.comparisons` re-exports some). The planted-vs-null recovery check
+implementation each; :mod:`biornn.stats.comparisons` uses them). The planted-vs-null recovery check
 (:mod:`biornn.experiments.fig5.recovery`): :func:`bootstrap_z` and :func:`paired_bootstrap_z`, where each run is a
 bootstrap
 replicate of one fit, so the SD over runs is the standard error itself.
