@@ -5,9 +5,10 @@ ONE process, interleaved batch by batch, so background load hits all variants al
 
 What is timed, per workload (Dale's backprop: state rectification + projection of ``W_hh`` after every step):
 
-* **biornn**: :class:`biornn.models.EIRNN` with all ``S`` seeds batched (default 5), the training step of
-  :func:`biornn.train.train`: zero grads, forward, :func:`biornn.train.per_seed_loss`, backward through the
-  hand-written BPTT of :func:`biornn.models.rnn_core`, one Adam step, in-place :func:`biornn.constraints.dale_project_`.
+* **biornn**: :class:`biornn.nn.models.EIRNN` with all ``S`` seeds batched (default 5), the training step of
+  :func:`biornn.nn.train.train`: zero grads, forward, :func:`biornn.nn.train.per_seed_loss`, backward through the
+  hand-written BPTT of :func:`biornn.nn.models.rnn_core`, one Adam step, in-place
+  :func:`biornn.nn.constraints.dale_project_`.
 * **naive**: the reference's way (fig2-dales-backprop.md §2, 4, 5, Q19). One seed at a time, its own Adam; per
   time step one ``nn.RNN`` call on a single step with the hidden state carried, the state rectified by multiplying
   with the mask ``[h > 0]``, the readout applied every step (also for MNIST, where only the last step is used);
@@ -20,8 +21,8 @@ What is timed, per workload (Dale's backprop: state rectification + projection o
 * **autograd ablation**: the same batched biornn model and step, but with a plain-autograd recurrent loop in place of
   the hand-written backward, so the table shows what the hand-written BPTT buys on its own (``autograd / biornn``).
   ``--ablation unbind`` (default): :func:`autograd_core_unbind`, the maths of
-  :func:`biornn.models.rnn_core_autograd` with the steps taken by ``U.unbind(1)``. ``--ablation models``:
-  :func:`biornn.models.rnn_core_autograd` itself, which indexes ``U[:, t]`` in the loop; every such select's backward
+  :func:`biornn.nn.models.rnn_core_autograd` with the steps taken by ``U.unbind(1)``. ``--ablation models``:
+  :func:`biornn.nn.models.rnn_core_autograd` itself, which indexes ``U[:, t]`` in the loop; every such select's backward
   materialises a zero-filled gradient the size of the whole ``U`` and adds it up, O(T^2) memory traffic that makes
   the T = 500 wave row about 15x slower than the unbind loop (it then dominates the run's wall time).
 
@@ -61,7 +62,7 @@ sizes 192 / 32 / 16), I = O = 18, T = 15, B = 200, 2000 samples per epoch, MSE e
 * ``celltype_pruned``: the masked fine-tuning stage with a fixed mask from :func:`biornn.celltype.prune_mask` of the
   initial weights (block-wise top-prob at the table's densities, inter-area pathways): biornn masks the gradient,
   projects and masks; the naive loop adds the mask multiply to its NumPy round trip. **sparse** = the same
-  ``train_epoch`` batch with biornn's CSR kernels (:meth:`biornn.models.CelltypeRNN.use_sparse_kernels`, what
+  ``train_epoch`` batch with biornn's CSR kernels (:meth:`biornn.nn.models.CelltypeRNN.use_sparse_kernels`, what
   fine-tuning runs on the CPU: a CSR ``W_rec`` per seed, ``addmm`` forward, ``W^T`` products backward,
   ``sampled_addmm`` for the weight gradient at the kept entries only).
 * ``prune_blockwise_1440`` (:class:`PruneWorkload`): median seconds of one :func:`biornn.celltype.prune_mask` call on
@@ -96,10 +97,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import biornn.models as biornn_models
+import biornn.nn.models as biornn_models
 from biornn.celltype import per_seed_mse, prune_mask, sizes_dict, train_epoch
-from biornn.config import tune_allocator
-from biornn.connectivity import (
+from biornn.core.config import tune_allocator
+from biornn.nn.connectivity import (
     block_density,
     load_inter_area,
     load_within_area,
@@ -107,11 +108,11 @@ from biornn.connectivity import (
     populations,
     unit_signs,
 )
-from biornn.constraints import apply_post_step, dale_project_, get_method
-from biornn.models import EIRNN, CelltypeRNN, _backprop_states, _core_forward, make_signs, rnn_core_autograd
+from biornn.nn.constraints import apply_post_step, dale_project_, get_method
+from biornn.nn.models import EIRNN, CelltypeRNN, _backprop_states, _core_forward, make_signs, rnn_core_autograd
+from biornn.nn.tasks import flipflop_batch, wave_signals, wave_windows
+from biornn.nn.train import per_seed_loss
 from biornn.pruning import blockwise_mask
-from biornn.tasks import flipflop_batch, wave_signals, wave_windows
-from biornn.train import per_seed_loss
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state", category=UserWarning)
@@ -301,7 +302,8 @@ def make_pool(w: Workload, n_seeds: int, n_pool: int, seed: int = 0) -> tuple[to
 
 
 class BatchStream:
-    """Shuffled mini-batches ``(S, B, ...)`` from a pool, one permutation per seed (as :func:`biornn.train.train`)."""
+    """Shuffled mini-batches ``(S, B, ...)`` from a pool, one permutation per seed (as
+    :func:`biornn.nn.train.train`)."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch: int, seed: int = 0):
         self.x, self.y, self.batch = x, y, batch
@@ -329,7 +331,7 @@ def build_biornn(w: Workload, n_seeds: int, device: torch.device) -> EIRNN:
 
 
 def autograd_core_unbind(U: torch.Tensor, W: torch.Tensor, rectify: bool) -> torch.Tensor:
-    """:func:`biornn.models.rnn_core_autograd`'s maths with ``U.unbind(1)`` (one O(T) backward for all the steps)."""
+    """:func:`biornn.nn.models.rnn_core_autograd`'s maths with ``U.unbind(1)`` (one O(T) backward for all the steps)."""
     outs, r = [], torch.zeros_like(U[:, 0])
     for u in U.unbind(1):
         a = torch.tanh(u + torch.bmm(r, W.transpose(1, 2)))
@@ -347,7 +349,7 @@ ABLATION_CORES: dict[str, Callable[[torch.Tensor, torch.Tensor, bool], torch.Ten
 
 @contextlib.contextmanager
 def patched_core(core: Callable[[torch.Tensor, torch.Tensor, bool], torch.Tensor]) -> Iterator[None]:
-    """Make :class:`EIRNN` use ``core`` instead of the hand-written BPTT :func:`biornn.models.rnn_core`."""
+    """Make :class:`EIRNN` use ``core`` instead of the hand-written BPTT :func:`biornn.nn.models.rnn_core`."""
     saved = biornn_models.rnn_core
     biornn_models.rnn_core = core
     try:
@@ -357,7 +359,7 @@ def patched_core(core: Callable[[torch.Tensor, torch.Tensor, bool], torch.Tensor
 
 
 class BiornnTrainer:
-    """One batched Dale's training step, exactly as the inner loop of :func:`biornn.train.train`."""
+    """One batched Dale's training step, exactly as the inner loop of :func:`biornn.nn.train.train`."""
 
     def __init__(self, w: Workload, n_seeds: int, device: torch.device,
                  core: Callable[[torch.Tensor, torch.Tensor, bool], torch.Tensor] | None = None):
@@ -570,8 +572,8 @@ class FloorStep:
 
     Per batch: the forward loop (``T`` steps of ``bmm`` plus ``tanh`` and the state rectification), the backward
     loop (``T`` steps of ``bmm`` with ``W`` and the elementwise derivative) and the one weight-gradient ``bmm``, on
-    random inputs of the batch's shape: biornn's own core (:func:`biornn.models._core_forward`,
-    :func:`biornn.models._backprop_states`). What biornn spends beyond it is the input projection, the readout, the
+    random inputs of the batch's shape: biornn's own core (:func:`biornn.nn.models._core_forward`,
+    :func:`biornn.nn.models._backprop_states`). What biornn spends beyond it is the input projection, the readout, the
     loss, autograd's bookkeeping, Adam and the post-step.
     """
 
@@ -1045,7 +1047,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=5, help="timed batches per variant (default 5)")
     p.add_argument("--ablation", default="unbind", choices=(*ABLATION_CORES, "none"),
                    help="plain-autograd core of the ablation row: unbind (default), models "
-                        "(biornn.models.rnn_core_autograd, O(T^2) backward: slow on wave) or none")
+                        "(biornn.nn.models.rnn_core_autograd, O(T^2) backward: slow on wave) or none")
     p.add_argument("--smoke", action="store_true", help="tiny sizes, 1 timed step: a few seconds (for tests)")
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/<device>.json)")
     args = p.parse_args(argv)

@@ -2,7 +2,7 @@
 
 Each command lives next to the code it drives: a module in :data:`COMMAND_MODULES` defines
 ``register_cli(subparsers)``, which adds its sub-parser and sets ``func`` to a handler ``func(args) -> int``.
-User errors (:class:`biornn.errors.BiornnError`) print one line to stderr and exit with status 2, no traceback.
+User errors (:class:`biornn.core.errors.BiornnError`) print one line to stderr and exit with status 2, no traceback.
 """
 
 from __future__ import annotations
@@ -11,25 +11,28 @@ import argparse
 import importlib
 import sys
 
-from biornn.config import tune_allocator
-from biornn.errors import BiornnError
+from biornn.core.config import get_mode, tune_allocator, want_retrain
+from biornn.core.errors import BiornnError
 
 #: Every command, the module that registers it (``register_cli``) and its one-line help. ``main`` imports only the
 #: module of the command it runs, so a mistake is answered before torch or pandas load (``--out`` checks within
 #: a second or two); ``tests/test_cli.py`` checks this table against what the modules register.
 COMMANDS = {
-    "train": ("biornn.fig2", "train E/I RNNs on a Figure 2 task (all seeds batched)"),
-    "reproduce-fig2": ("biornn.fig2", "train (or read from the cache) every Figure 2 run of a mode"),
-    "fetch-mnist": ("biornn.fig2", "download the four MNIST IDX files into data/mnist (needs a network)"),
-    "prune": ("biornn.fig3", "prune trained recurrent matrices (top-prob or random)"),
-    "reproduce-fig3": ("biornn.fig3", "compute (or read from the cache) every Figure 3 result of a mode"),
-    "wave-candidates": ("biornn.fig3", "Figure 3 wave: test candidate causes of top-prob losing to random"),
-    "allen": ("biornn.curate.cli", "Allen Visual Behavior data: select experiments, build training datasets"),
+    "train": ("biornn.experiments.fig2", "train E/I RNNs on a Figure 2 task (all seeds batched)"),
+    "reproduce-fig2": ("biornn.experiments.fig2", "train (or read from the cache) every Figure 2 run of a mode"),
+    "fetch-mnist": ("biornn.experiments.fig2", "download the four MNIST IDX files into data/mnist (needs a network)"),
+    "prune": ("biornn.experiments.fig3", "prune trained recurrent matrices (top-prob or random)"),
+    "reproduce-fig3": ("biornn.experiments.fig3", "compute (or read from the cache) every Figure 3 result of a mode"),
+    "wave-candidates": ("biornn.experiments.fig3", "Figure 3 wave: test candidate causes of top-prob losing to random"),
+    "allen": ("biornn.data.curate.cli", "Allen Visual Behavior data: select experiments, build training datasets"),
     "celltype": ("biornn.celltype", "Figure 4: train the cell-type constrained two-area RNN"),
-    "compare": ("biornn.recovery", "block differences of recurrent connectivity between two conditions"),
-    "scaling": ("biornn.recovery_scaling", "recovery of the planted twin changes against training budget, data size"),
-    "sweep": ("biornn.sweeps", "send independent Figure 2 runs to SLURM or run them locally (submitit)"),
-    "verify-cache": ("biornn.verify", "retrain a sample of cached runs and say whether they reproduce here"),
+    "compare": ("biornn.experiments.fig5.recovery_cli",
+                "block differences of recurrent connectivity between two conditions"),
+    "scaling": ("biornn.experiments.fig5.recovery_scaling",
+                "recovery of the planted twin changes against training budget, data size"),
+    "sweep": ("biornn.experiments.sweeps", "send independent Figure 2 runs to SLURM or run them locally (submitit)"),
+    "verify-cache": ("biornn.experiments.verify",
+                "retrain a sample of cached runs and say whether they reproduce here"),
 }
 #: Modules that contribute commands, in the order ``--help`` lists them.
 COMMAND_MODULES = tuple(dict.fromkeys(module for module, _ in COMMANDS.values()))
@@ -61,6 +64,16 @@ def build_parser(modules: tuple[str, ...] | None = None) -> argparse.ArgumentPar
     return parser
 
 
+def resolve_environment(args: argparse.Namespace) -> argparse.Namespace:
+    """The command line's one read of the environment, done once before a command runs: ``args.mode`` (``--mode``,
+    else ``$BIORNN_MODE``, else ``quick``) where the command has ``--mode``, and ``args.retrain`` (``--retrain``, else
+    ``$BIORNN_RETRAIN``) for every command. Handlers pass both down as arguments."""
+    if hasattr(args, "mode"):
+        args.mode = get_mode(args.mode)
+    args.retrain = want_retrain(getattr(args, "retrain", None) or None)
+    return args
+
+
 def _command_of(argv: list[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
@@ -72,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     command = _command_of(argv)
     wanted = (COMMANDS[command][0],) if command in COMMANDS and COMMANDS[command][0] in COMMAND_MODULES else ()
     parser = build_parser(wanted)
-    args = parser.parse_args(argv)
+    args = resolve_environment(parser.parse_args(argv))
     if not getattr(args, "func", None):
         parser.print_help()
         return 0 if args.command is None else 2

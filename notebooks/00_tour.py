@@ -59,17 +59,20 @@
 import numpy as np
 import torch
 
-from biornn import fig3, pruning
-from biornn.config import start
-from biornn.constraints import sign_violations
+from biornn import pruning
+from biornn.core.config import figures_dir, start, want_retrain
+from biornn.experiments import fig3
+from biornn.nn.constraints import sign_violations
+from biornn.nn.train import CHANCE, fig2_config, train
 from biornn.plotting import plot_celltype_mask, plot_tour_dales_law, plot_tour_pruning, save_figure
-from biornn.train import CHANCE, fig2_config, train
 
 # %% [markdown]
 # The mode (`BIORNN_MODE`, quick by default) picks the data sizes and the number of seeds.
 
 # %%
 MODE = start()  # the mode, read once (BIORNN_MODE); also tunes the allocator for large CPU tensors
+RETRAIN = want_retrain()  # BIORNN_RETRAIN, read once here and passed down
+FIGURES = figures_dir()  # where save_figure writes: BIORNN_FIGURES or figures/, read once here
 # One small network: the paper's flip-flop E/I RNN (N = 128, 80 % excitatory, Adam lr 1e-3), trained for fewer
 # epochs than the paper's 100 so that the tour stays short.
 TOUR_SIZES = {
@@ -110,7 +113,7 @@ for method in ("conventional", "dales"):
 
 # %%
 fig = plot_tour_dales_law(runs, wrong_sign, CHANCE["flipflop"])
-save_figure(fig, "tour_dales_law");
+save_figure(fig, "tour_dales_law", mode=MODE, folder=FIGURES);
 
 # %% tags=["keep_output"]
 # NBVAL_CHECK_OUTPUT
@@ -176,7 +179,7 @@ keep_probability = {"random": pruning.random_probabilities(W[0], DENSITY).numpy(
 # %%
 errors = {method: sweep.errors(method)[:, 0] for method in keep_probability}
 fig = plot_tour_pruning(W[0].abs().numpy(), keep_probability, errors, sweep.dense_loss, DENSITY, CHANCE["flipflop"])
-save_figure(fig, "tour_pruning");
+save_figure(fig, "tour_pruning", mode=MODE, folder=FIGURES);
 
 # %% tags=["keep_output"]
 # NBVAL_CHECK_OUTPUT
@@ -221,7 +224,7 @@ for j, p in enumerate(levels):
 # weights.
 
 # %%
-from biornn.connectivity import POPULATION_LABELS, block_density, expand_blocks, population_index, unit_signs
+from biornn.nn.connectivity import POPULATION_LABELS, block_density, expand_blocks, population_index, unit_signs
 
 density = block_density()  # (18, 18), [post, pre]
 within = block_density(include_inter=False)
@@ -247,7 +250,7 @@ print(f"N = {len(signs)} units, {mask.sum()} synapses kept ({mask.mean():.1%} of
 
 # %%
 fig = plot_celltype_mask(density, mask, signs, pop, POPULATION_LABELS)
-save_figure(fig, "tour_celltype_mask");
+save_figure(fig, "tour_celltype_mask", mode=MODE, folder=FIGURES);
 
 # %% tags=["keep_output"]
 # NBVAL_CHECK_OUTPUT

@@ -57,25 +57,29 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from biornn.config import get_mode
-from biornn.constraints import METHODS, dale_project_, sign_violations
-from biornn.fig2 import (
+from biornn.core.config import figures_dir, get_mode, want_retrain
+from biornn.core.store import reference
+from biornn.experiments.fig2 import (
     CONVERGENCE_PAIRS,
     accuracy_table,
     accuracy_tests,
     convergence_runs,
     convergence_table,
     convergence_tests,
+    fig2_runs,
+    fig2_table,
     init_convergence,
     init_runs,
 )
-from biornn.models import EIRNN
+from biornn.nn.constraints import METHODS, dale_project_, sign_violations
+from biornn.nn.models import EIRNN
 from biornn.plotting import plot_fig2_curves, plot_kl_bars, plot_mean_weight_matrices, plot_weight_kdes, save_figure
 from biornn.plotting.fig2 import plot_init_spectra
-from biornn.results import fig2_runs, fig2_table, reference
-from biornn.stats import pairwise_kl
+from biornn.stats.significance import pairwise_kl
 
 MODE = get_mode()
+RETRAIN = want_retrain()  # BIORNN_RETRAIN, read once here and passed down
+FIGURES = figures_dir()  # where save_figure writes: BIORNN_FIGURES or figures/, read once here
 print("mode:", MODE)
 
 # %% [markdown]
@@ -133,7 +137,7 @@ print(RULES)
 # Quick mode trains, paper mode loads the cached paper runs. All seeds of one (task, rule) train together in one batched pass, with a hand-written backward through time.
 
 # %%
-runs = fig2_runs(TASKS, RULES, MODE)
+runs = fig2_runs(TASKS, RULES, MODE, retrain=RETRAIN)
 for (task, rule), run in runs.items():
     print(f"{task:9s} {rule:20s} seeds={len(run.runs)} epochs={len(run.runs[0]['test_loss']):4d} "
           f"device={run.device} wall={run.wall_seconds:6.1f} s  data: {run.data_label}")
@@ -165,7 +169,7 @@ for task in TASKS:
 # %% tags=["exercise"]
 # Exercise 2 (solution)
 # Hint: train(fig2_config("flipflop", "dales", "quick", rectify_state=False, **small), progress=False).curve("test_loss")
-from biornn.train import fig2_config, train
+from biornn.nn.train import fig2_config, train
 
 small = dict(seeds=(0,), epochs=5, n_train=400, n_test=100)
 # BEGIN SOLUTION
@@ -191,7 +195,7 @@ fig, axes = plt.subplots(1, 2, figsize=(12, 3.5))
 for ax, sig, color, title in zip(axes, signals, ("green", "red"), ("Excitatory signal", "Inhibitory signal")):
     ax.plot(t, sig, color=color, lw=0.8)
     ax.set(title=title, xlabel="Time (time units, dt = 0.2)", ylabel="Amplitude", ylim=(-1.6, 1.6))
-save_figure(fig, "fig2_wave_signals")
+save_figure(fig, "fig2_wave_signals", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # ### Learning curves: flip-flop
@@ -202,7 +206,7 @@ save_figure(fig, "fig2_wave_signals")
 
 # %%
 fig = plot_fig2_curves(runs, RULES, "flipflop", "test_loss", "Test MSE per element", log=True)
-save_figure(fig, "fig2_flipflop_test_loss")
+save_figure(fig, "fig2_flipflop_test_loss", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # ### Learning curves: wave reconstruction
@@ -211,7 +215,7 @@ save_figure(fig, "fig2_flipflop_test_loss")
 
 # %%
 fig = plot_fig2_curves(runs, RULES, "wave", "test_loss", "Test MSE per element", log=True)
-save_figure(fig, "fig2_wave_test_loss")
+save_figure(fig, "fig2_wave_test_loss", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # ### Learning curves: sequential MNIST, test accuracy
@@ -221,7 +225,7 @@ save_figure(fig, "fig2_wave_test_loss")
 
 # %%
 fig = plot_fig2_curves(runs, RULES, "mnist", "test_accuracy", "Test accuracy (%)", clip=False)
-save_figure(fig, "fig2_mnist_test_accuracy")
+save_figure(fig, "fig2_mnist_test_accuracy", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # ### Final numbers, ours beside the reference's
@@ -293,7 +297,7 @@ for rule in RULES:
 
 # %%
 if MODE == "paper":
-    conv_table = convergence_table(convergence_runs())
+    conv_table = convergence_table(convergence_runs(retrain=RETRAIN))
     print(conv_table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     print(convergence_tests(conv_table).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
 else:
@@ -333,7 +337,7 @@ if MODE != "paper":
 init_W = {f"{name} init": EIRNN(range(5), n_in=1, n_out=1, init=name).w_hh.detach().numpy()
           for name in ("default", "balanced")}
 fig = plot_init_spectra(init_W)
-save_figure(fig, "fig2_init_spectra")
+save_figure(fig, "fig2_init_spectra", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # Does it change how often Dale's backprop converges on flip-flop? Paper mode, 20 paired seeds each (the same seeds,
@@ -384,21 +388,21 @@ for name, Ws in init_W.items():
 
 # %%
 fig = plot_weight_kdes(runs, RULES, "flipflop")
-save_figure(fig, "fig2_weights_flipflop")
+save_figure(fig, "fig2_weights_flipflop", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # Wave reconstruction:
 
 # %%
 fig = plot_weight_kdes(runs, RULES, "wave")
-save_figure(fig, "fig2_weights_wave")
+save_figure(fig, "fig2_weights_wave", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # Sequential MNIST:
 
 # %%
 fig = plot_weight_kdes(runs, RULES, "mnist")
-save_figure(fig, "fig2_weights_mnist")
+save_figure(fig, "fig2_weights_mnist", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # ### How far does each rule move from conventional backprop?
@@ -435,7 +439,7 @@ for task in TASKS:
 
 # %%
 fig = plot_kl_bars(kl, TASKS, RULES[1:], [runs[(task, RULES[0])].data_label for task in TASKS])
-save_figure(fig, "fig2_kl_divergence")
+save_figure(fig, "fig2_kl_divergence", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # **Exercise 5. Bins matter (Q11).** Compute the KL between the *initial* weights of seed 0 and seed 1 of the Dale's
@@ -444,8 +448,8 @@ save_figure(fig, "fig2_kl_divergence")
 
 # %% tags=["exercise"]
 # Exercise 5 (solution)
-# Hint: biornn.stats.kl_divergence(a, b, aligned=True or False) on the flattened W_init of two seeds.
-from biornn.stats import kl_divergence
+# Hint: biornn.stats.significance.kl_divergence(a, b, aligned=True or False) on the flattened W_init of two seeds.
+from biornn.stats.significance import kl_divergence
 
 W_init = np.asarray(runs[("flipflop", "dales")].weights["W_init"])
 # BEGIN SOLUTION
@@ -467,7 +471,7 @@ print(f"aligned bins: {kl_aligned:.4f}, per-matrix bins: {kl_own:.4f}")
 mean_w = {rule: np.mean([np.asarray(runs[(task, rule)].weights["W_final"]).mean(0) for task in TASKS], axis=0)
           for rule in RULES}
 fig = plot_mean_weight_matrices(mean_w, lim=0.2)
-save_figure(fig, "fig2_mean_weight_matrices")
+save_figure(fig, "fig2_mean_weight_matrices", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # The as-published rectified rule really has no inhibition left: the largest inhibitory weight magnitude stays within
@@ -504,12 +508,12 @@ for rule in RULES:
 # --digits-epochs 1875` computes it; about 25 min on 2 CPU cores).
 
 # %%
-from biornn.results import run_dir
-from biornn.train import fig2_config
+from biornn.core.store import run_dir
+from biornn.nn.train import fig2_config
 
 long_cfg = {rule: fig2_config("digits", rule, "paper", epochs=1875) for rule in RULES}
 if MODE == "paper" and all(run_dir("fig2", f"digits-{r}", c.to_dict()).exists() for r, c in long_cfg.items()):
-    long_runs = fig2_runs(("digits",), RULES, MODE, epochs=1875)
+    long_runs = fig2_runs(("digits",), RULES, MODE, epochs=1875, retrain=RETRAIN)
     print(fig2_table(long_runs, REF)[["method", "epochs", "n", "mean", "sem"]].to_string(
         index=False, float_format=lambda v: f"{v:.2f}"))
 else:

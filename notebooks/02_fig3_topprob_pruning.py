@@ -60,17 +60,20 @@
 import numpy as np
 import torch
 
-from biornn import fig3, plotting
+from biornn import plotting
 from biornn import pruning as pr
-from biornn.config import derive_seed, get_mode
-from biornn.constraints import sign_violations
-from biornn.fig3.wave_lead import WAVE_LEAD_CACHE, format_lead, lead_errors, post_hoc_note, wave_lead
+from biornn.core.config import derive_seed, figures_dir, get_mode, want_retrain
+from biornn.core.store import reference
+from biornn.experiments import fig3
+from biornn.experiments.fig3.wave_lead import WAVE_LEAD_CACHE, format_lead, lead_errors, post_hoc_note, wave_lead
+from biornn.nn.constraints import sign_violations
 from biornn.plotting import save_figure
-from biornn.plotting.fig3_extra import plot_wave_lead
-from biornn.results import reference
-from biornn.stats import holm, reference_aggregation
+from biornn.plotting.fig3 import plot_wave_lead
+from biornn.stats.significance import holm, reference_aggregation
 
 MODE = get_mode()
+RETRAIN = want_retrain()  # BIORNN_RETRAIN, read once here and passed down
+FIGURES = figures_dir()  # where save_figure writes: BIORNN_FIGURES or figures/, read once here
 print("mode:", MODE)
 
 # %% [markdown]
@@ -146,7 +149,7 @@ print(f"masked retraining at p = {fig3.RETRAIN_DENSITY:.4f}, epochs:",
 # batch, Q7). Only `W_hh` is pruned. Then masked retraining of both methods from p = 0.0862.
 
 # %%
-res = fig3.fig3_results(TASKS, MODE)
+res = fig3.fig3_results(TASKS, MODE, retrain=RETRAIN)
 dense, sweeps, retrained = res["dense"], res["sweep"], res["retrain"]
 for task, sw in sweeps.items():
     print(f"{task:9s} seeds={len(sw.seeds)} draws={sw.draws} levels={sw.levels.size} "
@@ -164,7 +167,7 @@ print(f"\nsequential MNIST: {DATASET['name']}\n  source: {DATASET['source']}\n  
 # %%
 W0 = np.asarray(dense["flipflop"].weights["W_final"])[0]
 fig = plotting.plot_keep_probabilities(W0, LEVELS[[2, 8]], xlabel="|w| (trained flip-flop network, seed 0)")
-save_figure(fig, "fig3_keep_probabilities")
+save_figure(fig, "fig3_keep_probabilities", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # ### Invariants
@@ -249,7 +252,7 @@ for elig in ("default", "as_published"):
 # %%
 mst = fig3.mst_overlap_curves(sizes=(10, 50, 100), matrices=3, draws=3)
 fig = plotting.plot_mst_overlap(mst, REF["mst_overlap"])
-save_figure(fig, "fig3_mst_overlap")
+save_figure(fig, "fig3_mst_overlap", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # The curves at four sparsities, N = 100:
@@ -273,7 +276,7 @@ for target in (0.5, 0.75, 0.9, 0.95):
 U = np.random.default_rng(0).random((100, 100))
 masks_u = {m: pr.prune(torch.from_numpy(U), m, 0.1, seed=0)[1].numpy() for m in ("topprob", "random")}
 fig = plotting.plot_kept_weights(U, masks_u, "Distribution of non-zero weights (uniform 100 x 100, s = 0.9)")
-save_figure(fig, "fig3_kept_weights_uniform")
+save_figure(fig, "fig3_kept_weights_uniform", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # The mean relative magnitude of the kept weights:
@@ -294,7 +297,7 @@ masks_ff = {m: pr.prune(torch.from_numpy(W), m, fig3.RETRAIN_DENSITY, list(run.c
             for m in ("topprob", "random")}
 title = f"Trained flip-flop networks, p = {fig3.RETRAIN_DENSITY:.4f} (all seeds)"
 fig = plotting.plot_kept_weights(W, masks_ff, title)
-save_figure(fig, "fig3_kept_weights_flipflop")
+save_figure(fig, "fig3_kept_weights_flipflop", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # **Exercise 3.** Back to the uniform matrix `U` and its two masks `masks_u` (s = 0.9): what fraction of the
@@ -322,7 +325,7 @@ for m, mk in masks_u.items():
 panels = {sw.data_label: (sw.levels, {m: sw.loss[m] for m in ("random", "topprob")}) for sw in sweeps.values()}
 fig = plotting.plot_pruning_sweep(panels, "Held-out loss (MSE or cross-entropy)",
                                   dense={sw.data_label: sw.dense_loss for sw in sweeps.values()})
-save_figure(fig, "fig3_errors_at_pruning")
+save_figure(fig, "fig3_errors_at_pruning", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # For sequential MNIST, accuracy tells the same story on a scale that needs no explanation (chance = 10 %).
@@ -331,7 +334,7 @@ save_figure(fig, "fig3_errors_at_pruning")
 dg = sweeps["mnist"]
 fig = plotting.plot_pruning_sweep({dg.data_label: (dg.levels, dg.accuracy)}, "Held-out accuracy (%)", log=False,
                                   dense={dg.data_label: dg.dense_accuracy})
-save_figure(fig, "fig3_mnist_accuracy_at_pruning")
+save_figure(fig, "fig3_mnist_accuracy_at_pruning", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # ### Masked retraining from p = 0.0862
@@ -345,7 +348,7 @@ save_figure(fig, "fig3_mnist_accuracy_at_pruning")
 panels = {sweeps[t].data_label: ({m: retrained[(t, m)].test_loss for m in ("random", "topprob")},
                                  retrained[(t, "topprob")].dense_loss) for t in TASKS}
 fig = plotting.plot_retraining(panels)
-save_figure(fig, "fig3_masked_retraining")
+save_figure(fig, "fig3_masked_retraining", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # The numbers behind the curves, means over seeds (`final_accuracy`: held-out accuracy on MNIST in %;
@@ -446,7 +449,7 @@ panels = {sweeps[t].data_label: (sweeps[t].levels, sweeps[t].loss["random"], swe
           for t in TASKS}
 holm_p = {sweeps[t].data_label: tables[t]["holm_t_log"].to_numpy() for t in TASKS}
 fig = plotting.plot_paired_log_ratio(panels, holm_p)
-save_figure(fig, "fig3_paired_log_ratio")
+save_figure(fig, "fig3_paired_log_ratio", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # ### As published beside the recommended protocol (our networks)
@@ -490,7 +493,7 @@ print("Holm over the 13 interior levels of the as-published MWU p-values, minimu
 aggs = {sw.data_label.split(" (")[0]: reference_aggregation(sw.loss["random"], sw.loss["topprob"])
         for sw in sweeps.values()}
 fig = plotting.plot_reference_bars(aggs, "Our networks, reference aggregation (as published)")
-save_figure(fig, "fig3_bars_as_published_ours")
+save_figure(fig, "fig3_bars_as_published_ours", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # The same chart for the reference's own arrays:
@@ -498,7 +501,7 @@ save_figure(fig, "fig3_bars_as_published_ours")
 # %%
 fig = plotting.plot_reference_bars({k: reference_aggregation(R, T) for k, (R, T) in ref_tables.items()},
                                    "Reference arrays, reference aggregation (as published)")
-save_figure(fig, "fig3_bars_as_published_reference")
+save_figure(fig, "fig3_bars_as_published_reference", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # **Exercise 5. Minimum of uncorrected p-values.** Simulate 300 experiments with *no* difference between methods
@@ -526,7 +529,7 @@ print(f"'*' under the null: min uncorrected p {hits_min / reps:.2f}, Holm {hits_
 #
 # On wave, top-prob is worse than random at p = 0.31-0.70 in most of our seeds; in the reference's stored arrays it
 # wins in 4-5 of 5 runs at every interior level. Each **candidate** changes one thing of the sweep
-# (`biornn.fig3.wave_candidates`; `python -m biornn wave-candidates` computes and caches them): how the pruned
+# (`biornn.experiments.fig3.wave_candidates`; `python -m biornn wave-candidates` computes and caches them): how the pruned
 # networks are scored (the reference scored every run on run 4's last *training* batch, Q7), which entries may be
 # pruned and how the budget is set (Q1, Q2), how top-prob spreads its budget (within E/I blocks), which trained
 # network is pruned (another rule, an early checkpoint) and the wave signal (the intended harmonics, E/I input
@@ -581,7 +584,7 @@ print(f"wave, p = {LEVELS[6]:.3f}: top-prob keeps E {share_E:.0%}, I {share_I:.0
 # %%
 ref_row = cand_table.set_index("candidate").loc[fig3.REFERENCE_ROW]
 fig = plotting.plot_wave_candidates(cand_table[cand_table.candidate != fig3.REFERENCE_ROW], ref_row.log_ratio)
-save_figure(fig, "fig3_wave_candidates")
+save_figure(fig, "fig3_wave_candidates", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # **The as-published sweep beside the default.** The two rows that follow the reference's protocol where it departs
@@ -592,7 +595,7 @@ save_figure(fig, "fig3_wave_candidates")
 # %%
 panels, dense_lines = fig3.sweep_panels(candidates, reference=fig3.reference_result(REF))
 fig = plotting.plot_pruning_sweep(panels, "Per-element MSE (wave)", dense=dense_lines)
-save_figure(fig, "fig3_wave_as_published")
+save_figure(fig, "fig3_wave_as_published", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # **Reading the paper-mode cache** (the summary below prints the verdicts from the table). How the pruned networks
@@ -627,7 +630,7 @@ if MODE == "paper" and WAVE_LEAD_CACHE.exists():
     print(format_lead(lead))
     print(post_hoc_note(lead))
     fig = plot_wave_lead(lead)
-    save_figure(fig, "fig3_wave_lead")
+    save_figure(fig, "fig3_wave_lead", mode=MODE, folder=FIGURES)
 else:
     lead = None
     print("(paper mode reads data/results/fig3/wave-lead.json; python -m biornn wave-lead computes it, about 8 min "

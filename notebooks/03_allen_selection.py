@@ -53,13 +53,16 @@
 # %%
 import matplotlib.pyplot as plt
 
-from biornn import allen, allen_nwb
 from biornn.cli import main as biornn_cli
-from biornn.config import start
-from biornn.errors import BiornnError
+from biornn.core.config import figures_dir, start, want_retrain
+from biornn.core.errors import BiornnError
+from biornn.data import allen, allen_nwb
+from biornn.plotting import allen as allen_plots
 from biornn.plotting import save_figure
 
 MODE = start()  # the mode, read once (BIORNN_MODE); also tunes the allocator for large CPU tensors
+RETRAIN = want_retrain()  # BIORNN_RETRAIN, read once here and passed down
+FIGURES = figures_dir()  # where save_figure writes: BIORNN_FIGURES or figures/, read once here
 print("mode:", MODE)
 
 # %% [markdown]
@@ -153,8 +156,8 @@ for exp in allen.EXPERIENCE_LEVELS:
 
 # %%
 fig, ax = plt.subplots(figsize=(10, 4))
-allen.plot_depths(published, ax=ax)
-save_figure(fig, "03_allen_depths_published")
+allen_plots.plot_depths(published, ax=ax)
+save_figure(fig, "03_allen_depths_published", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # **Exercise 2.** Under `published`, what fraction of the familiar V1 SST L4 planes also feed the L5 population?
@@ -192,8 +195,8 @@ assert not split.duplicated(["experience_level", "ophys_experiment_id"]).any()
 
 # %%
 fig, ax = plt.subplots(figsize=(10, 4))
-allen.plot_depths(split, ax=ax)
-save_figure(fig, "03_allen_depths_split")
+allen_plots.plot_depths(split, ax=ax)
+save_figure(fig, "03_allen_depths_split", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # ### Why not simply L5 = [370, 500]?
@@ -280,7 +283,7 @@ fewest = counts.sort_values("n_cells").head(3)
 print(fewest.to_string())
 
 # %% [markdown]
-# The reading path from NWB files is tested offline: `biornn.allen_nwb.write_fixture_cache(DIR)` writes a small
+# The reading path from NWB files is tested offline: `biornn.data.allen_nwb.write_fixture_cache(DIR)` writes a small
 # AllenSDK cache of synthetic NWB files (one real selected experiment per population), which
 # `python -m biornn allen build --source DIR ...` and `tests/test_allen_nwb.py` read exactly as they would read a
 # download.

@@ -45,7 +45,7 @@
 # ~15 s, paper mode ~30 s.
 #
 # **Data source.** No traces are available offline, so by default this notebook runs on the **digital twin**
-# (`biornn.synthetic`): the real selected experiments (ids, sessions, depths, cell counts) with simulated stimuli and
+# (`biornn.data.synthetic`): the real selected experiments (ids, sessions, depths, cell counts) with simulated stimuli and
 # ΔF/F from a known cell-type network. Set `BIORNN_ALLEN_CACHE=/path/to/allensdk_cache` to use real data through
 # AllenSDK (the checked outputs below then differ; run it without nbval). The section *With a network* below says how
 # to get such a cache.
@@ -54,9 +54,10 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-from biornn import allen, curate
 from biornn.cli import main as biornn_cli
-from biornn.config import start
+from biornn.core.config import figures_dir, start, want_retrain
+from biornn.data import allen, curate
+from biornn.plotting import curate as curate_plots
 from biornn.plotting import save_figure
 
 # %% [markdown]
@@ -64,6 +65,8 @@ from biornn.plotting import save_figure
 
 # %%
 MODE = start()  # the mode, read once (BIORNN_MODE); also tunes the allocator for large CPU tensors
+RETRAIN = want_retrain()  # BIORNN_RETRAIN, read once here and passed down
+FIGURES = figures_dir()  # where save_figure writes: BIORNN_FIGURES or figures/, read once here
 source, meta = curate.open_default_source(MODE, seed=0)
 print("mode:", MODE, "| source:", source.name)
 
@@ -100,8 +103,8 @@ data.trials.head()
 # %%
 first_omission = stim.loc[stim["omitted"], "start_time"].iloc[0]
 fig, ax = plt.subplots(figsize=(10, 3))
-curate.plot_timeline(data, first_omission - 10, first_omission + 10, ax=ax)
-save_figure(fig, "04_allen_timeline")
+curate_plots.plot_timeline(data, first_omission - 10, first_omission + 10, ax=ax)
+save_figure(fig, "04_allen_timeline", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # **Exercise 1.** Which fraction of the behaviour block's flashes are omitted (the paper's sessions: about 5 %)?
@@ -151,8 +154,8 @@ assert np.all(nc.event_time + nc.t_rel[:, -1] < change)
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 4))
-curate.plot_windows(windows, ax=ax)
-save_figure(fig, "04_allen_windows_example")
+curate_plots.plot_windows(windows, ax=ax)
+save_figure(fig, "04_allen_windows_example", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # **Exercise 2.** How many omission windows does this plane yield per minute of the behaviour block? Replace the
@@ -190,7 +193,7 @@ fig, ax = plt.subplots(figsize=(5, 3))
 ax.bar(values, counts, color="0.5")
 ax.set_xlabel("window index of the first frame at/after the change")
 ax.set_ylabel("windows")
-save_figure(fig, "04_allen_published_framing")
+save_figure(fig, "04_allen_published_framing", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # **Exercise 3.** Align the no-change windows on the trial start, as published (`no_change_alignment="trial_start"`):
@@ -249,7 +252,7 @@ for w in windows:
 biornn_cli(["allen", "plan", "--metadata", "bundled", "--layer-rule", "split", "--max-experiments", "1"])
 
 # %% [markdown]
-# Without a network, `biornn.allen_nwb.write_fixture_cache(DIR)` writes a small offline cache of synthetic NWB files
+# Without a network, `biornn.data.allen_nwb.write_fixture_cache(DIR)` writes a small offline cache of synthetic NWB files
 # for real selected experiments; `BIORNN_ALLEN_CACHE=DIR` then runs this notebook through the real NWB reading path
 # (this is what `tests/test_allen_nwb.py` checks).
 #

@@ -54,10 +54,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from biornn import allen, allen_nwb, curate, synthetic
 from biornn.cli import main as biornn_cli
-from biornn.config import start
-from biornn.connectivity import POPULATION_LABELS
+from biornn.core import conditions
+from biornn.core.config import figures_dir, start, want_retrain
+from biornn.data import allen, allen_nwb, curate, synthetic
+from biornn.nn.connectivity import POPULATION_LABELS
+from biornn.plotting import allen as allen_plots
+from biornn.plotting import curate as curate_plots
 from biornn.plotting import save_figure
 
 # %% [markdown]
@@ -65,6 +68,8 @@ from biornn.plotting import save_figure
 
 # %%
 MODE = start()  # the mode, read once (BIORNN_MODE); also tunes the allocator for large CPU tensors
+RETRAIN = want_retrain()  # BIORNN_RETRAIN, read once here and passed down
+FIGURES = figures_dir()  # where save_figure writes: BIORNN_FIGURES or figures/, read once here
 CONFIG = curate.CurateConfig(seed=0)  # split layers, window omission filter, smooth-then-shift, 20 % held out
 print("mode:", MODE, "| source:", curate.default_source_spec())
 
@@ -75,12 +80,12 @@ print("mode:", MODE, "| source:", curate.default_source_spec())
 # bootstrapped and smoothed.
 
 # %%
-datasets, folder = curate.cached_datasets(conditions=curate.CONDITIONS, config=CONFIG, mode=MODE)
+datasets, folder = curate.cached_datasets(conditions=conditions.CONDITIONS, config=CONFIG, mode=MODE, retrain=RETRAIN)
 
 # %% tags=["keep_output"]
 # NBVAL_CHECK_OUTPUT
 for cond, ds in datasets.items():
-    print(f"{cond:19s} {curate.ABBREVIATIONS[cond]}  inputs {ds.inputs.shape}  held-out {ds.heldout_inputs.shape}  "
+    print(f"{cond:19s} {conditions.ABBREVIATIONS[cond]}  inputs {ds.inputs.shape}  held-out {ds.heldout_inputs.shape}  "
           f"rows {int(ds.row_counts.sum())} + {int(ds.heldout_row_counts.sum())} held out")
 
 # %% [markdown]
@@ -102,7 +107,7 @@ for ds in datasets.values():
 
 # %% tags=["keep_output"]
 # NBVAL_CHECK_OUTPUT
-rows = pd.DataFrame({curate.ABBREVIATIONS[c]: ds.row_counts for c, ds in datasets.items()}, index=POPULATION_LABELS)
+rows = pd.DataFrame({conditions.ABBREVIATIONS[c]: ds.row_counts for c, ds in datasets.items()}, index=POPULATION_LABELS)
 print(rows.to_string())
 
 # %% [markdown]
@@ -125,27 +130,27 @@ print(pd.DataFrame({"fewest rows": fewest, "max / min": spread.round(1)}).to_str
 # target (green dashed, frames 1–15); the red line marks frame 8, the first frame after the change.
 
 # %%
-axes = curate.plot_population_means(datasets["familiar_change"], "V1")
-save_figure(axes[0, 0].figure, "05_allen_fc_v1_means")
+axes = curate_plots.plot_population_means(datasets["familiar_change"], "V1")
+save_figure(axes[0, 0].figure, "05_allen_fc_v1_means", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # The same for LM:
 
 # %%
-axes = curate.plot_population_means(datasets["familiar_change"], "LM")
-save_figure(axes[0, 0].figure, "05_allen_fc_lm_means")
+axes = curate_plots.plot_population_means(datasets["familiar_change"], "LM")
+save_figure(axes[0, 0].figure, "05_allen_fc_lm_means", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # One population in all six conditions (solid familiar, dashed novel): the VIP response to omissions stands out.
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 4))
-curate.plot_conditions(datasets, "V1_L2/3_VIP", ax=ax)
-save_figure(fig, "05_allen_conditions_v1_l23_vip")
+curate_plots.plot_conditions(datasets, "V1_L2/3_VIP", ax=ax)
+save_figure(fig, "05_allen_conditions_v1_l23_vip", mode=MODE, folder=FIGURES)
 
 # %% tags=["keep_output"]
 # NBVAL_CHECK_OUTPUT
-means = {curate.ABBREVIATIONS[c]: np.round(ds.inputs.mean(axis=(0, 1))[[0, 5, 9, 14]], 3).tolist()
+means = {conditions.ABBREVIATIONS[c]: np.round(ds.inputs.mean(axis=(0, 1))[[0, 5, 9, 14]], 3).tolist()
          for c, ds in datasets.items()}
 print("mean input of V1_L4_Pyr, V1_L2/3_VIP, LM_L4_Pyr, LM_L2/3_VIP:")
 for k, v in means.items():
@@ -177,8 +182,8 @@ print(f"SD with 100 draws / SD with 400 draws = {sd[100] / sd[400]:.2f}")
 W = synthetic.ground_truth_connectivity(synthetic.twin_config(MODE))
 delta = W["novel_omission"] - W["novel_no_change"]
 fig, ax = plt.subplots(figsize=(6, 5.5))
-synthetic.plot_block_matrix(delta, ax=ax, title="ground truth NO - NN, W[post, pre]")
-save_figure(fig, "05_allen_twin_truth_no_minus_nn")
+allen_plots.plot_block_matrix(delta, ax=ax, title="ground truth NO - NN, W[post, pre]")
+save_figure(fig, "05_allen_twin_truth_no_minus_nn", mode=MODE, folder=FIGURES)
 
 # %% tags=["keep_output"]
 # NBVAL_CHECK_OUTPUT
@@ -202,7 +207,7 @@ for post, pre in np.argwhere(d != 0):
 # ## 4. The dataset files, and the real datasets
 #
 # One `<condition>.npz` (plain arrays, no pickles) plus a `<condition>.json` manifest per condition, written atomically
-# (format in the `biornn.curate` docstring). The manifest records every setting, the source, row counts, skipped
+# (format in the `biornn.data.curate` docstring). The manifest records every setting, the source, row counts, skipped
 # experiments and the npz checksum.
 
 # %% tags=["keep_output"]
@@ -252,7 +257,7 @@ print(f"smoke run (K = 1): {smoke['n_experiments']} NWB files, {smoke['n_session
 # %% tags=["exercise"]
 # Exercise 4 (solution)
 # Hint: compare the published row count with the default's training plus held-out rows of the same population.
-pub, _ = curate.cached_datasets(conditions=("familiar_change",), config=curate.CurateConfig.published(), mode=MODE)
+pub, _ = curate.cached_datasets(conditions=("familiar_change",), config=curate.CurateConfig.published(), mode=MODE, retrain=RETRAIN)
 i = POPULATION_LABELS.index("V1_L4_SST")
 # BEGIN SOLUTION
 n_published = int(pub["familiar_change"].row_counts[i])
@@ -261,7 +266,7 @@ n_split = int(datasets["familiar_change"].row_counts[i] + datasets["familiar_cha
 print(f"V1_L4_SST rows: published {n_published}, split {n_split} (+{n_published - n_split})")
 
 # %% [markdown]
-# Offline, `biornn.allen_nwb.write_fixture_cache(DIR)` writes a small AllenSDK cache of synthetic NWB files for real
+# Offline, `biornn.data.allen_nwb.write_fixture_cache(DIR)` writes a small AllenSDK cache of synthetic NWB files for real
 # selected experiments; `python -m biornn allen build --source DIR --condition all --out OUT` then runs the real NWB
 # reading path end to end (`tests/test_allen_nwb.py` does this).
 #
@@ -271,9 +276,9 @@ print(f"V1_L4_SST rows: published {n_published}, split {n_split} (+{n_published 
 
 # %%
 fc = datasets["familiar_change"]
-print(f"{len(datasets)} datasets ({', '.join(curate.ABBREVIATIONS[c] for c in datasets)}), each inputs "
+print(f"{len(datasets)} datasets ({', '.join(conditions.ABBREVIATIONS[c] for c in datasets)}), each inputs "
       f"{fc.inputs.shape} and held-out {fc.heldout_inputs.shape}")
-print("training rows per condition:", {curate.ABBREVIATIONS[c]: int(ds.row_counts.sum()) for c, ds in datasets.items()})
+print("training rows per condition:", {conditions.ABBREVIATIONS[c]: int(ds.row_counts.sum()) for c, ds in datasets.items()})
 print(f"planted NO - NN differences in the twin's ground truth: {int((delta != 0).sum())} blocks")
 
 # %% [markdown]

@@ -35,7 +35,7 @@
 # 3. Judge a fit on **held-out** trials against reference predictors, not on training data.
 # 4. Read the fitted connectivity at the level of populations: what pruning fixed and what training chose.
 #
-# **Data.** The digital twin of the Allen Visual Behavior recordings (`biornn.synthetic`), condition familiar change
+# **Data.** The digital twin of the Allen Visual Behavior recordings (`biornn.data.synthetic`), condition familiar change
 # (FC); with `BIORNN_ALLEN_CACHE` set, real data.
 #
 # **Runtimes** (2 CPU cores, from the README's [runtime table](../README.md#notebooks-and-runtimes)): quick mode
@@ -49,14 +49,17 @@ import pandas as pd
 import torch
 
 from biornn import celltype as ct
-from biornn import fig4_tables, plotting
-from biornn.config import get_mode
-from biornn.connectivity import POPULATION_LABELS, aggregate_blocks, block_density, pathway_blocks, populations
-from biornn.curate import ABBREVIATIONS
-from biornn.models import CelltypeRNN
+from biornn import plotting
+from biornn.core.conditions import ABBREVIATIONS
+from biornn.core.config import figures_dir, get_mode, want_retrain
+from biornn.experiments import fig4 as fig4_tables
+from biornn.nn.connectivity import POPULATION_LABELS, aggregate_blocks, block_density, pathway_blocks, populations
+from biornn.nn.models import CelltypeRNN
 from biornn.plotting import save_figure
 
 MODE = get_mode()
+RETRAIN = want_retrain()  # BIORNN_RETRAIN, read once here and passed down
+FIGURES = figures_dir()  # where save_figure writes: BIORNN_FIGURES or figures/, read once here
 CONDITION = "familiar_change"
 pd.set_option("display.width", 120)
 print("mode:", MODE)
@@ -87,7 +90,7 @@ assert list(table["label"][:3]) == ["V1_L4_Pyr", "V1_L4_SST", "V1_L4_VIP"]
 
 # %%
 fig = plotting.plot_celltype_network()
-save_figure(fig, "fig4_network_diagram")
+save_figure(fig, "fig4_network_diagram", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # The same targets as numbers: the empty blocks, and the densities of area-layer blocks (size-weighted means over
@@ -123,7 +126,7 @@ print(f"within-area connections asked for: {within_total:,.0f}; expected density
 # %% [markdown]
 # ## 2. The model
 #
-# `biornn.models.CelltypeRNN` (§3): `a_t = tanh(W_in x_t + W_rec r_{t−1})`, `r_t = relu(a_t)`, and population `p`'s
+# `biornn.nn.models.CelltypeRNN` (§3): `a_t = tanh(W_in x_t + W_rec r_{t−1})`, `r_t = relu(a_t)`, and population `p`'s
 # prediction `ŷ[p] = w_p · a_t[I_p] + b_p` reads only its own units' **unrectified** activity through frozen
 # readouts, which pins each unit to its population. `W_rec` starts dense, Pyr columns ≥ 0 and SST/VIP columns ≤ 0.
 # Input mapping `dense` (every unit sees all 18 channels: what the reference ran, Q1) or `population` (channel p
@@ -188,7 +191,7 @@ assert not CHECKS.to_numpy().any()
 
 # %%
 fig = plotting.plot_celltype_curves({label: run.summary["runs"] for label, run in RUNS.items()})
-save_figure(fig, "fig4_training_curves")
+save_figure(fig, "fig4_training_curves", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # **Exercise 3 (Q7).** The reference saved its sparse checkpoint only when an epoch's loss *summed over batches*
@@ -226,7 +229,7 @@ print(fig4_tables.reference_table(PUB["baselines"]).round(3).to_string())
 fig = plotting.plot_celltype_traces(PUB["trace_targets"][0], PUB["trace_dense"][0, 0], PUB["trace_sparse"][0, 0],
                                     fits=PUB["runs"][0]["heldout"]["sparse"],
                                     title=f"{ABBREVIATIONS[CONDITION]} held-out sample 0, seed 0 (as published)")
-save_figure(fig, "fig4_traces")
+save_figure(fig, "fig4_traces", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # The fits side by side: median over populations of the held-out r and R² (each the median over seeds), dense and
@@ -260,7 +263,7 @@ for p in worst:
 # %%
 matrices = {"Initial": PUB["W_init_seed"], "Dense": PUB["W_dense_seed"], "Sparse": PUB["W_sparse_seed"]}
 fig = plotting.plot_weight_matrices(matrices, sizes=RUNS["as published"].config.sizes_dict)
-save_figure(fig, "fig4_weight_matrices")
+save_figure(fig, "fig4_weight_matrices", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # The paper's population-level panel: block mean of |W_rec| of the sparse model (zeros included, as the reference),
@@ -269,7 +272,7 @@ save_figure(fig, "fig4_weight_matrices")
 
 # %%
 fig = plotting.plot_block_heatmap(PUB["block_abs_sparse"], title="Sparse model: block mean |W| (as published)")
-save_figure(fig, "fig4_block_heatmap")
+save_figure(fig, "fig4_block_heatmap", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # **Exercise 5 (Q8).** Prune seed 0's dense weights with the published rule and with exact budgets

@@ -43,14 +43,19 @@ import numpy as np
 import pandas as pd
 
 from biornn import celltype as ct
-from biornn import fig4_tables, plotting, recovery
-from biornn.config import get_mode
-from biornn.connectivity import POPULATION_LABELS, display_order
-from biornn.curate import ABBREVIATIONS, cached_datasets
-from biornn.plot_recovery import plot_ablation
+from biornn import plotting
+from biornn.core.conditions import ABBREVIATIONS
+from biornn.core.config import figures_dir, get_mode, want_retrain
+from biornn.data.curate import cached_datasets
+from biornn.experiments import fig4 as fig4_tables
+from biornn.experiments.fig5 import recovery
+from biornn.nn.connectivity import POPULATION_LABELS, display_order
 from biornn.plotting import save_figure
+from biornn.plotting.fig5 import plot_ablation
 
 MODE = get_mode()
+RETRAIN = want_retrain()  # BIORNN_RETRAIN, read once here and passed down
+FIGURES = figures_dir()  # where save_figure writes: BIORNN_FIGURES or figures/, read once here
 CONDITION = "familiar_change"
 pd.set_option("display.width", 120)
 RUNS = fig4_tables.fig4_runs(CONDITION, MODE)
@@ -115,7 +120,7 @@ print(behind.head(5).round(3).to_string())
 # %%
 fig = plotting.plot_block_heatmap(RUNS["corrected"].summary["block_abs_sparse"],
                                   title="Sparse model: block mean |W| (corrected)")
-save_figure(fig, "fig4_block_heatmap_corrected")
+save_figure(fig, "fig4_block_heatmap_corrected", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # A block mean mixes density with strength (Q4). The density part is fixed by pruning; the strength part is what
@@ -150,7 +155,7 @@ print(f"V1_L4_Pyr reaches {len(reached)} populations in one step: {reached}")
 # %%
 fig = plotting.plot_density_vs_table(PUB["target_density"], {label: run.summary["realised_density"]
                                                                for label, run in RUNS.items()})
-save_figure(fig, "fig4_block_densities")
+save_figure(fig, "fig4_block_densities", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # At the area-layer level (§7.4 lists the published FN values, e.g. V1 L2/3 ← V1 L2/3 .119 against a target of
@@ -179,7 +184,7 @@ for label, run in RUNS.items():
 # %% [markdown]
 # ## E. Identifiability: do block weights recover the twin's ground truth?
 #
-# The twin's data come from a known 18 × 18 population network (`biornn.synthetic.ground_truth_connectivity`). Over
+# The twin's data come from a known 18 × 18 population network (`biornn.data.synthetic.ground_truth_connectivity`). Over
 # the blocks where the truth is nonzero: Spearman rank correlation of the fitted block means with the truth (signed,
 # and of magnitudes), and sign agreement. The **structure only** rows score the untrained weights times the final
 # mask: which blocks exist, their densities and the column signs earn part of the correlation, so only the margin
@@ -196,7 +201,7 @@ print(fig4_tables.identifiability_table(RUNS).to_string(index=False))
 # %%
 fig = plotting.plot_identifiability(PUB.get("ground_truth"), PUB["block_mean_sparse"],
                                     title=f"{ABBREVIATIONS[CONDITION]}: fitted vs true population coupling")
-save_figure(fig, "fig4_identifiability")
+save_figure(fig, "fig4_identifiability", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # **Exercise E1.** Compute the Spearman correlation of the seed-mean fitted block means (sparse, as published) with
@@ -237,7 +242,7 @@ print(ABLATION.groupby("variant", sort=False)[["heldout_r", "rho_strength", "bas
 
 # %%
 fig = plot_ablation(ABLATION)
-save_figure(fig, "fig4_ablation")
+save_figure(fig, "fig4_ablation", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # **Exercise F1.** Only the margin above the structure-only baseline is learned. Per variant, how far is the median
@@ -277,7 +282,7 @@ print(f"seeds at or above 0.9: {int(CACHED.passes.sum())}/{len(CACHED)}; full-wi
 
 # %%
 fig = plotting.plot_condition_fits(CACHED)
-save_figure(fig, "fig4_condition_fits")
+save_figure(fig, "fig4_condition_fits", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # Where do the weakest fits lose? Per population, for the condition and window with the lowest fits: the sparse
@@ -302,7 +307,7 @@ print(per_population.round(3).to_string())
 # %% tags=["exercise"]
 # Exercise G1 (solution)
 # Hint: ct.linear_history_predict(x, y, hx, history=k) predicts hy; ct.fit_metrics(pred[None], hy)["r"] scores it.
-data = cached_datasets(conditions=(CONDITION,), mode="quick", progress=False)[0][CONDITION]
+data = cached_datasets(conditions=(CONDITION,), mode="quick", progress=False, retrain=RETRAIN)[0][CONDITION]
 x, y, hx, hy = data.inputs, data.targets, data.heldout_inputs, data.heldout_targets
 for k in (1, 2, 4):
     # BEGIN SOLUTION

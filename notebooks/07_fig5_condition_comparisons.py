@@ -44,16 +44,19 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from biornn import analysis as an
-from biornn import joint_linear_report as jlr
-from biornn import recovery
-from biornn.config import RESULTS_DIR, get_mode
-from biornn.joint_linear import JointConfig, deconvolve, fit_joint
-from biornn.plot_recovery import null_band, plot_fitted_vs_planted
+from biornn.core import conditions
+from biornn.core.config import RESULTS_DIR, figures_dir, get_mode, want_retrain
+from biornn.experiments.fig5 import joint_linear_report as jlr
+from biornn.experiments.fig5 import recovery
+from biornn.experiments.fig5.joint_linear import JointConfig, deconvolve, fit_joint
 from biornn.plotting import save_figure
-from biornn.stats import adjust
+from biornn.plotting.fig5 import null_band, plot_fitted_vs_planted
+from biornn.stats import comparisons
+from biornn.stats.significance import adjust
 
 MODE = get_mode()
+RETRAIN = want_retrain()  # BIORNN_RETRAIN, read once here and passed down
+FIGURES = figures_dir()  # where save_figure writes: BIORNN_FIGURES or figures/, read once here
 SEPARATE = recovery.load_report("recovery-recommended-half")
 JOINT = recovery.load_report("recovery-joint-linear-full")
 pd.set_option("display.width", 140)
@@ -68,8 +71,8 @@ print("mode:", MODE, "- the lecture reads the same committed reports in both mod
 
 # %% tags=["keep_output"]
 # NBVAL_CHECK_OUTPUT
-REF = an.reference_fig5()
-for window in an.WINDOWS:
+REF = comparisons.reference_fig5()
+for window in conditions.WINDOWS:
     for pair, entry in REF["pairs"][window].items():
         print(f"{window:4s} {pair:6s} " + "  ".join(f"{p:6s} {v['layer']:+6.1f}" for p, v in entry["pathways"].items()))
 
@@ -248,7 +251,7 @@ print(f"Holm: recovered {holm['planted_recovered']} of {holm['planted_total']}, 
 # %%
 REPORTS = {"separate (the paper's estimator)": SEPARATE, "joint linear": JOINT}
 fig = plot_fitted_vs_planted(REPORTS)
-save_figure(fig, "fig5_fitted_vs_planted")
+save_figure(fig, "fig5_fitted_vs_planted", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # **Exercise 5.** Without any test: for each estimator, how many planted changes lie outside the null band on the

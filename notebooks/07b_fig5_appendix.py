@@ -48,13 +48,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from biornn import analysis as an
-from biornn import recovery
-from biornn.config import get_mode
-from biornn.connectivity import POPULATION_LABELS, population_index
-from biornn.curate import cached_datasets
-from biornn.errors import BiornnError
-from biornn.plot_recovery import plot_recovery, plot_scaling
+from biornn import celltype as ct
+from biornn.core import conditions
+from biornn.core.config import figures_dir, get_mode, want_retrain
+from biornn.core.errors import BiornnError
+from biornn.data.curate import cached_datasets
+from biornn.experiments.fig5 import inputs as fig5
+from biornn.experiments.fig5 import recovery
+from biornn.experiments.fig5.recovery_scaling import linear_table, sample_independence, scaling_table
+from biornn.nn.connectivity import POPULATION_LABELS, population_index
 from biornn.plotting import (
     plot_difference_grid,
     plot_difference_map,
@@ -63,9 +65,13 @@ from biornn.plotting import (
     plot_pathway_schematic,
     save_figure,
 )
-from biornn.recovery_scaling import linear_table, sample_independence, scaling_table
+from biornn.plotting.fig5 import plot_recovery, plot_scaling
+from biornn.stats import blocks as an
+from biornn.stats import comparisons
 
 MODE = get_mode()
+RETRAIN = want_retrain()  # BIORNN_RETRAIN, read once here and passed down
+FIGURES = figures_dir()  # where save_figure writes: BIORNN_FIGURES or figures/, read once here
 print("mode:", MODE)
 
 # %% [markdown]
@@ -120,8 +126,8 @@ for g, post, pre in (("population", "V1_L2/3_Pyr", "V1_L4_Pyr"), ("population", 
 
 # %% tags=["keep_output"]
 # NBVAL_CHECK_OUTPUT
-REF = an.reference_fig5()
-for window in an.WINDOWS:
+REF = comparisons.reference_fig5()
+for window in conditions.WINDOWS:
     for pair, entry in REF["pairs"][window].items():
         cells = [f"{p:6s} {v['layer']:+6.1f}{'*' if v['largest'] else ' '} [{', '.join(f'{x:+.0f}' for x in v['populations'])}]"
                  for p, v in entry["pathways"].items()]
@@ -150,7 +156,7 @@ for g, summary in hand.items():
 # stand-ins, otherwise builds synthetic weights from the twin's ground truth. Only sparse (fine-tuned) weights are used.
 
 # %%
-inputs = an.fig5_inputs(MODE)
+inputs = fig5.fig5_inputs(MODE, retrain=RETRAIN)
 SOURCE = inputs.source
 print(inputs.description)
 print("runs per condition-window:", sorted(set(inputs.n_runs().values())))
@@ -175,7 +181,7 @@ for q, factor in (("mean_abs", SCALE), ("density", 1.0), ("strength", SCALE)):
 # about 120 population blocks), for each quantity separately.
 
 # %%
-comps = an.compare_pairs(inputs.summaries, test=TEST, correction=CORRECTION, alpha=ALPHA)
+comps = comparisons.compare_pairs(inputs.summaries, test=TEST, correction=CORRECTION, alpha=ALPHA)
 head = comps[HEADLINE]
 print(head.describe())
 print({f"{g}/{q}": head.family_size(g, q) for g, q in head.blocks if q == "mean_abs"})
@@ -187,7 +193,7 @@ print({f"{g}/{q}": head.family_size(g, q) for g, q in head.blocks if q == "mean_
 
 # %%
 counts = pd.DataFrame({w: {pair: int(c.significant("layer").sum()) for (ww, pair), c in comps.items() if ww == w}
-                       for w in an.WINDOWS})
+                       for w in conditions.WINDOWS})
 counts.index.name = "significant layer blocks"
 print(counts.T.to_string())
 print(f"({head.test_name}, n = {head.n_a} vs {head.n_b} runs per pair; Benjamini-Hochberg FDR over the tested layer "
@@ -211,7 +217,7 @@ def panels(window, granularity, quantity="mean_abs"):
 
 fig = plot_difference_grid(panels("full", "layer"), head.labels["layer"], scale=SCALE)
 fig.suptitle(f"Layers, full window ({SOURCE})", y=1.01)
-save_figure(fig, "fig5_layers_full")
+save_figure(fig, "fig5_layers_full", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # The same for the half window (the second half of each 15-frame window).
@@ -219,7 +225,7 @@ save_figure(fig, "fig5_layers_full")
 # %%
 fig = plot_difference_grid(panels("half", "layer"), head.labels["layer"], scale=SCALE)
 fig.suptitle(f"Layers, half window ({SOURCE})", y=1.01)
-save_figure(fig, "fig5_layers_half")
+save_figure(fig, "fig5_layers_half", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # ### Population-level differences
@@ -231,7 +237,7 @@ save_figure(fig, "fig5_layers_half")
 fig = plot_difference_grid(panels("full", "population"), head.labels["population"], scale=SCALE, panel_size=5.0,
                            fontsize=5)
 fig.suptitle(f"Populations, full window ({SOURCE})", y=1.005)
-save_figure(fig, "fig5_populations_full")
+save_figure(fig, "fig5_populations_full", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # Half window:
@@ -240,7 +246,7 @@ save_figure(fig, "fig5_populations_full")
 fig = plot_difference_grid(panels("half", "population"), head.labels["population"], scale=SCALE, panel_size=5.0,
                            fontsize=5)
 fig.suptitle(f"Populations, half window ({SOURCE})", y=1.005)
-save_figure(fig, "fig5_populations_half")
+save_figure(fig, "fig5_populations_half", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # ### Density or strength?
@@ -258,7 +264,7 @@ for ax, q, factor in zip(axes, an.QUANTITIES, (SCALE, 1e2, SCALE)):
                         scale=factor)
 fig.suptitle(f"{HEADLINE[1]} ({HEADLINE[0]} window, {SOURCE}): B - A", y=1.02)
 fig.tight_layout()
-save_figure(fig, "fig5_density_vs_strength")
+save_figure(fig, "fig5_density_vs_strength", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # ### Network diagrams
@@ -268,9 +274,9 @@ save_figure(fig, "fig5_density_vs_strength")
 # and runs, full window).
 
 # %%
-density = np.mean([inputs.summaries[("full", c)]["layer"].density.mean(0) for c in an.BY_ABBREVIATION], axis=0)
+density = np.mean([inputs.summaries[("full", c)]["layer"].density.mean(0) for c in conditions.BY_ABBREVIATION], axis=0)
 fig = plot_pathway_schematic(density, head.labels["layer"])
-save_figure(fig, "fig5_schematic")
+save_figure(fig, "fig5_schematic", mode=MODE, folder=FIGURES)
 
 
 # %% [markdown]
@@ -284,13 +290,13 @@ def networks(window):
         if w == window:
             a, b = pair.split("->")
             rho = (c.matrix("layer", "density", "mean_a") + c.matrix("layer", "density", "mean_b")) / 2
-            title = f"{an.CONDITION_TITLES[a]}-Sparse vs\n{an.CONDITION_TITLES[b]}-Sparse"
+            title = f"{conditions.CONDITION_TITLES[a]}-Sparse vs\n{conditions.CONDITION_TITLES[b]}-Sparse"
             out[title] = (c.matrix("layer"), rho, c.significant("layer"))
     return out
 
 fig = plot_network_grid(networks("full"), head.labels["layer"], scale=SCALE)
 fig.suptitle(f"Full window ({SOURCE})", y=1.01)
-save_figure(fig, "fig5_networks_full")
+save_figure(fig, "fig5_networks_full", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # Half window:
@@ -298,7 +304,7 @@ save_figure(fig, "fig5_networks_full")
 # %%
 fig = plot_network_grid(networks("half"), head.labels["layer"], scale=SCALE)
 fig.suptitle(f"Half window ({SOURCE})", y=1.01)
-save_figure(fig, "fig5_networks_half")
+save_figure(fig, "fig5_networks_half", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # **Exercise B1. Welch or permutation?** Compare the full-window pairs with `test="welch"`. How many layer blocks are
@@ -307,9 +313,9 @@ save_figure(fig, "fig5_networks_half")
 
 # %% tags=["exercise"]
 # Exercise B1 (solution)
-# Hint: an.compare_pairs(inputs.summaries, windows=("full",), test="welch", correction=CORRECTION, alpha=ALPHA).
+# Hint: comparisons.compare_pairs(inputs.summaries, windows=("full",), test="welch", correction=CORRECTION, alpha=ALPHA).
 # BEGIN SOLUTION
-welch = an.compare_pairs(inputs.summaries, windows=("full",), test="welch", correction=CORRECTION, alpha=ALPHA)
+welch = comparisons.compare_pairs(inputs.summaries, windows=("full",), test="welch", correction=CORRECTION, alpha=ALPHA)
 # END SOLUTION
 for (w, pair), c in welch.items():
     print(f"{pair}: Welch {int(c.significant('layer').sum()):2d} significant layer blocks, "
@@ -324,15 +330,15 @@ for (w, pair), c in welch.items():
 
 # %% tags=["exercise"]
 # Exercise B2 (solution)
-# Hint: zero a random half of W[:, post[:, None], pre[None, :]]; an.compare_conditions(base, thinned, ...).
-base = an.twin_models("FN", n_runs=5)
-thinned = an.twin_models("FN", n_runs=5)
+# Hint: zero a random half of W[:, post[:, None], pre[None, :]]; comparisons.compare_conditions(base, thinned, ...).
+base = fig5.twin_models("FN", n_runs=5)
+thinned = fig5.twin_models("FN", n_runs=5)
 post = np.flatnonzero(np.char.startswith(thinned.population, "LM_L4_"))
 pre = np.flatnonzero(np.char.startswith(thinned.population, "V1_L2/3_"))
 rng = np.random.default_rng(0)
 # BEGIN SOLUTION
 thinned.W[:, post[:, None], pre[None, :]] *= rng.random((5, post.size, pre.size)) < 0.5
-c = an.compare_conditions(base, thinned, granularities=("population", "layer"), name_a="FN", name_b="FN thinned")
+c = comparisons.compare_conditions(base, thinned, granularities=("population", "layer"), name_a="FN", name_b="FN thinned")
 # END SOLUTION
 i, j = c.labels["layer"].index("LM_L4"), c.labels["layer"].index("V1_L2/3")
 print(c.describe())
@@ -350,7 +356,7 @@ for q in an.QUANTITIES:
 # reference's values. `largest`: the pathway holds the largest |Δ| of its 6×6 map.
 
 # %%
-table = an.pathway_table(comps, REF, scale=SCALE)
+table = comparisons.pathway_table(comps, REF, scale=SCALE)
 show = table[["window", "pair", "pathway", "diff", "to_Pyr", "to_SST", "to_VIP", "p", "p_holm3", "hedges_g",
               "largest", "ref_diff", "ref_to_Pyr", "ref_to_SST", "ref_to_VIP", "ref_largest", "same_sign"]]
 print(f"source: {SOURCE}; test: {table['test'].iloc[0]}, n = {table['n'].iloc[0]} runs")
@@ -364,7 +370,7 @@ print(show.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
 # %%
 fig = plot_pathway_agreement(table)
 fig.axes[0].set_title(f"Inter-area pathways, 9 pairs x 2 windows ({SOURCE})")
-save_figure(fig, "fig5_pathway_agreement")
+save_figure(fig, "fig5_pathway_agreement", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # Summary of the comparison: how often the sign agrees, how often the largest |Δ| of a layer map is an inter-area
@@ -387,7 +393,7 @@ print(f"pathway differences with p_holm3 < {ALPHA}: {int((table['p_holm3'] < ALP
 # condition changed the model's overall weight scale rather than one pathway.
 
 # %%
-spec = an.pathway_specificity(comps)
+spec = comparisons.pathway_specificity(comps)
 print(spec.round(1).assign(within_same_sign=spec["within_same_sign"].round(2)).to_string(index=False))
 print(f"\nglobal shifts (>= 90 % of the within-area blocks move one way, by a median of >= 5 %): "
       f"{int(spec['global_shift'].sum())} of {len(spec)} pairs")
@@ -448,7 +454,7 @@ print(recovery.recovery_table(REPORT).to_string(index=False, float_format=lambda
 
 # %%
 fig = plot_recovery(REPORT)
-save_figure(fig, "fig5_recovery")
+save_figure(fig, "fig5_recovery", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # Do the fits learn the block strengths at all? Spearman's rho of fitted block strength with the true |W| over the
@@ -481,7 +487,7 @@ print({p: round(sd[p], 3) for p in ("FF", "FB_L23", "FB_L5")}, "->", "SE of a pa
 # frame, over all population pairs, beside a population's own one-frame correlation.
 
 # %%
-QUICK_TWIN, _ = cached_datasets("twin", mode="quick", twin="planted", progress=False)
+QUICK_TWIN, _ = cached_datasets("twin", mode="quick", twin="planted", progress=False, retrain=RETRAIN)
 indep = sample_independence(QUICK_TWIN["familiar_change"])
 print(f"cross-population correlation of sample deviations: mean {indep['mean']:+.3f}, max |r| "
       f"{indep['max_abs']:.3f} (n = {indep['n_samples']} samples; SE of r about {indep['n_samples'] ** -0.5:.3f}); "
@@ -514,7 +520,7 @@ print(SCALING[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
 
 # %%
 fig = plot_scaling(SCALING, LINEAR)
-save_figure(fig, "fig5_recovery_scaling")
+save_figure(fig, "fig5_recovery_scaling", mode=MODE, folder=FIGURES)
 
 # %% [markdown]
 # How to read them: the slope and the counts are the measurement; differences between RNN points are not tested
@@ -553,11 +559,11 @@ print(recovery.describe(PAPER))
 
 # %% tags=["exercise"]
 # Exercise D1 (solution)
-# Hint: an.twin_models(condition, n_runs=n) for FN and FC, then an.compare_conditions(a, b, granularities=("layer",), ...).
+# Hint: fig5.twin_models(condition, n_runs=n) for FN and FC, then comparisons.compare_conditions(a, b, granularities=("layer",), ...).
 for n in (3, 5, 8):
     # BEGIN SOLUTION
-    a, b = an.twin_models("FN", n_runs=n), an.twin_models("FC", n_runs=n)
-    c = an.compare_conditions(a, b, granularities=("layer",), quantities=("mean_abs",))
+    a, b = fig5.twin_models("FN", n_runs=n), fig5.twin_models("FC", n_runs=n)
+    c = comparisons.compare_conditions(a, b, granularities=("layer",), quantities=("mean_abs",))
     # END SOLUTION
     i, j = c.labels["layer"].index("LM_L4"), c.labels["layer"].index("V1_L2/3")
     print(f"{n} runs each: FF p = {c.matrix('layer', 'mean_abs', 'p')[i, j]:.4f}, "
@@ -637,25 +643,25 @@ print(disagree[["window", "pair", "pathway", "expected", "ours", "p_holm3"]].to_
 # differences of both variants side by side, and on the twin how many planted changes each variant recovers.
 
 # %%
-corrected_runs = an.find_fig4_runs(variant="corrected")
-corr_windows = tuple(w for w in an.WINDOWS if all((w, c) in corrected_runs for c in an.BY_ABBREVIATION))
+corrected_runs = ct.find_fig4_runs(variant="corrected")
+corr_windows = tuple(w for w in conditions.WINDOWS if all((w, c) in corrected_runs for c in conditions.BY_ABBREVIATION))
 if SOURCE == "cache" and corr_windows:
-    corr = an.fig5_inputs(MODE, source="cache", variant="corrected", windows=corr_windows)
-    corr_comps = an.compare_pairs(corr.summaries, windows=corr_windows, test=TEST, correction=CORRECTION,
+    corr = fig5.fig5_inputs(MODE, source="cache", variant="corrected", windows=corr_windows, retrain=RETRAIN)
+    corr_comps = comparisons.compare_pairs(corr.summaries, windows=corr_windows, test=TEST, correction=CORRECTION,
                                   alpha=ALPHA)
-    both = an.merge_pathway_tables({"published": table, "corrected": an.pathway_table(corr_comps, REF, scale=SCALE)})
+    both = comparisons.merge_pathway_tables({"published": table, "corrected": comparisons.pathway_table(corr_comps, REF, scale=SCALE)})
     print(f"windows with all six corrected conditions cached: {', '.join(corr_windows)}; p_holm3: "
           f"{next(iter(corr_comps.values())).describe_pathways()}")
     print(both.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     agree = int((np.sign(both["diff_published"]) == np.sign(both["diff_corrected"])).sum())
     print(f"\nsame sign in both variants: {agree} of {len(both)}; same sign as the reference: published "
           f"{int(both['same_sign_published'].sum())}, corrected {int(both['same_sign_corrected'].sum())}")
-    print(f"corrected: global shifts in {int(an.pathway_specificity(corr_comps)['global_shift'].sum())} of "
+    print(f"corrected: global shifts in {int(comparisons.pathway_specificity(corr_comps)['global_shift'].sum())} of "
           f"{len(corr_comps)} pairs")
     if inputs.ground_truth is not None and corr.ground_truth is not None:
         for name, cs, truth in (("as published", {k: v for k, v in comps.items() if k[0] in corr_windows},
                                  inputs.ground_truth), ("corrected", corr_comps, corr.ground_truth)):
-            n = an.planted_counts(an.planted_table(cs, truth, scale=SCALE))
+            n = fig5.planted_counts(fig5.planted_table(cs, truth, scale=SCALE))
             print(f"{name:12s}: planted changes recovered {n['recovered']} of {n['planted']} (FF {n['recovered_ff']}, "
                   f"feedback {n['recovered_fb']}); unplanted flagged {n['false_positive']} of {n['unplanted']}")
 else:

@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from biornn import allen
 from biornn.cli import OneLineParser
-from biornn.curate import CurateConfig, collect_windows, extract_windows
-from biornn.curate import cli as curate_cli
-from biornn.errors import BiornnError
+from biornn.core.errors import BiornnError
+from biornn.data import allen
+from biornn.data.curate import CurateConfig, collect_windows, extract_windows
+from biornn.data.curate import cli as curate_cli
 
 #: Experiments per population under `published`, computed from the shipped table (data docs §10.1: these equal the
 #: reference's 36 printed population sizes). (experience, area) -> type -> (L2/3, L4, L5).
@@ -65,8 +65,8 @@ def _counts(selection):
 
 
 def test_imports_do_not_load_allensdk():
-    code = ("import sys, biornn, biornn.allen, biornn.curate, biornn.synthetic, biornn.connectivity;"
-            "biornn.allen.load_metadata('bundled');"
+    code = ("import sys, biornn, biornn.data.allen, biornn.data.curate, biornn.data.synthetic, biornn.nn.connectivity;"
+            "biornn.data.allen.load_metadata('bundled');"
             "assert 'allensdk' not in sys.modules, 'allensdk imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -213,7 +213,7 @@ def fake_experiment(n_cells=4, n_frames=2000, nan_cells=1, trials=None, seed=0):
 
 def test_parse_allensdk_experiment(caplog):
     exp = fake_experiment()
-    with caplog.at_level(logging.WARNING, logger="biornn.allen"):
+    with caplog.at_level(logging.WARNING, logger="biornn.data.allen"):
         data = allen.experiment_from_allensdk(exp)
     assert "dropped 1 of 4 cells" in caplog.text
     assert data.n_cells == 3 and data.ophys_session_id == 70 and data.ophys_experiment_id == 7

@@ -1,5 +1,5 @@
 """The real reading path on real NWB files, offline: a local Visual Behavior Ophys project cache written with
-allensdk's own writers (biornn.allen_nwb), read through ``VisualBehaviorOphysProjectCache.from_local_cache``.
+allensdk's own writers (biornn.data.allen_nwb), read through ``VisualBehaviorOphysProjectCache.from_local_cache``.
 
 Select the NWB tests with ``-k nwb``."""
 
@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from biornn import allen, allen_nwb
-from biornn.curate import CurateConfig, build_datasets, collect_windows, extract_windows
-from biornn.curate import cli as curate_cli
-from biornn.errors import BiornnError
+from biornn.core.errors import BiornnError
+from biornn.data import allen, allen_nwb
+from biornn.data.curate import CurateConfig, build_datasets, collect_windows, extract_windows
+from biornn.data.curate import cli as curate_cli
 
 pytest.importorskip("allensdk")
 
@@ -133,7 +133,7 @@ def _small_selection(fixture_rows):
 
 
 def test_nwb_workers_do_not_change_the_dataset(nwb_cache, fixture_rows, tmp_path):
-    from biornn.curate import save_dataset
+    from biornn.data.curate import save_dataset
 
     selection = _small_selection(fixture_rows)
     config = CurateConfig(n_samples=200, heldout="none")

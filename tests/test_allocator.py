@@ -1,4 +1,5 @@
-"""Entry points keep large CPU tensors in the heap (``biornn.config.start`` -> ``tune_allocator``); BIORNN_MALLOC opts
+"""Entry points keep large CPU tensors in the heap (``biornn.core.config.start`` -> ``tune_allocator``); BIORNN_MALLOC
+opts
 out; ``import biornn`` alone leaves the allocator as it is."""
 
 import os
@@ -7,17 +8,17 @@ import sys
 
 import pytest
 
-from biornn.config import tune_allocator
+from biornn.core.config import tune_allocator
 
 # RSS (MB) before, while holding and after freeing a 256 MB tensor, in a fresh interpreter.
 PROBE = """
 import os, sys, torch
-import biornn, biornn.cli, biornn.train
-from biornn.config import start
+import biornn, biornn.cli, biornn.nn.train
+from biornn.core.config import start
 tuned = None
 if sys.argv[1] == "start":
     mode = start()
-    from biornn.config import tune_allocator
+    from biornn.core.config import tune_allocator
     tuned = tune_allocator()  # idempotent: says whether start() could tune it
 def rss():
     with open("/proc/self/statm") as f:
@@ -50,11 +51,12 @@ def test_heap_keeps_a_freed_large_tensor_and_system_returns_it():
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt (Linux)")
 def test_import_biornn_leaves_the_allocator_and_environment_alone():
-    """Only an entry point (``biornn.config.start``) tunes the process; importing the package changes nothing."""
+    """Only an entry point (``biornn.core.config.start``) tunes the process; importing the package changes nothing."""
     tuned, before, held, after = _probe("heap", how="import")
     assert tuned == "None" and held - before > 200
     assert after - before < 50  # the freed tensor went back to the system: the allocator was not touched
-    code = "import os; e = dict(os.environ); import biornn, biornn.cli, biornn.train; print(dict(os.environ) == e)"
+    code = ("import os; e = dict(os.environ); import biornn, biornn.cli, biornn.nn.train, biornn.experiments.fig2, "
+            "biornn.data.curate, biornn.celltype, biornn.plotting; print(dict(os.environ) == e)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "True"
 
 

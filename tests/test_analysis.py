@@ -8,10 +8,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from biornn import analysis as an
+from biornn import celltype as ct
 from biornn.cli import main
-from biornn.connectivity import POPULATION_LABELS, population_index
-from biornn.errors import BiornnError
+from biornn.core import conditions
+from biornn.core.errors import BiornnError
+from biornn.experiments.fig5 import inputs as fig5
+from biornn.nn.connectivity import POPULATION_LABELS, population_index
+from biornn.stats import blocks as an
+from biornn.stats import comparisons, significance
 
 SMALL = {"Pyr": 2, "SST": 1, "VIP": 1}  # 4 units per (area, layer), N = 24
 
@@ -135,47 +139,47 @@ def test_expected_summaries_aggregate_like_weights():
 # --------------------------------------------------------------------------------------------------------------------
 
 def test_permutation_test_exact_values_and_scipy():
-    res = an.permutation_test([0.0, 0.0, 0.0], [1.0, 1.0, 1.0])
+    res = significance.permutation_test([0.0, 0.0, 0.0], [1.0, 1.0, 1.0])
     assert res["method"] == "exact" and res["n_permutations"] == 20
     assert res["pvalue"][0] == pytest.approx(2 / 20) and res["statistic"][0] == 1.0
     rng = np.random.default_rng(2)
     a, b = rng.normal(size=(5, 4)), rng.normal(size=(5, 4)) + 1
-    res = an.permutation_test(a, b)
+    res = significance.permutation_test(a, b)
     assert res["n_permutations"] == math.comb(10, 5) == 252
     assert res["pvalue"].min() >= 2 / 252 - 1e-12
     for k in range(4):
         ref = stats.permutation_test((b[:, k], a[:, k]), lambda x, y: x.mean() - y.mean(), n_resamples=np.inf,
                                      permutation_type="independent", alternative="two-sided")
         assert res["pvalue"][k] == pytest.approx(ref.pvalue)
-    mc = an.permutation_test(a, b, max_exact=10, n_resamples=20000, seed=1)
+    mc = significance.permutation_test(a, b, max_exact=10, n_resamples=20000, seed=1)
     assert mc["method"] == "monte carlo"
     np.testing.assert_allclose(mc["pvalue"], res["pvalue"], atol=0.01)
-    same = an.permutation_test(a, a)
+    same = significance.permutation_test(a, a)
     np.testing.assert_allclose(same["pvalue"], 1.0)
 
 
 def test_permutation_test_leaves_out_missing_values():
     a = np.array([[1.0, np.nan], [2.0, np.nan], [3.0, np.nan]])
     b = np.array([[11.0, 1.0], [12.0, np.nan], [np.nan, 2.0]])
-    res = an.permutation_test(a, b)
+    res = significance.permutation_test(a, b)
     assert res["statistic"][0] == pytest.approx(11.5 - 2.0)
     assert np.isnan(res["pvalue"][1])  # A has no value in block 2
-    full = an.permutation_test(a[:, :1], np.array([[11.0], [12.0]]))
+    full = significance.permutation_test(a[:, :1], np.array([[11.0], [12.0]]))
     assert res["pvalue"][0] == pytest.approx(full["pvalue"][0])
 
 
 def test_welch_hedges_and_fdr():
     rng = np.random.default_rng(3)
     a, b = rng.normal(size=(5, 3)), rng.normal(size=(6, 3)) * 2 + 1
-    w = an.welch_test(a, b)
+    w = significance.welch_test(a, b)
     ref = stats.ttest_ind(b, a, equal_var=False)
     np.testing.assert_allclose(w["pvalue"], ref.pvalue)
     np.testing.assert_allclose(w["t"], ref.statistic)
-    assert an.hedges_g([1.0, 2.0, 3.0], [4.0, 5.0, 6.0])[0] == pytest.approx(3 * (1 - 3 / 15))
-    np.testing.assert_allclose(an.fdr_bh([0.01, 0.04, 0.03, 0.005]), [0.02, 0.04, 0.04, 0.02])
-    np.testing.assert_allclose(an.adjust([0.01, 0.04, 0.03, 0.005], "holm"), [0.03, 0.06, 0.06, 0.02])
+    assert significance.hedges_g([1.0, 2.0, 3.0], [4.0, 5.0, 6.0])[0] == pytest.approx(3 * (1 - 3 / 15))
+    np.testing.assert_allclose(significance.fdr_bh([0.01, 0.04, 0.03, 0.005]), [0.02, 0.04, 0.04, 0.02])
+    np.testing.assert_allclose(significance.adjust([0.01, 0.04, 0.03, 0.005], "holm"), [0.03, 0.06, 0.06, 0.02])
     with pytest.raises(BiornnError, match="unknown correction"):
-        an.adjust([0.1], "bonferroni")
+        significance.adjust([0.1], "bonferroni")
 
 
 def _random_models(rng, n_runs, density=0.5, gain=None, name="", sizes=None):
@@ -198,7 +202,7 @@ def test_planted_difference_is_detected():
     sizes = {"Pyr": 4, "SST": 2, "VIP": 2}  # 8 units per (area, layer): 64 entries per layer block
     a = _random_models(rng, 8, name="A", sizes=sizes)
     b = _random_models(rng, 8, gain=(("LM_L4", "V1_L2/3"), 1.6), name="B", sizes=sizes)
-    comp = an.compare_conditions(a, b)
+    comp = comparisons.compare_conditions(a, b)
     assert comp.n_permutations == math.comb(16, 8) and comp.method == "exact"
     L = list(comp.labels["layer"])
     ff = L.index("LM_L4"), L.index("V1_L2/3")
@@ -212,7 +216,7 @@ def test_planted_difference_is_detected():
     # a pure density change: 60 % of the connections of one block removed in C
     c = _random_models(rng, 8, name="C", sizes=sizes)
     c.W[:, 24:32, 8:16] *= rng.random((8, 8, 8)) < 0.4  # LM L4 <- V1 L2/3 in index order
-    comp = an.compare_conditions(a, c)
+    comp = comparisons.compare_conditions(a, c)
     assert comp.significant("layer", "density")[ff] and comp.significant("layer", "mean_abs")[ff]
     assert not comp.significant("layer", "strength")[ff]
 
@@ -225,9 +229,9 @@ def test_pathway_specificity_separates_a_pathway_change_from_a_global_shift():
     rows = np.flatnonzero(np.char.startswith(a.population, "LM_L4_"))
     cols = np.flatnonzero(np.char.startswith(a.population, "V1_L2/3_"))
     ff_only.W[:, rows[:, None], cols[None, :]] *= 2.0
-    comps = {("full", "A->shrunk"): an.compare_conditions(a, shrunk, granularities=("layer",)),
-             ("full", "A->FF"): an.compare_conditions(a, ff_only, granularities=("layer",))}
-    t = an.pathway_specificity(comps).set_index("pair")
+    comps = {("full", "A->shrunk"): comparisons.compare_conditions(a, shrunk, granularities=("layer",)),
+             ("full", "A->FF"): comparisons.compare_conditions(a, ff_only, granularities=("layer",))}
+    t = comparisons.pathway_specificity(comps).set_index("pair")
     assert t.loc["A->shrunk", "n_within"] == 18  # 2 areas x 3 x 3 layer blocks
     for col in ("FF", "FB_L23", "FB_L5", "within_median"):
         assert t.loc["A->shrunk", col] == pytest.approx(-20.0)
@@ -236,7 +240,7 @@ def test_pathway_specificity_separates_a_pathway_change_from_a_global_shift():
     assert t.loc["A->FF", "FF"] == pytest.approx(100.0) and t.loc["A->FF", "within_median"] == pytest.approx(0.0)
     assert t.loc["A->FF", "FB_L5"] == pytest.approx(0.0)
     with pytest.raises(BiornnError, match="compare_pairs"):
-        an.pathway_specificity({})
+        comparisons.pathway_specificity({})
 
 
 def test_merge_pathway_tables_matches_rows_by_key():
@@ -245,14 +249,14 @@ def test_merge_pathway_tables_matches_rows_by_key():
     a = pd.DataFrame({"window": ["full", "full", "half"], "pair": ["FN->FC"] * 3, "pathway": ["FF", "FB_L5", "FF"],
                       "diff": [1.0, -2.0, 3.0], "p_holm3": [0.01, 0.5, 0.2], "ref_diff": [13.9, 8.0, 2.4]})
     b = a.iloc[::-1].assign(diff=[-3.0, 2.0, 1.5], p_holm3=[0.9, 0.04, 0.03])  # other row order: rows are matched
-    m = an.merge_pathway_tables({"published": a, "corrected": b}).set_index(["window", "pathway"])
+    m = comparisons.merge_pathway_tables({"published": a, "corrected": b}).set_index(["window", "pathway"])
     assert m.loc[("full", "FF"), "diff_published"] == 1.0 and m.loc[("full", "FF"), "diff_corrected"] == 1.5
     assert m.loc[("half", "FF"), "diff_corrected"] == -3.0 and not m.loc[("half", "FF"), "same_sign_corrected"]
     assert m.loc[("full", "FB_L5"), "same_sign_corrected"] and not m.loc[("full", "FB_L5"), "same_sign_published"]
-    only_full = an.merge_pathway_tables({"published": a, "corrected": b[b["window"] == "full"]})
+    only_full = comparisons.merge_pathway_tables({"published": a, "corrected": b[b["window"] == "full"]})
     assert set(only_full["window"]) == {"full"}
     with pytest.raises(BiornnError, match="no column 'p_holm3'"):
-        an.merge_pathway_tables({"x": a.drop(columns="p_holm3")})
+        comparisons.merge_pathway_tables({"x": a.drop(columns="p_holm3")})
 
 
 @pytest.mark.parametrize("correction", ["fdr_bh", "holm"])
@@ -262,7 +266,7 @@ def test_identical_conditions_keep_the_family_wise_rate(correction):
     any_corrected, any_raw, raw_rate = 0, 0, []
     for _ in range(reps):
         a, b = _random_models(rng, 8), _random_models(rng, 8)
-        comp = an.compare_conditions(a, b, granularities=("layer",), quantities=("mean_abs",),
+        comp = comparisons.compare_conditions(a, b, granularities=("layer",), quantities=("mean_abs",),
                                      correction=correction, alpha=alpha)
         p = comp.matrix("layer", "mean_abs", "p")
         any_corrected += bool(comp.significant("layer", "mean_abs").any())
@@ -278,7 +282,7 @@ def test_identical_conditions_keep_the_family_wise_rate(correction):
 def test_comparison_tables_name_test_n_and_correction():
     rng = np.random.default_rng(6)
     a, b = _random_models(rng, 5, name="FN full"), _random_models(rng, 5, name="FC full")
-    comp = an.compare_conditions(a, b, correction="holm")
+    comp = comparisons.compare_conditions(a, b, correction="holm")
     table = comp.table("layer", "mean_abs")
     assert len(table) == 36 and set(table["test"]) == {"permutation (exact, 252 relabellings)"}
     assert set(table["correction"]) == {"holm"} and set(table["n_a"]) == {5} and set(table["family_size"]) == {36}
@@ -301,12 +305,12 @@ def test_comparison_tables_name_test_n_and_correction():
 
 def test_twin_models_recover_the_planted_pathway_gains():
     sizes = {"Pyr": 12, "SST": 2, "VIP": 1}
-    fn = an.twin_models("FN", n_runs=5, sizes=sizes)
-    fo = an.twin_models("familiar_omission", n_runs=5, sizes=sizes)
+    fn = fig5.twin_models("FN", n_runs=5, sizes=sizes)
+    fo = fig5.twin_models("familiar_omission", n_runs=5, sizes=sizes)
     assert fn.W.shape == (5, 90, 90) and fn.mask.shape == fn.W.shape
     assert np.all(fn.W[:, :, np.char.endswith(fn.population, "Pyr")] >= 0)  # Dale's law by column
     assert np.all(fn.W[:, :, ~np.char.endswith(fn.population, "Pyr")] <= 0)
-    pw = an.compare_conditions(fn, fo).pathways()
+    pw = comparisons.compare_conditions(fn, fo).pathways()
     d = dict(zip(pw["pathway"], pw["diff"]))
     assert d["FB_L5"] > d["FB_L23"] > 0 and abs(d["FF"]) < 0.2 * d["FB_L23"]  # gains 1.8, 1.3, 1.0
     assert pw.set_index("pathway").loc["FB_L5", "p_holm3"] < 0.05
@@ -317,32 +321,32 @@ def test_planted_counts():
 
     pl = pd.DataFrame({"pathway": ["FF", "FB_L23", "FB_L5", "FF"], "planted": [True, True, False, False],
                        "recovered": [True, False, False, False], "false_positive": [False, False, True, False]})
-    assert an.planted_counts(pl) == {"recovered": 1, "planted": 2, "recovered_ff": 1, "recovered_fb": 0,
+    assert fig5.planted_counts(pl) == {"recovered": 1, "planted": 2, "recovered_ff": 1, "recovered_fb": 0,
                                      "false_positive": 1, "unplanted": 2}
 
 
 def test_twin_source_and_planted_table():
-    inputs = an.fig5_inputs("paper", source="twin", windows=("full",), root="/nonexistent")
+    inputs = fig5.fig5_inputs("paper", source="twin", windows=("full",), root="/nonexistent")
     assert inputs.source == "twin" and "SYNTHETIC" in inputs.description
     assert set(inputs.n_runs().values()) == {5} and len(inputs.summaries) == 6
-    comps = an.compare_pairs(inputs.summaries, windows=("full",))
-    assert set(comps) == {("full", f"{a}->{b}") for a, b in an.PAIRS}
-    planted = an.planted_table(comps, inputs.ground_truth)
+    comps = comparisons.compare_pairs(inputs.summaries, windows=("full",))
+    assert set(comps) == {("full", f"{a}->{b}") for a, b in conditions.PAIRS}
+    planted = fig5.planted_table(comps, inputs.ground_truth)
     row = planted.set_index(["pair", "pathway"])
     assert row.loc[("FN->FC", "FF"), "planted_ratio"] == pytest.approx(1.6)
     assert not row.loc[("FN->FC", "FB_L23"), "planted"]
     assert planted["recovered"].sum() >= 0.8 * planted["planted"].sum()
     assert planted["false_positive"].sum() <= 1
     with pytest.raises(BiornnError, match="Fig 4 runs missing for FC full"):
-        an.fig5_inputs("paper", source="cache", root="/nonexistent")
+        fig5.fig5_inputs("paper", source="cache", root="/nonexistent")
 
 
 def test_reference_numbers():
-    ref = an.reference_fig5()
-    for window in an.WINDOWS:
-        assert set(ref["pairs"][window]) == {f"{a}->{b}" for a, b in an.PAIRS}
+    ref = comparisons.reference_fig5()
+    for window in conditions.WINDOWS:
+        assert set(ref["pairs"][window]) == {f"{a}->{b}" for a, b in conditions.PAIRS}
         for pair, entry in ref["pairs"][window].items():
-            M = an.reference_layer_matrix(ref, window, pair)
+            M = comparisons.reference_layer_matrix(ref, window, pair)
             assert M.shape == (6, 6)
             top = np.abs(M).max()
             assert any(entry["pathways"][p]["largest"] for p in an.PATHWAY_LAYERS)
@@ -368,18 +372,18 @@ def test_find_fig4_runs(tmp_path):
     _write_run(tmp_path / "run7", W, labels, {"config": {"condition": "novel_omission", "window": "half"}})
     _write_run(tmp_path / "FC-vanilla-full", W, labels)
     (tmp_path / "NN-full-notes").mkdir()  # no weights or summary: ignored
-    found = an.find_fig4_runs(tmp_path)
+    found = ct.find_fig4_runs(tmp_path)
     assert set(found) == {("full", "FC"), ("half", "FN"), ("half", "NO")}
-    assert set(an.find_fig4_runs(tmp_path, variant="vanilla")) == {("full", "FC")}
+    assert set(ct.find_fig4_runs(tmp_path, variant="vanilla")) == {("full", "FC")}
     _write_run(tmp_path / "FC-full-def", W, labels)
     with pytest.raises(BiornnError, match="two Fig 4 runs for FC"):
-        an.find_fig4_runs(tmp_path)
-    assert an.find_fig4_runs(tmp_path / "missing") == {}
+        ct.find_fig4_runs(tmp_path)
+    assert ct.find_fig4_runs(tmp_path / "missing") == {}
 
 
 def test_figure_cache_summaries_equal_weight_summaries(tmp_path):
     """The Fig 4 figure cache keeps population-level block means only; coarser levels must come out the same."""
-    from biornn.connectivity import block_means
+    from biornn.nn.connectivity import block_means
 
     rng = np.random.default_rng(8)
     sizes = {"Pyr": 3, "SST": 2, "VIP": 1}
@@ -395,8 +399,8 @@ def test_figure_cache_summaries_equal_weight_summaries(tmp_path):
     cfg = {"condition": "familiar_omission", "window": "half", "sizes": [3, 2, 1], "input_mapping": "dense",
            "pruning": "as_published", "checkpoint_rule": "as_published", "dale": True}
     (folder / "summary.json").write_text(json.dumps({"config": cfg}))
-    assert an.find_fig4_runs(tmp_path, variant="published") == {("half", "FO"): folder}
-    assert an.find_fig4_runs(tmp_path, variant="corrected") == {}
+    assert ct.find_fig4_runs(tmp_path, variant="published") == {("half", "FO"): folder}
+    assert ct.find_fig4_runs(tmp_path, variant="corrected") == {}
     cached = an.load_summaries(folder)
     direct = models.summaries()
     for g in an.GRANULARITIES:

@@ -209,7 +209,7 @@ def test_celltype_check_catches_a_mismatch(bench, monkeypatch):
         with pytest.raises(AssertionError, match="naive and biornn disagree"):
             bench.check_celltype_equivalence(w, torch.device("cpu"), n_seeds=1)
     with monkeypatch.context() as m:
-        from biornn.models import SparsePattern
+        from biornn.nn.models import SparsePattern
 
         plain = SparsePattern.matrix
         m.setattr(SparsePattern, "matrix", lambda self, s, v, transpose=False: plain(self, s, v))
@@ -252,7 +252,7 @@ def test_celltype_flop_count_matches_the_documented_formula(bench):
 def test_imports_for_the_gpu_machine_pull_no_heavy_optional_dependency():
     """The GPU machine has torch but no allensdk: the benchmark and every command gpu.sh runs must not import it."""
     code = ("import runpy, sys; sys.argv = ['run.py', '--help'];\n"
-            "import biornn, biornn.cli, biornn.celltype, biornn.pruning, biornn.train, biornn.connectivity\n"
+            "import biornn, biornn.cli, biornn.celltype, biornn.pruning, biornn.nn.train, biornn.nn.connectivity\n"
             "biornn.cli.build_parser()\n"
             f"runpy.run_path({str(RUN)!r}, run_name='not_main')\n"
             "bad = [m for m in ('allensdk', 'seaborn') if m in sys.modules]\n"
@@ -298,8 +298,8 @@ def test_twin_pack_round_trip_is_bit_exact(tmp_path):
     import numpy as np
 
     from biornn.celltype import prepare_data
-    from biornn.connectivity import POPULATION_LABELS
-    from biornn.curate import Dataset, load_dataset, save_dataset
+    from biornn.data.curate import Dataset, load_dataset, save_dataset
+    from biornn.nn.connectivity import POPULATION_LABELS
 
     tp = _load_twin_pack()
     rng = np.random.default_rng(0)

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from biornn import celltype as ct
-from biornn import connectivity as C
 from biornn.cli import main
-from biornn.constraints import sign_violations
-from biornn.curate import Dataset, save_dataset
-from biornn.errors import BiornnError
-from biornn.models import CelltypeRNN
+from biornn.core.errors import BiornnError
+from biornn.data.curate import Dataset, save_dataset
+from biornn.nn import connectivity as C
+from biornn.nn.constraints import sign_violations
+from biornn.nn.models import CelltypeRNN
 
 TINY = (4, 2, 2)  # units per population (Pyr, SST, VIP): N = 6 x 8 = 48
 

@@ -5,8 +5,8 @@ import shutil
 import numpy as np
 import pytest
 
-from biornn import connectivity as C
-from biornn.errors import BiornnError
+from biornn.core.errors import BiornnError
+from biornn.nn import connectivity as C
 
 
 def test_within_area_table_matches_spec():

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from biornn.constraints import dale_project, dale_project_, rectify_published_, sign_violations
-from biornn.errors import BiornnError
-from biornn.models import make_signs
+from biornn.core.errors import BiornnError
+from biornn.nn.constraints import dale_project, dale_project_, rectify_published_, sign_violations
+from biornn.nn.models import make_signs
 
 
 @pytest.fixture

@@ -285,7 +285,7 @@ def test_screenshot_shows_every_thumbnail(stub_site, tmp_path):
 def test_readme_gallery_lists_only_figures_the_notebooks_save():
     saved = set()  # the notebook sources (jupytext .py)
     for source in notebook_paths(ROOT / "notebooks", ".py"):
-        saved |= set(re.findall(r'save_figure\(.*?"([\w-]+)"\)', source.read_text()))
+        saved |= set(re.findall(r'save_figure\(.*?"([\w-]+)"(?:, (?:mode|folder)=\w+)*\)', source.read_text()))
     listed = re.findall(r"\(figures/([\w-]+)\.png\)", (ROOT / "README.md").read_text())
     assert listed, "the README has no gallery"
     assert set(listed) <= saved, sorted(set(listed) - saved)

@@ -8,11 +8,12 @@ import warnings
 import numpy as np
 import pytest
 
-from biornn import curate as C
-from biornn.allen import load_metadata, select_experiments
-from biornn.connectivity import POPULATION_LABELS
-from biornn.errors import BiornnError
-from biornn.synthetic import CONDITIONS, TwinConfig, TwinSource
+from biornn.core import conditions
+from biornn.core.errors import BiornnError
+from biornn.data import curate as C
+from biornn.data.allen import load_metadata, select_experiments
+from biornn.data.synthetic import CONDITIONS, TwinConfig, TwinSource
+from biornn.nn.connectivity import POPULATION_LABELS
 
 SHORT = dict(initial_gray=20.0, behavior_duration=300.0, final_gray=5.0)
 DT = TwinConfig().frame_period
@@ -54,7 +55,7 @@ def few(meta, selection):
 def test_windows_have_16_frames_and_event_on_frame_8(built):
     datasets, _ = built
     for cond, ds in datasets.items():
-        _, wtype = C.split_condition(cond)
+        _, wtype = conditions.split_condition(cond)
         for pop, w in ds.windows.items():
             assert w.values.shape[1] == 16 and w.t_rel.shape == w.values.shape, (cond, pop)
             if wtype in ("change", "omission"):
@@ -76,7 +77,7 @@ def test_row_counts_equal_kept_events(built, few):
     datasets, _ = built
     rows, data = few
     for cond in ("novel_change", "novel_no_change", "novel_omission"):
-        _, wtype = C.split_condition(cond)
+        _, wtype = conditions.split_condition(cond)
         ds = datasets[cond]
         for pop, group in rows.groupby("population"):
             kept = sum(C.extract_windows(data[int(e)], wtype).counts["kept"] for e in group["ophys_experiment_id"])
@@ -213,7 +214,7 @@ def test_errors(built):
     with pytest.raises(BiornnError, match="population V1_L5_VIP has no windows"):
         C.build_dataset("familiar_change", windows)
     with pytest.raises(BiornnError, match="unknown condition"):
-        C.split_condition("familiar_flash")
+        conditions.split_condition("familiar_flash")
     with pytest.raises(BiornnError, match="unknown omission_filter"):
         C.CurateConfig(omission_filter="all")
 
@@ -221,7 +222,7 @@ def test_errors(built):
 def test_cli_build(tmp_path, monkeypatch):
     import argparse
 
-    from biornn.curate.cli import register_cli
+    from biornn.data.curate.cli import register_cli
 
     monkeypatch.setenv("BIORNN_PROGRESS", "0")
     parser = argparse.ArgumentParser()

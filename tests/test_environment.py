@@ -40,7 +40,7 @@ def test_import_biornn_pulls_no_heavy_optional_dependency():
     import subprocess
     import sys
 
-    code = ("import sys, biornn, biornn.models, biornn.train, biornn.tasks, biornn.results, biornn.cli;"
+    code = ("import sys, biornn, biornn.nn.models, biornn.nn.train, biornn.nn.tasks, biornn.nn.runs, biornn.cli;"
             "bad=[m for m in ('allensdk','seaborn') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr

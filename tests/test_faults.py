@@ -2,7 +2,7 @@
 before any long work, a build that resumes after ``kill -9``, files that are checked when they are loaded.
 
 Every test name contains ``fault`` (``pytest -k fault``). The real reading path runs on a small local AllenSDK cache of
-synthetic NWB files written with allensdk's own writers (:func:`biornn.allen_nwb.write_fixture_cache`).
+synthetic NWB files written with allensdk's own writers (:func:`biornn.data.allen_nwb.write_fixture_cache`).
 """
 
 import json
@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from biornn import allen, allen_nwb
 from biornn.cli import main
-from biornn.curate import load_dataset
-from biornn.curate.extracted import EXTRACT_DIRNAME, extract_dir
-from biornn.curate.windows import CurateConfig
-from biornn.errors import BiornnError
+from biornn.core.errors import BiornnError
+from biornn.data import allen, allen_nwb
+from biornn.data.curate import load_dataset
+from biornn.data.curate.extracted import EXTRACT_DIRNAME, extract_dir
+from biornn.data.curate.windows import CurateConfig
 
 pytest.importorskip("allensdk")
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy.stats import fisher_exact
 
-from biornn import fig2
 from biornn.cli import main
+from biornn.experiments import fig2
 
 
 class FakeRun:

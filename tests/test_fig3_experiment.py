@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from biornn import fig3
-from biornn.constraints import sign_violations
-from biornn.errors import BiornnError
-from biornn.fig3 import cli as fig3_cli
-from biornn.store import reference
-from biornn.train import build_data, build_model, evaluate, fig2_config, load_weights, train
-from biornn.verify import compare_curves
+from biornn.core.errors import BiornnError
+from biornn.core.store import reference
+from biornn.experiments import fig3
+from biornn.experiments.fig3 import cli as fig3_cli
+from biornn.experiments.verify import compare_curves
+from biornn.nn.constraints import sign_violations
+from biornn.nn.train import build_data, build_model, evaluate, fig2_config, load_weights, train
 
 SIZES = dict(seeds=(0, 1), hidden=32, n_train=200, n_test=40, batch_size=20, steps=20, epochs=2)
 LEVELS = [0.0, 0.3, 1.0]
@@ -89,7 +89,7 @@ def test_retrain_keeps_mask_and_signs(run, sweep):
 
 
 def test_retraining_both_methods_in_one_batch_matches_one_at_a_time(run, monkeypatch):
-    monkeypatch.setattr("biornn.train.EVAL_MAX_ELEMS", 2 * 20 * 32 * 9)  # held-out set in chunks of 9 windows
+    monkeypatch.setattr("biornn.nn.train.EVAL_MAX_ELEMS", 2 * 20 * 32 * 9)  # held-out set in chunks of 9 windows
     both = fig3.retrain_pruned_methods(run, ("random", "topprob"), density=0.3, epochs=2, progress=False)
     for method in ("random", "topprob"):
         alone = fig3.retrain_pruned(run, method, density=0.3, epochs=2, progress=False)
@@ -229,8 +229,8 @@ def test_retrain_table_counts_seeds_per_method():
 
 # -- the committed paper-mode cache (data/results/fig3) -----------------------------------------------------------
 def _paper_run(task):
-    from biornn.fig2 import StoredRun
-    from biornn.store import run_dir
+    from biornn.core.store import run_dir
+    from biornn.nn.runs import StoredRun
 
     cfg = fig3.fig3_config(task, "paper")
     directory = run_dir("fig3", f"{task}-dales", cfg.to_dict())
@@ -240,8 +240,8 @@ def _paper_run(task):
 
 def test_fig3_dense_flipflop_equals_fig2_seeds():
     """The 10-seed Fig 3 networks contain the 5 Fig 2 networks: same seed, same numbers, whatever the batch."""
-    from biornn.fig2 import StoredRun
-    from biornn.store import run_dir
+    from biornn.core.store import run_dir
+    from biornn.nn.runs import StoredRun
 
     ff10 = _paper_run("flipflop")
     cfg2 = fig2_config("flipflop", "dales", "paper")
@@ -254,7 +254,7 @@ def test_fig3_dense_flipflop_equals_fig2_seeds():
 def test_fig3_cached_sweep_and_retraining_recompute_to_the_same_numbers():
     """Recompute one level of the cached digits sweep and the cached top-prob retraining, and compare."""
     torch.set_num_threads(1)
-    from biornn.config import RESULTS_DIR
+    from biornn.core.config import RESULTS_DIR
 
     run = _paper_run("digits")
     for kind in ("sweep", "retrain"):  # committed, so nothing below computes (and writes) a missing piece
@@ -268,7 +268,7 @@ def test_fig3_cached_sweep_and_retraining_recompute_to_the_same_numbers():
     cached = fig3.cached_retrain(run, "topprob", epochs=fig3.retrain_epochs("digits", "paper"), retrain=False)
     again = fig3.retrain_pruned(run, "topprob", epochs=cached.epochs, progress=False)
     # Same machine: bit for bit. Another CPU rounds float32 differently and retraining amplifies it, so compare
-    # as biornn.verify does: epoch 1 within float32 rounding, the end within the between-seed band.
+    # as biornn.experiments.verify does: epoch 1 within float32 rounding, the end within the between-seed band.
     fresh_loss, cached_loss = np.asarray(again.test_loss, float), np.asarray(cached.test_loss, float)
     spread = {"test_loss": float(np.std(cached_loss[:, -1], ddof=1))}
     verdict = compare_curves({"test_loss": fresh_loss}, {"test_loss": cached_loss}, spread, weights_equal=False)

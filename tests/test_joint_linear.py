@@ -6,12 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from biornn import joint_linear as J
-from biornn import joint_linear_report as R
-from biornn.conditions import CONDITIONS
-from biornn.connectivity import PATHWAYS, POPULATION_LABELS
-from biornn.errors import BiornnError
-from biornn.synthetic import TwinConfig, ground_truth_stack
+from biornn.core.conditions import CONDITIONS
+from biornn.core.errors import BiornnError
+from biornn.data.synthetic import TwinConfig, ground_truth_stack
+from biornn.experiments.fig5 import joint_linear as J
+from biornn.experiments.fig5 import joint_linear_report as R
+from biornn.nn.connectivity import PATHWAYS, POPULATION_LABELS
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "data" / "results" / "fig5" / "joint-linear-full-bootstrap.npz"

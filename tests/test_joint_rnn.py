@@ -1,6 +1,6 @@
-"""The joint RNN estimator (:mod:`biornn.joint_rnn`): its filter matches the linear estimator's, Dale's law and the
-mask hold after fitting, and a fresh model fitted to data a known model generated recovers that model's pathway
-log-gains, while a model with every gain fixed at 0 fits those data worse."""
+"""The joint RNN estimator (:mod:`biornn.experiments.fig5.joint_rnn`): its filter matches the linear estimator's,
+Dale's law and the mask hold after fitting, and a fresh model fitted to data a known model generated recovers that
+model's pathway log-gains, while a model with every gain fixed at 0 fits those data worse."""
 
 from __future__ import annotations
 
@@ -10,13 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from biornn import joint_rnn
-from biornn.conditions import CONDITIONS
-from biornn.connectivity import POPULATION_LABELS
-from biornn.constraints import sign_violations
-from biornn.errors import BiornnError
-from biornn.joint_linear import TwinRows, convolve
-from biornn.joint_rnn import (
+from biornn.core.conditions import CONDITIONS
+from biornn.core.errors import BiornnError
+from biornn.experiments.fig5 import joint_rnn
+from biornn.experiments.fig5.joint_linear import TwinRows, convolve
+from biornn.experiments.fig5.joint_rnn import (
     JointCelltypeRNN,
     RNNConfig,
     fit_best,
@@ -26,6 +24,8 @@ from biornn.joint_rnn import (
     standardize,
     table_mask,
 )
+from biornn.nn.connectivity import POPULATION_LABELS
+from biornn.nn.constraints import sign_violations
 
 SIZES = (4, 2, 2)          # N = 48: 4 Pyr, 2 SST, 2 VIP per area-layer
 FRAME_PERIOD = 0.1

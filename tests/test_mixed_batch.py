@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from biornn.constraints import sign_violations
-from biornn.errors import BiornnError
-from biornn.fig2 import SeedBlockRun, cached_seeds, cached_train, cached_train_many, seed_blocks
-from biornn.models import rnn_core, rnn_core_autograd
-from biornn.train import TrainConfig, train, train_mixed
+from biornn.core.errors import BiornnError
+from biornn.nn.constraints import sign_violations
+from biornn.nn.models import rnn_core, rnn_core_autograd
+from biornn.nn.runs import SeedBlockRun, cached_seeds, cached_train, cached_train_many, seed_blocks
+from biornn.nn.train import TrainConfig, train, train_mixed
 
 SIZES = dict(task="flipflop", epochs=3, n_train=120, n_test=40, batch_size=40, steps=15, hidden=16)
 RULES = ("conventional", "dales", "rectified", "rectified-published")
@@ -56,7 +56,7 @@ def test_single_seed_run_differs_only_by_round_off():
 
 def test_mixed_wave_batch_with_chunked_evaluation(monkeypatch):
     """Wave keeps per-seed signals; test sets evaluated in several chunks still sum as in a lone run."""
-    monkeypatch.setattr("biornn.train.EVAL_MAX_ELEMS", 2 * 15 * 16 * 7)  # chunks of 7 of the 40 test windows
+    monkeypatch.setattr("biornn.nn.train.EVAL_MAX_ELEMS", 2 * 15 * 16 * 7)  # chunks of 7 of the 40 test windows
     configs = [_config(m, seeds, task="wave") for m, seeds in (("conventional", (0, 1)), ("dales", (2, 3)))]
     mixed = train_mixed(configs, device="cpu", progress=False)
     for c, m in zip(configs, mixed):

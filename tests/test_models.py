@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from biornn.errors import BiornnError
-from biornn.models import (
+from biornn.core.errors import BiornnError
+from biornn.nn.models import (
     EIRNN,
     CelltypeRNN,
     SparsePattern,

@@ -5,12 +5,10 @@ import matplotlib.pyplot as plt
 from biornn.plotting import METHOD_STYLE, save_figure
 
 
-def test_save_figure_writes_png_and_pdf(tmp_path, monkeypatch):
-    monkeypatch.setenv("BIORNN_FIGURES", str(tmp_path))
-    monkeypatch.setenv("BIORNN_MODE", "quick")
+def test_save_figure_writes_png_and_pdf(tmp_path):
     fig, ax = plt.subplots()
     ax.plot([0, 1], [0, 1], **{k: v for k, v in METHOD_STYLE["dales"].items() if k != "label"})
-    paths = save_figure(fig, "demo")
+    paths = save_figure(fig, "demo", folder=tmp_path, mode="quick")
     assert [p.name for p in paths] == ["demo.png", "demo.pdf"]
     assert paths[0].read_bytes()[:4] == b"\x89PNG" and paths[1].read_bytes()[:4] == b"%PDF"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.pdf", "demo.png"]  # no temporaries left
@@ -18,12 +16,21 @@ def test_save_figure_writes_png_and_pdf(tmp_path, monkeypatch):
     plt.close(fig)
 
 
-def test_paper_mode_figures_are_unmarked(tmp_path, monkeypatch):
-    monkeypatch.setenv("BIORNN_FIGURES", str(tmp_path))
+def test_paper_mode_figures_are_unmarked(tmp_path):
+    fig, _ = plt.subplots()
+    save_figure(fig, "demo", folder=tmp_path, mode="paper")
+    assert not fig.texts
+    plt.close(fig)
+
+
+def test_save_figure_reads_no_environment(tmp_path, monkeypatch):
+    """The folder and the mode are arguments: ``BIORNN_FIGURES`` / ``BIORNN_MODE`` do not reach the library."""
+    monkeypatch.setenv("BIORNN_FIGURES", str(tmp_path / "ignored"))
     monkeypatch.setenv("BIORNN_MODE", "paper")
     fig, _ = plt.subplots()
-    save_figure(fig, "demo")
-    assert not fig.texts
+    save_figure(fig, "demo", folder=tmp_path)
+    assert not (tmp_path / "ignored").exists() and (tmp_path / "demo.png").exists()
+    assert any("quick mode" in t.get_text() for t in fig.texts)  # the documented default mode is quick
     plt.close(fig)
 
 

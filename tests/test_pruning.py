@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from biornn import pruning as pr
-from biornn.constraints import sign_violations
-from biornn.errors import BiornnError
-from biornn.models import make_signs
+from biornn.core.errors import BiornnError
+from biornn.nn.constraints import sign_violations
+from biornn.nn.models import make_signs
 
 N = 128
 
@@ -257,7 +257,7 @@ def test_blockwise_at_celltype_scale():
 # Masked retraining never revives pruned synapses
 # ---------------------------------------------------------------------------------------------------------------
 def test_masked_retraining_never_revives_pruned_weights():
-    from biornn.train import fig2_config, train
+    from biornn.nn.train import fig2_config, train
 
     sizes = dict(seeds=(0, 1), hidden=32, n_train=200, n_test=40, batch_size=20, steps=20)
     dense = train(fig2_config("flipflop", "dales", "quick", epochs=1, **sizes), progress=False)
@@ -398,7 +398,8 @@ def test_bad_inputs():
 def _run_cli(monkeypatch, args):
     import biornn.cli as cli
 
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("biornn.fig3",))  # isolate from modules still being written
+    # isolate from modules still being written
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("biornn.experiments.fig3",))
     return cli.main(args)
 
 

@@ -10,22 +10,15 @@ import torch
 from scipy.stats import spearmanr
 
 from biornn import celltype as ct
-from biornn import recovery as rc
-from biornn import synthetic as S
 from biornn.cli import main
-from biornn.connectivity import POPULATION_LABELS
-from biornn.curate import (
-    ABBREVIATIONS,
-    CONDITIONS,
-    PopulationWindows,
-    build_dataset,
-    load_windows,
-    pooled_standardization,
-    save_dataset,
-)
-from biornn.errors import BiornnError
-from biornn.replicates import resample_training
-from biornn.stimulus import stimulus_codes
+from biornn.core.conditions import ABBREVIATIONS, CONDITIONS
+from biornn.core.errors import BiornnError
+from biornn.data import synthetic as S
+from biornn.data.curate import PopulationWindows, build_dataset, load_windows, pooled_standardization, save_dataset
+from biornn.data.replicates import resample_training
+from biornn.data.stimulus import stimulus_codes
+from biornn.experiments.fig5 import recovery as rc
+from biornn.nn.connectivity import POPULATION_LABELS
 
 RNG = np.random.default_rng(0)
 
@@ -97,7 +90,7 @@ def _windows(n_exp=4, rows=30, shift=0.0):
 
 
 def _datasets():
-    from biornn.curate import CurateConfig
+    from biornn.data.curate import CurateConfig
 
     config = CurateConfig(n_samples=50, n_draw=10, n_heldout_samples=20)
     out = {c: build_dataset(c, _windows(shift=0.05 * k), config, source="twin")
@@ -367,7 +360,7 @@ def test_stacked_queue_writes_every_missing_summary_once(tmp_path, monkeypatch):
 def test_committed_paper_recovery_report_recomputes_from_the_cache():
     """``data/results/fig5/recovery-recommended-half.json`` is what ``compare recovery`` writes from the committed
     summaries; regenerate it whenever the queue adds a condition."""
-    from biornn.config import RESULTS_DIR
+    from biornn.core.config import RESULTS_DIR
 
     path = RESULTS_DIR / "fig5" / "recovery-recommended-half.json"
     if not path.exists():

@@ -5,12 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from biornn import recovery as rc
-from biornn import recovery_scaling as rs
-from biornn import synthetic as S
 from biornn.cli import main
-from biornn.curate import ABBREVIATIONS, CONDITIONS
-from biornn.errors import BiornnError
+from biornn.core.conditions import ABBREVIATIONS, CONDITIONS
+from biornn.core.errors import BiornnError
+from biornn.data import synthetic as S
+from biornn.experiments.fig5 import recovery as rc
+from biornn.experiments.fig5 import recovery_scaling as rs
 
 
 def _runs(W, seed, n_runs=3, noise=0.02):

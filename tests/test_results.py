@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from biornn.errors import BiornnError
-from biornn.fig2 import cached_train
-from biornn.store import load_run, run_dir, save_run, save_train_result
-from biornn.train import fig2_config, train
-from biornn.verify import FIRST_EPOCH_RTOL, compare_curves, describe, verify_run
+from biornn.core.errors import BiornnError
+from biornn.core.store import load_run, run_dir, save_run, save_train_result
+from biornn.experiments.verify import FIRST_EPOCH_RTOL, compare_curves, describe, verify_run
+from biornn.nn.runs import cached_train
+from biornn.nn.train import fig2_config, train
 
 
 def _arrays():
@@ -72,7 +72,8 @@ def test_paper_cache_retrains_to_the_same_numbers_on_any_cpu():
 
     Bit for bit only where the cache was made; on another CPU (or ``ATEN_CPU_CAPABILITY``, or thread count) the
     float32 rounding differs, so the first epoch must agree within float32 rounding and the end within the
-    between-seed band (:mod:`biornn.verify`). Measured here: epoch 1 within 1e-7 relative, curves part at epoch 3
+    between-seed band (:mod:`biornn.experiments.verify`). Measured here: epoch 1 within 1e-7 relative, curves part at
+    epoch 3
     under ``ATEN_CPU_CAPABILITY=default``.
     """
     cfg = fig2_config("digits", "dales", "paper", epochs=50)

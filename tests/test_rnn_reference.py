@@ -1,6 +1,6 @@
 """Figure 2's E/I networks against ``torch.nn.RNN`` stepped one time step at a time, in float64.
 
-biornn runs the recurrence with a hand-written backward through time (:func:`biornn.models.rnn_core`), a single
+biornn runs the recurrence with a hand-written backward through time (:func:`biornn.nn.models.rnn_core`), a single
 input-projection matmul per sequence and a recurrent weight gradient summed in one matmul. The reference here is the
 plainest possible model, built the way the reference code builds each task's network: ``nn.RNN(tanh)`` called on one
 step at a time with the state fed back by hand (``relu`` of the step's output when the state is rectified), and the
@@ -15,7 +15,7 @@ Trained with the same Adam and the method's post-step written out independently;
 both must agree to about 1e-10 relative: the loss, every gradient and every weight after several Adam steps.
 ``pytest -k rnn`` selects these tests; each comparison is shown to fail on a perturbed model.
 
-Methods (:data:`biornn.constraints.METHODS`): ``conventional`` (no post-step), ``dales`` (Dale projection
+Methods (:data:`biornn.nn.constraints.METHODS`): ``conventional`` (no post-step), ``dales`` (Dale projection
 ``W_ij <- s_j max(s_j W_ij, 0)`` after each step), ``rectified-published`` (``W_ij <- s_j max(W_ij, 0)``) and
 ``rectified`` (Song: ``W = relu(V) * s``, ``V`` trained). Each with and without state rectification
 (``r_t = relu(a_t)`` passed to the next step) on flip-flop; Dale's backprop with its rectified state on all three tasks.
@@ -28,10 +28,10 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from biornn.constraints import apply_post_step, get_method, sign_violations
-from biornn.models import EIRNN
-from biornn.tasks import MNIST5K, make_flipflop, make_mnist, make_wave
-from biornn.train import per_seed_loss
+from biornn.nn.constraints import apply_post_step, get_method, sign_violations
+from biornn.nn.models import EIRNN
+from biornn.nn.tasks import MNIST5K, make_flipflop, make_mnist, make_wave
+from biornn.nn.train import per_seed_loss
 
 N, T, B, N_STEPS = 32, 20, 8, 20
 SEEDS = (0, 1)
@@ -56,7 +56,8 @@ class _SongWeight(nn.Module):
 
 
 class ReferenceRNN(nn.Module):
-    """One seed of :class:`biornn.models.EIRNN` rebuilt from ``nn.RNN`` and the task's readout layers, stepped by hand.
+    """One seed of :class:`biornn.nn.models.EIRNN` rebuilt from ``nn.RNN`` and the task's readout layers, stepped by
+    hand.
 
     Args:
         model: the biornn model whose weights are copied (float64).
@@ -127,7 +128,7 @@ class ReferenceRNN(nn.Module):
 
     @torch.no_grad()
     def post_step(self) -> None:
-        """The method's post-step, written independently of :mod:`biornn.constraints`."""
+        """The method's post-step, written independently of :mod:`biornn.nn.constraints`."""
         W, s = self.recurrent_param, self.signs
         if self.method == "dales":  # keep entries whose sign agrees with their column, zero the rest
             W.copy_(torch.where(W * s >= 0, W, torch.zeros_like(W)))
@@ -221,7 +222,7 @@ def _pair(method: str, rectify: bool, task: str = "flipflop") -> tuple[EIRNN, li
 
 
 def _reference_loss(refs: list[ReferenceRNN], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Sum over seeds of each seed's mean loss (what :func:`biornn.train.train` back-propagates)."""
+    """Sum over seeds of each seed's mean loss (what :func:`biornn.nn.train.train` back-propagates)."""
     return sum(ref.loss(x[s], y[s]) for s, ref in enumerate(refs))
 
 

@@ -6,8 +6,8 @@ The three 5 x 15 error tables per task are the reference's arrays (fig3-topprob-
 import numpy as np
 import pytest
 
-from biornn.errors import BiornnError
-from biornn.stats import (
+from biornn.core.errors import BiornnError
+from biornn.stats.significance import (
     PAIRED_TESTS,
     adjust,
     bootstrap_z,
@@ -310,7 +310,7 @@ def test_paired_effects_on_reference_arrays(task):
                                                                                     r["p_t"])
 
 
-# ---- the recovery check's statistics (biornn.recovery) ---------------------------------------------------------------
+# ---- the recovery check's statistics (biornn.experiments.fig5.recovery) ----------------------------------------
 def test_benjamini_yekutieli_known_vector():
     p = [0.01, 0.04, 0.03, 0.005]
     c4 = 1 + 1 / 2 + 1 / 3 + 1 / 4  # 25/12

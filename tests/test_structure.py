@@ -16,20 +16,34 @@ MAX_MODULE_LINES = 800
 MAX_FUNCTION_LINES = 80
 
 #: The layers, lowest first; a module may import its own layer or lower ones (loops inside a layer are caught by the
-#: cycle test). Keyed by the first name under ``biornn`` (a package's submodules share its layer).
+#: cycle test). Keyed by the folder under ``biornn`` (every module of a subpackage shares its layer); the entry points
+#: (``cli``, ``__main__``) are the only top-level modules besides the package itself and sit on top.
 LAYERS = (
-    ("core", ("biornn", "__main__", "errors", "config", "conditions", "progress", "store", "cli")),
-    ("science", ("constraints", "connectivity", "models", "tasks", "pruning", "train")),
-    ("data", ("stimulus", "allen", "allen_nwb", "synthetic", "curate", "replicates")),
-    ("fig4 model", ("celltype",)),
-    ("statistics", ("stats", "analysis", "joint_linear", "joint_linear_report", "joint_rnn")),
-    ("experiments and figures", ("fig2", "results", "fig3", "fig4_tables", "recovery", "recovery_scaling",
-                                 "plotting", "plot_recovery", "sweeps", "verify")),
+    ("core", ("biornn", "core")),
+    ("science", ("nn", "pruning")),
+    ("data", ("data",)),
+    ("Figure 4 model", ("celltype",)),
+    ("statistics", ("stats",)),
+    ("experiments", ("experiments",)),
+    ("plotting", ("plotting",)),
+    ("entry points", ("cli", "__main__")),
 )
-#: The only upward imports: the notebooks still call ``allen.plot_depths``, ``synthetic.plot_block_matrix`` and
-#: ``curate.plot_*``, which moved to the plotting layer; those modules import them on first use (``__getattr__``).
-UPWARD_REEXPORTS = {("biornn.allen", "biornn.plotting.allen"), ("biornn.synthetic", "biornn.plotting.allen"),
-                    ("biornn.curate", "biornn.plotting.curate")}
+#: Where the environment may be read: the readers' definitions (``core/config.py``) and the command line, which
+#: resolves ``--mode`` / ``--retrain`` once and passes them down. Notebooks and ``benchmarks/run.py`` are entry points
+#: too (outside the package). Library functions take ``mode``, ``retrain`` and the figures folder as arguments.
+ENV_READERS_ALLOWED = ("biornn/core/config.py", "biornn/cli.py")
+#: Calls that read the environment (directly or through a reader of :mod:`biornn.core.config`).
+ENV_READERS = ("os.environ", "os.getenv", "get_mode(", "want_retrain(", "retrain_requested(", "figures_dir(",
+               "progress_enabled(", "allen_cache_dir(")
+#: The other places that read the environment, each with its reason: ``(file, reader): reason``.
+ENV_EXCEPTIONS = {
+    ("biornn/core/progress.py", "progress_enabled("): "display only: whether progress bars are drawn, never a result",
+    ("biornn/data/curate/datasets.py", "allen_cache_dir("): "a data root (where a real AllenSDK cache lives), not the "
+                                                           "mode: read where the default source is opened",
+    ("biornn/data/curate/cli.py", "allen_cache_dir("): "the allen command's --cache-dir default (an argparse default)",
+}
+#: Modules allowed at the top of ``biornn/`` (everything else lives in a layer's folder).
+MAX_TOP_LEVEL_MODULES = 6
 
 
 def module_names(package_dir: Path) -> dict[str, Path]:
@@ -177,8 +191,7 @@ def test_every_module_has_a_layer():
 def test_imports_point_down_the_layers():
     upward = [f"{m} ({LAYERS[layer_of(m)][0]}) imports {t} ({LAYERS[layer_of(t)][0]})"
               for m, targets in import_graph().items() for t in sorted(targets)
-              if None not in (layer_of(m), layer_of(t)) and layer_of(t) > layer_of(m)
-              and (m, t) not in UPWARD_REEXPORTS]
+              if None not in (layer_of(m), layer_of(t)) and layer_of(t) > layer_of(m)]
     assert not upward, upward
 
 
@@ -220,3 +233,91 @@ def test_each_shared_constant_is_defined_once():
             where.setdefault(name, []).append(str(path.relative_to(PACKAGE_DIR.parent)))
     twice = {name: files for name, files in where.items() if len(files) > 1}
     assert not twice, twice
+
+
+def test_top_level_holds_only_entry_points():
+    top = sorted(p.name for p in PACKAGE_DIR.glob("*.py"))
+    assert len(top) <= MAX_TOP_LEVEL_MODULES, f"biornn/ has {len(top)} top-level modules (at most " \
+        f"{MAX_TOP_LEVEL_MODULES}); move them into a layer's folder: {top}"
+    keys = {name for _, names in LAYERS for name in names}
+    folders = sorted(p.name for p in PACKAGE_DIR.iterdir() if (p / "__init__.py").exists())
+    assert set(folders) <= keys, f"folders in no layer: {sorted(set(folders) - keys)}"
+
+
+def layer_docstring_problems(package_dir: Path = PACKAGE_DIR) -> list[str]:
+    """Subpackages whose ``__init__.py`` docstring is not one line ``Layer N, <name>: ...`` naming its layer in
+    :data:`LAYERS`."""
+    problems = []
+    for init in sorted(package_dir.rglob("__init__.py")):
+        if init.parent == package_dir:
+            continue
+        module = ".".join([package_dir.name, *init.parent.relative_to(package_dir).parts])
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        index = layer_of(module)
+        want = f"Layer {index}, {LAYERS[index][0]}: " if index is not None else "Layer ?"
+        if not doc.startswith(want) or "\n" in doc.strip():
+            problems.append(f"{init.relative_to(package_dir.parent)}: docstring should be one line starting "
+                            f"{want!r}, is {doc.splitlines()[0] if doc else None!r}")
+    return problems
+
+
+def test_layer_docstring_check_can_fail(tmp_path):
+    pkg = tmp_path / "biornn"
+    for sub, doc in (("core", "Layer 0, core: the base."), ("nn", "Layer 0, core: wrong layer."),
+                     ("stats", "Statistics.")):
+        (pkg / sub).mkdir(parents=True)
+        (pkg / sub / "__init__.py").write_text(f'"""{doc}"""\n')
+    (pkg / "__init__.py").write_text("")
+    problems = layer_docstring_problems(pkg)
+    assert len(problems) == 2 and "nn" in problems[0] and "stats" in problems[1], problems
+
+
+def test_every_subpackage_names_its_layer():
+    problems = layer_docstring_problems()
+    assert not problems, problems
+
+
+def env_reads(package_dir: Path = PACKAGE_DIR, allowed=ENV_READERS_ALLOWED, exceptions=None) -> list[str]:
+    """``file:line: reader`` for every environment read outside the allowed modules and the listed exceptions
+    (comments and docstrings do not count: only code lines, found by a textual search of each line)."""
+    exceptions = ENV_EXCEPTIONS if exceptions is None else exceptions
+    found = []
+    root = package_dir.parent
+    for path in sorted(package_dir.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel in allowed:
+            continue
+        tree = ast.parse(path.read_text())
+        docs = {node.body[0].lineno for node in ast.walk(tree)
+                if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.body
+                and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+        doc_lines = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and node.lineno in docs:
+                doc_lines |= set(range(node.lineno, node.end_lineno + 1))
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#", 1)[0]
+            if number in doc_lines or code.lstrip().startswith(("from ", "import ")):
+                continue
+            for reader in ENV_READERS:
+                if reader in code and (rel, reader) not in exceptions:
+                    found.append(f"{rel}:{number}: {reader}")
+    return found
+
+
+def test_env_check_can_fail(tmp_path):
+    pkg = tmp_path / "biornn"
+    (pkg / "core").mkdir(parents=True)
+    (pkg / "core" / "config.py").write_text("import os\nMODE = os.environ.get('BIORNN_MODE')\n")
+    (pkg / "lib.py").write_text('"""Uses get_mode( in its docstring only."""\nimport os\n\n\n'
+                                "def f(mode=None):\n    # get_mode( in a comment\n    return os.environ['X'], "
+                                "get_mode(mode)\n")
+    assert env_reads(pkg, allowed=("biornn/core/config.py",), exceptions={}) == [
+        "biornn/lib.py:7: os.environ", "biornn/lib.py:7: get_mode("]
+
+
+def test_only_entry_points_read_the_environment():
+    """The mode, ``retrain`` and the figures folder are decided once, by an entry point, and passed down."""
+    found = env_reads()
+    assert not found, "environment read outside the entry points (pass it as an argument, or list the exception " \
+        f"with its reason in ENV_EXCEPTIONS): {found}"

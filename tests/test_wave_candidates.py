@@ -7,9 +7,9 @@ import pytest
 import torch
 from scipy import stats
 
-from biornn.errors import BiornnError
-from biornn.fig3.experiment import SWEEP
-from biornn.fig3.wave_candidates import (
+from biornn.core.errors import BiornnError
+from biornn.experiments.fig3.experiment import SWEEP
+from biornn.experiments.fig3.wave_candidates import (
     CANDIDATES,
     DRAWS,
     N_SCORE,
@@ -22,7 +22,7 @@ from biornn.fig3.wave_candidates import (
     load_candidates,
     run_candidates,
 )
-from biornn.train import TrainConfig, train
+from biornn.nn.train import TrainConfig, train
 
 TINY = TrainConfig(task="wave", method="dales", epochs=2, seeds=(0, 1, 2), hidden=20, n_train=120, n_test=60,
                    batch_size=40, steps=30)
@@ -97,14 +97,14 @@ def test_run_candidates_resumes(tmp_path, monkeypatch):
         return {"random": np.ones((2, 15)), "topprob": np.ones((2, 15)), "seeds": [0, 1], "levels": SWEEP,
                 "dense": np.zeros(2), "config": {}, "draws": DRAWS, "n_score": N_SCORE, "seconds": 0.0}
 
-    monkeypatch.setattr("biornn.fig3.wave_candidates.candidate_errors", fake)
+    monkeypatch.setattr("biornn.experiments.fig3.wave_candidates.candidate_errors", fake)
     path = tmp_path / "c.json"
     run_candidates(["default"], path)
     run_candidates(["default", "score_last_batch"], path)
     assert calls == ["default", "score_last_batch"]
     assert set(load_candidates(path)) == {"default", "score_last_batch"}
     # a cached candidate computed with another protocol (here: fewer draws) is computed again
-    monkeypatch.setattr("biornn.fig3.wave_candidates.DRAWS", DRAWS + 1)
+    monkeypatch.setattr("biornn.experiments.fig3.wave_candidates.DRAWS", DRAWS + 1)
     run_candidates(["default"], path)
     assert calls == ["default", "score_last_batch", "default"]
 

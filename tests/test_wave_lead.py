@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from biornn.errors import BiornnError
-from biornn.fig3.wave_candidates import MID
-from biornn.fig3.wave_lead import format_lead, post_hoc_note, wave_lead
+from biornn.core.errors import BiornnError
+from biornn.experiments.fig3.wave_candidates import MID
+from biornn.experiments.fig3.wave_lead import format_lead, post_hoc_note, wave_lead
 
 
 class FakeRun:

@@ -26,13 +26,11 @@ from biornn.celltype.training import (
     CelltypeResult,
     train_celltype,
 )
-from biornn.conditions import ABBREVIATIONS, CONDITIONS, condition_abbrev
-from biornn.config import RESULTS_DIR, get_mode
-from biornn.connectivity import (
-    POPULATION_LABELS,
-)
-from biornn.curate import Dataset
-from biornn.errors import BiornnError
+from biornn.core.conditions import ABBREVIATIONS, CONDITIONS, condition_abbrev
+from biornn.core.config import RESULTS_DIR, check_mode
+from biornn.core.errors import BiornnError
+from biornn.data.curate import Dataset
+from biornn.nn.connectivity import POPULATION_LABELS
 
 
 def _run_variant(cfg: dict) -> str | None:
@@ -244,7 +242,7 @@ class Fig4Run:
     extra: dict = field(default_factory=dict)
 
 
-def fig4_run(config: CelltypeConfig, dataset: Dataset | None, mode: str | None = None, device=None,
+def fig4_run(config: CelltypeConfig, dataset: Dataset | None, mode: str = "quick", device=None,
              progress: bool = True, root: str | os.PathLike | None = None) -> Fig4Run | None:
     """Quick mode: train ``config`` on ``dataset`` now and summarise it. Paper mode: read the cached summary.
 
@@ -252,7 +250,7 @@ def fig4_run(config: CelltypeConfig, dataset: Dataset | None, mode: str | None =
         A :class:`Fig4Run`, or None in paper mode when the summary is not cached (compute it on a GPU with
         ``python -m biornn celltype train`` and ``python -m biornn celltype summarize``).
     """
-    if get_mode(mode) == "paper":
+    if check_mode(mode) == "paper":
         folder = summary_dir(config, root)
         if not (folder / "summary.json").exists():
             return None

@@ -31,13 +31,13 @@ from biornn.celltype.training import (
     load_celltype,
     train_celltype,
 )
-from biornn.conditions import CONDITIONS, condition_name
-from biornn.config import RESULTS_DIR, parse_seeds
-from biornn.curate import Dataset, load_dataset_with_windows
-from biornn.curate.files import require_writable
-from biornn.errors import BiornnError
-from biornn.models import INPUT_MAPPINGS
-from biornn.replicates import RESAMPLING
+from biornn.core.conditions import CONDITIONS, condition_name
+from biornn.core.config import RESULTS_DIR, parse_seeds
+from biornn.core.errors import BiornnError
+from biornn.data.curate import Dataset, load_dataset_with_windows
+from biornn.data.curate.files import require_writable
+from biornn.data.replicates import RESAMPLING
+from biornn.nn.models import INPUT_MAPPINGS
 
 
 def register_cli(sub) -> None:

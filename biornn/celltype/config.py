@@ -7,14 +7,12 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from biornn.conditions import WINDOWS, condition_name
-from biornn.config import get_mode
-from biornn.connectivity import (
-    TYPES,
-)
-from biornn.errors import BiornnError
-from biornn.models import INPUT_MAPPINGS
-from biornn.replicates import RESAMPLING
+from biornn.core.conditions import WINDOWS, condition_name
+from biornn.core.config import check_mode
+from biornn.core.errors import BiornnError
+from biornn.data.replicates import RESAMPLING
+from biornn.nn.connectivity import TYPES
+from biornn.nn.models import INPUT_MAPPINGS
 
 PRUNING = ("default", "as_published")
 CHECKPOINT_RULES = ("best", "as_published")
@@ -70,13 +68,13 @@ class CelltypeConfig:
         readout_from_state: read out ``relu(a_t)`` instead of ``a_t`` (Q2 option).
         within_table, inter_table: connectivity CSV files (None = ``data/connectivity/``).
         standardize: train on per-population z-scores with the dataset's statistics pooled over all six
-            conditions (:func:`biornn.curate.pooled_standardization`); fits are reported in ΔF/F.
+            conditions (:func:`biornn.data.curate.pooled_standardization`); fits are reported in ΔF/F.
         initial_state: ``zero`` (``r_0 = 0``, as published) or ``learned`` (a learned initial drive per unit).
         burn_in: leave the first ``burn_in`` predicted frames out of the training loss.
         stimulus_inputs: three extra inputs (image, change, omission codes of the predicted frame, from the
-            stimulus table; :mod:`biornn.stimulus`) routed to every unit.
+            stimulus table; :mod:`biornn.data.stimulus`) routed to every unit.
         resample: ``none`` (every run trains on the dataset), ``experiments`` or ``trials``: every run redraws its
-            training set from the recorded rows (:mod:`biornn.replicates`), so runs are data replicates.
+            training set from the recorded rows (:mod:`biornn.data.replicates`), so runs are data replicates.
     """
     condition: str
     seeds: tuple[int, ...]
@@ -188,13 +186,13 @@ class CelltypeConfig:
         return cls(**d)
 
 
-def celltype_config(condition: str = "familiar_change", mode: str | None = None, published: bool = False,
+def celltype_config(condition: str = "familiar_change", mode: str = "quick", published: bool = False,
                     variant: str | None = None, **overrides) -> CelltypeConfig:
     """The Figure 4 configuration of ``condition`` in ``mode`` (paper: N = 1440, 70 + 50 epochs, 5 seeds).
 
     ``variant``: ``published``, ``corrected`` (default) or ``recommended`` (``published=True`` = ``published``).
     """
-    sizes = dict(MODE_SIZES[get_mode(mode)])
+    sizes = dict(MODE_SIZES[check_mode(mode)])
     sizes.update(overrides)
     seeds = sizes.pop("seeds")
     variant = "published" if published else (variant or "corrected")
@@ -214,7 +212,7 @@ ABLATION = {"published": None, "corrected": None, "recommended": {},
             "- stimulus inputs": {"stimulus_inputs": False}, "- per-run resampling": {"resample": "none"}}
 
 
-def ablation_configs(condition: str, mode: str | None = None, window: str = "half", **overrides
+def ablation_configs(condition: str, mode: str = "quick", window: str = "half", **overrides
                      ) -> dict[str, CelltypeConfig]:
     """The configurations of :data:`ABLATION` for one condition, at ``mode``'s sizes."""
     out = {}

@@ -16,8 +16,11 @@ from biornn.celltype.config import (
     CelltypeConfig,
     sizes_dict,
 )
-from biornn.conditions import CONDITIONS, condition_name
-from biornn.connectivity import (
+from biornn.core.conditions import CONDITIONS, condition_name
+from biornn.core.errors import BiornnError
+from biornn.data.curate import HALF_WINDOW, Dataset
+from biornn.data.replicates import replicate_stack
+from biornn.nn.connectivity import (
     POPULATION_LABELS,
     block_density,
     block_means,
@@ -25,10 +28,7 @@ from biornn.connectivity import (
     load_within_area,
     population_index,
 )
-from biornn.curate import HALF_WINDOW, Dataset
-from biornn.errors import BiornnError
 from biornn.pruning import blockwise_mask
-from biornn.replicates import replicate_stack
 
 
 @dataclass
@@ -84,12 +84,12 @@ def check_populations(labels) -> None:
     i = next(k for k, (a, b) in enumerate(zip(labels, POPULATION_LABELS)) if a != b)
     raise BiornnError(f"dataset population order disagrees with the model at channel {i}: {labels[i]!r} where the "
                       f"model has {POPULATION_LABELS[i]!r}; reorder the channels to "
-                      "biornn.connectivity.POPULATION_LABELS or rebuild the dataset with biornn.curate")
+                      "biornn.nn.connectivity.POPULATION_LABELS or rebuild the dataset with biornn.data.curate")
 
 
 def prepare_data(dataset: Dataset, window: str = "full", condition: str | None = None,
                  config: CelltypeConfig | None = None) -> CelltypeData:
-    """Check a :class:`biornn.curate.Dataset`, cut its window and build the model's arrays.
+    """Check a :class:`biornn.data.curate.Dataset`, cut its window and build the model's arrays.
 
     Args:
         dataset: one condition's dataset.
@@ -108,7 +108,7 @@ def prepare_data(dataset: Dataset, window: str = "full", condition: str | None =
     if config is not None and config.resample != "none":
         if dataset.windows is None:
             raise BiornnError(f"resample={config.resample!r} needs the dataset's rows; load them with "
-                              "biornn.curate.load_windows (build with python -m biornn allen build --windows)")
+                              "biornn.data.curate.load_windows (build with python -m biornn allen build --windows)")
         arrays[:2] = replicate_stack(dataset, dataset.windows, config.seeds, config.resample)
     cut = (slice(None), HALF_WINDOW) if window == "half" else (slice(None),)
     arrays = [a[(slice(None),) * (a.ndim - 3) + cut] for a in arrays]

@@ -30,7 +30,7 @@ import numpy as np
 from biornn.celltype.config import CelltypeConfig
 from biornn.celltype.data import CelltypeData, prepare_data
 from biornn.celltype.training import CelltypeResult, save_celltype, train_celltype
-from biornn.errors import BiornnError
+from biornn.core.errors import BiornnError
 
 #: Arrays of a run that are shared by its members (not cut per condition).
 SHARED_ARRAYS = ("signs", "population", "population_index", "target_density")
@@ -107,7 +107,7 @@ def train_celltype_stack(configs: Sequence[CelltypeConfig], datasets: Sequence, 
 
     Args:
         configs: the conditions' configurations (identical apart from the condition).
-        datasets: their datasets (:class:`biornn.curate.Dataset` or prepared :class:`CelltypeData`), same order.
+        datasets: their datasets (:class:`biornn.data.curate.Dataset` or prepared :class:`CelltypeData`), same order.
         device: ``cpu``, ``cuda`` or None (CUDA when present).
         outs: optional run folder per condition; each gets ``metrics.json`` and ``weights.npz`` exactly as a lone
             run writes them (:func:`~biornn.celltype.training.save_celltype`).

@@ -26,15 +26,12 @@ from biornn.celltype.training import (
     new_model,
     predict,
 )
-from biornn.conditions import ABBREVIATIONS
-from biornn.connectivity import (
-    block_means,
-    populations,
-)
-from biornn.curate import Dataset
-from biornn.errors import BiornnError
-from biornn.store import _json_default, atomic_write_bytes, run_dir
-from biornn.synthetic import TwinConfig, ground_truth_connectivity
+from biornn.core.conditions import ABBREVIATIONS
+from biornn.core.errors import BiornnError
+from biornn.core.store import _json_default, atomic_write_bytes, run_dir
+from biornn.data.curate import Dataset
+from biornn.data.synthetic import TwinConfig, ground_truth_connectivity
+from biornn.nn.connectivity import block_means, populations
 
 
 def ground_truth_for(dataset: Dataset) -> np.ndarray:

@@ -1,6 +1,70 @@
 """Training a Fig 4 run: dense Dale's training, block-wise pruning and masked fine-tuning of all seeds at once
 (:func:`train_celltype`), checkpoints, the stored run (:func:`save_celltype`, :func:`load_celltype`) and the
 benchmark hook.
+
+The package (:mod:`biornn.celltype`), as a whole: Training the cell-type constrained two-area RNN of paper Figure 4
+(``docs/paper/fig4-5-celltype-rnn.md``).
+
+Pipeline per (condition, window), all seeds batched (§4.3):
+
+1. **Dense Dale's training**: Adam (lr 1e-3), cosine schedule ``T_max = 10`` epochs, ``eta_min = 1e-4``, stepped
+   per epoch and never restarted (``lr(e) = 1e-4 + 0.9e-3 (1 + cos(pi e / 10)) / 2``, ``e = 0`` in the first epoch);
+   after every optimiser step the Dale projection of ``W_rec``. The epoch with the lowest epoch loss is kept and
+   reloaded (per seed).
+2. **Pruning** (one shot): within each area every population block is pruned by top-prob to the table's density
+   (:func:`biornn.pruning.blockwise_mask`); the three inter-area pathways keep their dense trained values times a
+   Bernoulli(0.3) mask; every other cross-area block is emptied. The connectivity mask ``M`` is the nonzero
+   pattern right after pruning.
+3. **Masked fine-tuning**: fresh Adam and the same schedule; before every step the gradient of ``W_rec`` is zeroed
+   outside ``M`` (Adam's moments there stay exactly 0), after every step the Dale projection, then
+   ``W_rec <- W_rec * M``.
+
+Loss: MSE, mean over ``B x T x 18``; an epoch's loss is the **mean batch loss** (multiply by the number of batches,
+10, for the reference's sum; :attr:`CelltypeResult.reference_factor`).
+
+Switches (§9; defaults = biornn's choice, :meth:`CelltypeConfig.published` = the reference):
+
+=====================  =========================================  ==============================================
+option                 default (corrected)                        ``as published``
+=====================  =========================================  ==============================================
+``input_mapping``      ``population``: channel p -> population p  ``dense`` (Q1: the mask was never applied)
+``pruning``            ``default``: exact budgets ``p n`` over     ``as_published``: the reference's budget
+                       nonzero entries; inter-area: exactly        ``n (1 - s')`` (5-15 % above the table, Q8);
+                       ``0.3 n`` of the nonzero entries            inter-area: Bernoulli(0.3) over all entries
+``checkpoint_rule``    ``best``: lowest mean epoch loss of         ``as_published``: epoch *sum* must beat a
+                       fine-tuning (best and last both kept)       running minimum started at one batch's MSE (Q7)
+``dale``               True                                       False = the vanilla control (no projection)
+=====================  =========================================  ==============================================
+
+Top-prob as published (``eligibility="as_published"`` of :mod:`biornn.pruning`) redistributes the probability of
+capped entries additively, as in Fig 3; the Fig 4 reference does not redistribute (``min(1, K |w|)``). The two
+differ only for entries with ``K |w| > 1``; realised densities are reported next to the table.
+
+Seeds: per-seed streams from :func:`biornn.core.config.derive_seed`: initialisation ``(seed, "init", "celltype")``,
+shuffles ``(seed, "shuffle", "celltype", stage, epoch)``, pruning and inter-area draws through
+:mod:`biornn.pruning` (``(seed, "prune", ...)``).
+
+Checkpoints (``OUT/checkpoints/``, each written atomically): ``initial.pt``, ``dense_best.pt``, ``sparse.pt`` and a
+rolling ``resume.pt`` (parameters, Adam state, best-so-far weights, mask and history after every completed epoch).
+An interrupted :func:`train_celltype` with the same ``out`` resumes from ``resume.pt`` and ends with bitwise the
+same result as an uninterrupted run on the CPU (per-epoch shuffles are derived, not carried).
+
+Outputs (command line contract, ``python -m biornn celltype train``): ``OUT/metrics.json`` (config, device, data,
+runs with per-stage losses and held-out fits) and ``OUT/weights.npz``: ``W_init``, ``W_dense``, ``W_sparse``,
+``W_last`` ``(S, N, N)`` float32 (``W[post, pre]``), ``mask`` ``(S, N, N)`` uint8 (1 where a connection may exist),
+``signs`` ``(N,)``, ``population`` ``(N,)`` labels such as ``V1_L2/3_Pyr``, ``population_index`` ``(N,)``,
+``w_in_dense``, ``w_in_sparse``, ``w_in_last`` ``(S, N, 18)``, ``w_out`` ``(S, N)``, ``b_out`` ``(S, 18)``,
+``target_density`` ``(18, 18)`` and ``realised_density`` ``(S, 18, 18)``.
+
+Figure cache (paper mode, ``data/results/fig4/``): :func:`summarize` keeps only what the figures need, in float64
+(block means raw and absolute for initial / dense / sparse weights, realised densities, mean ``|w|`` over nonzero
+entries, losses, held-out fits, a few held-out traces, identifiability on twin data) plus seed 0's three full
+matrices in float32 (display only).
+
+Submodules (imports point one way): :mod:`~biornn.celltype.config`, :mod:`~biornn.celltype.data`,
+:mod:`~biornn.celltype.training`, :mod:`~biornn.celltype.stack` (several conditions in one model batch),
+:mod:`~biornn.celltype.summaries`, :mod:`~biornn.celltype.cache` and
+:mod:`~biornn.celltype.cli`; this package re-exports their public names (and ``register_cli``).
 """
 
 from __future__ import annotations
@@ -28,18 +92,15 @@ from biornn.celltype.data import (
     prune_mask,
     realised_density,
 )
-from biornn.config import derive_seed, get_device
-from biornn.connectivity import (
-    POPULATION_LABELS,
-    block_density,
-)
-from biornn.constraints import dale_project_, sign_violations
-from biornn.curate import Dataset
-from biornn.errors import BiornnError
-from biornn.models import CelltypeRNN, to_numpy
-from biornn.progress import progress as progress_bar
-from biornn.stimulus import STIMULUS_CHANNELS
-from biornn.store import _json_default, atomic_write_bytes, load_run, provenance
+from biornn.core.config import derive_seed, get_device
+from biornn.core.errors import BiornnError
+from biornn.core.progress import progress as progress_bar
+from biornn.core.store import _json_default, atomic_write_bytes, load_run, provenance
+from biornn.data.curate import Dataset
+from biornn.data.stimulus import STIMULUS_CHANNELS
+from biornn.nn.connectivity import POPULATION_LABELS, block_density
+from biornn.nn.constraints import dale_project_, sign_violations
+from biornn.nn.models import CelltypeRNN, to_numpy
 
 #: Wall time between resume checkpoints when no epoch interval is given (s); stage ends always write one.
 CHECKPOINT_SECONDS = 300.0
@@ -551,7 +612,7 @@ def train_celltype(config: CelltypeConfig, dataset: Dataset | CelltypeData, devi
 
     Args:
         config: the run's configuration.
-        dataset: the condition's dataset (:class:`biornn.curate.Dataset`) or prepared arrays.
+        dataset: the condition's dataset (:class:`biornn.data.curate.Dataset`) or prepared arrays.
         device: ``cpu``, ``cuda`` or None (CUDA when present).
         out: run folder; when given, stage checkpoints go to ``out/checkpoints/`` and ``metrics.json`` and
             ``weights.npz`` are written at the end (:func:`save_celltype`).

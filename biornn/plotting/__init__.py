@@ -1,24 +1,7 @@
-"""One figure style and one figure writer for every notebook.
-
-* :func:`save_figure` writes ``figures/<name>.png`` and ``figures/<name>.pdf`` (set ``BIORNN_FIGURES`` to write
-  elsewhere, e.g. in tests).
-* :data:`METHOD_STYLE` holds the paper's colours: conventional black, Dale's cornflower blue with triangles,
-  rectified salmon with circles (fig2-dales-backprop.md §7); the Song-style rectified fix is sienna with squares.
-* :data:`PRUNING_STYLE`: random grey, top-prob green (docs/paper/fig3-topprob-pruning.md, section 7).
-* :func:`band_plot`: mean curve with a shaded band over seeds.
-
-Only matplotlib is imported here; seaborn is optional and imported by the functions that use it.
-
-Submodules (imports point one way): :mod:`~biornn.plotting.style` (style, :func:`save_figure`), one per figure
-(:mod:`~biornn.plotting.fig2` ... :mod:`~biornn.plotting.fig5`; :mod:`~biornn.plotting.fig3_extra` adds notebook 02's
-keep-probability panel), and the data plots :mod:`~biornn.plotting.allen`
-(selection depths, the twin's block matrix) and :mod:`~biornn.plotting.curate` (timelines, windows, bootstrap
-means). This package re-exports their public names.
-"""
+"""Layer 6, plotting: one figure style, one figure writer and one plotting module per figure."""
 
 from __future__ import annotations
 
-from biornn.config import ROOT, figures_dir
 from biornn.plotting.allen import plot_block_matrix, plot_depths
 from biornn.plotting.curate import WINDOW_COLORS, plot_conditions, plot_population_means, plot_timeline, plot_windows
 from biornn.plotting.fig2 import (
@@ -29,6 +12,7 @@ from biornn.plotting.fig2 import (
     plot_weight_kdes,
 )
 from biornn.plotting.fig3 import (
+    plot_keep_probabilities,
     plot_kept_weights,
     plot_mst_overlap,
     plot_paired_log_ratio,
@@ -36,8 +20,8 @@ from biornn.plotting.fig3 import (
     plot_reference_bars,
     plot_retraining,
     plot_tour_pruning,
+    plot_wave_candidates,
 )
-from biornn.plotting.fig3_extra import plot_keep_probabilities, plot_wave_candidates
 from biornn.plotting.fig4 import (
     CELLTYPE_COLORS,
     CELLTYPE_PATHWAY_COLORS,
@@ -73,7 +57,7 @@ from biornn.plotting.style import (
 )
 
 __all__ = ["CELLTYPE_COLORS", "CELLTYPE_PATHWAY_COLORS", "FIG5_PATHWAY_COLORS", "METHOD_STYLE", "NETWORK_POSITIONS",
-           "PRUNING_STYLE", "ROOT", "STYLE", "TRACE_STYLE", "WINDOW_COLORS", "band_plot", "figures_dir", "kde_on_grid",
+           "PRUNING_STYLE", "STYLE", "TRACE_STYLE", "WINDOW_COLORS", "band_plot", "kde_on_grid",
            "plot_block_heatmap", "plot_block_matrix", "plot_celltype_curves", "plot_celltype_mask",
            "plot_celltype_network", "plot_celltype_traces", "plot_condition_fits", "plot_conditions",
            "plot_density_vs_table", "plot_depths", "plot_difference_grid", "plot_difference_map", "plot_fig2_curves",

@@ -1,7 +1,7 @@
 """Plots of the Allen selection and of the digital twin: imaging depths of the selected planes
 (:func:`plot_depths`) and a population block matrix (:func:`plot_block_matrix`).
 
-:mod:`biornn.allen` and :mod:`biornn.synthetic` re-export these on first use, for the notebooks.
+:mod:`biornn.data.allen` and :mod:`biornn.data.synthetic` re-export these on first use, for the notebooks.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from biornn.conditions import EXPERIENCE_LEVELS
-from biornn.connectivity import AREAS, L4_UPPER, L23_UPPER, POPULATION_LABELS, TYPES
+from biornn.core.conditions import EXPERIENCE_LEVELS
+from biornn.nn.connectivity import AREAS, L4_UPPER, L23_UPPER, POPULATION_LABELS, TYPES
 
 
 def plot_depths(selection: pd.DataFrame, ax=None):

@@ -1,7 +1,7 @@
 """Plots of the curation used by the notebooks: an experiment's timeline, the cut windows, bootstrap means per
 population and the conditions of one population.
 
-:mod:`biornn.curate` re-exports these on first use, for the notebooks.
+:mod:`biornn.data.curate` re-exports these on first use, for the notebooks.
 """
 
 from __future__ import annotations
@@ -9,14 +9,11 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from biornn.allen import (
-    BEHAVIOR_BLOCK,
-    ExperimentData,
-)
-from biornn.conditions import ABBREVIATIONS, split_condition
-from biornn.connectivity import DISPLAY_LAYERS, TYPES, population_label
-from biornn.curate.datasets import Dataset
-from biornn.curate.windows import PRE_FRAMES, WINDOW_FRAMES, EventWindows
+from biornn.core.conditions import ABBREVIATIONS, split_condition
+from biornn.data.allen import BEHAVIOR_BLOCK, ExperimentData
+from biornn.data.curate.datasets import Dataset
+from biornn.data.curate.windows import PRE_FRAMES, WINDOW_FRAMES, EventWindows
+from biornn.nn.connectivity import DISPLAY_LAYERS, TYPES, population_label
 
 WINDOW_COLORS = {"change": "tab:red", "no_change": "tab:grey", "omission": "tab:purple"}
 

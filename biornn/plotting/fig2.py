@@ -21,7 +21,7 @@ def plot_fig2_curves(runs: dict, rules, task: str, key: str, ylabel: str, log: b
     seed is drawn as a thin line instead.
 
     Args:
-        runs: ``{(task, rule): run}`` as returned by :func:`biornn.results.fig2_runs`.
+        runs: ``{(task, rule): run}`` as returned by :func:`biornn.experiments.fig2.fig2_runs`.
         rules: the rules to draw, in legend order.
         task: which task.
         key: per-epoch metric (``test_loss``, ``train_loss``, ``test_accuracy``).

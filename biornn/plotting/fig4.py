@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.patches import FancyArrowPatch
 
 from biornn.celltype import REFERENCE_NAMES
-from biornn.connectivity import (
+from biornn.nn.connectivity import (
     AREAS,
     DISPLAY_LAYERS,
     POPULATION_LABELS,
@@ -49,7 +49,7 @@ def plot_celltype_network(density=None, ax=None, min_probability: float = 0.0):
     (V1 L2/3 Pyr -> LM L4) orange, feedback (LM L5 Pyr -> V1 L2/3 and V1 L5) green.
 
     Args:
-        density: ``(18, 18)`` ``[post, pre]`` target densities (default :func:`biornn.connectivity.block_density`).
+        density: ``(18, 18)`` ``[post, pre]`` target densities (default :func:`biornn.nn.connectivity.block_density`).
         ax: axes to draw in.
         min_probability: hide within-area connections below this probability.
 

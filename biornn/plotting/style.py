@@ -1,5 +1,22 @@
 """The shared figure style (colours of methods and pruning rules, matplotlib rcParams), the figure writer
 (:func:`save_figure`) and the small helpers every figure uses (:func:`band_plot`, :func:`kde_on_grid`).
+
+The package (:mod:`biornn.plotting`), as a whole: One figure style and one figure writer for every notebook.
+
+* :func:`save_figure` writes ``figures/<name>.png`` and ``figures/<name>.pdf`` (``folder=`` writes elsewhere,
+  e.g. in tests).
+* :data:`METHOD_STYLE` holds the paper's colours: conventional black, Dale's cornflower blue with triangles,
+  rectified salmon with circles (fig2-dales-backprop.md §7); the Song-style rectified fix is sienna with squares.
+* :data:`PRUNING_STYLE`: random grey, top-prob green (docs/paper/fig3-topprob-pruning.md, section 7).
+* :func:`band_plot`: mean curve with a shaded band over seeds.
+
+Only matplotlib is imported here; seaborn is optional and imported by the functions that use it.
+
+Submodules (imports point one way): :mod:`~biornn.plotting.style` (style, :func:`save_figure`), one per figure
+(:mod:`~biornn.plotting.fig2` ... :mod:`~biornn.plotting.fig5`; :mod:`~biornn.plotting.fig3` adds notebook 02's
+keep-probability panel), and the data plots :mod:`~biornn.plotting.allen`
+(selection depths, the twin's block matrix) and :mod:`~biornn.plotting.curate` (timelines, windows, bootstrap
+means). This package re-exports their public names.
 """
 
 from __future__ import annotations
@@ -10,7 +27,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from biornn.config import figures_dir, get_mode
+from biornn.core.config import FIGURES_DIR, check_mode
 
 METHOD_STYLE = {
     "conventional": dict(color="k", marker=None, label="Conventional Backprop"),
@@ -44,16 +61,24 @@ def use_style() -> None:
     plt.rcParams.update(STYLE)
 
 
-def save_figure(fig, name: str, formats=("png", "pdf")) -> list[Path]:
-    """Save ``fig`` as ``figures/<name>.png`` and ``.pdf``; return the written paths.
+def save_figure(fig, name: str, formats=("png", "pdf"), *, folder: str | os.PathLike = FIGURES_DIR,
+                mode: str = "quick") -> list[Path]:
+    """Save ``fig`` as ``<folder>/<name>.png`` and ``.pdf``; return the written paths.
 
     In quick mode a small grey note in the corner says so, so a quick figure never passes for a paper one.
 
     Files are written to a temporary name and renamed, so an interrupted save never leaves half a file.
+
+    Args:
+        fig: a matplotlib figure.
+        name: file name without suffix.
+        formats: file formats to write.
+        folder: output folder (default ``figures/``; a notebook passes ``FIGURES = figures_dir()``).
+        mode: the run mode of the figure's numbers (``quick`` marks the figure).
     """
-    out = figures_dir()
+    out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    if get_mode() == "quick" and not getattr(fig, "_biornn_marked", False):
+    if check_mode(mode) == "quick" and not getattr(fig, "_biornn_marked", False):
         # never let a quick-mode figure pass for a paper-mode one
         fig.text(0.995, 0.005, "biornn quick mode: small models, not the paper's sizes", ha="right", va="bottom",
                  fontsize=6, color="0.5")

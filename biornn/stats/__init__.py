@@ -1,0 +1,1 @@
+"""Layer 4, statistics: significance tests and corrections, block summaries, condition comparisons."""
