@@ -41,7 +41,7 @@ esac
 PY="${PYTHON:-python3}"
 
 if [ "$MODE" = prepare ]; then
-    src=$("$PY" -c "from biornn.allen import bundled_metadata_dir; print(bundled_metadata_dir())") || exit 1
+    src=$("$PY" -c "from biornn.data.allen import bundled_metadata_dir; print(bundled_metadata_dir())") || exit 1
     mkdir -p .gpu-carry/vbo && cp "$src"/*.csv .gpu-carry/vbo/ || exit 1
     echo "copied $(ls .gpu-carry/vbo | wc -l) metadata tables ($(du -sh .gpu-carry/vbo | cut -f1)) to .gpu-carry/vbo;"
     echo "ignore it (echo /.gpu-carry/ >> .git/info/exclude) and name .gpu-carry in the run's carry list"
@@ -216,7 +216,7 @@ import numpy, torch
 gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device"
 print(f"python {platform.python_version()}, torch {torch.__version__} (CUDA {torch.version.cuda}), {gpu}, "
       f"numpy {numpy.__version__}")
-import biornn, biornn.celltype, biornn.cli, biornn.pruning, biornn.train  # noqa: E401,F401
+import biornn, biornn.celltype, biornn.cli, biornn.pruning, biornn.nn.train  # noqa: E401,F401
 bad = [m for m in ("allensdk", "seaborn") if m in sys.modules]
 print("allensdk/seaborn imported by biornn:", bad or "none")
 sys.exit(1 if bad else 0)
@@ -294,7 +294,8 @@ SHEOF
             cat >"$SCRATCH/twinsha.py" <<'PYEOF'
 import json, sys
 from biornn.celltype import prepare_data
-from biornn.curate import CONDITIONS, load_dataset
+from biornn.core.conditions import CONDITIONS
+from biornn.data.curate import load_dataset
 out = {}
 for c in CONDITIONS:
     ds = load_dataset(sys.argv[1], c)
@@ -329,13 +330,13 @@ import numpy as np
 import torch
 from torch import nn
 from scipy import stats
-from biornn.config import parse_seeds
-from biornn.constraints import dale_project_
-from biornn.fig3.experiment import SWEEP
-from biornn.fig3.wave_candidates import MID
-from biornn.models import EIRNN
+from biornn.core.config import parse_seeds
+from biornn.nn.constraints import dale_project_
+from biornn.experiments.fig3.experiment import SWEEP
+from biornn.experiments.fig3.wave_candidates import MID
+from biornn.nn.models import EIRNN
 from biornn.pruning import prune
-from biornn.tasks import make_wave
+from biornn.nn.tasks import make_wave
 
 out_path, device, seeds, dry = sys.argv[1], sys.argv[2], parse_seeds(sys.argv[3]), sys.argv[4] == "dry"
 sizes = dict(n_train=20, n_test=10, steps=50) if dry else dict(n_train=1000, n_test=1000, steps=500)
@@ -424,14 +425,14 @@ PYEOF
             fi
             ;;
         jointrnn)
-            # one paper-size joint RNN fit (biornn.joint_rnn, issue 26) of a planted twin built with its rows
+            # one paper-size joint RNN fit (biornn.experiments.fig5.joint_rnn, issue 26) of a planted twin built with its rows
             JTWIN="$SCRATCH/twin-jointrnn"
             [ -f "$JTWIN/ground_truth.npz" ] || run_stage jointrnn-twin 200 - "${BIORNN[@]}" allen build \
                 --source twin --twin planted --mode paper --condition all --windows --out "$JTWIN"
             if [ "$MODE" = dry ]; then
                 record jointrnn skipped 0 0 0 "" '{"reason": "dry run"}'
             else
-                run_stage jointrnn 400 - "$PY" -c "import sys; from biornn.joint_rnn import timed_fit; \
+                run_stage jointrnn 400 - "$PY" -c "import sys; from biornn.experiments.fig5.joint_rnn import timed_fit; \
 timed_fit(sys.argv[1], sys.argv[2], 'paper', int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])" "$JTWIN" \
                     "$OUT/joint_rnn.json" "${GPU_JRNN_STEPS:-1500}" "${GPU_JRNN_WARMUP:-300}" "$DEVICE"
             fi
