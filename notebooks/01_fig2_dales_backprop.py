@@ -327,7 +327,7 @@ if MODE != "paper":
 #
 # The reference's initial matrix is not balanced (Q7): every row sums to about (102 − 26) × 0.0442 ≈ 3.36, which puts
 # one real outlier eigenvalue at ≈ 3.36 far outside a bulk of radius ≈ 0.29, and the network starts saturated.
-# `--init balanced` (`biornn.models.balanced_init`) draws the same matrix and scales each unit's inhibitory inputs so
+# `--init balanced` (`biornn.nn.models.balanced_init`) draws the same matrix and scales each unit's inhibitory inputs so
 # that they cancel its excitatory inputs: every row sums to zero and every sign is kept. With zero row sums the
 # all-ones vector has eigenvalue 0, so the outlier disappears (Rajan & Abbott, *Phys. Rev. Lett.* 97, 188104, 2006,
 # on the spectra of row-sum-balanced E/I matrices); the bulk widens, because the inhibitory weights grow about
