@@ -152,7 +152,8 @@ def init_section() -> list[str]:
     """Dale's backprop on flip-flop from the balanced initialisation against the default, 20 paired seeds each."""
     runs = fig2.init_runs()
     lines = ["\n## A balanced initialisation (flip-flop, Dale's backprop, 20 paired seeds)\n",
-             "`--init balanced` (`biornn.nn.models.balanced_init`): the reference's signed uniform draw with every unit's "
+             "`--init balanced` (`biornn.nn.models.balanced_init`): the reference's signed uniform draw with every "
+             "unit's "
              "inhibitory inputs scaled to cancel its excitatory inputs, so every row of `W_hh` sums to zero and every "
              "sign is kept; the outlier eigenvalue of the default draw (about 3.36, Q7) disappears (row-sum-zero "
              "balanced E/I matrices: Rajan & Abbott, Phys. Rev. Lett. 97, 188104, 2006) and the spectral radius "
