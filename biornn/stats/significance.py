@@ -277,13 +277,7 @@ def paired_effects(errors_random, errors_topprob, levels, interior=None, level: 
         ``{"per_level": [row, ...], "primary": row}``; each row is a :func:`paired_effect` dict, per-level rows
         with ``index``, ``level`` and ``holm_<test>`` added, the primary row with ``index = -1`` and ``level`` NaN.
     """
-    R = _errors_table(errors_random, "random-pruning errors")
-    T = _errors_table(errors_topprob, "top-prob errors")
-    if R.shape != T.shape:
-        raise BiornnError(f"error tables differ in shape: random {R.shape}, top-prob {T.shape}; pair them by seed")
-    lv = _finite(levels, "levels").ravel()
-    if lv.size != R.shape[1]:
-        raise BiornnError(f"{lv.size} levels given for tables with {R.shape[1]} columns; pass one p per column")
+    R, T, lv = _paired_tables(errors_random, errors_topprob, levels)
     idx = np.flatnonzero((lv > 0) & (lv < 1)) if interior is None else np.asarray(interior, dtype=int).ravel()
     if idx.size == 0:
         raise BiornnError("no levels to compare; pass levels strictly between 0 and 1")
@@ -300,6 +294,18 @@ def paired_effects(errors_random, errors_topprob, levels, interior=None, level: 
 def significance_label(p: float) -> str:
     """``'***'`` (p < 0.001), ``'**'`` (< 0.01), ``'*'`` (< 0.05) or ``'ns'``."""
     return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else "ns"
+
+
+def _paired_tables(errors_random, errors_topprob, levels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The random and top-prob error tables ``(seeds, levels)``, checked to pair by seed, and their levels."""
+    R = _errors_table(errors_random, "random-pruning errors")
+    T = _errors_table(errors_topprob, "top-prob errors")
+    if R.shape != T.shape:
+        raise BiornnError(f"error tables differ in shape: random {R.shape}, top-prob {T.shape}; pair them by seed")
+    lv = _finite(levels, "levels").ravel()
+    if lv.size != R.shape[1]:
+        raise BiornnError(f"{lv.size} levels given for tables with {R.shape[1]} columns; pass one p per column")
+    return R, T, lv
 
 
 def _errors_table(values, name: str) -> np.ndarray:
@@ -385,13 +391,7 @@ def pruning_comparison(errors_random, errors_topprob, levels, test: str = "t_log
         (``{"random", "topprob", "diff", "diff_ci", "log_diff", "log_diff_ci", "ratio", "ratio_ci", "pvalue",
         "pvalues"}``; the log-scale entries are NaN for errors <= 0).
     """
-    R = _errors_table(errors_random, "random-pruning errors")
-    T = _errors_table(errors_topprob, "top-prob errors")
-    if R.shape != T.shape:
-        raise BiornnError(f"error tables differ in shape: random {R.shape}, top-prob {T.shape}; pair them by seed")
-    lv = _finite(levels, "levels").ravel()
-    if lv.size != R.shape[1]:
-        raise BiornnError(f"{lv.size} levels given for tables with {R.shape[1]} columns; pass one p per column")
+    R, T, lv = _paired_tables(errors_random, errors_topprob, levels)
     if test not in PAIRED_TESTS:
         raise BiornnError(f"unknown paired test {test!r}; use one of {', '.join(PAIRED_TESTS)}")
     idx = np.flatnonzero((lv > 0) & (lv < 1)) if interior is None else np.asarray(interior, dtype=int).ravel()
