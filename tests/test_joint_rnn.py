@@ -14,6 +14,7 @@ from biornn.core.conditions import CONDITIONS
 from biornn.core.errors import BiornnError
 from biornn.experiments.fig5 import joint_rnn
 from biornn.experiments.fig5.joint_linear import TwinRows, convolve
+from biornn.experiments.fig5.joint_linear_report import run_recovery as linear_recovery
 from biornn.experiments.fig5.joint_rnn import (
     JointCelltypeRNN,
     RNNConfig,
@@ -158,3 +159,8 @@ def test_recovery_run_resumes_from_its_per_resample_cache(tmp_path, monkeypatch,
     assert json.dumps(again, sort_keys=True) == json.dumps(rep, sort_keys=True)
     with pytest.raises(BiornnError, match="other settings"):
         joint_rnn.run_recovery(*args, resamples=2, warm=True, device="cpu", point_seeds=(0,))
+    cache = tmp_path / "out" / "joint-rnn-bootstrap.npz"
+    from_cache, _ = joint_rnn.report_from_cache(cache, tmp_path / "again")
+    assert json.dumps(from_cache, sort_keys=True) == json.dumps(rep, sort_keys=True)
+    with pytest.raises(BiornnError, match="--estimator joint-rnn"):
+        linear_recovery(tmp_path / "linear", from_cache=cache)

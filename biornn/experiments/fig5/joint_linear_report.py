@@ -356,6 +356,9 @@ def run_recovery(out: str | os.PathLike, window: str = "full", sampling: str = "
         raise BiornnError(f"--out {out} is a file; pass a folder path")
     if from_cache is not None:
         cache = load_cache(from_cache)
+        if cache["meta"].get("estimator", "joint-linear") != "joint-linear":
+            raise BiornnError(f"{from_cache} holds {cache['meta']['estimator']!r} fits; pass them with --estimator "
+                              f"{cache['meta']['estimator']}")
     else:
         if not kinetics_scale > 0:
             raise BiornnError(f"kinetics scale {kinetics_scale}; use a positive factor such as 0.7, 1 or 1.3")
@@ -379,8 +382,9 @@ def describe(rep: dict) -> str:
     """A few lines for the terminal."""
     few = ", ".join(f"{p} ({', '.join(f'{k} {v}' for k, v in d.items())})" for p, d in rep["few_experiments"].items())
     pct = rep["percentile"]
+    name = rep.get("estimator", "joint-linear")
     parts = [
-        f"joint-linear / {rep['window']} window / {rep['sampling']} sampling, {rep['resamples']} resamples:",
+        f"{name} / {rep['window']} window / {rep['sampling']} sampling, {rep['resamples']} resamples:",
         f"planted changes recovered {rep['planted_recovered']} of {rep['planted_total']}",
         f"(wrong sign flagged {rep['wrong_sign_flagged']});",
         f"unplanted flagged {rep['unplanted_flagged']} of {rep['unplanted_total']};",

@@ -556,7 +556,24 @@ def run_recovery(out: str | os.PathLike, planted: str | os.PathLike, nulls: list
              "null_g": np.array([f["g"] for f in null_fits]).reshape(-1, resamples, len(CONDITIONS), len(PATHWAYS)),
              "meta": np.array(json.dumps(meta))}
     save_cache(cache, out / "joint-rnn-bootstrap.npz")
-    rep = report(load_cache(out / "joint-rnn-bootstrap.npz"))
+    return report_from_cache(out / "joint-rnn-bootstrap.npz", out)
+
+
+def report_from_cache(cache: str | os.PathLike, out: str | os.PathLike) -> tuple[dict, Path]:
+    """``OUT/recovery.json`` from a ``joint-rnn-bootstrap.npz`` (seconds, nothing fitted): the joint linear
+    estimator's :func:`biornn.experiments.fig5.joint_linear_report.report` with the estimator named ``joint-rnn``.
+
+    Returns:
+        ``(report, path of recovery.json)``.
+    """
+    data = load_cache(cache)
+    if data["meta"].get("estimator") != "joint-rnn":
+        raise BiornnError(f"{cache} holds {data['meta'].get('estimator')!r} fits, not joint-rnn; pass the "
+                          "joint-rnn-bootstrap.npz that compare recovery --estimator joint-rnn wrote")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise BiornnError(f"--out {out} is a file; pass a folder path")
+    rep = report(data)
     rep.update(estimator="joint-rnn", variant="joint-rnn")
     path = out / "recovery.json"
     atomic_write_bytes(path, (json.dumps(rep, indent=1) + "\n").encode())
