@@ -95,6 +95,31 @@ def test_bootstrap_interval_covers_a_known_linear_effect():
     assert covered.min() >= 90, covered
 
 
+def test_resample_starts_and_twin_checkpoints(tmp_path, monkeypatch):
+    """``starts="all"`` fits every resample with the point fit's estimator (all starts, lowest cost); a finished twin
+    is read back from its checkpoint with the same settings and refitted under other settings."""
+    means, codes, _ = _model_data()
+    noise = np.random.default_rng(3)
+    draws = {b: means + 0.01 * noise.normal(size=means.shape) for b in (0, 1)}
+    monkeypatch.setattr(R, "load_twin_rows", lambda folder: J.TwinRows({}, {}, {}, FP))
+    monkeypatch.setattr(R, "resample_means", lambda rows, seed, b, sampling="population": (
+        means if b is None else draws[b], codes, 0))
+    config = J.JointConfig()
+    ckpt = tmp_path / "planted.npz"
+    fit = R._twin_bootstrap("twin", config, 2, 0, "population", False, "", "all", ckpt)
+    for b in (0, 1):
+        np.testing.assert_array_equal(fit["g"][b], J.fit_point(draws[b], codes, FP, config)["g"])
+    assert ckpt.exists()
+    monkeypatch.setattr(R, "fit_point", lambda *a, **k: pytest.fail("a checkpointed twin was refitted"))
+    again = R._twin_bootstrap("twin", config, 2, 0, "population", False, "", "all", ckpt)
+    np.testing.assert_array_equal(again["g"], fit["g"])
+    assert again["r2"] == fit["r2"] and again["fallbacks"] == 0
+    with pytest.raises(pytest.fail.Exception, match="refitted"):
+        R._twin_bootstrap("twin", config, 2, 0, "population", False, "", "warm", ckpt)
+    with pytest.raises(BiornnError, match="resample starts 'some'"):
+        R.bootstrap_gains(J.TwinRows({}, {}, {}, FP), config, 2, starts="some")
+
+
 def test_same_experiment_draws_for_every_twin():
     rng = np.random.default_rng(0)
     one, two = _rows(6, 0.5, rng), _rows(6, -1.0, rng)

@@ -545,7 +545,8 @@ def run_recovery(out: str | os.PathLike, planted: str | os.PathLike, nulls: list
                                            seed, sampling, warm, device, log, point_seeds)
     null_fits = [fits[f"null_{s}"] for s, _ in nulls]
     meta = {"estimator": "joint-rnn", "config": {**config.to_dict(), "window": "full"}, "sampling": sampling,
-            "resamples": resamples, "seed": seed, "warm_start": warm, "null_seeds": [int(s) for s, _ in nulls],
+            "resamples": resamples, "seed": seed, "warm_start": warm,
+            "resample_starts": "warm" if warm else "cold", "null_seeds": [int(s) for s, _ in nulls],
             "planted_folder": str(planted), "null_folders": [str(f) for _, f in nulls],
             "r2_planted": fits["planted"]["r2"], "few_experiments": fits["planted"]["few_experiments"],
             "n_experiments": fits["planted"]["n_experiments"]}
@@ -574,7 +575,8 @@ def report_from_cache(cache: str | os.PathLike, out: str | os.PathLike) -> tuple
     if out.exists() and not out.is_dir():
         raise BiornnError(f"--out {out} is a file; pass a folder path")
     rep = report(data)
-    rep.update(estimator="joint-rnn", variant="joint-rnn")
+    starts = "warm" if data["meta"].get("warm_start") else "cold"
+    rep.update(estimator="joint-rnn", variant="joint-rnn", resample_starts=data["meta"].get("resample_starts", starts))
     path = out / "recovery.json"
     atomic_write_bytes(path, (json.dumps(rep, indent=1) + "\n").encode())
     return rep, path

@@ -9,6 +9,7 @@ from pathlib import Path
 from biornn.core.errors import BiornnError
 from biornn.core.store import atomic_write_bytes
 from biornn.experiments.fig5 import joint_linear_report, joint_rnn
+from biornn.experiments.fig5.joint_linear_report import RESAMPLE_STARTS
 from biornn.experiments.fig5.recovery import (
     ESTIMATORS,
     TWIN_KINDS,
@@ -64,6 +65,8 @@ def register_cli(sub) -> None:
                    help="joint-linear: sample seeds of the null twins (built under --data-root when missing)")
     r.add_argument("--kinetics-scale", type=float, default=1.0,
                    help="joint-linear: factor on the assumed indicator time constants (misspecification check)")
+    r.add_argument("--resample-starts", choices=RESAMPLE_STARTS, default="warm",
+                   help="joint-linear: each resample's fit starts from the point fit (warm) or from all its starts")
     r.add_argument("--data-root", default="data/allen", help="joint estimators: where the twin datasets are")
     r.add_argument("--rnn-size", choices=("quick", "paper"), default="paper",
                    help="joint-rnn: population sizes (paper: N = 1440; quick: N = 192, for a trial run)")
@@ -160,7 +163,8 @@ def _cmd_joint_linear(args) -> int:
     seeds = _null_seeds(args.null_seeds)
     report, path = joint_linear_report.run_recovery(
         args.out, window=args.window or "full", sampling=args.sampling, resamples=args.resamples, null_seeds=seeds,
-        kinetics_scale=args.kinetics_scale, root=args.data_root, from_cache=args.from_cache)
+        kinetics_scale=args.kinetics_scale, root=args.data_root, from_cache=args.from_cache,
+        starts=args.resample_starts)
     print(joint_linear_report.describe(report))
     print(f"wrote {path}")
     return 0
