@@ -25,6 +25,7 @@ from biornn.experiments.fig5.joint_rnn import (
     standardize,
     table_mask,
 )
+from biornn.experiments.fig5.joint_rnn_checks import ROW_NAMES, score
 from biornn.nn.connectivity import POPULATION_LABELS
 from biornn.nn.constraints import sign_violations
 
@@ -164,3 +165,16 @@ def test_recovery_run_resumes_from_its_per_resample_cache(tmp_path, monkeypatch,
     assert json.dumps(from_cache, sort_keys=True) == json.dumps(rep, sort_keys=True)
     with pytest.raises(BiornnError, match="--estimator joint-rnn"):
         linear_recovery(tmp_path / "linear", from_cache=cache)
+
+
+def test_shortfall_scores_name_the_missed_rows():
+    """The descriptive scores of the shortfall checks: perfect on the planted changes themselves, the reversed rows
+    named, and an RMS for a null twin (nothing planted)."""
+    planted = np.zeros(27)
+    planted[[0, 4, 5, 18]] = [0.47, 0.26, 0.59, 0.18]
+    perfect = score(planted, planted)
+    assert perfect["sign"] == 4 and perfect["rmse"] == 0 and perfect["wrong_sign_rows"] == []
+    fitted = planted.copy()
+    fitted[18] = -0.1
+    assert score(fitted, planted)["wrong_sign_rows"] == [ROW_NAMES[18]] == ["FN->NN FF"]
+    assert score(np.full(27, 0.1), np.zeros(27))["rms"] == pytest.approx(0.1)

@@ -1,0 +1,76 @@
+"""Where the joint RNN estimator falls short, measured (issue 26; ``docs/recovery.md``, "The joint RNN estimator").
+
+One full-data fit per check (:func:`biornn.experiments.fig5.joint_rnn.fit_twin`, fit seed 0, float32), at the quick
+network size (N = 192, about 1 min per fit on one core) on paper-size twins, so that each check changes one thing
+against the same baseline:
+
+* **network size**: the baseline against the paper-N report's point fit (committed report);
+* **twin sample**: the planted twin rebuilt with sample seeds 1 and 2 (new timelines, noise, phases and cells;
+  ``allen build --source twin --twin planted --twin-seed K``), the same planted network;
+* **assumed kinetics**: the estimator's indicator time constants x 0.7 and x 1.3 (the twin's data unchanged);
+* **null twin**: the same fit where nothing was planted.
+
+Scores over the 19 planted rows: ``sign`` (fitted change has the planted sign), ``rmse`` of (fitted - planted),
+``spearman`` over all 27 rows, ``wrong_sign_rows``; per pathway the median ratio fitted / planted. All descriptive:
+one fit each, no test.
+
+Run: ``python -c "from biornn.experiments.fig5.joint_rnn_checks import run_checks; run_checks()"`` (about 8 min on
+one idle core; builds the two extra twins under ``data/allen`` when missing).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from biornn.core.conditions import PAIRS
+from biornn.core.store import atomic_write_bytes, code_version, machine
+from biornn.experiments.fig5.joint_linear_report import ensure_twin
+from biornn.experiments.fig5.joint_rnn import fit_twin, rnn_config
+from biornn.nn.connectivity import PATHWAYS
+
+#: ``(name, twin, sample seed, kinetics factor)`` of every check.
+CHECKS = (("baseline", "planted", 0, 1.0), ("null twin", "null", 0, 1.0), ("kinetics x0.7", "planted", 0, 0.7),
+          ("kinetics x1.3", "planted", 0, 1.3), ("sample seed 1", "planted", 1, 1.0),
+          ("sample seed 2", "planted", 2, 1.0))
+ROW_NAMES = [f"{a}->{b} {k}" for a, b in PAIRS for k in PATHWAYS]
+
+
+def score(changes: np.ndarray, planted: np.ndarray) -> dict:
+    """Descriptive scores of 27 fitted pair changes against the planted ones (module docstring)."""
+    changes, planted = np.asarray(changes, float), np.asarray(planted, float)
+    if not np.any(planted):
+        return {"rms": float(np.sqrt(np.mean(changes ** 2))), "max_abs": float(np.abs(changes).max())}
+    m = planted != 0
+    agree = np.sign(changes) == np.sign(planted)
+    ratio = {p: float(np.median(changes[k::3][m[k::3]] / planted[k::3][m[k::3]])) for k, p in enumerate(PATHWAYS)}
+    return {"sign": int(agree[m].sum()), "planted_rows": int(m.sum()),
+            "rmse": float(np.sqrt(np.mean((changes[m] - planted[m]) ** 2))),
+            "spearman": float(spearmanr(changes, planted)[0]), "median_ratio": ratio,
+            "wrong_sign_rows": [ROW_NAMES[i] for i in np.flatnonzero(m & ~agree)],
+            "unplanted_max_abs": float(np.abs(changes[~m]).max())}
+
+
+def run_checks(root: str | os.PathLike = "data/allen",
+               out: str | os.PathLike = "data/results/fig5/joint-rnn-diagnostics.json") -> dict:
+    """Run every check of :data:`CHECKS` and write ``out`` (JSON with provenance); returns what was written."""
+    base = rnn_config("quick", dtype="float32")
+    record = {"what": __doc__.split("\n\n")[0], "config": base.to_dict(), "code_version": code_version(),
+              "machine": machine(), "checks": {}}
+    for name, twin, sample_seed, factor in CHECKS:
+        t0 = time.perf_counter()
+        folder = ensure_twin(root, twin, "paper", sample_seed, progress=False)
+        config = rnn_config("quick", dtype="float32", rise=base.rise * factor, decay=base.decay * factor)
+        fit = fit_twin(folder, config, seeds=(0,))
+        record["checks"][name] = {"twin": twin, "sample_seed": sample_seed, "kinetics_factor": factor,
+                                  "r2": float(fit["r2"]), "seconds": round(time.perf_counter() - t0, 1),
+                                  "changes": np.round(fit["changes"], 6).tolist(),
+                                  **score(fit["changes"], fit["planted"])}
+        print(name, {k: v for k, v in record["checks"][name].items() if k != "changes"}, flush=True)
+    atomic_write_bytes(Path(out), (json.dumps(record, indent=1) + "\n").encode())
+    return record
