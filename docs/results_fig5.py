@@ -146,6 +146,11 @@ def fig5_page() -> str:
     return "\n".join(lines)
 
 
+#: How a joint report's resample fits started (``resample_starts`` in the report).
+STARTS = {"warm": "from the point fit (warm)", "all": "from every start of the point fit, the lowest cost kept",
+          "cold": "from a fresh initialisation (cold)"}
+
+
 def recovery_section() -> list[str]:
     """The planted-vs-null recovery reports committed under data/results/fig5/ (paper-size runs only)."""
     lines = ["\n## Does the fit recover planted differences, beyond the null twin?\n",
@@ -171,7 +176,9 @@ def recovery_section() -> list[str]:
             f"{rep['unplanted_flagged']} of {rep['unplanted_total']}; null-twin differences flagged "
             f"{rep['null_flagged']} of {rep['null_total']}. Test: {rep['test']}; n: {within.get('n', '?')}; "
             f"correction: {within.get('correction', rep['correction'])}; unit of replication: "
-            f"{rep['unit_of_replication']}. Held-out median r "
+            f"{rep['unit_of_replication']}"
+            + (f"; each resample fit starts {STARTS[rep['resample_starts']]}" if "resample_starts" in rep else "")
+            + ". Held-out median r "
             f"(planted twin): {', '.join(f'{c} {v:.3f}' for c, v in rep['heldout_median_r']['planted'].items())}. "
             + (f"Pairs not yet computed: {', '.join(missing)}.\n" if missing else "All nine pairs.\n"))
         if "interaction_recovered" in rep:

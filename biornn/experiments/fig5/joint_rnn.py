@@ -434,17 +434,22 @@ def fit_best(codes: np.ndarray, target: np.ndarray, frame_period: float, config:
 # Twins: point fit, bootstrap with a resumable per-resample cache
 # --------------------------------------------------------------------------------------------------------------------
 
-def twin_inputs(means: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def twin_inputs(means: np.ndarray, codes: np.ndarray, code_shift: int = 0
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Condition means ``(6, 18, 16)`` and codes ``(6, 18, 16, 3)``
     (:func:`biornn.experiments.fig5.joint_linear.resample_means`)
     -> ``(codes (6, 1, 18, 14, 3), target (6, 1, 18, 16) z-units, mu, sd)``: the full window, codes at the 14 rate
-    frames (aligned as in :func:`biornn.experiments.fig5.joint_linear.fit_means`)."""
+    frames (aligned as in :func:`biornn.experiments.fig5.joint_linear.fit_means`). ``code_shift`` k (0, 1 or 2, a
+    diagnostic): the codes of calcium frame ``t + k`` drive rate frame ``t`` (the filter shows rate frame ``t`` first
+    in calcium frame ``t + 2``, so k = 0 drives the network two frames before the calcium can respond)."""
+    if code_shift not in (0, 1, 2):
+        raise BiornnError(f"code shift {code_shift}; use 0, 1 or 2 (frames)")
     target, mu, sd = standardize(np.asarray(means, np.float64)[:, None])
-    return np.asarray(codes, np.float64)[:, None, :, :RATE_FRAMES], target, mu, sd
+    return np.asarray(codes, np.float64)[:, None, :, code_shift:code_shift + RATE_FRAMES], target, mu, sd
 
 
 def fit_twin(folder: str | os.PathLike, config: RNNConfig | None = None, device: str | None = None,
-             seeds=None) -> dict:
+             seeds=None, code_shift: int = 0) -> dict:
     """The full-data joint RNN fit of one twin folder (``allen build --source twin ... --condition all --windows``).
 
     Returns:
@@ -454,7 +459,7 @@ def fit_twin(folder: str | os.PathLike, config: RNNConfig | None = None, device:
     """
     rows = load_twin_rows(folder)
     means, codes, _ = resample_means(rows, 0, None)
-    z, y, _, _ = twin_inputs(means, codes)
+    z, y, _, _ = twin_inputs(means, codes, code_shift)
     config = config or RNNConfig()
     fit = fit_best(z, y, rows.frame_period, config, (config.seed,) if seeds is None else seeds, device)
     fit["changes"] = pair_changes(fit["g"])

@@ -8,14 +8,17 @@ against the same baseline:
 * **twin sample**: the planted twin rebuilt with sample seeds 1 and 2 (new timelines, noise, phases and cells;
   ``allen build --source twin --twin planted --twin-seed K``), the same planted network;
 * **assumed kinetics**: the estimator's indicator time constants x 0.7 and x 1.3 (the twin's data unchanged);
+* **code alignment**: the codes of calcium frame ``t + 1`` or ``t + 2`` drive rate frame ``t``
+  (:func:`biornn.experiments.fig5.joint_rnn.twin_inputs`; the estimator uses ``t``), on the planted and the null twin;
 * **null twin**: the same fit where nothing was planted.
 
 Scores over the 19 planted rows: ``sign`` (fitted change has the planted sign), ``rmse`` of (fitted - planted),
 ``spearman`` over all 27 rows, ``wrong_sign_rows``; per pathway the median ratio fitted / planted. All descriptive:
 one fit each, no test.
 
-Run: ``python -c "from biornn.experiments.fig5.joint_rnn_checks import run_checks; run_checks()"`` (about 8 min on
-one idle core; builds the two extra twins under ``data/allen`` when missing).
+Run: ``python -c "from biornn.experiments.fig5.joint_rnn_checks import run_checks; run_checks()"`` (about 10 min on
+one idle core; builds the two extra twins under ``data/allen`` when missing). Each finished check is written at once
+and skipped by a rerun, so an interrupted run resumes.
 """
 
 from __future__ import annotations
@@ -34,10 +37,12 @@ from biornn.experiments.fig5.joint_linear_report import ensure_twin
 from biornn.experiments.fig5.joint_rnn import fit_twin, rnn_config
 from biornn.nn.connectivity import PATHWAYS
 
-#: ``(name, twin, sample seed, kinetics factor)`` of every check.
-CHECKS = (("baseline", "planted", 0, 1.0), ("null twin", "null", 0, 1.0), ("kinetics x0.7", "planted", 0, 0.7),
-          ("kinetics x1.3", "planted", 0, 1.3), ("sample seed 1", "planted", 1, 1.0),
-          ("sample seed 2", "planted", 2, 1.0))
+#: ``(name, twin, sample seed, kinetics factor, code shift)`` of every check.
+CHECKS = (("baseline", "planted", 0, 1.0, 0), ("null twin", "null", 0, 1.0, 0), ("kinetics x0.7", "planted", 0, 0.7, 0),
+          ("kinetics x1.3", "planted", 0, 1.3, 0), ("sample seed 1", "planted", 1, 1.0, 0),
+          ("sample seed 2", "planted", 2, 1.0, 0), ("codes +1", "planted", 0, 1.0, 1),
+          ("codes +1, null twin", "null", 0, 1.0, 1), ("codes +2", "planted", 0, 1.0, 2),
+          ("codes +2, null twin", "null", 0, 1.0, 2))
 ROW_NAMES = [f"{a}->{b} {k}" for a, b in PAIRS for k in PATHWAYS]
 
 
@@ -58,19 +63,24 @@ def score(changes: np.ndarray, planted: np.ndarray) -> dict:
 
 def run_checks(root: str | os.PathLike = "data/allen",
                out: str | os.PathLike = "data/results/fig5/joint-rnn-diagnostics.json") -> dict:
-    """Run every check of :data:`CHECKS` and write ``out`` (JSON with provenance); returns what was written."""
+    """Run every check of :data:`CHECKS` not yet in ``out`` and write ``out`` (JSON with provenance) after each;
+    returns what was written."""
     base = rnn_config("quick", dtype="float32")
-    record = {"what": __doc__.split("\n\n")[0], "config": base.to_dict(), "code_version": code_version(),
-              "machine": machine(), "checks": {}}
-    for name, twin, sample_seed, factor in CHECKS:
+    out = Path(out)
+    record = json.loads(out.read_text()) if out.exists() else {"what": __doc__.split("\n\n")[0],
+                                                               "config": base.to_dict(), "checks": {}}
+    for name, twin, sample_seed, factor, shift in CHECKS:
+        if name in record["checks"]:
+            continue
         t0 = time.perf_counter()
         folder = ensure_twin(root, twin, "paper", sample_seed, progress=False)
         config = rnn_config("quick", dtype="float32", rise=base.rise * factor, decay=base.decay * factor)
-        fit = fit_twin(folder, config, seeds=(0,))
+        fit = fit_twin(folder, config, seeds=(0,), code_shift=shift)
         record["checks"][name] = {"twin": twin, "sample_seed": sample_seed, "kinetics_factor": factor,
-                                  "r2": float(fit["r2"]), "seconds": round(time.perf_counter() - t0, 1),
-                                  "changes": np.round(fit["changes"], 6).tolist(),
+                                  "code_shift": shift, "r2": float(fit["r2"]),
+                                  "seconds": round(time.perf_counter() - t0, 1), "code_version": code_version(),
+                                  "machine": machine(), "changes": np.round(fit["changes"], 6).tolist(),
                                   **score(fit["changes"], fit["planted"])}
-        print(name, {k: v for k, v in record["checks"][name].items() if k != "changes"}, flush=True)
-    atomic_write_bytes(Path(out), (json.dumps(record, indent=1) + "\n").encode())
+        print(name, {k: v for k, v in record["checks"][name].items() if k not in ("changes", "machine")}, flush=True)
+        atomic_write_bytes(out, (json.dumps(record, indent=1) + "\n").encode())
     return record

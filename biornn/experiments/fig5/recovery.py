@@ -583,6 +583,13 @@ def recovery_frame(report: dict) -> pd.DataFrame:
     return rows.assign(outcome=outcome)
 
 
+def size_ratios(report: dict) -> pd.Series:
+    """Per pathway, the median over its planted rows of fitted / planted change (1 = the planted size, 0 = nothing,
+    negative = the wrong sign on most rows); descriptive."""
+    rows = recovery_frame(report).query("kind == 'planted'")
+    return (rows["fitted_delta"] / rows["planted_delta"]).groupby(rows["pathway"]).median()
+
+
 def recovery_table(report: dict) -> pd.DataFrame:
     """The report's rows for printing: pair, pathway, planted / fitted / null deltas, SE, n, adjusted p, outcome."""
     cols = ["pair", "pathway", "planted_delta", "fitted_delta", "se", "null_delta", "calibrated_delta", "n_a", "n_b",
