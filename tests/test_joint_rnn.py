@@ -178,3 +178,15 @@ def test_shortfall_scores_name_the_missed_rows():
     fitted[18] = -0.1
     assert score(fitted, planted)["wrong_sign_rows"] == [ROW_NAMES[18]] == ["FN->NN FF"]
     assert score(np.full(27, 0.1), np.zeros(27))["rms"] == pytest.approx(0.1)
+
+
+def test_code_shift_feeds_later_frames():
+    """``code_shift`` k passes the codes of calcium frame t + k as the codes of rate frame t; other shifts refused."""
+    means = np.random.default_rng(0).normal(size=(6, 18, 16))
+    codes = np.broadcast_to(np.arange(16.0)[None, None, :, None], (6, 18, 16, 3))
+    for k in (0, 1, 2):
+        z, target, _, _ = joint_rnn.twin_inputs(means, codes, k)
+        assert z.shape == (6, 1, 18, 14, 3) and z[0, 0, 0, 0, 0] == k and z[0, 0, 0, -1, 0] == 13 + k
+        assert target.shape == (6, 1, 18, 16)
+    with pytest.raises(BiornnError, match="code shift 3"):
+        joint_rnn.twin_inputs(means, codes, 3)
