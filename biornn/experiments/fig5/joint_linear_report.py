@@ -231,6 +231,22 @@ def run_twins(planted: str | os.PathLike, nulls: list, config: JointConfig, resa
     return out
 
 
+def refit_check(cache: dict, b: int) -> dict:
+    """Refit the ``b``-th cached check resample (one of the first :data:`CHECK_RESAMPLES`) the way the bootstrap
+    fitted it (warm from the point fit's ``theta``, or from every start), to compare with ``cache["check_g"][b]``.
+
+    Returns:
+        The fit (``g`` ``(6, 3)``, ``r2``, ``cost``).
+    """
+    meta = cache["meta"]
+    config = JointConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()})
+    means, codes, fp = cache["check_means"][b], cache["check_codes"][b], float(cache["frame_period"])
+    if meta.get("resample_starts", "warm") == "all":
+        return fit_point(means, codes, fp, config)
+    x = deconvolve(means, fp, config.rise, config.decay)
+    return fit_joint(x, codes[:, :, : x.shape[-1]], config, theta0=cache["check_theta0"])
+
+
 def save_cache(arrays: dict, path: str | os.PathLike) -> Path:
     """Write the bootstrap cache (:func:`run_twins`) as one compressed npz (no pickles), atomically."""
     buf = io.BytesIO()
