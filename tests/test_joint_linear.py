@@ -170,13 +170,16 @@ def test_bad_settings_are_one_line_errors():
         R.load_cache(ROOT / "no-such-cache.npz")
 
 
-def test_committed_report_recomputes_from_its_cache(tmp_path):
-    """The committed report is what the committed cache of resample fits gives (seconds; nothing fitted)."""
-    rep, path = R.run_recovery(tmp_path, from_cache=CACHE)
-    committed = json.loads(REPORT.read_text())
+@pytest.mark.parametrize("suffix, starts", [("", "all"), ("-warm", "warm")])
+def test_committed_report_recomputes_from_its_cache(tmp_path, suffix, starts):
+    """The committed reports (resample fits from all starts, and the first one, warm-started) are what their
+    committed caches of resample fits give (seconds; nothing fitted)."""
+    cache = CACHE.with_name(f"joint-linear-full{suffix}-bootstrap.npz")
+    rep, path = R.run_recovery(tmp_path, from_cache=cache)
+    committed = json.loads(REPORT.with_name(f"recovery-joint-linear-full{suffix}.json").read_text())
     assert json.loads(path.read_text()) == committed
     assert rep["resamples"] >= 200 and len(rep["null_seeds"]) >= 5
-    assert rep["estimator"] == "joint-linear" and rep["window"] == "full"
+    assert rep["estimator"] == "joint-linear" and rep["window"] == "full" and rep["resample_starts"] == starts
 
 
 def test_cached_resamples_refit_to_the_same_gains():

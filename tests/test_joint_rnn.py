@@ -5,6 +5,7 @@ model's pathway log-gains, while a model with every gain fixed at 0 fits those d
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -190,3 +191,14 @@ def test_code_shift_feeds_later_frames():
         assert target.shape == (6, 1, 18, 16)
     with pytest.raises(BiornnError, match="code shift 3"):
         joint_rnn.twin_inputs(means, codes, 3)
+
+
+def test_committed_joint_rnn_report_recomputes_from_its_cache(tmp_path):
+    """The committed paper-size joint RNN report is what its committed cache of resample fits gives (nothing
+    fitted): at least 20 resamples per twin, the planted twin and at least one null twin."""
+    folder = Path(__file__).resolve().parents[1] / "data" / "results" / "fig5"
+    rep, path = joint_rnn.report_from_cache(folder / "joint-rnn-bootstrap.npz", tmp_path)
+    assert json.loads(path.read_text()) == json.loads((folder / "recovery-joint-rnn-full.json").read_text())
+    assert rep["estimator"] == "joint-rnn" and rep["window"] == "full" and rep["resamples"] >= 20
+    assert len(rep["null_seeds"]) >= 1 and rep["resample_starts"] == "cold"
+    assert rep["config"]["sizes"] == [192, 32, 16]
