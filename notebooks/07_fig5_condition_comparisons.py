@@ -285,7 +285,7 @@ print(jlr.describe(RNN))
 CHECKS = json.loads((RESULTS_DIR / "fig5" / "joint-rnn-diagnostics.json").read_text())["checks"]
 checks = pd.DataFrame({name: {"sign (of 19)": c.get("sign"), "RMSE": c.get("rmse"), "rho": c.get("spearman"),
                               "null RMS": c.get("rms"), "R^2": c["r2"]} for name, c in CHECKS.items()}).T
-print(checks.to_string(float_format=lambda v: f"{v:.2f}"))
+print(checks.astype({"sign (of 19)": "Int64"}).to_string(float_format=lambda v: f"{v:.3g}", na_rep=""))
 
 # %% [markdown]
 # The size of each pathway's change, fitted over planted (median over its planted rows; 1 = the planted size), of
@@ -359,10 +359,14 @@ print(f"separate, beyond the null twin (paired by seed): {SEPARATE['interaction_
 # * On the twins, the paper's separate estimator recovers some planted changes within the planted twin, but its
 #   null twin moves about as much, and no change is significant beyond the null twin (paired by seed).
 # * Both joint estimators put the feedforward changes within an experience level near the diagonal while their null
-#   twins stay in a narrow band. Both miss most feedback changes (FB_L23 comes back near 0) and get the three
-#   familiar-vs-novel feedforward changes with the wrong sign; for the RNN this holds on three twin samples and
-#   under misspecified kinetics, so it is a bias of the estimator on these data, not sampling noise. Its cause is
-#   not found (docs/recovery.md lists what was ruled out).
+#   twins stay in a narrow band. For the linear estimator that holds only at its full-data fit: most of its
+#   resample fits of those rows land in another minimum, with the other sign, so its bootstrap cannot support them.
+#   The RNN's resample fits stay near its point fit.
+# * Both miss most feedback changes and get the three familiar-vs-novel feedforward changes with the wrong sign. For
+#   the RNN this holds on three twin samples, under misspecified kinetics and at N = 192 and 1440, so it is a bias of
+#   the estimator on these data, not sampling noise. Feeding the codes one or two frames later shrinks the feedback
+#   bias (section 5); the familiar-vs-novel reversal has no cause found yet (docs/recovery.md lists what was ruled
+#   out).
 #
 # **Not yet known.** How the joint estimators fare on recorded data; the RNN with session sampling or the half
 # window (not run). The joint linear fit on the half window recovers none of the planted changes
