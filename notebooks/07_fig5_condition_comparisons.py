@@ -41,8 +41,6 @@
 # [07b_fig5_appendix](07b_fig5_appendix.ipynb).
 
 # %%
-import json
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -51,7 +49,7 @@ from scipy.stats import norm
 from biornn.core import conditions
 from biornn.core.config import RESULTS_DIR, figures_dir, get_mode, want_retrain
 from biornn.experiments.fig5 import joint_linear_report as jlr
-from biornn.experiments.fig5 import recovery
+from biornn.experiments.fig5 import joint_rnn_checks, recovery
 from biornn.plotting import save_figure
 from biornn.plotting.fig5 import null_band, plot_fitted_vs_planted
 from biornn.stats import comparisons
@@ -111,17 +109,14 @@ for pair, entry in REF["pairs"]["full"].items():
 # network. On recorded data we cannot tell. On the **digital twin** we can: the **planted** twin's conditions differ
 # by known pathway gains; the **null** twin shares everything else (timelines, drives, block strengths, noise) and
 # plants nothing. A fitted difference is real when it appears on the planted twin, with the planted sign, and not on
-# the null twin. The planted changes, log(strength_B / strength_A) per pair and pathway (19 of 27 nonzero):
+# the null twin. The planted changes, log(strength_B / strength_A) per pair and pathway (19 of 27 nonzero), then
+# what the paper's estimator fits on the **null** twin (mean over its 5 runs):
 
 # %%
 rows = recovery.recovery_frame(SEPARATE)
-print(rows.pivot(index="pair", columns="pathway", values="planted_delta").loc[rows["pair"].unique()].round(2))
-
-# %% [markdown]
-# And what the paper's estimator fits on the **null** twin, where nothing was planted (mean over its 5 runs):
-
-# %%
-print(rows.pivot(index="pair", columns="pathway", values="null_delta").loc[rows["pair"].unique()].round(2))
+for column in ("planted_delta", "null_delta"):
+    print(column, rows.pivot(index="pair", columns="pathway", values=column).loc[rows["pair"].unique()].round(2),
+          sep="\n")
 
 # %% [markdown]
 # **Exercise 2.** How many of these 27 null-twin changes are larger in magnitude than the smallest planted change?
@@ -154,18 +149,13 @@ print(recovery.describe(SEPARATE))
 
 # %% [markdown]
 # Every row: planted, fitted and null-twin change, SE, n, the BY-adjusted p of each twin and of the paired
-# interaction, and the outcome on the planted twin.
+# interaction, and the outcome on the planted twin. Below it, why 5 runs cannot do better: the SE of a pair change
+# is about sd × √2, sd the spread of the fitted strength over resamples, whatever the number of runs.
 
 # %%
 cols = ["pair", "pathway", "planted_delta", "fitted_delta", "se", "null_delta", "n_a", "n_b", "p_adj", "null_p_adj",
         "interaction_p_adj", "outcome"]
 print(recovery.recovery_table(SEPARATE)[cols].to_string(index=False, float_format=lambda v: f"{v:.2g}"))
-
-# %% [markdown]
-# Why 5 runs cannot do better: the SE of a pair change is set by the spread of the fitted strength over resamples,
-# about sd × √2, whatever the number of runs (more runs estimate it better, they do not shrink it):
-
-# %%
 sd = SEPARATE["statistics"]["resample_sd"]
 print({p: f"sd {sd[p]:.3f}, SE of a pair change about {sd[p] * np.sqrt(2):.2f}" for p in ("FF", "FB_L23", "FB_L5")})
 print("(pooled SD over resamples of the log pathway strength, all conditions of both twins; descriptive)")
@@ -210,19 +200,14 @@ for b, cached in enumerate(CACHE["check_g"]):
 # %% [markdown]
 # The report is a function of the cache (seconds, nothing fitted): per row, the point fit's change, a robust SE
 # (IQR / 1.349 of the resample fits, not divided by √n), a two-sided bootstrap-normal p, Benjamini-Yekutieli over the
-# 27 rows of each twin.
+# 27 rows of each twin. Each null twin is a separate fit where nothing was planted, so its flags count false
+# positives of the whole procedure, not only of the test.
 
 # %%
 live = jlr.report(CACHE)
 print("recomputed from the cache, same counts as the committed report:",
       all(live[k] == JOINT[k] for k in ("planted_recovered", "wrong_sign_flagged", "unplanted_flagged", "null_flagged")))
 print(jlr.describe(JOINT))
-
-# %% [markdown]
-# Calibration: each null twin is a separate fit of the same pipeline where nothing was planted, so its flags count
-# false positives of the whole procedure, not only of the test.
-
-# %%
 print(f"null twins (seeds {JOINT['null_seeds']}): flagged per seed {JOINT['null_flagged_per_seed']} of "
       f"{len(JOINT['rows'])} rows each (bootstrap-normal, BY over 27 rows, n = {JOINT['resamples']} resamples); "
       f"RMS of their fitted changes {JOINT['null_rms']:.3f} (descriptive)")
@@ -275,6 +260,8 @@ live = jlr.report(RNN_CACHE)
 print("recomputed from the cache, same counts as the committed report:",
       all(live[k] == RNN[k] for k in ("planted_recovered", "wrong_sign_flagged", "unplanted_flagged", "null_flagged")))
 print(jlr.describe(RNN))
+print("fitted / planted size per pathway (median over planted rows):",
+      pd.DataFrame({"joint linear": recovery.size_ratios(JOINT), "joint RNN": recovery.size_ratios(RNN)}).round(2).T)
 
 # %% [markdown]
 # Where does it fall short? Each check below is one fit (N = 192, about 1 min) on paper-size twins that changes one
@@ -282,17 +269,8 @@ print(jlr.describe(RNN))
 # nothing planted (`biornn.experiments.fig5.joint_rnn_checks`; descriptive, no test).
 
 # %%
-CHECKS = json.loads((RESULTS_DIR / "fig5" / "joint-rnn-diagnostics.json").read_text())["checks"]
-checks = pd.DataFrame({name: {"sign (of 19)": c.get("sign"), "RMSE": c.get("rmse"), "rho": c.get("spearman"),
-                              "null RMS": c.get("rms"), "R^2": c["r2"]} for name, c in CHECKS.items()}).T
-print(checks.astype({"sign (of 19)": "Int64"}).to_string(float_format=lambda v: f"{v:.3g}", na_rep=""))
-
-# %% [markdown]
-# The size of each pathway's change, fitted over planted (median over its planted rows; 1 = the planted size), of
-# the two joint estimators' point fits at paper size:
-
-# %%
-print(pd.DataFrame({"joint linear": recovery.size_ratios(JOINT), "joint RNN": recovery.size_ratios(RNN)}).round(2).T)
+CHECKS = joint_rnn_checks.load_checks()
+print(joint_rnn_checks.checks_frame(CHECKS).to_string(float_format=lambda v: f"{v:.3g}", na_rep=""))
 
 # %% [markdown]
 # **Exercise 5.** Which planted rows does the N = 192 RNN get with the wrong sign in **every** planted check? Use
@@ -362,12 +340,8 @@ print(f"separate, beyond the null twin (paired by seed): {SEPARATE['interaction_
 #   twins stay in a narrow band. For the linear estimator that holds only at its full-data fit: most of its
 #   resample fits of those rows land in another minimum, with the other sign, so its bootstrap cannot support them.
 #   The RNN's resample fits stay near its point fit.
-# * Both miss most feedback changes and get the three familiar-vs-novel feedforward changes with the wrong sign. For
-#   the RNN this holds on three twin samples, under misspecified kinetics and at N = 192 and 1440, so it is a bias of
-#   the estimator on these data, not sampling noise. Feeding the codes one or two frames later shrinks the feedback
-#   bias (section 5); the familiar-vs-novel reversal has no cause found yet (docs/recovery.md lists what was ruled
-#   out).
+# * Both miss most feedback changes and reverse the three familiar-vs-novel feedforward changes. For the RNN this
+#   holds across twin samples, kinetics and N, so it is a bias, not sampling noise. Later codes shrink the feedback
+#   bias (section 5); the reversal's cause is not found (docs/recovery.md).
 #
-# **Not yet known.** How the joint estimators fare on recorded data; the RNN with session sampling or the half
-# window (not run). The joint linear fit on the half window recovers none of the planted changes
-# (docs/recovery.md, "Robustness").
+# **Not yet known.** How the joint estimators fare on recorded data, and the RNN on the half window (not run).

@@ -33,9 +33,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from scipy.stats import spearmanr
 
 from biornn.core.conditions import PAIRS
+from biornn.core.config import RESULTS_DIR
 from biornn.core.store import atomic_write_bytes, code_version, machine
 from biornn.experiments.fig5.joint_linear_report import decide, ensure_twin, pair_changes, planted_changes
 from biornn.experiments.fig5.joint_rnn import bootstrap_twin, fit_twin, rnn_config
@@ -63,6 +65,19 @@ def score(changes: np.ndarray, planted: np.ndarray) -> dict:
             "spearman": float(spearmanr(changes, planted)[0]), "median_ratio": ratio,
             "wrong_sign_rows": [ROW_NAMES[i] for i in np.flatnonzero(m & ~agree)],
             "unplanted_max_abs": float(np.abs(changes[~m]).max())}
+
+
+def load_checks(path: str | os.PathLike | None = None) -> dict:
+    """The committed checks, ``{name: record}`` (``data/results/fig5/joint-rnn-diagnostics.json`` by default)."""
+    return json.loads(Path(path or RESULTS_DIR / "fig5" / "joint-rnn-diagnostics.json").read_text())["checks"]
+
+
+def checks_frame(checks: dict) -> pd.DataFrame:
+    """One row per check: signs (of 19), RMSE, Spearman rho, null RMS and in-sample R^2 (blank where it does not
+    apply: a null twin has no planted rows)."""
+    frame = pd.DataFrame({name: {"sign (of 19)": c.get("sign"), "RMSE": c.get("rmse"), "rho": c.get("spearman"),
+                                 "null RMS": c.get("rms"), "R^2": c["r2"]} for name, c in checks.items()}).T
+    return frame.astype({"sign (of 19)": "Int64", "RMSE": float, "rho": float, "null RMS": float, "R^2": float})
 
 
 def run_checks(root: str | os.PathLike = "data/allen",
