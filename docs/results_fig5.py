@@ -12,6 +12,7 @@ from biornn import celltype
 from biornn.core import conditions
 from biornn.experiments.fig5 import inputs as fig5
 from biornn.experiments.fig5 import recovery, recovery_scaling
+from biornn.nn.connectivity import POPULATION_LABELS
 from biornn.stats import comparisons
 
 # -- Figure 5 ----------------------------------------------------------------------------------------------------
@@ -178,8 +179,9 @@ def recovery_section() -> list[str]:
             f"correction: {within.get('correction', rep['correction'])}; unit of replication: "
             f"{rep['unit_of_replication']}"
             + (f"; each resample fit starts {STARTS[rep['resample_starts']]}" if "resample_starts" in rep else "")
-            + (f"; network N = {sum(rep['config']['sizes']) * 6} units (Pyr / SST / VIP per area-layer "
-               f"{' / '.join(map(str, rep['config']['sizes']))})" if rep.get("estimator") == "joint-rnn" else "")
+            + (f"; network N = {sum(rep['config']['sizes']) * len(POPULATION_LABELS) // 3} units (Pyr / SST / VIP "
+               f"per area-layer {' / '.join(map(str, rep['config']['sizes']))})"
+               if rep.get("estimator") == "joint-rnn" else "")
             + ". Held-out median r "
             f"(planted twin): {', '.join(f'{c} {v:.3f}' for c, v in rep['heldout_median_r']['planted'].items())}. "
             + (f"Pairs not yet computed: {', '.join(missing)}.\n" if missing else "All nine pairs.\n"))

@@ -580,8 +580,7 @@ def report_from_cache(cache: str | os.PathLike, out: str | os.PathLike) -> tuple
     if out.exists() and not out.is_dir():
         raise BiornnError(f"--out {out} is a file; pass a folder path")
     rep = report(data)
-    starts = "warm" if data["meta"].get("warm_start") else "cold"
-    rep.update(estimator="joint-rnn", variant="joint-rnn", resample_starts=data["meta"].get("resample_starts", starts))
+    rep.update(estimator="joint-rnn", variant="joint-rnn")
     path = out / "recovery.json"
     atomic_write_bytes(path, (json.dumps(rep, indent=1) + "\n").encode())
     return rep, path
