@@ -264,9 +264,9 @@ print("fitted / planted size per pathway (median over planted rows):",
       pd.DataFrame({"joint linear": recovery.size_ratios(JOINT), "joint RNN": recovery.size_ratios(RNN)}).round(2).T)
 
 # %% [markdown]
-# Where does it fall short? Each check below is one fit (N = 192) on paper-size twins that changes one thing
-# against the baseline: the twin's sample, the assumed indicator kinetics, stimulus codes fed one or two frames
-# later ("codes +1", "+2"), or nothing planted (`biornn.experiments.fig5.joint_rnn_checks`; descriptive, no test).
+# Where does it fall short? Each check is one fit (N = 192) on paper-size twins, changing one thing against the
+# baseline: the twin's sample, the assumed kinetics, codes fed one or two frames later ("codes +1", "+2"), or
+# nothing planted (`biornn.experiments.fig5.joint_rnn_checks`; descriptive, no test).
 
 # %%
 CHECKS = joint_rnn_checks.load_checks()
