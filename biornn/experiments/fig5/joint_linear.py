@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy.optimize import least_squares
+from scipy.signal import lfilter
 
 from biornn.core.conditions import CONDITIONS, WINDOWS, split_condition
 from biornn.core.config import derive_seed
@@ -79,6 +80,11 @@ class JointConfig:
         prior_sd: SD of a weak zero-mean Gaussian prior on every log-gain and log-scale (a penalty ``(theta /
             prior_sd)^2`` added to the residual sum of squares), so an unidentified gain stays finite; 0 = none.
         tol: tolerance of the outer least squares (``ftol``, ``xtol``, ``gtol``).
+        code_shift: the codes of ΔF/F frame ``t + k`` enter rate frame ``t``. The exact inverse of the frame-level
+            filter (:func:`deconvolve`) reports the continuous rate about one frame late: rate frame ``t`` matches
+            the rate at frame time ``t + 1.25`` for the twin's kinetics at the mesoscope's 10.7 Hz and ``t + 1.2``
+            for GCaMP6f at 10.7 or 31 Hz (:func:`filter_lag`, a filter computation that uses no data). Default 1 =
+            ``round(filter_lag)``; 0 is the alignment of the reports before this setting existed.
     """
 
     rise: float = TWIN_KINETICS["rise"]
@@ -88,6 +94,7 @@ class JointConfig:
     novel_scale: bool = True
     prior_sd: float = 1.0
     tol: float = 1e-10
+    code_shift: int = 1
 
     def __post_init__(self):
         if not (self.rise > 0 and self.decay > 0):
@@ -96,6 +103,7 @@ class JointConfig:
             raise BiornnError(f"unknown window {self.window!r}; use one of {', '.join(WINDOWS)}")
         if not self.code_lags or not set(self.code_lags) <= {0, 1}:
             raise BiornnError(f"code_lags = {self.code_lags}; use (0,), (1,) or (0, 1)")
+        check_code_shift(self.code_shift)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -107,6 +115,49 @@ class JointConfig:
 
 def _fractions(frame_period: float, rise: float, decay: float) -> tuple[float, float]:
     return 1.0 - np.exp(-frame_period / rise), 1.0 - np.exp(-frame_period / decay)
+
+
+def check_code_shift(k) -> int:
+    """``k`` when it is a code shift this module can apply (0, 1 or 2 frames), else a one-line error."""
+    if isinstance(k, bool) or k not in (0, 1, 2):
+        raise BiornnError(f"code shift {k!r}; use 0, 1 or 2 (frames; 1 = round(filter_lag), the default)")
+    return int(k)
+
+
+def align_codes(codes: np.ndarray, n_rates: int, code_shift: int) -> np.ndarray:
+    """The codes ``(..., 16, D)`` of ΔF/F frames ``k .. k + n_rates - 1`` (``k = code_shift``), as the codes of the
+    ``n_rates`` rate frames."""
+    k = check_code_shift(code_shift)
+    return codes[..., k:k + n_rates, :]
+
+
+def filter_lag(frame_period: float, rise: float, decay: float, frames: int = 3000, substeps: int = 64,
+               seed: int = 0) -> float:
+    """How late the rate proxy of :func:`deconvolve` reports the continuous rate (frames), from the filter alone.
+
+    A smooth random rate (0.1 s time constant, fixed ``seed``) passes through the continuous two-stage filter
+    (integrated at ``frame_period / substeps``), is sampled once per frame and inverted with :func:`deconvolve`;
+    the lag (steps of 1/64 frame, within 3 frames) is the one at which the continuous rate best matches the proxy in
+    least squares. The frame-level filter puts rate frame ``t`` into ΔF/F frame ``t + 2`` while the continuous
+    indicator starts to rise within the frame, so the lag is about one frame, not two. No data and no fit enter.
+
+    Returns:
+        The lag ``L``: rate frame ``t`` is closest to the continuous rate at frame time ``t + L``.
+    """
+    dt = frame_period / substeps
+    n = frames * substeps
+    rng = np.random.default_rng(seed)
+    steps = np.repeat(rng.standard_normal(n // substeps + 1), substeps)[:n]
+    a = dt / 0.1
+    rate = lfilter([a], [1, a - 1], steps)
+    b_r, b_d = 1 - np.exp(-dt / rise), 1 - np.exp(-dt / decay)
+    calcium = lfilter([b_d], [1, b_d - 1], lfilter([b_r], [1, b_r - 1], rate))
+    at = np.arange(substeps * 100, n - 4 * substeps, substeps)
+    proxy = deconvolve(calcium[at], frame_period, rise, decay)
+    at = at[: proxy.size]
+    shifts = np.arange(-substeps, 3 * substeps + 1)
+    err = [np.mean((proxy - rate[at + s]) ** 2) for s in shifts]
+    return float(shifts[int(np.argmin(err))] / substeps)
 
 
 def deconvolve(m: np.ndarray, frame_period: float, rise: float, decay: float) -> np.ndarray:
@@ -517,10 +568,10 @@ def fit_joint(x: np.ndarray, codes: np.ndarray, config: JointConfig | None = Non
 
 def fit_means(means: np.ndarray, codes: np.ndarray, frame_period: float, config: JointConfig | None = None) -> dict:
     """:func:`fit_joint` of condition means ``(6, 18, 16)`` ΔF/F and codes ``(6, 18, 16, 3)``: deconvolves the means
-    with ``config``'s kinetics and aligns the codes with the 14 rate frames."""
+    with ``config``'s kinetics and aligns the codes with the 14 rate frames (:func:`align_codes`)."""
     config = config or JointConfig()
     x = deconvolve(means, frame_period, config.rise, config.decay)
-    return fit_joint(x, codes[:, :, : x.shape[-1]], config)
+    return fit_joint(x, align_codes(codes, x.shape[-1], config.code_shift), config)
 
 
 def _starts(x: np.ndarray, config: JointConfig) -> list[np.ndarray]:
@@ -546,6 +597,7 @@ def fit_point(means: np.ndarray, codes: np.ndarray, frame_period: float, config:
     the cost reached from each start)."""
     config = config or JointConfig()
     x = deconvolve(means, frame_period, config.rise, config.decay)
-    fits = [fit_joint(x, codes[:, :, : x.shape[-1]], config, theta0=s) for s in _starts(x, config)]
+    z = align_codes(codes, x.shape[-1], config.code_shift)
+    fits = [fit_joint(x, z, config, theta0=s) for s in _starts(x, config)]
     best = min(fits, key=lambda f: f["cost"])
     return {**best, "costs": [f["cost"] for f in fits]}

@@ -33,6 +33,7 @@ from biornn.data.synthetic import write_ground_truth
 from biornn.experiments.fig5.joint_linear import (
     JointConfig,
     TwinRows,
+    align_codes,
     deconvolve,
     fit_joint,
     fit_point,
@@ -78,7 +79,7 @@ def bootstrap_gains(rows: TwinRows, config: JointConfig, resamples: int, seed: i
             fit = fit_point(m, z, rows.frame_period, config)
         else:
             x = deconvolve(m, rows.frame_period, config.rise, config.decay)
-            fit = fit_joint(x, z[:, :, : x.shape[-1]], config, theta0=point["theta"])
+            fit = fit_joint(x, align_codes(z, x.shape[-1], config.code_shift), config, theta0=point["theta"])
         gains.append(fit["g"])
         costs.append(fit["cost"])
         fallbacks += fb
@@ -239,12 +240,18 @@ def refit_check(cache: dict, b: int) -> dict:
         The fit (``g`` ``(6, 3)``, ``r2``, ``cost``).
     """
     meta = cache["meta"]
-    config = JointConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()})
+    config = config_from_meta(meta)
     means, codes, fp = cache["check_means"][b], cache["check_codes"][b], float(cache["frame_period"])
     if meta.get("resample_starts", "warm") == "all":
         return fit_point(means, codes, fp, config)
     x = deconvolve(means, fp, config.rise, config.decay)
-    return fit_joint(x, codes[:, :, : x.shape[-1]], config, theta0=cache["check_theta0"])
+    return fit_joint(x, align_codes(codes, x.shape[-1], config.code_shift), config, theta0=cache["check_theta0"])
+
+
+def config_from_meta(meta: dict) -> JointConfig:
+    """The :class:`JointConfig` a cache's meta records (caches written before ``code_shift`` existed: 0)."""
+    return JointConfig(**{"code_shift": 0, **{k: tuple(v) if isinstance(v, list) else v
+                                              for k, v in meta["config"].items()}})
 
 
 def save_cache(arrays: dict, path: str | os.PathLike) -> Path:
@@ -392,7 +399,8 @@ def ensure_twin(root: str | os.PathLike, twin: str, mode: str = "paper", sample_
 def run_recovery(out: str | os.PathLike, window: str = "full", sampling: str = "population", resamples: int = 200,
                  null_seeds=(0, 1, 2, 3, 4), kinetics_scale: float = 1.0, root: str | os.PathLike = "data/allen",
                  mode: str = "paper", seed: int = 0, correction: str = "fdr_by", progress: bool = True,
-                 from_cache: str | os.PathLike | None = None, starts: str = "warm") -> tuple[dict, Path]:
+                 from_cache: str | os.PathLike | None = None, starts: str = "warm", code_shift: int = 1
+                 ) -> tuple[dict, Path]:
     """``compare recovery --estimator joint-linear``: bootstrap the planted twin and the null twins (built when
     missing), write ``OUT/joint-linear-bootstrap.npz`` (the cache) and ``OUT/recovery.json`` (:func:`report`).
     Each finished twin is kept under ``OUT/joint-linear-cache/``, so a rerun resumes at the first missing twin.
@@ -402,6 +410,7 @@ def run_recovery(out: str | os.PathLike, window: str = "full", sampling: str = "
             misspecification checks; the twin's data are unchanged).
         from_cache: recompute the report from this cache instead of fitting.
         starts: how each resample's fit starts (:data:`RESAMPLE_STARTS`).
+        code_shift: :attr:`JointConfig.code_shift`.
 
     Returns:
         ``(report, path of recovery.json)``.
@@ -418,7 +427,8 @@ def run_recovery(out: str | os.PathLike, window: str = "full", sampling: str = "
         if not kinetics_scale > 0:
             raise BiornnError(f"kinetics scale {kinetics_scale}; use a positive factor such as 0.7, 1 or 1.3")
         base = JointConfig()
-        config = JointConfig(window=window, rise=base.rise * kinetics_scale, decay=base.decay * kinetics_scale)
+        config = JointConfig(window=window, rise=base.rise * kinetics_scale, decay=base.decay * kinetics_scale,
+                             code_shift=code_shift)
         planted = ensure_twin(root, "planted", mode, 0, progress)
         nulls = [(int(s), ensure_twin(root, "null", mode, int(s), progress)) for s in null_seeds]
         cache = run_twins(planted, nulls, config, resamples, seed, sampling, progress,

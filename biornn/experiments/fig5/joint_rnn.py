@@ -88,6 +88,8 @@ from biornn.experiments.fig5.joint_linear import (
     CODES,
     REFERENCE,
     TWIN_KINETICS,
+    align_codes,
+    check_code_shift,
     load_twin_rows,
     resample_means,
     structure,
@@ -126,6 +128,9 @@ class RNNConfig:
         fit_gains: False fixes every ``g`` at 0 (the no-change model a test compares with).
         seed: initialisation and mask seed.
         dtype: ``float64`` or ``float32``.
+        code_shift: the codes of ΔF/F frame ``t + k`` drive rate frame ``t`` (default 1; see
+            :class:`biornn.experiments.fig5.joint_linear.JointConfig`: the filter's own lag, no data; 0 = the
+            alignment of the reports before this setting existed).
     """
 
     sizes: tuple[int, int, int] = (16, 8, 8)
@@ -139,6 +144,7 @@ class RNNConfig:
     fit_gains: bool = True
     seed: int = 0
     dtype: str = "float64"
+    code_shift: int = 1
 
     def __post_init__(self):
         object.__setattr__(self, "sizes", tuple(sizes_dict(self.sizes).values()))
@@ -148,6 +154,7 @@ class RNNConfig:
             raise BiornnError(f"dtype {self.dtype!r}; use float64 or float32")
         if not (self.rise > 0 and self.decay > 0 and self.lr > 0) or self.steps < 1 or self.warmup_steps < 0:
             raise BiornnError("rise, decay and lr must be positive, steps >= 1 and warmup_steps >= 0")
+        check_code_shift(self.code_shift)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -434,22 +441,20 @@ def fit_best(codes: np.ndarray, target: np.ndarray, frame_period: float, config:
 # Twins: point fit, bootstrap with a resumable per-resample cache
 # --------------------------------------------------------------------------------------------------------------------
 
-def twin_inputs(means: np.ndarray, codes: np.ndarray, code_shift: int = 0
+def twin_inputs(means: np.ndarray, codes: np.ndarray, code_shift: int = 1
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Condition means ``(6, 18, 16)`` and codes ``(6, 18, 16, 3)``
     (:func:`biornn.experiments.fig5.joint_linear.resample_means`)
-    -> ``(codes (6, 1, 18, 14, 3), target (6, 1, 18, 16) z-units, mu, sd)``: the full window, codes at the 14 rate
-    frames (aligned as in :func:`biornn.experiments.fig5.joint_linear.fit_means`). ``code_shift`` k (0, 1 or 2, a
-    diagnostic): the codes of calcium frame ``t + k`` drive rate frame ``t`` (the filter shows rate frame ``t`` first
-    in calcium frame ``t + 2``, so k = 0 drives the network two frames before the calcium can respond)."""
-    if code_shift not in (0, 1, 2):
-        raise BiornnError(f"code shift {code_shift}; use 0, 1 or 2 (frames)")
+    -> ``(codes (6, 1, 18, 14, 3), target (6, 1, 18, 16) z-units, mu, sd)``: the full window, the codes of calcium
+    frame ``t + code_shift`` at rate frame ``t`` (:func:`biornn.experiments.fig5.joint_linear.align_codes`; the
+    model's filter shows rate frame ``t`` first in calcium frame ``t + 2``, the continuous indicator about one frame
+    after the rate, so 0 drives the network a frame early and 1, :attr:`RNNConfig.code_shift`'s default, does not)."""
     target, mu, sd = standardize(np.asarray(means, np.float64)[:, None])
-    return np.asarray(codes, np.float64)[:, None, :, code_shift:code_shift + RATE_FRAMES], target, mu, sd
+    return align_codes(np.asarray(codes, np.float64), RATE_FRAMES, code_shift)[:, None], target, mu, sd
 
 
 def fit_twin(folder: str | os.PathLike, config: RNNConfig | None = None, device: str | None = None,
-             seeds=None, code_shift: int = 0) -> dict:
+             seeds=None) -> dict:
     """The full-data joint RNN fit of one twin folder (``allen build --source twin ... --condition all --windows``).
 
     Returns:
@@ -459,8 +464,8 @@ def fit_twin(folder: str | os.PathLike, config: RNNConfig | None = None, device:
     """
     rows = load_twin_rows(folder)
     means, codes, _ = resample_means(rows, 0, None)
-    z, y, _, _ = twin_inputs(means, codes, code_shift)
     config = config or RNNConfig()
+    z, y, _, _ = twin_inputs(means, codes, config.code_shift)
     fit = fit_best(z, y, rows.frame_period, config, (config.seed,) if seeds is None else seeds, device)
     fit["changes"] = pair_changes(fit["g"])
     truth = Path(folder) / "ground_truth.npz"
@@ -501,7 +506,8 @@ def bootstrap_twin(folder: str | os.PathLike, cache_dir: str | os.PathLike, conf
         point = torch.load(point_path, weights_only=True)
     else:
         means, codes, _ = resample_means(rows, seed, None, sampling)
-        fit = fit_best(*twin_inputs(means, codes)[:2], rows.frame_period, config, point_seeds, device)
+        z, y, _, _ = twin_inputs(means, codes, config.code_shift)
+        fit = fit_best(z, y, rows.frame_period, config, point_seeds, device)
         point = {"g": torch.as_tensor(fit["g"]), "r2": torch.tensor(fit["r2"]), "state": fit["state"]}
         buf = io.BytesIO()
         torch.save(point, buf)
@@ -513,7 +519,7 @@ def bootstrap_twin(folder: str | os.PathLike, cache_dir: str | os.PathLike, conf
         path = cache_dir / f"b{b:04d}.npz"
         if not path.exists():
             means, codes, _ = resample_means(rows, seed, b, sampling)
-            fit = fit_model(*twin_inputs(means, codes)[:2], rows.frame_period, config,
+            fit = fit_model(*twin_inputs(means, codes, config.code_shift)[:2], rows.frame_period, config,
                             init=point["state"] if warm else None, device=device)
             _save_npz(path, g=fit["g"], loss=np.array(fit["loss"]), seconds=np.array(fit["seconds"]))
             if log:

@@ -67,6 +67,9 @@ def register_cli(sub) -> None:
                    help="joint-linear: factor on the assumed indicator time constants (misspecification check)")
     r.add_argument("--resample-starts", choices=RESAMPLE_STARTS, default="warm",
                    help="joint-linear: each resample's fit starts from the point fit (warm) or from all its starts")
+    r.add_argument("--code-shift", type=int, choices=(0, 1, 2), default=1,
+                   help="joint estimators: the codes of ΔF/F frame t + k drive rate frame t (default 1, the filter's "
+                        "own lag; 0 = the committed reports before this option)")
     r.add_argument("--data-root", default="data/allen", help="joint estimators: where the twin datasets are")
     r.add_argument("--rnn-size", choices=("quick", "paper"), default="paper",
                    help="joint-rnn: population sizes (paper: N = 1440; quick: N = 192, for a trial run)")
@@ -146,7 +149,7 @@ def _cmd_joint_rnn(args) -> int:
     if args.resamples < 2:
         raise BiornnError(f"--resamples {args.resamples}; use at least 20 for a report")
     seeds = _null_seeds(args.null_seeds)
-    config = joint_rnn.rnn_config(args.rnn_size, dtype=args.rnn_dtype)
+    config = joint_rnn.rnn_config(args.rnn_size, dtype=args.rnn_dtype, code_shift=args.code_shift)
     planted = joint_linear_report.ensure_twin(args.data_root, "planted", "paper", 0)
     nulls = [(s, joint_linear_report.ensure_twin(args.data_root, "null", "paper", s)) for s in seeds]
     report, path = joint_rnn.run_recovery(args.out, planted, nulls, config, resamples=args.resamples,
@@ -164,7 +167,7 @@ def _cmd_joint_linear(args) -> int:
     report, path = joint_linear_report.run_recovery(
         args.out, window=args.window or "full", sampling=args.sampling, resamples=args.resamples, null_seeds=seeds,
         kinetics_scale=args.kinetics_scale, root=args.data_root, from_cache=args.from_cache,
-        starts=args.resample_starts)
+        starts=args.resample_starts, code_shift=args.code_shift)
     print(joint_linear_report.describe(report))
     print(f"wrote {path}")
     return 0
