@@ -202,3 +202,30 @@ def test_committed_joint_rnn_report_recomputes_from_its_cache(tmp_path):
     assert rep["estimator"] == "joint-rnn" and rep["window"] == "full" and rep["resamples"] >= 20
     assert len(rep["null_seeds"]) >= 1 and rep["resample_starts"] == "cold"
     assert rep["config"]["sizes"] == [192, 32, 16]
+
+
+def test_half_window_loss_ignores_the_pre_event_frames(generated):
+    """``window="half"`` fits ΔF/F frames 8-15 only: scrambling frames 0-7 of the target changes nothing, while the
+    full-window fit does change."""
+    _, z, target = generated
+    scrambled = target.copy()
+    scrambled[..., :8] = np.random.default_rng(0).normal(size=scrambled[..., :8].shape)
+    half = RNNConfig(sizes=SIZES, steps=5, warmup_steps=3, window="half")
+    a = fit_model(z, target, FRAME_PERIOD, half, device="cpu")
+    b = fit_model(z, scrambled, FRAME_PERIOD, half, device="cpu")
+    np.testing.assert_array_equal(a["g"], b["g"])
+    assert a["loss"] == b["loss"]
+    full = RNNConfig(sizes=SIZES, steps=5, warmup_steps=3)
+    assert not np.array_equal(fit_model(z, target, FRAME_PERIOD, full, device="cpu")["g"],
+                              fit_model(z, scrambled, FRAME_PERIOD, full, device="cpu")["g"])
+    with pytest.raises(BiornnError, match="unknown window 'quarter'"):
+        RNNConfig(window="quarter")
+
+
+def test_cache_stamps_leave_out_settings_at_their_legacy_value():
+    """A cache stamped before ``code_shift`` and ``window`` existed matches the config that reproduces it (shift 0,
+    full window) and no other."""
+    old = joint_rnn.cache_settings(RNNConfig(code_shift=0))
+    assert "code_shift" not in old and "window" not in old
+    assert joint_rnn.cache_settings(RNNConfig())["code_shift"] == 1
+    assert joint_rnn.cache_settings(RNNConfig(code_shift=0, window="half"))["window"] == "half"

@@ -80,7 +80,7 @@ import torch
 from torch import nn
 
 from biornn.celltype.config import celltype_config, sizes_dict
-from biornn.core.conditions import CONDITIONS, split_condition
+from biornn.core.conditions import CONDITIONS, WINDOWS, split_condition
 from biornn.core.config import derive_seed
 from biornn.core.errors import BiornnError
 from biornn.core.store import atomic_write_bytes
@@ -111,6 +111,9 @@ MASK_SOURCES = ("warmup", "table")
 EXPLICIT_MAX_UNITS = 256
 #: Rate frames simulated per condition (the 16 ΔF/F frames of the full window minus the filter's two).
 RATE_FRAMES = 14
+#: ΔF/F frames the loss counts per window: full = all 16; half = the 8 after the event (the reference's second
+#: half; the network still runs from frame 0 on the known codes, with no per-condition state to fit).
+LOSS_FRAMES = {"full": slice(0, 16), "half": slice(8, 16)}
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,7 @@ class RNNConfig:
         code_shift: the codes of ΔF/F frame ``t + k`` drive rate frame ``t`` (default 1; see
             :class:`biornn.experiments.fig5.joint_linear.JointConfig`: the filter's own lag, no data; 0 = the
             alignment of the reports before this setting existed).
+        window: the ΔF/F frames the loss counts (:data:`LOSS_FRAMES`): ``full`` (the reports) or ``half``.
     """
 
     sizes: tuple[int, int, int] = (16, 8, 8)
@@ -145,6 +149,7 @@ class RNNConfig:
     seed: int = 0
     dtype: str = "float64"
     code_shift: int = 1
+    window: str = "full"
 
     def __post_init__(self):
         object.__setattr__(self, "sizes", tuple(sizes_dict(self.sizes).values()))
@@ -155,6 +160,8 @@ class RNNConfig:
         if not (self.rise > 0 and self.decay > 0 and self.lr > 0) or self.steps < 1 or self.warmup_steps < 0:
             raise BiornnError("rise, decay and lr must be positive, steps >= 1 and warmup_steps >= 0")
         check_code_shift(self.code_shift)
+        if self.window not in WINDOWS:
+            raise BiornnError(f"unknown window {self.window!r}; use one of {', '.join(WINDOWS)}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -333,17 +340,18 @@ def standardize(means: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return (means - mu[:, None]) / sd[:, None], mu, sd
 
 
-def _objective(model: JointCelltypeRNN, codes: torch.Tensor, target: torch.Tensor, prior_sd: float
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(loss, sse)``: squared error summed over every condition, sample, population and frame (z-units) plus the
-    prior ``sum (g / prior_sd)^2``, divided by the number of data points."""
-    sse = ((model(codes) - target) ** 2).sum()
+def _objective(model: JointCelltypeRNN, codes: torch.Tensor, target: torch.Tensor, prior_sd: float,
+               frames: slice = LOSS_FRAMES["full"]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(loss, sse)``: squared error summed over every condition, sample, population and ``frames`` (z-units) plus
+    the prior ``sum (g / prior_sd)^2``, divided by the number of data points counted."""
+    y = target[..., frames]
+    sse = ((model(codes)[..., frames] - y) ** 2).sum()
     prior = (model.g_free ** 2).sum() / prior_sd ** 2 if prior_sd else 0.0
-    return (sse + prior) / target.numel(), sse
+    return (sse + prior) / y.numel(), sse
 
 
 def train(model: JointCelltypeRNN, codes: torch.Tensor, target: torch.Tensor, steps: int, lr: float,
-          prior_sd: float = 1.0) -> list[float]:
+          prior_sd: float = 1.0, frames: slice = LOSS_FRAMES["full"]) -> list[float]:
     """Adam on :func:`_objective`, Dale's projection (and the mask) after every step; cosine decay of the learning
     rate to ``lr / 10``. Returns the loss of every step."""
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
@@ -351,7 +359,7 @@ def train(model: JointCelltypeRNN, codes: torch.Tensor, target: torch.Tensor, st
     losses = []
     for _ in range(steps):
         opt.zero_grad()
-        loss, _ = _objective(model, codes, target, prior_sd)
+        loss, _ = _objective(model, codes, target, prior_sd, frames)
         loss.backward()
         opt.step()
         sched.step()
@@ -386,10 +394,11 @@ def fit_model(codes: np.ndarray, target: np.ndarray, frame_period: float, config
 
     Returns:
         ``g`` ``(6, 3)`` log-gains, ``loss`` (final objective), ``sse`` (z-units), ``r2`` (of the 6 x B x 18 x 16
-        means), ``losses`` per step, ``state`` (the ``state_dict`` on the CPU, for warm starts), ``seconds``.
+        means; of the window's frames only), ``losses`` per step, ``state`` (the ``state_dict`` on the CPU, for warm
+        starts), ``seconds``.
     """
     config = config or RNNConfig()
-    dev, dtype = pick_device(device), getattr(torch, config.dtype)
+    dev, dtype, frames = pick_device(device), getattr(torch, config.dtype), LOSS_FRAMES[config.window]
     t0 = time.perf_counter()
     torch.manual_seed(derive_seed(config.seed, "joint-rnn", "torch"))
     model = JointCelltypeRNN(config.sizes, frame_period, config.rise, config.decay, config.seed, config.fit_gains,
@@ -408,12 +417,13 @@ def fit_model(codes: np.ndarray, target: np.ndarray, frame_period: float, config
         model.set_mask(table_mask(model, config.seed, "random"))
     else:
         model.project_()
-        losses += train(model, z, y, config.warmup_steps, config.lr, config.prior_sd)
+        losses += train(model, z, y, config.warmup_steps, config.lr, config.prior_sd, frames)
         model.set_mask(table_mask(model, config.seed, "topprob"))
-    losses += train(model, z, y, config.steps, config.lr, config.prior_sd)
+    losses += train(model, z, y, config.steps, config.lr, config.prior_sd, frames)
     with torch.no_grad():
-        loss, sse = _objective(model, z, y, config.prior_sd)
-    total = float(((y - y.mean(dim=(0, 1, 3), keepdim=True)) ** 2).sum())
+        loss, sse = _objective(model, z, y, config.prior_sd, frames)
+    yw = y[..., frames]
+    total = float(((yw - yw.mean(dim=(0, 1, 3), keepdim=True)) ** 2).sum())
     return {"g": model.gains().detach().cpu().numpy(), "loss": float(loss), "sse": float(sse),
             "r2": 1.0 - float(sse) / total, "losses": np.array(losses),
             "state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -480,6 +490,16 @@ def _save_npz(path: Path, **arrays) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+#: Settings added to :class:`RNNConfig` after caches were written, with the value those caches used.
+LEGACY_SETTINGS = {"code_shift": 0, "window": "full"}
+
+
+def cache_settings(config: RNNConfig) -> dict:
+    """``config`` as a cache stamps it: settings at their :data:`LEGACY_SETTINGS` value are left out, so a cache
+    written before a setting existed matches exactly the configs that reproduce it."""
+    return {k: v for k, v in config.to_dict().items() if k not in LEGACY_SETTINGS or LEGACY_SETTINGS[k] != v}
+
+
 def bootstrap_twin(folder: str | os.PathLike, cache_dir: str | os.PathLike, config: RNNConfig, resamples: int,
                    seed: int = 0, sampling: str = "population", warm: bool = True, device: str | None = None,
                    log=None, point_seeds=(0, 1, 2)) -> dict:
@@ -494,8 +514,9 @@ def bootstrap_twin(folder: str | os.PathLike, cache_dir: str | os.PathLike, conf
         ``few_experiments`` and ``n_experiments`` of the twin's rows.
     """
     cache_dir = Path(cache_dir)
-    settings = json.loads(json.dumps({**config.to_dict(), "folder": str(folder), "seed": seed, "sampling": sampling,
-                                      "warm": warm, "point_seeds": [int(s) for s in point_seeds]}))
+    settings = json.loads(json.dumps({**cache_settings(config), "folder": str(folder), "seed": seed,
+                                      "sampling": sampling, "warm": warm,
+                                      "point_seeds": [int(s) for s in point_seeds]}))
     stamp = cache_dir / "settings.json"
     if stamp.exists() and json.loads(stamp.read_text()) != settings:
         raise BiornnError(f"{cache_dir} holds fits with other settings ({stamp}); pass another --out or delete it")
@@ -555,7 +576,7 @@ def run_recovery(out: str | os.PathLike, planted: str | os.PathLike, nulls: list
         fits[f"null_{s}"] = bootstrap_twin(folder, out / "joint-rnn-cache" / f"null-s{int(s)}", config, resamples,
                                            seed, sampling, warm, device, log, point_seeds)
     null_fits = [fits[f"null_{s}"] for s, _ in nulls]
-    meta = {"estimator": "joint-rnn", "config": {**config.to_dict(), "window": "full"}, "sampling": sampling,
+    meta = {"estimator": "joint-rnn", "config": config.to_dict(), "sampling": sampling,
             "resamples": resamples, "seed": seed, "warm_start": warm,
             "resample_starts": "warm" if warm else "cold", "null_seeds": [int(s) for s, _ in nulls],
             "planted_folder": str(planted), "null_folders": [str(f) for _, f in nulls],

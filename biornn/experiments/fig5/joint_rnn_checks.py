@@ -11,7 +11,9 @@ against the same baseline:
 * **code alignment**: the codes of calcium frame ``t + 1`` or ``t + 2`` drive rate frame ``t``
   (:func:`biornn.experiments.fig5.joint_rnn.twin_inputs`; the estimator used ``t`` when these checks ran), on the
   planted and the null twin;
-* **null twin**: the same fit where nothing was planted.
+* **null twin**: the same fit where nothing was planted (sample seeds 0 and 1);
+* **window**: the loss on the 8 ΔF/F frames after the event only (``window="half"``, the reference's second half),
+  on the planted and the null twin.
 
 **Sampling** (:func:`run_sampling_check`): the point fit uses every row once, so the sampling scheme changes only
 the bootstrap. The planted twin's 27 robust SEs and BY decisions from 20 cold resample fits (N = 192) with
@@ -48,12 +50,14 @@ from biornn.experiments.fig5.joint_linear_report import decide, ensure_twin, pai
 from biornn.experiments.fig5.joint_rnn import bootstrap_twin, fit_twin, rnn_config
 from biornn.nn.connectivity import PATHWAYS
 
-#: ``(name, twin, sample seed, kinetics factor, code shift)`` of every check.
-CHECKS = (("baseline", "planted", 0, 1.0, 0), ("null twin", "null", 0, 1.0, 0), ("kinetics x0.7", "planted", 0, 0.7, 0),
-          ("kinetics x1.3", "planted", 0, 1.3, 0), ("sample seed 1", "planted", 1, 1.0, 0),
-          ("sample seed 2", "planted", 2, 1.0, 0), ("codes +1", "planted", 0, 1.0, 1),
-          ("codes +1, null twin", "null", 0, 1.0, 1), ("codes +2", "planted", 0, 1.0, 2),
-          ("codes +2, null twin", "null", 0, 1.0, 2))
+#: ``(name, twin, sample seed, kinetics factor, code shift, window)`` of every check.
+CHECKS = tuple((*c, "full") for c in (
+    ("baseline", "planted", 0, 1.0, 0), ("null twin", "null", 0, 1.0, 0), ("kinetics x0.7", "planted", 0, 0.7, 0),
+    ("kinetics x1.3", "planted", 0, 1.3, 0), ("sample seed 1", "planted", 1, 1.0, 0),
+    ("sample seed 2", "planted", 2, 1.0, 0), ("codes +1", "planted", 0, 1.0, 1),
+    ("codes +1, null twin", "null", 0, 1.0, 1), ("codes +2", "planted", 0, 1.0, 2),
+    ("codes +2, null twin", "null", 0, 1.0, 2), ("null twin, sample seed 1", "null", 1, 1.0, 0))) + (
+    ("half window", "planted", 0, 1.0, 0, "half"), ("half window, null twin", "null", 0, 1.0, 0, "half"))
 ROW_NAMES = [f"{a}->{b} {k}" for a, b in PAIRS for k in PATHWAYS]
 
 
@@ -93,16 +97,16 @@ def run_checks(root: str | os.PathLike = "data/allen",
     out = Path(out)
     record = json.loads(out.read_text()) if out.exists() else {"what": __doc__.split("\n\n")[0],
                                                                "config": base.to_dict(), "checks": {}}
-    for name, twin, sample_seed, factor, shift in CHECKS:
+    for name, twin, sample_seed, factor, shift, window in CHECKS:
         if name in record["checks"]:
             continue
         t0 = time.perf_counter()
         folder = ensure_twin(root, twin, "paper", sample_seed, progress=False)
         config = rnn_config("quick", dtype="float32", rise=base.rise * factor, decay=base.decay * factor,
-                            code_shift=shift)
+                            code_shift=shift, window=window)
         fit = fit_twin(folder, config, seeds=(0,))
         record["checks"][name] = {"twin": twin, "sample_seed": sample_seed, "kinetics_factor": factor,
-                                  "code_shift": shift, "r2": float(fit["r2"]),
+                                  "code_shift": shift, "window": window, "r2": float(fit["r2"]),
                                   "seconds": round(time.perf_counter() - t0, 1), "code_version": code_version(),
                                   "machine": machine(), "changes": np.round(fit["changes"], 6).tolist(),
                                   **score(fit["changes"], fit["planted"])}
