@@ -179,6 +179,8 @@ def recovery_section() -> list[str]:
             f"correction: {within.get('correction', rep['correction'])}; unit of replication: "
             f"{rep['unit_of_replication']}"
             + (f"; each resample fit starts {STARTS[rep['resample_starts']]}" if "resample_starts" in rep else "")
+            + (f"; codes of ΔF/F frame t + {rep['config'].get('code_shift', 0)} drive rate frame t"
+               if rep.get("estimator", "").startswith("joint") else "")
             + (f"; network N = {sum(rep['config']['sizes']) * len(POPULATION_LABELS) // 3} units (Pyr / SST / VIP "
                f"per area-layer {' / '.join(map(str, rep['config']['sizes']))})"
                if rep.get("estimator") == "joint-rnn" else "")

@@ -229,3 +229,31 @@ def test_cache_stamps_leave_out_settings_at_their_legacy_value():
     assert "code_shift" not in old and "window" not in old
     assert joint_rnn.cache_settings(RNNConfig())["code_shift"] == 1
     assert joint_rnn.cache_settings(RNNConfig(code_shift=0, window="half"))["window"] == "half"
+
+
+def test_a_reverse_worker_fills_the_same_cache(tmp_path, monkeypatch, generated):
+    """``reverse=True`` (a second worker) fits twins and resamples from the end; its report equals the forward
+    run's, and a forward run over its cache refits nothing."""
+    _, z, target = generated
+    ids = np.arange(3) + 1000
+    experiments = {(lv, p): ids for lv in ("familiar", "novel") for p in POPULATION_LABELS}
+    rows = TwinRows({}, experiments, dict(experiments), FRAME_PERIOD)
+    codes = np.concatenate([z[:, 0], np.zeros_like(z[:, 0, :, :2])], axis=2)
+    monkeypatch.setattr(joint_rnn, "load_twin_rows", lambda folder: rows)
+    monkeypatch.setattr(joint_rnn, "resample_means", lambda r, seed, b, sampling="population": (
+        target[:, 0] + (0 if b is None else 0.05 * np.random.default_rng(b).normal(size=target[:, 0].shape)),
+        codes, None))
+    for name in ("planted", "null"):
+        (tmp_path / name).mkdir()
+        np.savez(tmp_path / name / "ground_truth.npz", W_true=1 + np.random.default_rng(1).random((6, 18, 18)))
+    config = RNNConfig(sizes=SIZES, steps=3, warmup_steps=2)
+
+    def run(out, **kw):
+        return joint_rnn.run_recovery(tmp_path / out, tmp_path / "planted", [(1, tmp_path / "null")], config,
+                                      resamples=3, warm=False, device="cpu", point_seeds=(0,), **kw)
+
+    forward, _ = run("forward")
+    backward, _ = run("backward", reverse=True)
+    assert json.dumps(backward, sort_keys=True) == json.dumps(forward, sort_keys=True)
+    monkeypatch.setattr(joint_rnn, "fit_model", lambda *a, **k: pytest.fail("a cached fit was refitted"))
+    assert json.dumps(run("backward")[0], sort_keys=True) == json.dumps(forward, sort_keys=True)

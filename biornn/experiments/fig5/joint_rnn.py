@@ -502,12 +502,13 @@ def cache_settings(config: RNNConfig) -> dict:
 
 def bootstrap_twin(folder: str | os.PathLike, cache_dir: str | os.PathLike, config: RNNConfig, resamples: int,
                    seed: int = 0, sampling: str = "population", warm: bool = True, device: str | None = None,
-                   log=None, point_seeds=(0, 1, 2)) -> dict:
+                   log=None, point_seeds=(0, 1, 2), reverse: bool = False) -> dict:
     """Point fit (best of ``point_seeds``, :func:`fit_best`) and ``resamples`` experiment-resample fits of one
     twin, each cached in its own file
     (``cache_dir/point.pt``, ``cache_dir/b0000.npz`` ...; atomic writes), so an interrupted run resumes where it
     stopped (``settings.json`` there: a cache with other settings is refused). ``warm``: every resample starts from
-    the point fit's state (mask included); else a fresh fit.
+    the point fit's state (mask included); else a fresh fit. ``reverse``: fit the resamples from the last one, so a
+    second worker can share the cache with a first (each skips what the other has written).
 
     Returns:
         ``point`` ``(6, 3)``, ``g`` ``(resamples, 6, 3)``, ``loss`` ``(resamples,)``, ``r2`` of the point fit,
@@ -535,8 +536,8 @@ def bootstrap_twin(folder: str | os.PathLike, cache_dir: str | os.PathLike, conf
         atomic_write_bytes(point_path, buf.getvalue())
         if log:
             log(f"{folder}: point fit in {fit['seconds']:.0f} s, R^2 {fit['r2']:.3f}")
-    gains, losses = [], []
-    for b in range(resamples):
+    gains, losses = {}, {}
+    for b in (range(resamples - 1, -1, -1) if reverse else range(resamples)):
         path = cache_dir / f"b{b:04d}.npz"
         if not path.exists():
             means, codes, _ = resample_means(rows, seed, b, sampling)
@@ -546,22 +547,24 @@ def bootstrap_twin(folder: str | os.PathLike, cache_dir: str | os.PathLike, conf
             if log:
                 log(f"{folder}: resample {b} in {fit['seconds']:.0f} s")
         with np.load(path) as f:
-            gains.append(f["g"])
-            losses.append(float(f["loss"]))
-    return {"point": point["g"].numpy(), "g": np.array(gains), "loss": np.array(losses), "r2": float(point["r2"]),
+            gains[b], losses[b] = f["g"], float(f["loss"])
+    return {"point": point["g"].numpy(), "g": np.array([gains[b] for b in range(resamples)]),
+            "loss": np.array([losses[b] for b in range(resamples)]), "r2": float(point["r2"]),
             "few_experiments": few_experiments(rows), "n_experiments": rows.n_experiments()}
 
 
 def run_recovery(out: str | os.PathLike, planted: str | os.PathLike, nulls: list, config: RNNConfig | None = None,
                  resamples: int = 20, seed: int = 0, sampling: str = "population", warm: bool = True,
-                 device: str | None = None, log=None, point_seeds=(0, 1, 2)) -> tuple[dict, Path]:
+                 device: str | None = None, log=None, point_seeds=(0, 1, 2), reverse: bool = False
+                 ) -> tuple[dict, Path]:
     """The joint RNN recovery run: :func:`bootstrap_twin` on the planted twin and every null twin (``[(sample
     seed, folder)]``), per-resample caches under ``OUT/joint-rnn-cache/``, then ``OUT/joint-rnn-bootstrap.npz`` in
     the layout of :func:`biornn.experiments.fig5.joint_linear_report.run_twins` and ``OUT/recovery.json`` by
     :func:`biornn.experiments.fig5.joint_linear_report.report` (estimator renamed ``joint-rnn``). Rerunning resumes.
     ``warm=False``
     fits every resample fresh (the quick-size check found warm-started spreads narrower than fresh ones);
-    ``point_seeds``: the seeds of each twin's point fit (best loss kept).
+    ``point_seeds``: the seeds of each twin's point fit (best loss kept). ``reverse``: a second worker on the same
+    ``out``, taking the twins and their resamples from the end (``compare recovery ... --reverse``).
 
     Returns:
         ``(report, path of recovery.json)``.
@@ -570,11 +573,11 @@ def run_recovery(out: str | os.PathLike, planted: str | os.PathLike, nulls: list
     out = Path(out)
     if resamples < 2:
         raise BiornnError(f"resamples = {resamples}; use at least 20 for a report")
-    fits = {"planted": bootstrap_twin(planted, out / "joint-rnn-cache" / "planted", config, resamples, seed,
-                                      sampling, warm, device, log, point_seeds)}
-    for s, folder in nulls:
-        fits[f"null_{s}"] = bootstrap_twin(folder, out / "joint-rnn-cache" / f"null-s{int(s)}", config, resamples,
-                                           seed, sampling, warm, device, log, point_seeds)
+    twins = [("planted", planted, "planted")] + [(f"null_{s}", f, f"null-s{int(s)}") for s, f in nulls]
+    fits = {}
+    for key, folder, name in (twins[::-1] if reverse else twins):
+        fits[key] = bootstrap_twin(folder, out / "joint-rnn-cache" / name, config, resamples, seed, sampling, warm,
+                                   device, log, point_seeds, reverse)
     null_fits = [fits[f"null_{s}"] for s, _ in nulls]
     meta = {"estimator": "joint-rnn", "config": config.to_dict(), "sampling": sampling,
             "resamples": resamples, "seed": seed, "warm_start": warm,

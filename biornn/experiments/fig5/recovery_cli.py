@@ -76,6 +76,8 @@ def register_cli(sub) -> None:
     r.add_argument("--rnn-dtype", choices=("float32", "float64"), default="float32",
                    help="joint-rnn: arithmetic (float32 measured 2.3x faster per Adam step at N = 1440 on one core)")
     r.add_argument("--device", default=None, help="joint-rnn: torch device (default CUDA when present)")
+    r.add_argument("--reverse", action="store_true",
+                   help="joint-rnn: a second worker on the same --out, taking twins and resamples from the end")
     r.add_argument("--from-cache", default=None,
                    help="joint estimators: recompute the report from the joint-linear- or joint-rnn-bootstrap.npz "
                         "the estimator wrote (fits nothing)")
@@ -153,7 +155,7 @@ def _cmd_joint_rnn(args) -> int:
     planted = joint_linear_report.ensure_twin(args.data_root, "planted", "paper", 0)
     nulls = [(s, joint_linear_report.ensure_twin(args.data_root, "null", "paper", s)) for s in seeds]
     report, path = joint_rnn.run_recovery(args.out, planted, nulls, config, resamples=args.resamples,
-                                          sampling=args.sampling, warm=False, device=args.device,
+                                          sampling=args.sampling, warm=False, device=args.device, reverse=args.reverse,
                                           log=lambda line: print(line, flush=True))
     print(joint_linear_report.describe(report))
     print(f"wrote {path}")
