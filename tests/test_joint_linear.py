@@ -225,3 +225,23 @@ def test_compare_recovery_command_dispatches_the_estimators(tmp_path, capsys):
     assert "--resamples 1" in capsys.readouterr().err
     assert main(["compare", "recovery", "--estimator", "joint-linear", "--null-seeds", "x",
                  "--out", str(tmp_path)]) == 2
+
+
+def test_alignment_check_masks_remove_only_the_named_channels():
+    """The code masks of the alignment checks: LM L4 Pyr's change channel, all its channels, or every channel the
+    twin's drive table leaves empty; everything else untouched."""
+    from biornn.data.synthetic import DEFAULT_DRIVES
+    from biornn.experiments.fig5.joint_linear_checks import mask_codes
+
+    codes = np.random.default_rng(0).random((6, 18, 16, 3)) + 0.1
+    lm = POPULATION_LABELS.index("LM_L4_Pyr")
+    z = mask_codes(codes, "lm_l4_change")
+    assert np.all(z[:, lm, :, 1] == 0) and np.count_nonzero(z == 0) == 6 * 16
+    assert np.all(mask_codes(codes, "lm_l4_all")[:, lm] == 0)
+    z = mask_codes(codes, "twin_support")
+    for ch, name in enumerate(("image", "change", "omission")):
+        kept = [p for p, label in enumerate(POPULATION_LABELS) if label in DEFAULT_DRIVES[name]]
+        assert np.count_nonzero(z[..., ch].any(axis=(0, 2))) == len(kept)
+    np.testing.assert_array_equal(mask_codes(codes, None), codes)
+    with pytest.raises(BiornnError, match="unknown code mask"):
+        mask_codes(codes, "everything")
