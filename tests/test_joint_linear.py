@@ -193,21 +193,24 @@ def test_bad_settings_are_one_line_errors():
         R.load_cache(ROOT / "no-such-cache.npz")
 
 
-@pytest.mark.parametrize("suffix, starts", [("", "all"), ("-warm", "warm")])
-def test_committed_report_recomputes_from_its_cache(tmp_path, suffix, starts):
-    """The committed reports (resample fits from all starts, and the first one, warm-started) are what their
-    committed caches of resample fits give (seconds; nothing fitted)."""
+@pytest.mark.parametrize("suffix, starts, shift", [("", "all", 1), ("-shift0", "all", 0), ("-warm", "warm", 0)])
+def test_committed_report_recomputes_from_its_cache(tmp_path, suffix, starts, shift):
+    """The committed reports (codes aligned by the filter's lag, resample fits from all starts; the same with the
+    earlier alignment; the first one, warm-started) are what their committed caches of resample fits give (seconds;
+    nothing fitted)."""
     cache = CACHE.with_name(f"joint-linear-full{suffix}-bootstrap.npz")
     rep, path = R.run_recovery(tmp_path, from_cache=cache)
     committed = json.loads(REPORT.with_name(f"recovery-joint-linear-full{suffix}.json").read_text())
     assert json.loads(path.read_text()) == committed
     assert rep["resamples"] >= 200 and len(rep["null_seeds"]) >= 5
     assert rep["estimator"] == "joint-linear" and rep["window"] == "full" and rep["resample_starts"] == starts
+    assert R.config_from_meta(R.load_cache(cache)["meta"]).code_shift == shift
 
 
-def test_cached_resamples_refit_to_the_same_gains():
+@pytest.mark.parametrize("suffix", ["", "-shift0"])
+def test_cached_resamples_refit_to_the_same_gains(suffix):
     """Refitting the first resamples from their cached condition means reproduces the cached gains."""
-    cache = R.load_cache(CACHE)
+    cache = R.load_cache(CACHE.with_name(f"joint-linear-full{suffix}-bootstrap.npz"))
     assert len(cache["check_g"]) == R.CHECK_RESAMPLES
     for b, g in enumerate(cache["check_g"]):
         np.testing.assert_allclose(R.refit_check(cache, b)["g"], g, atol=1e-6)
