@@ -184,10 +184,10 @@ print(f"significant at 0.05 (bootstrap z, n = 5 vs 5 resamples, 27 rows): BY {in
 # linear estimator fits **all six conditions at once**: one shared coupling `W` and one shared drive on the **known
 # stimulus codes** (image, change, omission), a novel/familiar observation scale per population, and per condition
 # only three **pathway log-gains** `g[c, pathway]` (familiar no-change = 0). A pair's change is `g[B] − g[A]`.
-# Inference: 200 **experiment resamples** (the same draws on every twin), each fitted like the full data, from the
-# same eight starts with the lowest cost kept (the objective has several minima); calibration on **5
-# independently seeded null twins**. The committed bootstrap cache keeps every resample's gains and the inputs of
-# the first three resamples; refitting those now:
+# The codes of frame t + 1 drive rate frame t, the indicator filter's own lag, computed without data.
+# Inference: 200 **experiment resamples** (the same draws on every twin), each fitted like the full data from
+# eight starts; calibration on **5 independently seeded null twins**. The committed cache keeps every resample's
+# gains and the inputs of the first three resamples; refitting those now:
 
 # %%
 CACHE = jlr.load_cache(RESULTS_DIR / "fig5" / "joint-linear-full-bootstrap.npz")
@@ -216,20 +216,22 @@ print(f"percentile bootstrap instead: smallest reachable p {JOINT['percentile'][
 
 # %% [markdown]
 # A bootstrap test that divides the point change by an SE assumes the resample fits scatter around the point fit.
-# With several minima they need not: here are the 200 resample fits of one row, FN->FC FF, against its point fit
-# and its planted change.
+# With the codes one frame earlier (the earlier report) the objective had several minima and they did not; aligned,
+# they do, but the row's sign flips. The 200 resample fits of FN->FC FF under both:
 
 # %%
 row = [f"{r['pair']} {r['pathway']}" for r in JOINT["rows"]].index("FN->FC FF")
-changes = jlr.pair_changes(CACHE["planted_g"])[:, row]
+SHIFT0 = jlr.load_cache(RESULTS_DIR / "fig5" / "joint-linear-full-shift0-bootstrap.npz")
 fig, ax = plt.subplots(figsize=(5.5, 3))
-ax.hist(changes, bins=40, color="0.6")
-ax.axvline(JOINT["rows"][row]["fitted_delta"], color="k", label="point fit")
+for cache, color in ((SHIFT0, "0.6"), (CACHE, "C0")):
+    k, point = jlr.config_from_meta(cache["meta"]).code_shift, jlr.pair_changes(cache["planted_point"])[row]
+    changes = jlr.pair_changes(cache["planted_g"])[:, row]
+    ax.hist(changes, bins=40, color=color, alpha=0.7, label=f"code shift {k}")
+    ax.axvline(point, color=color, lw=2)
+    print(f"code shift {k}: point fit {point:+.2f}, resample fits below 0: {np.mean(changes < 0):.0%}")
 ax.axvline(JOINT["rows"][row]["planted_delta"], color="C3", ls="--", label="planted")
-ax.set(xlabel="fitted change, FN->FC FF", ylabel="resample fits")
+ax.set(xlabel="fitted change, FN->FC FF (lines: point fits)", ylabel="resample fits")
 ax.legend(frameon=False)
-print(f"resample fits below 0: {np.mean(changes < 0):.0%} of {changes.size}; point fit "
-      f"{JOINT['rows'][row]['fitted_delta']:+.2f}, robust SE {JOINT['rows'][row]['se']:.2f}")
 
 # %% [markdown]
 # **Exercise 4.** Replace Benjamini-Yekutieli by Holm (`correction="holm"`, family-wise error over the 27 rows).
@@ -251,8 +253,8 @@ print(f"Holm: recovered {holm['planted_recovered']} of {holm['planted_total']}, 
 # The same structure as the joint linear estimator, as the paper's cell-type RNN: N = 1440 units in the 18
 # populations, one shared `W_rec` under Dale's signs with a block-wise top-prob mask, shared code weights, and per
 # condition only the three pathway log-gains. A fit costs about 4 min on one CPU core, so the bootstrap is smaller:
-# **20 experiment resamples** per twin (the same draws as the linear estimator's first 20), each a fresh fit, on the
-# planted twin and **one null twin**. The report recomputes from its committed cache:
+# **20 experiment resamples** per twin, each a fresh fit, on the planted twin and **one null twin**, with the codes of
+# the same frame (code shift 0, before the alignment of section 4). The report recomputes from its committed cache:
 
 # %%
 RNN_CACHE = jlr.load_cache(RESULTS_DIR / "fig5" / "joint-rnn-bootstrap.npz")
@@ -265,8 +267,8 @@ print("fitted / planted size per pathway (median over planted rows):",
 
 # %% [markdown]
 # Where does it fall short? Each check is one fit (N = 192) on paper-size twins, changing one thing against the
-# baseline: the twin's sample, the assumed kinetics, codes fed one or two frames later ("codes +1", "+2"), or
-# nothing planted (`biornn.experiments.fig5.joint_rnn_checks`; descriptive, no test).
+# baseline: the twin's sample, the assumed kinetics, codes one or two frames later ("codes +1", "+2"), the half
+# window, or nothing planted (`biornn.experiments.fig5.joint_rnn_checks`; descriptive).
 
 # %%
 CHECKS = joint_rnn_checks.load_checks()
@@ -336,12 +338,11 @@ print(f"separate, beyond the null twin (paired by seed): {SEPARATE['interaction_
 # * The paper reads its pathway differences as predictive coding; it gives them no uncertainty.
 # * On the twins, the paper's separate estimator recovers some planted changes within the planted twin, but its
 #   null twin moves about as much, and no change is significant beyond the null twin (paired by seed).
-# * Both joint estimators put the feedforward changes within an experience level near the diagonal while their null
-#   twins stay in a narrow band. For the linear estimator that holds only at its full-data fit: most of its
-#   resample fits of those rows land in another minimum, with the other sign, so its bootstrap cannot support them.
-#   The RNN's resample fits stay near its point fit.
-# * Both miss most feedback changes and reverse the three familiar-vs-novel feedforward changes. For the RNN this
-#   holds across twin samples, kinetics and N, so it is a bias, not sampling noise. Later codes shrink the feedback
-#   bias (section 5); the reversal's cause is not found (docs/recovery.md).
+# * The joint linear estimator with aligned codes fits best in-sample, has one minimum and flags nothing on five
+#   null twins, but recovers no planted change: its within-level feedforward changes come back reversed. With the
+#   earlier alignment those rows were right and the familiar-vs-novel ones reversed, so the six mean courses do not
+#   pin each feedforward gain (docs/recovery.md, part 7).
+# * The joint RNN (earlier alignment) recovers the most, with a narrow null band, but reverses the three
+#   familiar-vs-novel feedforward changes across twin samples, kinetics and N: a bias, not sampling noise.
 #
-# **Not yet known.** How the joint estimators fare on recorded data, and the RNN on the half window (not run).
+# **Not yet known.** How the joint estimators fare on recorded data, and the paper-size joint RNN with aligned codes.
