@@ -17,7 +17,8 @@ from another only through the known codes, its experience level's observation sc
 * dynamics: ``u[t + 1, post] = sum_pre W[post, pre] exp(g[c, pathway(post, pre)]) u[t, pre] + K[post] . z[c, post,
   t + 1] + k0[post]`` with ``W`` shared and masked by the connectivity table (within-area blocks, the diagonal and
   the three inter-area pathways), ``z`` = (image, change, omission, novel x image, novel x change, novel x omission)
-  codes of the predicted frame (optionally also the previous frame), ``k0`` a shared constant, and ``g[c, pathway]``
+  codes of the predicted frame (optionally also the previous frame), taken ``code_shift`` ΔF/F frames later (default
+  1, the filter's lag: :func:`filter_lag`), ``k0`` a shared constant, and ``g[c, pathway]``
   the per-condition log-gain of pathway FF, FB_L23 or FB_L5 (``g = 0`` for familiar no-change, the reference);
 * no per-condition drive, no initial state: every step is predicted from the observed state.
 
