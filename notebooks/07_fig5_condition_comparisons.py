@@ -36,9 +36,8 @@
 #
 # **Runtimes** (2 CPU cores, from the README's [runtime table](../README.md#notebooks-and-runtimes)): quick mode ~30 s,
 # paper mode ~30 s. Both modes read the committed
-# paper-size reports (`data/results/fig5/`) and recompute the cheap parts live. The research material (the
-# reproduction maps, permutation tests, the scaling sweep, the readings table) is in the appendix,
-# [07b_fig5_appendix](07b_fig5_appendix.ipynb).
+# paper-size reports (`data/results/fig5/`) and recompute the cheap parts live. Maps, permutation tests and the
+# scaling sweep are in the appendix, [07b_fig5_appendix](07b_fig5_appendix.ipynb).
 
 # %%
 import matplotlib.pyplot as plt
@@ -268,11 +267,13 @@ print("fitted / planted size per pathway (median over planted rows):",
 # %% [markdown]
 # Where does it fall short? Each check is one fit (N = 192) on paper-size twins, changing one thing against the
 # baseline: the twin's sample, the assumed kinetics, codes one or two frames later ("codes +1", "+2"), the half
-# window, or nothing planted (`biornn.experiments.fig5.joint_rnn_checks`; descriptive).
+# window, or nothing planted (`biornn.experiments.fig5.joint_rnn_checks`; descriptive). Last line: the bootstrap with
+# session sampling.
 
 # %%
 CHECKS = joint_rnn_checks.load_checks()
 print(joint_rnn_checks.checks_frame(CHECKS).to_string(float_format=lambda v: f"{v:.3g}", na_rep=""))
+print(joint_rnn_checks.sampling_summary())
 
 # %% [markdown]
 # **Exercise 5.** Which planted rows does the N = 192 RNN get with the wrong sign in **every** planted check? Use

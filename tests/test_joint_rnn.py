@@ -13,7 +13,7 @@ import torch
 
 from biornn.core.conditions import CONDITIONS
 from biornn.core.errors import BiornnError
-from biornn.experiments.fig5 import joint_rnn
+from biornn.experiments.fig5 import joint_rnn, joint_rnn_checks
 from biornn.experiments.fig5.joint_linear import TwinRows, convolve
 from biornn.experiments.fig5.joint_linear_report import run_recovery as linear_recovery
 from biornn.experiments.fig5.joint_rnn import (
@@ -257,3 +257,13 @@ def test_a_reverse_worker_fills_the_same_cache(tmp_path, monkeypatch, generated)
     assert json.dumps(backward, sort_keys=True) == json.dumps(forward, sort_keys=True)
     monkeypatch.setattr(joint_rnn, "fit_model", lambda *a, **k: pytest.fail("a cached fit was refitted"))
     assert json.dumps(run("backward")[0], sort_keys=True) == json.dumps(forward, sort_keys=True)
+
+
+def test_sampling_summary_reports_the_committed_check():
+    """The notebook's one-line sampling summary carries the committed entry's numbers."""
+    folder = Path(__file__).resolve().parents[1] / "data" / "results" / "fig5"
+    entry = json.loads((folder / "joint-rnn-diagnostics.json").read_text())["sampling"]
+    line = joint_rnn_checks.sampling_summary()
+    assert f"median {entry['se_ratio_median']:.2f}" in line
+    assert f"population: recovered {entry['population']['recovered']}," in line
+    assert f"session: recovered {entry['session']['recovered']}," in line

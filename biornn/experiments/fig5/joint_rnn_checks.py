@@ -81,6 +81,17 @@ def load_checks(path: str | os.PathLike | None = None) -> dict:
     return json.loads(Path(path or RESULTS_DIR / "fig5" / "joint-rnn-diagnostics.json").read_text())["checks"]
 
 
+def sampling_summary(path: str | os.PathLike | None = None) -> str:
+    """One line on the committed sampling check (:func:`run_sampling_check`): session vs population sampling."""
+    e = json.loads(Path(path or RESULTS_DIR / "fig5" / "joint-rnn-diagnostics.json").read_text())["sampling"]
+    lo, hi = e["se_ratio_range"]
+    counts = "; ".join(f"{k}: recovered {e[k]['recovered']}, wrong sign {e[k]['wrong_sign_flagged']}, unplanted "
+                       f"flagged {e[k]['unplanted_flagged']}" for k in ("population", "session"))
+    return (f"sampling check (N = 192, planted twin, {e['resamples']} cold resamples per scheme, BY over 27 rows; "
+            f"no null twin, descriptive): session / population robust SE, median {e['se_ratio_median']:.2f} "
+            f"({lo:.2f}-{hi:.2f}); {counts}")
+
+
 def checks_frame(checks: dict) -> pd.DataFrame:
     """One row per check: signs (of 19), RMSE, Spearman rho, null RMS and in-sample R^2 (blank where it does not
     apply: a null twin has no planted rows)."""
