@@ -248,3 +248,9 @@ def test_alignment_check_masks_remove_only_the_named_channels():
     np.testing.assert_array_equal(mask_codes(codes, None), codes)
     with pytest.raises(BiornnError, match="unknown code mask"):
         mask_codes(codes, "everything")
+
+
+def test_checkpoints_stamp_code_shift_only_when_it_is_not_the_legacy_zero():
+    """A per-twin checkpoint stamped before ``code_shift`` existed matches ``--code-shift 0`` and nothing else."""
+    assert "code_shift" not in J.legacy_stamp(J.JointConfig(code_shift=0).to_dict(), {"code_shift": 0})
+    assert J.legacy_stamp(J.JointConfig().to_dict(), {"code_shift": 0})["code_shift"] == 1

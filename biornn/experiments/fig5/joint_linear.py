@@ -83,9 +83,9 @@ class JointConfig:
         tol: tolerance of the outer least squares (``ftol``, ``xtol``, ``gtol``).
         code_shift: the codes of ΔF/F frame ``t + k`` enter rate frame ``t``. The exact inverse of the frame-level
             filter (:func:`deconvolve`) reports the continuous rate about one frame late: rate frame ``t`` matches
-            the rate at frame time ``t + 1.25`` for the twin's kinetics at the mesoscope's 10.7 Hz and ``t + 1.2``
-            for GCaMP6f at 10.7 or 31 Hz (:func:`filter_lag`, a filter computation that uses no data). Default 1 =
-            ``round(filter_lag)``; 0 is the alignment of the reports before this setting existed.
+            the rate at frame time ``t + 1.25`` for the twin's kinetics at the mesoscope's 10.7 Hz, ``t + 1.23`` and
+            ``t + 1.20`` for GCaMP6f at 10.7 and 31 Hz (:func:`filter_lag`, a filter computation that uses no
+            data). Default 1 = ``round(filter_lag)``; 0 is the alignment of the reports before this setting existed.
     """
 
     rise: float = TWIN_KINETICS["rise"]
@@ -118,6 +118,12 @@ def _fractions(frame_period: float, rise: float, decay: float) -> tuple[float, f
     return 1.0 - np.exp(-frame_period / rise), 1.0 - np.exp(-frame_period / decay)
 
 
+def legacy_stamp(settings: dict, legacy: dict) -> dict:
+    """``settings`` without the entries that equal their ``legacy`` value (the value caches used before the setting
+    existed), so a cache stamped before a setting existed matches exactly the settings that reproduce it."""
+    return {k: v for k, v in settings.items() if k not in legacy or legacy[k] != v}
+
+
 def check_code_shift(k) -> int:
     """``k`` when it is a code shift this module can apply (0, 1 or 2 frames), else a one-line error."""
     if isinstance(k, bool) or k not in (0, 1, 2):
@@ -138,9 +144,11 @@ def filter_lag(frame_period: float, rise: float, decay: float, frames: int = 300
 
     A smooth random rate (0.1 s time constant, fixed ``seed``) passes through the continuous two-stage filter
     (integrated at ``frame_period / substeps``), is sampled once per frame and inverted with :func:`deconvolve`;
-    the lag (steps of 1/64 frame, within 3 frames) is the one at which the continuous rate best matches the proxy in
-    least squares. The frame-level filter puts rate frame ``t`` into ΔF/F frame ``t + 2`` while the continuous
-    indicator starts to rise within the frame, so the lag is about one frame, not two. No data and no fit enter.
+    the lag is the one at which the continuous rate best matches the proxy in least squares (steps of
+    ``1 / substeps`` frame, from -1 to +3 frames; at the twin's own two network steps per frame the grid has
+    half-frame steps and returns 1.5). The frame-level filter puts rate frame ``t`` into ΔF/F frame ``t + 2``
+    while the continuous indicator starts to rise within the frame, so the lag is about one frame, not two. No data
+    and no fit enter.
 
     Returns:
         The lag ``L``: rate frame ``t`` is closest to the continuous rate at frame time ``t + L``.

@@ -37,6 +37,7 @@ from biornn.experiments.fig5.joint_linear import (
     deconvolve,
     fit_joint,
     fit_point,
+    legacy_stamp,
     load_twin_rows,
     resample_means,
 )
@@ -91,7 +92,8 @@ def _twin_bootstrap(folder, config: JointConfig, resamples: int, seed: int, samp
                     starts: str, checkpoint: Path | None) -> dict:
     """:func:`bootstrap_gains` of one twin folder, read from / written to ``checkpoint`` (an npz with its settings)
     when given, so an interrupted multi-twin run resumes at the first unfinished twin."""
-    settings = json.dumps({"config": config.to_dict(), "folder": str(folder), "resamples": resamples, "seed": seed,
+    settings = json.dumps({"config": legacy_stamp(config.to_dict(), {"code_shift": 0}), "folder": str(folder),
+                           "resamples": resamples, "seed": seed,
                            "sampling": sampling, "starts": starts}, sort_keys=True)
     if checkpoint is not None and checkpoint.exists():
         with np.load(checkpoint, allow_pickle=False) as z:

@@ -90,6 +90,7 @@ from biornn.experiments.fig5.joint_linear import (
     TWIN_KINETICS,
     align_codes,
     check_code_shift,
+    legacy_stamp,
     load_twin_rows,
     resample_means,
     structure,
@@ -497,7 +498,7 @@ LEGACY_SETTINGS = {"code_shift": 0, "window": "full"}
 def cache_settings(config: RNNConfig) -> dict:
     """``config`` as a cache stamps it: settings at their :data:`LEGACY_SETTINGS` value are left out, so a cache
     written before a setting existed matches exactly the configs that reproduce it."""
-    return {k: v for k, v in config.to_dict().items() if k not in LEGACY_SETTINGS or LEGACY_SETTINGS[k] != v}
+    return legacy_stamp(config.to_dict(), LEGACY_SETTINGS)
 
 
 def bootstrap_twin(folder: str | os.PathLike, cache_dir: str | os.PathLike, config: RNNConfig, resamples: int,
