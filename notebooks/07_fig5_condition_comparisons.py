@@ -339,7 +339,7 @@ print(f"separate, beyond the null twin (paired by seed): {SEPARATE['interaction_
 # * The paper reads its pathway differences as predictive coding; it gives them no uncertainty.
 # * On the twins, the paper's separate estimator recovers some planted changes within the planted twin, but its
 #   null twin moves about as much, and no change is significant beyond the null twin (paired by seed).
-# * The joint linear estimator with aligned codes fits best in-sample, has one minimum and flags nothing on five
+# * The joint linear estimator with aligned codes fits best in-sample, its starts agree, it flags nothing on five
 #   null twins, but recovers no planted change: its within-level feedforward changes come back reversed. With the
 #   earlier alignment those rows were right and the familiar-vs-novel ones reversed, so the six mean courses do not
 #   pin each feedforward gain (docs/recovery.md, part 7).
