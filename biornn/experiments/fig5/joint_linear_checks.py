@@ -30,19 +30,17 @@ from pathlib import Path
 
 import numpy as np
 
-from biornn.core.conditions import PAIRS
 from biornn.core.errors import BiornnError
 from biornn.core.store import atomic_write_bytes, code_version, machine
 from biornn.data.synthetic import DEFAULT_DRIVES
 from biornn.experiments.fig5.joint_linear import JointConfig, fit_point, load_twin_rows, resample_means
-from biornn.experiments.fig5.joint_linear_report import ensure_twin, pair_changes, planted_changes
-from biornn.nn.connectivity import PATHWAYS, POPULATION_LABELS
+from biornn.experiments.fig5.joint_linear_report import ROW_NAMES, ensure_twin, pair_changes, planted_changes
+from biornn.nn.connectivity import POPULATION_LABELS
 
-ROW_NAMES = [f"{a}->{b} {k}" for a, b in PAIRS for k in PATHWAYS]
 WITHIN_FF = ("FN->FC FF", "FC->FO FF", "NN->NC FF", "NC->NO FF")
 FAMILIAR_NOVEL_FF = ("FN->NN FF", "FC->NC FF", "FO->NO FF")
 #: ``(name, JointConfig changes, code mask)``; a mask names what :func:`mask_codes` removes.
-VARIANTS = (("default (code shift 1)", {}, None), ("code shift 0", {"code_shift": 0}, None),
+ALIGNMENT_VARIANTS = (("default (code shift 1)", {}, None), ("code shift 0", {"code_shift": 0}, None),
             ("code shift 2", {"code_shift": 2}, None), ("codes of frame t + 2 only", {"code_lags": (0,)}, None),
             ("codes of frame t + 1 only", {"code_lags": (1,)}, None),
             ("no change code on LM_L4_Pyr", {}, "lm_l4_change"), ("no codes on LM_L4_Pyr", {}, "lm_l4_all"),
@@ -78,7 +76,8 @@ def _score(changes: np.ndarray, truth: np.ndarray | None, fit: dict) -> dict:
 
 def run_alignment_checks(root: str | os.PathLike = "data/allen",
                          out: str | os.PathLike = "data/results/fig5/joint-linear-diagnostics.json") -> dict:
-    """Every :data:`VARIANTS` point fit on the planted and the null twin; writes ``7_code_alignment`` into ``out``.
+    """Every :data:`ALIGNMENT_VARIANTS` point fit on the planted and the null twin; writes ``7_code_alignment``
+    into ``out``.
 
     Returns:
         The entry written.
@@ -90,7 +89,7 @@ def run_alignment_checks(root: str | os.PathLike = "data/allen",
         rows = load_twin_rows(folder)
         means, codes, _ = resample_means(rows, 0, None)
         truth = planted_changes(np.load(Path(folder) / "ground_truth.npz")["W_true"]) if twin == "planted" else None
-        for name, changes, mask in VARIANTS:
+        for name, changes, mask in ALIGNMENT_VARIANTS:
             config = dataclasses.replace(JointConfig(), **changes)
             fit = fit_point(means, mask_codes(codes, mask), rows.frame_period, config)
             entry["variants"].setdefault(name, {})[twin] = _score(pair_changes(fit["g"]), truth, fit)

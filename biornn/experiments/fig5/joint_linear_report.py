@@ -107,6 +107,10 @@ def _twin_bootstrap(folder, config: JointConfig, resamples: int, seed: int, samp
     return fit
 
 
+#: Name of each of the 27 rows of :func:`pair_changes` (``"FN->FC FF"`` ...), in its order.
+ROW_NAMES = [f"{a}->{b} {k}" for a, b in PAIRS for k in PATHWAYS]
+
+
 def pair_changes(g: np.ndarray, pairs=PAIRS) -> np.ndarray:
     """``(..., 6, 3)`` log-gains -> ``(..., 9 * 3)`` pair changes ``g[B] - g[A]`` (pair-major, pathways in
     :data:`biornn.nn.connectivity.PATHWAYS` order)."""

@@ -43,10 +43,15 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from biornn.core.conditions import PAIRS
 from biornn.core.config import RESULTS_DIR
 from biornn.core.store import atomic_write_bytes, code_version, machine
-from biornn.experiments.fig5.joint_linear_report import decide, ensure_twin, pair_changes, planted_changes
+from biornn.experiments.fig5.joint_linear_report import (
+    ROW_NAMES,
+    decide,
+    ensure_twin,
+    pair_changes,
+    planted_changes,
+)
 from biornn.experiments.fig5.joint_rnn import bootstrap_twin, fit_twin, rnn_config
 from biornn.nn.connectivity import PATHWAYS
 
@@ -58,7 +63,6 @@ CHECKS = tuple((*c, "full") for c in (
     ("codes +1, null twin", "null", 0, 1.0, 1), ("codes +2", "planted", 0, 1.0, 2),
     ("codes +2, null twin", "null", 0, 1.0, 2), ("null twin, sample seed 1", "null", 1, 1.0, 0))) + (
     ("half window", "planted", 0, 1.0, 0, "half"), ("half window, null twin", "null", 0, 1.0, 0, "half"))
-ROW_NAMES = [f"{a}->{b} {k}" for a, b in PAIRS for k in PATHWAYS]
 
 
 def score(changes: np.ndarray, planted: np.ndarray) -> dict:
