@@ -77,7 +77,7 @@ def test_filter_lag_is_about_one_frame():
     for period, kin in ((0.09342, J.TWIN_KINETICS), (0.09342, J.GCAMP6F_KINETICS), (1 / 31, J.GCAMP6F_KINETICS)):
         lag = J.filter_lag(period, kin["rise"], kin["decay"])
         assert 1.0 < lag < 1.4
-        assert round(lag) == J.JointConfig().code_shift
+        assert round(lag) == J.DEFAULT_CODE_SHIFT == J.JointConfig().code_shift
     with pytest.raises(BiornnError, match="code shift 3"):
         J.JointConfig(code_shift=3)
 

@@ -15,6 +15,7 @@ from biornn.core.conditions import CONDITIONS
 from biornn.core.errors import BiornnError
 from biornn.experiments.fig5 import joint_rnn, joint_rnn_checks
 from biornn.experiments.fig5.joint_linear import TwinRows, convolve
+from biornn.experiments.fig5.joint_linear_report import ROW_NAMES, score
 from biornn.experiments.fig5.joint_linear_report import run_recovery as linear_recovery
 from biornn.experiments.fig5.joint_rnn import (
     JointCelltypeRNN,
@@ -26,7 +27,6 @@ from biornn.experiments.fig5.joint_rnn import (
     standardize,
     table_mask,
 )
-from biornn.experiments.fig5.joint_rnn_checks import ROW_NAMES, score
 from biornn.nn.connectivity import POPULATION_LABELS
 from biornn.nn.constraints import sign_violations
 

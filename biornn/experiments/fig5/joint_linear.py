@@ -57,6 +57,11 @@ TWIN_KINETICS = {"rise": 0.05, "decay": 0.4}
 #: Published GCaMP6f single-spike kinetics in vivo (Chen et al. 2013, Nature 499:295): half-rise ~45 ms, half-decay
 #: ~142 ms, as first-order time constants (half time / ln 2). Bursts decay more slowly; see docs/recovery.md.
 GCAMP6F_KINETICS = {"rise": 0.045 / np.log(2), "decay": 0.142 / np.log(2)}
+#: Default code shift of both joint estimators: ``round(filter_lag)`` for the twin's kinetics and for GCaMP6f
+#: (:class:`JointConfig`, a test checks it).
+DEFAULT_CODE_SHIFT = 1
+#: Settings added after caches were written, with the value those caches used (:func:`legacy_stamp`).
+LEGACY_SETTINGS = {"code_shift": 0}
 #: Code channels of the shared drive, in order.
 CODES = ("image", "change", "omission", "novel_image", "novel_change", "novel_omission")
 SAMPLINGS = ("population", "session")
@@ -95,7 +100,7 @@ class JointConfig:
     novel_scale: bool = True
     prior_sd: float = 1.0
     tol: float = 1e-10
-    code_shift: int = 1
+    code_shift: int = DEFAULT_CODE_SHIFT
 
     def __post_init__(self):
         if not (self.rise > 0 and self.decay > 0):

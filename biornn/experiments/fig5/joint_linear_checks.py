@@ -34,17 +34,28 @@ from biornn.core.errors import BiornnError
 from biornn.core.store import atomic_write_bytes, code_version, machine
 from biornn.data.synthetic import DEFAULT_DRIVES
 from biornn.experiments.fig5.joint_linear import JointConfig, fit_point, load_twin_rows, resample_means
-from biornn.experiments.fig5.joint_linear_report import ROW_NAMES, ensure_twin, pair_changes, planted_changes
+from biornn.experiments.fig5.joint_linear_report import (
+    ROW_NAMES,
+    ensure_twin,
+    pair_changes,
+    planted_changes,
+    score,
+)
 from biornn.nn.connectivity import POPULATION_LABELS
 
 WITHIN_FF = ("FN->FC FF", "FC->FO FF", "NN->NC FF", "NC->NO FF")
 FAMILIAR_NOVEL_FF = ("FN->NN FF", "FC->NC FF", "FO->NO FF")
 #: ``(name, JointConfig changes, code mask)``; a mask names what :func:`mask_codes` removes.
-ALIGNMENT_VARIANTS = (("default (code shift 1)", {}, None), ("code shift 0", {"code_shift": 0}, None),
-            ("code shift 2", {"code_shift": 2}, None), ("codes of frame t + 2 only", {"code_lags": (0,)}, None),
-            ("codes of frame t + 1 only", {"code_lags": (1,)}, None),
-            ("no change code on LM_L4_Pyr", {}, "lm_l4_change"), ("no codes on LM_L4_Pyr", {}, "lm_l4_all"),
-            ("codes only where the twin drives (oracle)", {}, "twin_support"))
+ALIGNMENT_VARIANTS = (
+    ("default (code shift 1)", {}, None),
+    ("code shift 0", {"code_shift": 0}, None),
+    ("code shift 2", {"code_shift": 2}, None),
+    ("codes of frame t + 2 only", {"code_lags": (0,)}, None),
+    ("codes of frame t + 1 only", {"code_lags": (1,)}, None),
+    ("no change code on LM_L4_Pyr", {}, "lm_l4_change"),
+    ("no codes on LM_L4_Pyr", {}, "lm_l4_all"),
+    ("codes only where the twin drives (oracle)", {}, "twin_support"),
+)
 
 
 def mask_codes(codes: np.ndarray, mask: str | None) -> np.ndarray:
@@ -65,13 +76,13 @@ def mask_codes(codes: np.ndarray, mask: str | None) -> np.ndarray:
     return z
 
 
-def _score(changes: np.ndarray, truth: np.ndarray | None, fit: dict) -> dict:
+def _score(changes: np.ndarray, truth: np.ndarray, fit: dict) -> dict:
     out = {"r2": round(float(fit["r2"]), 4), "distinct_minima": len(set(np.round(fit["costs"], 3)))}
-    if truth is None:
-        return {**out, "rms": round(float(np.sqrt(np.mean(changes ** 2))), 3)}
-    m = truth != 0
+    scores = score(changes, truth)
+    if not np.any(truth):
+        return {**out, "rms": round(scores["rms"], 3)}
     pick = {name: round(float(changes[ROW_NAMES.index(name)]), 2) for name in WITHIN_FF + FAMILIAR_NOVEL_FF}
-    return {**out, "sign": int((np.sign(changes[m]) == np.sign(truth[m])).sum()), "ff_rows": pick}
+    return {**out, "sign": scores["sign"], "ff_rows": pick}
 
 
 def run_alignment_checks(root: str | os.PathLike = "data/allen",
@@ -88,7 +99,7 @@ def run_alignment_checks(root: str | os.PathLike = "data/allen",
         folder = ensure_twin(root, twin, "paper", 0, progress=False)
         rows = load_twin_rows(folder)
         means, codes, _ = resample_means(rows, 0, None)
-        truth = planted_changes(np.load(Path(folder) / "ground_truth.npz")["W_true"]) if twin == "planted" else None
+        truth = planted_changes(np.load(Path(folder) / "ground_truth.npz")["W_true"])   # the null twin's: all 0
         for name, changes, mask in ALIGNMENT_VARIANTS:
             config = dataclasses.replace(JointConfig(), **changes)
             fit = fit_point(means, mask_codes(codes, mask), rows.frame_period, config)

@@ -31,6 +31,8 @@ from biornn.data.allen import load_metadata
 from biornn.data.curate import CurateConfig, build_datasets, open_source, save_dataset
 from biornn.data.synthetic import write_ground_truth
 from biornn.experiments.fig5.joint_linear import (
+    DEFAULT_CODE_SHIFT,
+    LEGACY_SETTINGS,
     JointConfig,
     TwinRows,
     align_codes,
@@ -92,7 +94,7 @@ def _twin_bootstrap(folder, config: JointConfig, resamples: int, seed: int, samp
                     starts: str, checkpoint: Path | None) -> dict:
     """:func:`bootstrap_gains` of one twin folder, read from / written to ``checkpoint`` (an npz with its settings)
     when given, so an interrupted multi-twin run resumes at the first unfinished twin."""
-    settings = json.dumps({"config": legacy_stamp(config.to_dict(), {"code_shift": 0}), "folder": str(folder),
+    settings = json.dumps({"config": legacy_stamp(config.to_dict(), LEGACY_SETTINGS), "folder": str(folder),
                            "resamples": resamples, "seed": seed,
                            "sampling": sampling, "starts": starts}, sort_keys=True)
     if checkpoint is not None and checkpoint.exists():
@@ -164,6 +166,24 @@ def decide(point: np.ndarray, samples: np.ndarray, alpha: float = ALPHA, correct
     return {"ci": np.percentile(samples, [2.5, 97.5], axis=0).T, "se": robust_sd(samples), "p": p, "p_adj": p_adj,
             "p_percentile": pp, "p_percentile_adj": pp_adj, "significant": p_adj < alpha,
             "significant_percentile": pp_adj < alpha, "direction": np.sign(point)}
+
+
+def score(changes: np.ndarray, planted: np.ndarray) -> dict:
+    """Descriptive scores of one fit's 27 pair changes against the planted ones (no test): on a null twin (nothing
+    planted) ``rms`` and ``max_abs``; else ``sign`` (planted rows fitted with the planted sign), ``rmse`` over the
+    planted rows, ``spearman`` over all rows, per pathway the median fitted / planted ``median_ratio``,
+    ``wrong_sign_rows`` and ``unplanted_max_abs``."""
+    changes, planted = np.asarray(changes, float), np.asarray(planted, float)
+    if not np.any(planted):
+        return {"rms": float(np.sqrt(np.mean(changes ** 2))), "max_abs": float(np.abs(changes).max())}
+    m = planted != 0
+    agree = np.sign(changes) == np.sign(planted)
+    ratio = {p: float(np.median(changes[k::3][m[k::3]] / planted[k::3][m[k::3]])) for k, p in enumerate(PATHWAYS)}
+    return {"sign": int(agree[m].sum()), "planted_rows": int(m.sum()),
+            "rmse": float(np.sqrt(np.mean((changes[m] - planted[m]) ** 2))),
+            "spearman": float(spearmanr(changes, planted)[0]), "median_ratio": ratio,
+            "wrong_sign_rows": [ROW_NAMES[i] for i in np.flatnonzero(m & ~agree)],
+            "unplanted_max_abs": float(np.abs(changes[~m]).max())}
 
 
 def planted_changes(W_true: np.ndarray, pairs=PAIRS) -> np.ndarray:
@@ -256,8 +276,8 @@ def refit_check(cache: dict, b: int) -> dict:
 
 def config_from_meta(meta: dict) -> JointConfig:
     """The :class:`JointConfig` a cache's meta records (caches written before ``code_shift`` existed: 0)."""
-    return JointConfig(**{"code_shift": 0, **{k: tuple(v) if isinstance(v, list) else v
-                                              for k, v in meta["config"].items()}})
+    return JointConfig(**{**LEGACY_SETTINGS, **{k: tuple(v) if isinstance(v, list) else v
+                                                 for k, v in meta["config"].items()}})
 
 
 def save_cache(arrays: dict, path: str | os.PathLike) -> Path:
@@ -405,8 +425,8 @@ def ensure_twin(root: str | os.PathLike, twin: str, mode: str = "paper", sample_
 def run_recovery(out: str | os.PathLike, window: str = "full", sampling: str = "population", resamples: int = 200,
                  null_seeds=(0, 1, 2, 3, 4), kinetics_scale: float = 1.0, root: str | os.PathLike = "data/allen",
                  mode: str = "paper", seed: int = 0, correction: str = "fdr_by", progress: bool = True,
-                 from_cache: str | os.PathLike | None = None, starts: str = "warm", code_shift: int = 1
-                 ) -> tuple[dict, Path]:
+                 from_cache: str | os.PathLike | None = None, starts: str = "warm",
+                 code_shift: int = DEFAULT_CODE_SHIFT) -> tuple[dict, Path]:
     """``compare recovery --estimator joint-linear``: bootstrap the planted twin and the null twins (built when
     missing), write ``OUT/joint-linear-bootstrap.npz`` (the cache) and ``OUT/recovery.json`` (:func:`report`).
     Each finished twin is kept under ``OUT/joint-linear-cache/``, so a rerun resumes at the first missing twin.

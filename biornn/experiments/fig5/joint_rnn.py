@@ -86,6 +86,8 @@ from biornn.core.errors import BiornnError
 from biornn.core.store import atomic_write_bytes
 from biornn.experiments.fig5.joint_linear import (
     CODES,
+    DEFAULT_CODE_SHIFT,
+    LEGACY_SETTINGS,
     REFERENCE,
     TWIN_KINETICS,
     align_codes,
@@ -149,7 +151,7 @@ class RNNConfig:
     fit_gains: bool = True
     seed: int = 0
     dtype: str = "float64"
-    code_shift: int = 1
+    code_shift: int = DEFAULT_CODE_SHIFT
     window: str = "full"
 
     def __post_init__(self):
@@ -452,7 +454,7 @@ def fit_best(codes: np.ndarray, target: np.ndarray, frame_period: float, config:
 # Twins: point fit, bootstrap with a resumable per-resample cache
 # --------------------------------------------------------------------------------------------------------------------
 
-def twin_inputs(means: np.ndarray, codes: np.ndarray, code_shift: int = 1
+def twin_inputs(means: np.ndarray, codes: np.ndarray, code_shift: int
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Condition means ``(6, 18, 16)`` and codes ``(6, 18, 16, 3)``
     (:func:`biornn.experiments.fig5.joint_linear.resample_means`)
@@ -492,13 +494,13 @@ def _save_npz(path: Path, **arrays) -> None:
 
 
 #: Settings added to :class:`RNNConfig` after caches were written, with the value those caches used.
-LEGACY_SETTINGS = {"code_shift": 0, "window": "full"}
+RNN_LEGACY_SETTINGS = {**LEGACY_SETTINGS, "window": "full"}
 
 
 def cache_settings(config: RNNConfig) -> dict:
-    """``config`` as a cache stamps it: settings at their :data:`LEGACY_SETTINGS` value are left out, so a cache
-    written before a setting existed matches exactly the configs that reproduce it."""
-    return legacy_stamp(config.to_dict(), LEGACY_SETTINGS)
+    """``config`` as a cache stamps it: settings at their :data:`RNN_LEGACY_SETTINGS` value are left out, so a
+    cache written before a setting existed matches exactly the configs that reproduce it."""
+    return legacy_stamp(config.to_dict(), RNN_LEGACY_SETTINGS)
 
 
 def bootstrap_twin(folder: str | os.PathLike, cache_dir: str | os.PathLike, config: RNNConfig, resamples: int,

@@ -41,19 +41,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
 
 from biornn.core.config import RESULTS_DIR
 from biornn.core.store import atomic_write_bytes, code_version, machine
 from biornn.experiments.fig5.joint_linear_report import (
-    ROW_NAMES,
     decide,
     ensure_twin,
     pair_changes,
     planted_changes,
+    score,
 )
 from biornn.experiments.fig5.joint_rnn import bootstrap_twin, fit_twin, rnn_config
-from biornn.nn.connectivity import PATHWAYS
 
 #: ``(name, twin, sample seed, kinetics factor, code shift, window)`` of every check.
 CHECKS = tuple((*c, "full") for c in (
@@ -63,21 +61,6 @@ CHECKS = tuple((*c, "full") for c in (
     ("codes +1, null twin", "null", 0, 1.0, 1), ("codes +2", "planted", 0, 1.0, 2),
     ("codes +2, null twin", "null", 0, 1.0, 2), ("null twin, sample seed 1", "null", 1, 1.0, 0))) + (
     ("half window", "planted", 0, 1.0, 0, "half"), ("half window, null twin", "null", 0, 1.0, 0, "half"))
-
-
-def score(changes: np.ndarray, planted: np.ndarray) -> dict:
-    """Descriptive scores of 27 fitted pair changes against the planted ones (module docstring)."""
-    changes, planted = np.asarray(changes, float), np.asarray(planted, float)
-    if not np.any(planted):
-        return {"rms": float(np.sqrt(np.mean(changes ** 2))), "max_abs": float(np.abs(changes).max())}
-    m = planted != 0
-    agree = np.sign(changes) == np.sign(planted)
-    ratio = {p: float(np.median(changes[k::3][m[k::3]] / planted[k::3][m[k::3]])) for k, p in enumerate(PATHWAYS)}
-    return {"sign": int(agree[m].sum()), "planted_rows": int(m.sum()),
-            "rmse": float(np.sqrt(np.mean((changes[m] - planted[m]) ** 2))),
-            "spearman": float(spearmanr(changes, planted)[0]), "median_ratio": ratio,
-            "wrong_sign_rows": [ROW_NAMES[i] for i in np.flatnonzero(m & ~agree)],
-            "unplanted_max_abs": float(np.abs(changes[~m]).max())}
 
 
 def load_checks(path: str | os.PathLike | None = None) -> dict:

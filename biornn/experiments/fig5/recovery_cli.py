@@ -9,6 +9,7 @@ from pathlib import Path
 from biornn.core.errors import BiornnError
 from biornn.core.store import atomic_write_bytes
 from biornn.experiments.fig5 import joint_linear_report, joint_rnn
+from biornn.experiments.fig5.joint_linear import DEFAULT_CODE_SHIFT
 from biornn.experiments.fig5.joint_linear_report import RESAMPLE_STARTS
 from biornn.experiments.fig5.recovery import (
     ESTIMATORS,
@@ -67,7 +68,7 @@ def register_cli(sub) -> None:
                    help="joint-linear: factor on the assumed indicator time constants (misspecification check)")
     r.add_argument("--resample-starts", choices=RESAMPLE_STARTS, default="warm",
                    help="joint-linear: each resample's fit starts from the point fit (warm) or from all its starts")
-    r.add_argument("--code-shift", type=int, choices=(0, 1, 2), default=1,
+    r.add_argument("--code-shift", type=int, choices=(0, 1, 2), default=DEFAULT_CODE_SHIFT,
                    help="joint estimators: the codes of ΔF/F frame t + k drive rate frame t (default 1, the filter's "
                         "own lag; 0 = the committed reports before this option)")
     r.add_argument("--data-root", default="data/allen", help="joint estimators: where the twin datasets are")
